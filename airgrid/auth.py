@@ -1,0 +1,186 @@
+"""Authentication: bearer API keys stored as scrypt hashes, roles, and the FastAPI dependency."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import String, func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
+
+from airgrid.db import Base, UTCDateTime, utcnow
+from airgrid.problems import Problem
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"
+    OPERATOR = "operator"
+    DEPARTMENT = "department"
+    GATEWAY = "gateway"
+
+
+BOOTSTRAP_ADMIN_ID = "bootstrap-admin"
+_KEY_FORMAT = re.compile(r"^ag_([0-9a-f]{16})_([A-Za-z0-9_-]{20,})$")
+# scrypt, OWASP's interactive-login parameters; results are cached so this is paid once a key.
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
+
+
+class Credential(Base):
+    __tablename__ = "credentials"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    department: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    nest_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    label: Mapped[str] = mapped_column(String(200), default="")
+    salt: Mapped[str] = mapped_column(String(64))
+    key_hash: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the credential's id, role and scope."""
+
+    credential_id: str
+    role: Role
+    department: str | None = None
+    nest_id: str | None = None
+
+    @property
+    def caller(self) -> str:
+        return self.credential_id
+
+
+def hash_secret(secret: str, salt: str) -> str:
+    return hashlib.scrypt(secret.encode(), salt=bytes.fromhex(salt), **_SCRYPT).hex()
+
+
+def new_key() -> tuple[str, str, str]:
+    """Returns (credential id, secret, full key as handed to the caller)."""
+    credential_id = secrets.token_hex(8)
+    secret = secrets.token_urlsafe(32)
+    return credential_id, secret, f"ag_{credential_id}_{secret}"
+
+
+def issue_credential(
+    session: AsyncSession,
+    *,
+    role: Role,
+    department: str | None = None,
+    nest_id: str | None = None,
+    label: str = "",
+    expires_at: datetime | None = None,
+) -> tuple[Credential, str]:
+    """Adds a new credential to the session; returns it and the key (shown once)."""
+    credential_id, secret, key = new_key()
+    salt = secrets.token_hex(16)
+    row = Credential(
+        id=credential_id,
+        role=role.value,
+        department=department,
+        nest_id=nest_id,
+        label=label,
+        salt=salt,
+        key_hash=hash_secret(secret, salt),
+        expires_at=expires_at,
+    )
+    session.add(row)
+    return row, key
+
+
+async def bootstrap_admin(sessions: async_sessionmaker[AsyncSession], admin_key: str) -> bool:
+    """When there is no credential at all, the configured admin key becomes the first one."""
+    async with sessions() as session, session.begin():
+        count = await session.scalar(select(func.count()).select_from(Credential))
+        if count:
+            return False
+        salt = secrets.token_hex(16)
+        session.add(
+            Credential(
+                id=BOOTSTRAP_ADMIN_ID,
+                role=Role.ADMIN.value,
+                label="from AIRGRID_ADMIN_KEY",
+                salt=salt,
+                key_hash=hash_secret(admin_key, salt),
+            )
+        )
+        return True
+
+
+def _unauthorized(detail: str) -> Problem:
+    return Problem(
+        401,
+        "Unauthorized",
+        detail,
+        kind="unauthorized",
+        headers={"WWW-Authenticate": 'Bearer realm="airgrid"'},
+    )
+
+
+class Authenticator:
+    """Verifies bearer keys against the credentials table, with a short positive cache."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], cache_seconds: float = 30.0):
+        self.sessions = sessions
+        self.cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[Principal, float]] = {}
+
+    def forget(self, credential_id: str) -> None:
+        """Drop a revoked credential from the cache at once."""
+        for digest, (principal, _) in list(self._cache.items()):
+            if principal.credential_id == credential_id:
+                del self._cache[digest]
+
+    async def verify(self, key: str) -> Principal:
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        cached = self._cache.get(digest)
+        if cached and cached[1] > time.monotonic():
+            return cached[0]
+        match = _KEY_FORMAT.match(key)
+        credential_id, secret = (match.group(1), match.group(2)) if match else (None, key)
+        async with self.sessions() as session:
+            row = await session.get(Credential, credential_id or BOOTSTRAP_ADMIN_ID)
+        if row is None or not hmac.compare_digest(hash_secret(secret, row.salt), row.key_hash):
+            raise _unauthorized("The bearer credential is not valid; ask an admin for a key.")
+        if row.revoked_at is not None:
+            raise _unauthorized("This credential was revoked; ask an admin for a new key.")
+        if row.expires_at is not None and row.expires_at <= utcnow():
+            raise _unauthorized("This credential has expired; rotate it.")
+        principal = Principal(row.id, Role(row.role), row.department, row.nest_id)
+        self._cache[digest] = (principal, time.monotonic() + self.cache_seconds)
+        return principal
+
+
+async def current_principal(request: Request) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise _unauthorized("Send `Authorization: Bearer <key>`; see the README for demo keys.")
+    authenticator: Authenticator = request.app.state.authenticator
+    return await authenticator.verify(key.strip())
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require_role(principal: Principal, *roles: Role) -> None:
+    if principal.role not in roles:
+        allowed = ", ".join(r.value for r in roles)
+        raise Problem(
+            403,
+            "Forbidden",
+            f"Role {principal.role.value} may not do this; it needs one of: {allowed}.",
+            kind="forbidden",
+        )

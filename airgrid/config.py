@@ -1,0 +1,85 @@
+"""Settings for every airgrid process, read from AIRGRID_* environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EMBEDDED_KAFKA_HOST = "127.0.0.1"
+EMBEDDED_KAFKA_PORT = 9092
+
+
+class Settings(BaseSettings):
+    """One settings object; each field is documented in the README's configuration table."""
+
+    model_config = SettingsConfigDict(env_prefix="AIRGRID_", extra="ignore")
+
+    kafka_bootstrap: str | None = Field(
+        default=None,
+        description="Kafka bootstrap servers; unset means the embedded Tansu broker.",
+    )
+    kafka_idempotence: str = Field(
+        default="auto",
+        description="Idempotent producers: on, off, or auto (on when the broker supports it).",
+    )
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    kafka_ssl_cafile: str | None = None
+    topic_prefix: str = Field(default="", description="Prepended to every topic name.")
+    topic_replication: int = Field(default=1, ge=1)
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL; unset means embedded SQLite under the state dir.",
+    )
+    state_dir: Path = Field(default=Path(".airgrid"), description="Embedded data and demo keys.")
+    admin_key: str | None = Field(default=None, description="First admin credential.")
+    reference_data: Path | None = Field(
+        default=None, description="Zone data directory; unset means the packaged reference zone."
+    )
+    host: str = "127.0.0.1"
+    registry_port: int = 8001
+    telemetry_port: int = 8002
+    dispatch_port: int = 8003
+    log_level: str = "INFO"
+    log_format: str = Field(default="json", description="json or console")
+    max_body_bytes: int = Field(default=1_048_576, description="Largest accepted request body.")
+    outbox_poll_seconds: float = 0.5
+    sla_seconds: float = 300.0
+    link_lost_seconds: float = 15.0
+    low_battery_pct: float = 25.0
+    battery_reserve_pct: float = 20.0
+
+    @property
+    def embedded_kafka(self) -> bool:
+        return not self.kafka_bootstrap
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.kafka_bootstrap or f"{EMBEDDED_KAFKA_HOST}:{EMBEDDED_KAFKA_PORT}"
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.state_dir / 'airgrid.db').as_posix()}"
+
+    def port_of(self, service: str) -> int:
+        ports = {
+            "registry": self.registry_port,
+            "telemetry": self.telemetry_port,
+            "dispatch": self.dispatch_port,
+        }
+        return ports[service]
+
+    def url_of(self, service: str) -> str:
+        return f"http://{self.host}:{self.port_of(service)}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
