@@ -223,15 +223,22 @@ class SeenIds:
         self._ids: OrderedDict[str, None] = OrderedDict()
 
     def seen(self, ce_id: str | None) -> bool:
-        """True when ce_id was seen before; remembers it otherwise."""
-        if not ce_id:
-            return False
-        if ce_id in self._ids:
+        """Check and remember at once: only for handlers whose effect cannot fail after it."""
+        if self.contains(ce_id):
             return True
+        self.remember(ce_id)
+        return False
+
+    def contains(self, ce_id: str | None) -> bool:
+        return bool(ce_id) and ce_id in self._ids
+
+    def remember(self, ce_id: str | None) -> None:
+        """Call once the record's effects are done, so a retried batch is not skipped."""
+        if not ce_id:
+            return
         self._ids[ce_id] = None
         if len(self._ids) > self.capacity:
             self._ids.popitem(last=False)
-        return False
 
 
 BatchHandler = Callable[[list[ConsumerRecord[bytes, bytes]]], Awaitable[None]]
@@ -253,8 +260,10 @@ async def start_group_consumer(settings: Settings, spec: ConsumerSpec) -> AIOKaf
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=spec.max_records,
-        session_timeout_ms=10_000,
-        heartbeat_interval_ms=2_000,
+        # Short, so a restarted member rejoins fast: Tansu starts groups at generation 0 and
+        # aiokafka then skips LeaveGroup, so the broker waits out the old member's session.
+        session_timeout_ms=6_000,
+        heartbeat_interval_ms=1_500,
     )
     try:
         await asyncio.wait_for(consumer.start(), timeout=30)
@@ -282,8 +291,8 @@ async def run_batches(
         batches = await consumer.getmany(timeout_ms=spec.timeout_ms, max_records=spec.max_records)
         if not batches:
             continue
+        # Each partition's records stay in offset order: per-key order is what Kafka promises.
         records = [r for partition in batches.values() for r in partition]
-        records.sort(key=lambda r: (r.timestamp, r.partition, r.offset))
         while True:
             try:
                 await handler(records)

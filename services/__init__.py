@@ -1,1 +1,1 @@
-"""airgrid services: registry, telemetry and dispatch, each a FastAPI app with its stream workers."""
+"""airgrid services: registry, telemetry and dispatch, each an app with its stream workers."""

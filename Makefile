@@ -1,0 +1,41 @@
+# airgrid — the two commands are `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PG_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/airgrid_test
+
+.PHONY: run test install proto proto-check lint typecheck unit integration e2e clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## run: set everything up, then the whole embedded stack with the simulator (Ctrl-C stops it)
+run: install
+	$(BIN)/airgrid up
+
+## test: set everything up, then unit, integration and e2e tests on real PostgreSQL and Kafka
+test: install
+	$(BIN)/python -m pytest -q tests
+
+unit: install
+	$(BIN)/python -m pytest -q tests/unit
+
+## proto: regenerate the event classes from proto/ (never edit airgrid/v1 by hand)
+proto: install
+	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. proto/airgrid/v1/*.proto
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy airgrid services
+
+clean:
+	rm -rf $(VENV) .airgrid .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,5 @@
+"""`python -m airgrid` runs the CLI."""
+
+from airgrid.cli import main
+
+main()

@@ -1,0 +1,188 @@
+"""The `airgrid` command: up, serve, sim, db, registry, topics, broker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from airgrid.config import get_settings
+
+app = typer.Typer(
+    help="airgrid: the backend of a city's shared-drone air grid.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+registry_app = typer.Typer(help="Registry data.", no_args_is_help=True)
+topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(registry_app, name="registry")
+app.add_typer(topics_app, name="topics")
+
+SERVICES = ("registry", "telemetry", "dispatch")
+
+
+def fail(message: str, code: int = 2) -> None:
+    typer.secho(f"airgrid: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def up(
+    sim: Annotated[bool, typer.Option(help="Run the simulator (drones and incidents).")] = True,
+    rate: Annotated[float, typer.Option(help="Incidents per minute from the simulator.")] = 20.0,
+    seed: Annotated[int, typer.Option(help="Simulator seed.")] = 7,
+    keep_data: Annotated[
+        bool, typer.Option(help="Keep the embedded SQLite data of the last run.")
+    ] = False,
+) -> None:
+    """Everything in one command: broker, database, the three services, the simulator."""
+    from airgrid.stack import run_stack
+
+    code = run_stack(get_settings(), sim=sim, rate_per_min=rate, seed=seed, keep_data=keep_data)
+    raise typer.Exit(code)
+
+
+@app.command()
+def serve(
+    service: Annotated[str, typer.Argument(help="registry, telemetry or dispatch")],
+    port: Annotated[int | None, typer.Option(help="Port; defaults to the service's own.")] = None,
+) -> None:
+    """Run one service (its REST API and its stream workers)."""
+    if service not in SERVICES:
+        fail(f"unknown service {service!r}; choose one of {', '.join(SERVICES)}")
+    import uvicorn
+
+    from airgrid.observability import configure_logging
+    from airgrid.preflight import preflight
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format, service)
+    problem = asyncio.run(preflight(settings))
+    if problem:
+        fail(problem)
+    module = __import__(f"services.{service}.app", fromlist=["build_app"])
+    uvicorn.run(
+        module.build_app(settings),
+        host=settings.host,
+        port=port or settings.port_of(service),
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+
+
+@app.command("sim")
+def sim_command(
+    rate: Annotated[float, typer.Option(help="Incidents per minute.")] = 20.0,
+    seed: Annotated[int, typer.Option(help="Random seed; runs are reproducible.")] = 7,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    credentials: Annotated[
+        Path | None, typer.Option(help="Credentials file (default .airgrid/credentials.json).")
+    ] = None,
+) -> None:
+    """Drones, nests and incident load against any running stack."""
+    from airgrid.observability import configure_logging
+    from airgrid.sim.runner import run_sim
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format, "sim")
+    try:
+        asyncio.run(
+            run_sim(
+                settings,
+                rate_per_min=rate,
+                seed=seed,
+                duration_s=duration,
+                credentials_path=credentials,
+            )
+        )
+    except KeyboardInterrupt:
+        pass
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the Alembic migrations to AIRGRID_DATABASE_URL (or embedded SQLite)."""
+    from airgrid.migrate import upgrade
+
+    settings = get_settings()
+    try:
+        upgrade(settings)
+    except Exception as error:
+        fail(f"migration failed: {error}; check AIRGRID_DATABASE_URL")
+    typer.echo(f"database at head ({settings.sqlalchemy_url.split('@')[-1]})")
+
+
+@registry_app.command("seed")
+def registry_seed(
+    data: Annotated[Path | None, typer.Option(help="Zone data directory.")] = None,
+) -> None:
+    """Load the reference zone (or another city's data) into the registry, idempotently."""
+    from airgrid.db import create_engine, session_factory
+    from airgrid.reference import load_reference
+    from services.registry.seed import seed_reference
+
+    settings = get_settings()
+
+    async def main() -> None:
+        engine = create_engine(settings)
+        try:
+            result = await seed_reference(
+                session_factory(engine), load_reference(data or settings.reference_data)
+            )
+        finally:
+            await engine.dispose()
+        typer.echo(
+            f"seeded: {result.departments} departments, {result.nests} nests, "
+            f"{result.drones} drones, {result.geofences} geofences added"
+        )
+
+    asyncio.run(main())
+
+
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create every declared topic on the broker (start-up does this too)."""
+    from airgrid.bus import BrokerUnavailable, ensure_topics
+
+    try:
+        created = asyncio.run(ensure_topics(get_settings()))
+    except BrokerUnavailable as error:
+        fail(str(error))
+    typer.echo(f"{len(created)} topics created")
+
+
+@app.command()
+def broker(port: Annotated[int, typer.Option(help="Port to listen on.")] = 9092) -> None:
+    """Run the embedded Kafka-compatible broker in the foreground until Ctrl-C."""
+    import signal
+
+    from airgrid.broker import EmbeddedBroker, EmbeddedBrokerError
+
+    embedded = EmbeddedBroker(port=port)
+    try:
+        embedded.start()
+    except EmbeddedBrokerError as error:
+        fail(str(error))
+    typer.echo(f"broker listening on {embedded.bootstrap}; Ctrl-C stops it")
+    signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        signal.sigwait(signals)
+    finally:
+        embedded.stop()
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

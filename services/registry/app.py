@@ -1,0 +1,57 @@
+"""Registry composition root: REST API, reference seed, snapshot publication, outbox relay."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from airgrid.config import Settings, get_settings
+from airgrid.outbox import OutboxRelay
+from airgrid.reference import load_reference
+from airgrid.service_app import Infrastructure, create_service_app
+from services.registry.api import router
+from services.registry.changes import publish_snapshot
+from services.registry.seed import seed_reference
+
+log = logging.getLogger("airgrid.registry")
+
+
+def build_app(settings: Settings | None = None, *, seed: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        infra = await Infrastructure.open("registry", settings)
+        app.state.infra = infra
+        app.state.authenticator = infra.authenticator
+        if seed:
+            result = await seed_reference(infra.sessions, load_reference(settings.reference_data))
+            log.info("reference zone seeded", extra={"added": result.total})
+        # The broker may have lost the topic (the embedded one keeps data in memory):
+        # republish the whole registry so that every consumer can rebuild its view.
+        async with infra.sessions() as session, session.begin():
+            count = await publish_snapshot(session)
+        log.info("registry snapshot queued", extra={"entities": count})
+        relay = OutboxRelay(
+            service="registry",
+            sessions=infra.sessions,
+            producer=infra.producer,
+            poll_seconds=settings.outbox_poll_seconds,
+        )
+        app.state.relay = relay
+        infra.spawn(relay.run(), "outbox-relay")
+        try:
+            yield
+        finally:
+            await infra.close()
+
+    app = create_service_app(
+        service="registry",
+        settings=settings,
+        title="airgrid registry",
+        description="Departments, nests, drones, no-fly zones and credentials.",
+        lifespan=lifespan,
+    )
+    app.include_router(router)
+    return app

@@ -1,0 +1,105 @@
+"""Registry rows as RegistryChange events, and the outbox writes that publish them."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from airgrid.outbox import enqueue
+from airgrid.topics import REGISTRY_CHANGES
+from airgrid.v1 import registry_pb2
+from services.registry.models import DepartmentRow, DroneRow, GeofenceRow, NestRow
+
+Row = DepartmentRow | NestRow | DroneRow | GeofenceRow
+
+
+def _ms(value: object) -> int:
+    return int(value.timestamp() * 1000) if value is not None else 0  # type: ignore[attr-defined]
+
+
+def change_of(row: Row) -> registry_pb2.RegistryChange:
+    change = registry_pb2.RegistryChange(
+        version=row.version, changed_time_ms=int(time.time() * 1000)
+    )
+    if isinstance(row, DepartmentRow):
+        change.entity_id = row.code
+        change.department.CopyFrom(
+            registry_pb2.Department(
+                code=row.code, name_en=row.name_en, name_zh=row.name_zh, contact=row.contact
+            )
+        )
+    elif isinstance(row, NestRow):
+        change.entity_id = row.id
+        change.nest.CopyFrom(
+            registry_pb2.Nest(
+                id=row.id,
+                name=row.name,
+                lon=row.lon,
+                lat=row.lat,
+                charging_slots=row.charging_slots,
+                status=row.status,
+                wind_mps=row.wind_mps,
+                wind_hold_mps=row.wind_hold_mps,
+            )
+        )
+    elif isinstance(row, DroneRow):
+        change.entity_id = row.id
+        change.drone.CopyFrom(
+            registry_pb2.Drone(
+                id=row.id,
+                model=row.model,
+                home_nest=row.home_nest,
+                capabilities=row.capabilities,
+                cruise_speed_mps=row.cruise_speed_mps,
+                max_speed_mps=row.max_speed_mps,
+                climb_rate_mps=row.climb_rate_mps,
+                cruise_altitude_m=row.cruise_altitude_m,
+                endurance_s=row.endurance_s,
+                launch_delay_s=row.launch_delay_s,
+                payload_kg=row.payload_kg,
+                status=row.status,
+            )
+        )
+    else:
+        ring = row.geometry["coordinates"][0]
+        change.entity_id = row.id
+        change.geofence.CopyFrom(
+            registry_pb2.Geofence(
+                id=row.id,
+                name=row.name,
+                kind=row.kind,
+                ring_lon=[p[0] for p in ring],
+                ring_lat=[p[1] for p in ring],
+                max_altitude_m=row.max_altitude_m or 0.0,
+                active_from_ms=_ms(row.active_from),
+                active_until_ms=_ms(row.active_until),
+            )
+        )
+    return change
+
+
+def publish(session: AsyncSession, row: Row) -> None:
+    """Queue the row's current state on airgrid.registry.changes, in the caller's transaction."""
+    change = change_of(row)
+    enqueue(
+        session,
+        service="registry",
+        topic=REGISTRY_CHANGES,
+        key=change.entity_id,
+        ce_type=f"airgrid.registry.{change.WhichOneof('entity')}",
+        payload=change.SerializeToString(),
+        ce_id=uuid.uuid4().hex,
+    )
+
+
+async def publish_snapshot(session: AsyncSession) -> int:
+    """Queue every entity, so a consumer of an empty or new topic can rebuild the registry."""
+    count = 0
+    for model in (DepartmentRow, NestRow, DroneRow, GeofenceRow):
+        for row in (await session.scalars(select(model))).all():
+            publish(session, row)
+            count += 1
+    return count

@@ -1,0 +1,97 @@
+"""Loads a zone's reference data into the registry, idempotently, and publishes it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from airgrid.reference import ReferenceData
+from services.registry.changes import publish
+from services.registry.models import DepartmentRow, DroneRow, GeofenceRow, NestRow
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    departments: int
+    nests: int
+    drones: int
+    geofences: int
+
+    @property
+    def total(self) -> int:
+        return self.departments + self.nests + self.drones + self.geofences
+
+
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+async def seed_reference(
+    sessions: async_sessionmaker[AsyncSession], reference: ReferenceData
+) -> SeedResult:
+    """Insert what is missing (never overwrites edits); returns how many rows were added."""
+    added = {"departments": 0, "nests": 0, "drones": 0, "geofences": 0}
+    async with sessions() as session, session.begin():
+        for d in reference.departments:
+            if await session.get(DepartmentRow, d.code) is None:
+                row = DepartmentRow(
+                    code=d.code, name_en=d.name_en, name_zh=d.name_zh, contact=d.contact
+                )
+                session.add(row)
+                publish(session, row)
+                added["departments"] += 1
+        for n in reference.nests:
+            if await session.get(NestRow, n.id) is None:
+                nest = NestRow(
+                    id=n.id,
+                    name=n.name,
+                    lon=n.lon,
+                    lat=n.lat,
+                    charging_slots=n.charging_slots,
+                    status=n.status,
+                    wind_mps=0.0,
+                    wind_hold_mps=n.wind_hold_mps,
+                )
+                session.add(nest)
+                publish(session, nest)
+                added["nests"] += 1
+        await session.flush()
+        for s in reference.drones:
+            if await session.get(DroneRow, s.id) is None:
+                drone = DroneRow(
+                    id=s.id,
+                    model=s.model,
+                    home_nest=s.home_nest,
+                    capabilities=list(s.capabilities),
+                    cruise_speed_mps=s.cruise_speed_mps,
+                    max_speed_mps=s.max_speed_mps,
+                    climb_rate_mps=s.climb_rate_mps,
+                    cruise_altitude_m=s.cruise_altitude_m,
+                    endurance_s=s.endurance_s,
+                    launch_delay_s=s.launch_delay_s,
+                    payload_kg=s.payload_kg,
+                    status="active",
+                )
+                session.add(drone)
+                publish(session, drone)
+                added["drones"] += 1
+        for g in reference.geofences:
+            if await session.get(GeofenceRow, g.id) is None:
+                ring = [list(p) for p in g.ring]
+                if ring[0] != ring[-1]:
+                    ring.append(ring[0])
+                fence = GeofenceRow(
+                    id=g.id,
+                    name=g.name,
+                    kind=g.kind,
+                    geometry={"type": "Polygon", "coordinates": [ring]},
+                    max_altitude_m=g.max_altitude_m,
+                    active_from=_when(g.active_from),
+                    active_until=_when(g.active_until),
+                )
+                session.add(fence)
+                publish(session, fence)
+                added["geofences"] += 1
+    return SeedResult(**added)

@@ -1,0 +1,303 @@
+"""Telemetry REST API: batch ingest onto the raw topic and live drone state from the view."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from aiokafka.errors import KafkaError
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, ValidationError
+
+from airgrid.auth import CurrentPrincipal, Principal, Role, require_role
+from airgrid.bus import Producer, TopicView
+from airgrid.problems import Problem
+from airgrid.topics import PROTOBUF, TELEMETRY_RAW
+from airgrid.v1 import drone_state_pb2, registry_pb2, telemetry_pb2
+
+log = logging.getLogger("airgrid.telemetry")
+
+router = APIRouter(prefix="/v1", tags=["telemetry"])
+
+MAX_BATCH_RECORDS = 10_000
+RAW_EVENT = "airgrid.telemetry.recorded"
+_MODE_PREFIX = "FLIGHT_MODE_"
+
+FlightModeName = Literal[
+    "unspecified", "docked", "taking_off", "cruising", "hovering", "returning", "landing"
+]
+
+
+def flight_mode_name(value: int) -> str:
+    try:
+        name = str(telemetry_pb2.FlightMode.Name(value))
+    except ValueError:
+        return "unspecified"
+    return name.removeprefix(_MODE_PREFIX).lower()
+
+
+class TelemetryIn(BaseModel):
+    """One record as a gateway sends it in JSON; ranges are checked by the stream, not here."""
+
+    drone_id: str = Field(min_length=1, max_length=64)
+    seq: int = Field(ge=0, lt=2**64)
+    event_time_ms: int = Field(description="Milliseconds since the Unix epoch (UTC).")
+    lon: float
+    lat: float
+    alt_m: float = 0.0
+    ground_speed_mps: float = 0.0
+    vertical_speed_mps: float = 0.0
+    heading_deg: float = 0.0
+    battery_pct: float
+    flight_mode: FlightModeName = "unspecified"
+    nest_id: str = ""
+    mission_id: str = ""
+    wind_mps: float = 0.0
+    faults: list[str] = Field(default_factory=list)
+
+    def to_proto(self) -> telemetry_pb2.Telemetry:
+        fields = self.model_dump()
+        fields["flight_mode"] = telemetry_pb2.FlightMode.Value(
+            _MODE_PREFIX + self.flight_mode.upper()
+        )
+        return telemetry_pb2.Telemetry(**fields)
+
+
+class TelemetryBatchIn(BaseModel):
+    records: list[TelemetryIn]
+
+
+# TelemetryIn has no nested models, so its schema inlines without dangling $refs.
+_BATCH_JSON_SCHEMA = {
+    "type": "object",
+    "required": ["records"],
+    "properties": {
+        "records": {
+            "type": "array",
+            "maxItems": MAX_BATCH_RECORDS,
+            "items": TelemetryIn.model_json_schema(),
+        }
+    },
+}
+
+
+class IngestAccepted(BaseModel):
+    accepted: int
+
+
+class DroneStateRead(BaseModel):
+    drone_id: str
+    lon: float
+    lat: float
+    alt_m: float
+    battery_pct: float
+    flight_mode: str
+    mission_id: str
+    nest_id: str
+    ground_speed_mps: float
+    heading_deg: float
+    last_seq: int
+    event_time: datetime
+    link_ok: bool
+
+    @classmethod
+    def of(cls, state: drone_state_pb2.DroneState) -> DroneStateRead:
+        return cls(
+            drone_id=state.drone_id,
+            lon=state.lon,
+            lat=state.lat,
+            alt_m=state.alt_m,
+            battery_pct=state.battery_pct,
+            flight_mode=flight_mode_name(state.flight_mode),
+            mission_id=state.mission_id,
+            nest_id=state.nest_id,
+            ground_speed_mps=state.ground_speed_mps,
+            heading_deg=state.heading_deg,
+            last_seq=state.last_seq,
+            event_time=datetime.fromtimestamp(state.event_time_ms / 1000, UTC),
+            link_ok=state.link_ok,
+        )
+
+
+class FleetRead(BaseModel):
+    count: int
+    drones: list[DroneStateRead]
+
+
+def _states(request: Request) -> TopicView:
+    view: TopicView = request.app.state.states
+    return view
+
+
+def _registry(request: Request) -> TopicView:
+    view: TopicView = request.app.state.registry
+    return view
+
+
+def _producer(request: Request) -> Producer:
+    producer: Producer = request.app.state.infra.producer
+    return producer
+
+
+StatesDep = Annotated[TopicView, Depends(_states)]
+RegistryDep = Annotated[TopicView, Depends(_registry)]
+ProducerDep = Annotated[Producer, Depends(_producer)]
+
+
+@router.get("/drones/states", summary="Latest state of every drone")
+async def fleet_states(
+    principal: CurrentPrincipal,
+    states: StatesDep,
+    status: Annotated[FlightModeName | None, Query(description="Flight mode filter")] = None,
+    bbox: Annotated[
+        str | None, Query(description="min_lon,min_lat,max_lon,max_lat", examples=["0,0,1,1"])
+    ] = None,
+) -> FleetRead:
+    box = _parse_bbox(bbox) if bbox else None
+    drones = []
+    for state in list(states.items.values()):
+        if status is not None and flight_mode_name(state.flight_mode) != status:
+            continue
+        if box is not None and not (
+            box[0] <= state.lon <= box[2] and box[1] <= state.lat <= box[3]
+        ):
+            continue
+        drones.append(DroneStateRead.of(state))
+    drones.sort(key=lambda d: d.drone_id)
+    return FleetRead(count=len(drones), drones=drones)
+
+
+@router.get("/drones/{drone_id}/state", summary="Latest state of one drone")
+async def drone_state(
+    drone_id: str, principal: CurrentPrincipal, states: StatesDep
+) -> DroneStateRead:
+    state = states.items.get(drone_id)
+    if state is None:
+        raise Problem(
+            404,
+            "Not found",
+            f"No state for drone {drone_id!r}: it is unknown or has not reported yet.",
+            kind="drone-state-not-found",
+        )
+    return DroneStateRead.of(state)
+
+
+@router.post(
+    "/telemetry",
+    status_code=202,
+    summary="Batch ingest from a gateway (protobuf TelemetryBatch or JSON)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": _BATCH_JSON_SCHEMA},
+                PROTOBUF: {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
+)
+async def ingest(
+    request: Request, principal: CurrentPrincipal, producer: ProducerDep, registry: RegistryDep
+) -> IngestAccepted:
+    require_role(principal, Role.GATEWAY, Role.ADMIN)
+    records = _decode_batch(request.headers.get("content-type", ""), await request.body())
+    if len(records) > MAX_BATCH_RECORDS:
+        raise Problem(
+            413,
+            "Batch too large",
+            f"{len(records)} records exceed {MAX_BATCH_RECORDS}; split the batch.",
+            kind="batch-too-large",
+        )
+    foreign = _foreign_drones(principal, records, registry)
+    if foreign:
+        raise Problem(
+            403,
+            "Forbidden",
+            f"Gateway of nest {principal.nest_id} may not report drones: {', '.join(foreign)}.",
+            kind="forbidden",
+        )
+    try:
+        futures = [
+            await producer.send(
+                TELEMETRY_RAW,
+                record.SerializeToString(),
+                key=record.drone_id or None,
+                ce_type=RAW_EVENT,
+            )
+            for record in records
+        ]
+        await asyncio.gather(*futures)
+    except KafkaError as error:
+        log.warning("telemetry ingest failed", extra={"error": repr(error)})
+        raise Problem(
+            503,
+            "Broker unavailable",
+            "The records could not be written to Kafka; retry the whole batch.",
+            kind="broker-unavailable",
+            headers={"Retry-After": "2"},
+        ) from error
+    log.info("telemetry ingested", extra={"records": len(records), "caller": principal.caller})
+    return IngestAccepted(accepted=len(records))
+
+
+def _decode_batch(content_type: str, body: bytes) -> list[telemetry_pb2.Telemetry]:
+    media = content_type.split(";")[0].strip().lower()
+    if media in (PROTOBUF, "application/protobuf"):
+        try:
+            return list(telemetry_pb2.TelemetryBatch.FromString(body).records)
+        except Exception as error:
+            raise Problem(
+                400,
+                "Malformed protobuf",
+                f"The body is not a TelemetryBatch ({error}).",
+                kind="malformed-protobuf",
+            ) from error
+    if media in ("application/json", ""):
+        try:
+            batch = TelemetryBatchIn.model_validate_json(body)
+        except ValidationError as error:
+            raise RequestValidationError(_at_body(error.errors())) from error
+        return [record.to_proto() for record in batch.records]
+    raise Problem(
+        415,
+        "Unsupported media type",
+        f"Send application/json or {PROTOBUF}, not {media}.",
+        kind="unsupported-media-type",
+    )
+
+
+def _at_body(errors: list[Any]) -> list[Any]:
+    return [{**e, "loc": ("body", *e.get("loc", ()))} for e in errors]
+
+
+def _foreign_drones(
+    principal: Principal, records: list[telemetry_pb2.Telemetry], registry: TopicView
+) -> list[str]:
+    """Drones a nest-scoped gateway may not report: registered to another nest, and not
+    reporting themselves at this gateway's nest. Unknown drones are the stream's to reject."""
+    if principal.role is not Role.GATEWAY or not principal.nest_id:
+        return []
+    foreign: set[str] = set()
+    for record in records:
+        change: registry_pb2.RegistryChange | None = registry.items.get(record.drone_id)
+        if change is None or not change.HasField("drone"):
+            continue
+        if principal.nest_id not in (change.drone.home_nest, record.nest_id):
+            foreign.add(record.drone_id)
+    return sorted(foreign)
+
+
+def _parse_bbox(raw: str) -> tuple[float, float, float, float]:
+    try:
+        min_lon, min_lat, max_lon, max_lat = (float(part) for part in raw.split(","))
+    except ValueError as error:
+        raise Problem(
+            400,
+            "Invalid bbox",
+            "bbox must be four numbers: min_lon,min_lat,max_lon,max_lat.",
+            kind="invalid-bbox",
+        ) from error
+    return min_lon, min_lat, max_lon, max_lat

@@ -1,0 +1,97 @@
+"""Telemetry validation: decides whether a raw record may update a drone's state, and why not."""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Container
+from dataclasses import dataclass
+
+from airgrid.v1 import telemetry_pb2
+
+MAX_FUTURE_SKEW_MS = 5_000
+# Gateways replay buffered records after a link outage; older than this is no longer "live".
+MAX_AGE_MS = 3_600_000
+MIN_ALT_M = -100.0
+MAX_ALT_M = 10_000.0
+MAX_SPEED_MPS = 100.0
+
+_FLIGHT_MODES = frozenset(telemetry_pb2.FlightMode.values())
+_FLOAT_FIELDS = (
+    "lon",
+    "lat",
+    "alt_m",
+    "ground_speed_mps",
+    "vertical_speed_mps",
+    "heading_deg",
+    "battery_pct",
+    "wind_mps",
+)
+
+
+class Reason(enum.StrEnum):
+    """The reason code carried in the DLQ's airgrid_reason header and the metrics label."""
+
+    MALFORMED = "malformed"
+    UNKNOWN_DRONE = "unknown_drone"
+    OUT_OF_RANGE = "out_of_range"
+    FUTURE = "future"
+    TOO_OLD = "too_old"
+    DUPLICATE = "duplicate"
+    OUT_OF_ORDER = "out_of_order"
+
+
+@dataclass(frozen=True)
+class Rejection:
+    reason: Reason
+    detail: str
+
+
+def validate(
+    record: telemetry_pb2.Telemetry,
+    *,
+    known_drones: Container[str],
+    last_seq: int | None,
+    now_ms: int,
+    max_future_skew_ms: int = MAX_FUTURE_SKEW_MS,
+    max_age_ms: int = MAX_AGE_MS,
+) -> Rejection | None:
+    """None when the record is acceptable; otherwise the first rule it breaks.
+
+    `malformed` is never returned here: a record that does not decode is the caller's call.
+    """
+    if not record.drone_id or record.drone_id not in known_drones:
+        return Rejection(Reason.UNKNOWN_DRONE, f"drone {record.drone_id!r} is not registered")
+    out_of_range = _out_of_range(record)
+    if out_of_range is not None:
+        return Rejection(Reason.OUT_OF_RANGE, out_of_range)
+    if record.event_time_ms > now_ms + max_future_skew_ms:
+        ahead = record.event_time_ms - now_ms
+        return Rejection(Reason.FUTURE, f"event time is {ahead} ms in the future")
+    if record.event_time_ms < now_ms - max_age_ms:
+        age = now_ms - record.event_time_ms
+        return Rejection(Reason.TOO_OLD, f"event time is {age} ms old")
+    if last_seq is not None and record.seq == last_seq:
+        return Rejection(Reason.DUPLICATE, f"seq {record.seq} was already applied")
+    if last_seq is not None and record.seq < last_seq:
+        return Rejection(Reason.OUT_OF_ORDER, f"seq {record.seq} is behind {last_seq}")
+    return None
+
+
+def _out_of_range(record: telemetry_pb2.Telemetry) -> str | None:
+    for name in _FLOAT_FIELDS:
+        if not math.isfinite(getattr(record, name)):
+            return f"{name} is not a finite number"
+    if not (-180.0 <= record.lon <= 180.0 and -90.0 <= record.lat <= 90.0):
+        return f"position ({record.lon}, {record.lat}) is not a valid lon/lat"
+    if not MIN_ALT_M <= record.alt_m <= MAX_ALT_M:
+        return f"alt_m {record.alt_m} is outside {MIN_ALT_M}..{MAX_ALT_M}"
+    if not 0.0 <= record.battery_pct <= 100.0:
+        return f"battery_pct {record.battery_pct} is outside 0..100"
+    if not 0.0 <= record.ground_speed_mps <= MAX_SPEED_MPS:
+        return f"ground_speed_mps {record.ground_speed_mps} is outside 0..{MAX_SPEED_MPS}"
+    if not 0.0 <= record.heading_deg < 360.0:
+        return f"heading_deg {record.heading_deg} is outside [0, 360)"
+    if record.flight_mode not in _FLIGHT_MODES:
+        return f"flight_mode {record.flight_mode} is not a known mode"
+    return None

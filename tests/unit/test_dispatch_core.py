@@ -1,0 +1,254 @@
+"""The dispatch core's invariants, with examples and hypothesis properties."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.dispatch.domain.core import DispatchCore
+from services.dispatch.domain.eta import estimate, eta_seconds
+from services.dispatch.domain.model import (
+    Assigned,
+    DroneView,
+    IncidentRequest,
+    NestView,
+    Queued,
+    mission_id_for,
+)
+
+BASE_LON, BASE_LAT = 114.40, 30.48
+
+
+def drone(i: int, *, lon: float = BASE_LON, lat: float = BASE_LAT, **kw: object) -> DroneView:
+    values: dict[str, object] = {
+        "id": f"drone-{i:03d}",
+        "home_nest": "nest-01",
+        "capabilities": frozenset({"visual", "thermal"}),
+        "cruise_speed_mps": 15.0,
+        "climb_rate_mps": 5.0,
+        "cruise_altitude_m": 120.0,
+        "launch_delay_s": 20.0,
+        "endurance_s": 2400.0,
+        "lon": lon,
+        "lat": lat,
+        "battery_pct": 100.0,
+        "link_ok": True,
+    }
+    values.update(kw)
+    return DroneView(**values)  # type: ignore[arg-type]
+
+
+def incident(n: int, *, lon: float = 114.41, lat: float = 30.49, **kw: object) -> IncidentRequest:
+    values: dict[str, object] = {
+        "id": f"inc-{n}",
+        "priority": 2,
+        "lon": lon,
+        "lat": lat,
+        "required_capabilities": frozenset({"thermal"}),
+        "drones_needed": 1,
+        "on_scene_seconds": 600,
+        "accepted_ms": 1_000 * n,
+    }
+    values.update(kw)
+    return IncidentRequest(**values)  # type: ignore[arg-type]
+
+
+def core_with(*drones: DroneView) -> DispatchCore:
+    core = DispatchCore(reserve_pct=20.0)
+    core.upsert_nest(NestView("nest-01", BASE_LON, BASE_LAT))
+    for d in drones:
+        core.upsert_drone(d)
+    return core
+
+
+def test_nearest_feasible_drone_is_chosen() -> None:
+    near = drone(1, lon=114.405, lat=30.485)
+    far = drone(2, lon=114.30, lat=30.40)
+    core = core_with(far, near)
+    [decision] = core.accept(incident(1))
+    assert isinstance(decision, Assigned)
+    assert decision.assignments[0].drone_id == "drone-001"
+    assert decision.assignments[0].mission_id == mission_id_for("inc-1", 0, 0)
+
+
+def test_docked_eta_counts_launch_delay_and_climb() -> None:
+    d = drone(1)
+    at_nest = incident(1, lon=BASE_LON, lat=BASE_LAT)
+    assert eta_seconds(d, at_nest) == 20.0 + 120.0 / 5.0
+    assert eta_seconds(replace(d, airborne=True), at_nest) == 0.0
+
+
+def test_low_battery_is_infeasible_and_queues_with_a_reason() -> None:
+    core = core_with(drone(1, battery_pct=22.0))
+    decisions = core.accept(incident(1))
+    assert decisions == [
+        Queued("inc-1", (0,), "no feasible drone: battery does not cover the trip")
+    ]
+
+
+def test_missing_capability_queues_with_a_reason() -> None:
+    core = core_with(drone(1, capabilities=frozenset({"visual"})))
+    [decision] = core.accept(incident(1))
+    assert isinstance(decision, Queued)
+    assert "thermal" in decision.reason
+
+
+def test_weather_hold_grounds_docked_drones() -> None:
+    core = core_with(drone(1))
+    core.upsert_nest(NestView("nest-01", BASE_LON, BASE_LAT, wind_mps=15.0, wind_hold_mps=12.0))
+    [decision] = core.accept(incident(1))
+    assert isinstance(decision, Queued)
+    assert estimate(drone(1), incident(1), core.nests, reserve_pct=20).feasible is False
+
+
+def test_queued_incident_gets_the_drone_when_it_frees_up() -> None:
+    core = core_with(drone(1))
+    [first] = core.accept(incident(1))
+    assert isinstance(first, Assigned)
+    [waiting] = core.accept(incident(2))
+    assert isinstance(waiting, Queued)
+    [later] = core.mission_ended(first.assignments[0].mission_id)
+    assert isinstance(later, Assigned) and later.incident_id == "inc-2"
+
+
+def test_queue_is_served_by_priority_then_age() -> None:
+    core = core_with(drone(1))
+    [busy] = core.accept(incident(1))
+    assert isinstance(busy, Assigned)
+    core.accept(incident(2, priority=3))
+    core.accept(incident(3, priority=1))
+    core.accept(incident(4, priority=1))
+    [next_up] = core.mission_ended(busy.assignments[0].mission_id)
+    assert isinstance(next_up, Assigned) and next_up.incident_id == "inc-3"
+
+
+def test_multi_drone_incident_fills_what_it_can_and_queues_the_rest() -> None:
+    core = core_with(drone(1), drone(2))
+    decisions = core.accept(incident(1, drones_needed=3))
+    assigned = [d for d in decisions if isinstance(d, Assigned)]
+    queued = [d for d in decisions if isinstance(d, Queued)]
+    assert len(assigned[0].assignments) == 2
+    assert queued[0].open_slots == (2,)
+
+
+def test_replayed_incident_decides_nothing_twice() -> None:
+    core = core_with(drone(1), drone(2))
+    assert core.accept(incident(1))
+    assert core.accept(incident(1)) == []
+
+
+def test_cancel_frees_the_drone() -> None:
+    core = core_with(drone(1))
+    [assigned] = core.accept(incident(1))
+    assert isinstance(assigned, Assigned)
+    assert core.cancel("inc-1") == [assigned.assignments[0].mission_id]
+    assert "drone-001" not in core.busy
+
+
+def test_restore_rebuilds_busy_drones_and_open_slots() -> None:
+    core = core_with(drone(1), drone(2))
+    core.restore(
+        incidents=[incident(1, drones_needed=2)],
+        missions=[(mission_id_for("inc-1", 0, 0), "inc-1", "drone-001", 0)],
+    )
+    [decision, *_] = core.drain_queue()
+    assert isinstance(decision, Assigned)
+    assert [a.drone_id for a in decision.assignments] == ["drone-002"]
+    assert decision.assignments[0].slot == 1
+
+
+# -- properties -----------------------------------------------------------------------
+
+positions = st.tuples(st.floats(114.30, 114.55), st.floats(30.40, 30.56))
+drone_specs = st.lists(
+    st.tuples(positions, st.floats(0, 100), st.booleans(), st.sampled_from(["visual", "thermal"])),
+    min_size=1,
+    max_size=15,
+)
+incident_specs = st.lists(
+    st.tuples(
+        positions, st.integers(1, 4), st.integers(1, 3), st.sampled_from(["visual", "thermal"])
+    ),
+    min_size=1,
+    max_size=20,
+)
+ops = st.lists(st.integers(0, 100), max_size=10)
+
+
+REQUESTS: dict[str, IncidentRequest] = {}
+
+
+def run_scenario(
+    drones_in: list[tuple[tuple[float, float], float, bool, str]],
+    incidents_in: list[tuple[tuple[float, float], int, int, str]],
+    finish: list[int],
+) -> tuple[DispatchCore, list[object]]:
+    core = core_with(
+        *(
+            drone(i, lon=p[0], lat=p[1], battery_pct=b, link_ok=ok, capabilities=frozenset({c}))
+            for i, (p, b, ok, c) in enumerate(drones_in)
+        )
+    )
+    log: list[object] = []
+    for n, (p, prio, needed, cap) in enumerate(incidents_in):
+        request = incident(
+            n,
+            lon=p[0],
+            lat=p[1],
+            priority=prio,
+            drones_needed=needed,
+            required_capabilities=frozenset({cap}),
+        )
+        REQUESTS[request.id] = request
+        log.extend(core.accept(request))
+        if finish and core.mission_drone:
+            pick = sorted(core.mission_drone)[finish.pop() % len(core.mission_drone)]
+            log.extend(core.mission_ended(pick))
+    return core, log
+
+
+@settings(max_examples=150, deadline=None)
+@given(drone_specs, incident_specs, ops)
+def test_no_drone_ever_holds_two_missions(drones_in, incidents_in, finish) -> None:  # type: ignore[no-untyped-def]
+    core, log = run_scenario(drones_in, incidents_in, finish)
+    assert len(set(core.busy.values())) == len(core.busy)
+    assert set(core.mission_drone) == set(core.busy.values())
+    active: dict[str, str] = {}
+    for decision in log:
+        if isinstance(decision, Assigned):
+            for a in decision.assignments:
+                assert a.drone_id not in active.values() or active.get(a.mission_id) is None
+                active[a.mission_id] = a.drone_id
+
+
+@settings(max_examples=150, deadline=None)
+@given(drone_specs, incident_specs, ops)
+def test_every_assignment_is_feasible_and_capable(drones_in, incidents_in, finish) -> None:  # type: ignore[no-untyped-def]
+    core, log = run_scenario(drones_in, incidents_in, finish)
+    for decision in log:
+        if isinstance(decision, Assigned):
+            request = REQUESTS[decision.incident_id]
+            for a in decision.assignments:
+                d = core.drones[a.drone_id]
+                assert d.link_ok
+                assert request.required_capabilities <= d.capabilities
+                assert estimate(d, request, core.nests, reserve_pct=core.reserve_pct).feasible
+
+
+@settings(max_examples=150, deadline=None)
+@given(drone_specs, incident_specs)
+def test_every_incident_is_assigned_or_queued_with_a_reason(drones_in, incidents_in) -> None:  # type: ignore[no-untyped-def]
+    _, log = run_scenario(drones_in, incidents_in, [])
+    seen = {d.incident_id for d in log}  # type: ignore[attr-defined]
+    assert seen == {f"inc-{n}" for n in range(len(incidents_in))}
+    assert all(d.reason for d in log if isinstance(d, Queued))
+
+
+@settings(max_examples=100, deadline=None)
+@given(drone_specs, incident_specs, ops)
+def test_same_inputs_same_outputs(drones_in, incidents_in, finish) -> None:  # type: ignore[no-untyped-def]
+    _, first = run_scenario(drones_in, incidents_in, list(finish))
+    _, second = run_scenario(drones_in, incidents_in, list(finish))
+    assert first == second
