@@ -1,24 +1,41 @@
-"""Loads a zone's data directory (boundary, nests, drones, departments, no-fly zones, catalogue)."""
+"""Loads and checks a zone data directory: boundary, nests, fleet, departments, geofences, types.
+
+A zone is data, not code: another city is another directory with the same six files
+(see airgrid/data/east-lake/README.md). Everything here is read-only and frozen.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from airgrid.geo import point_in_polygon, polygon_area_km2, ring_self_intersects
+from airgrid.geo import (
+    is_valid_lon_lat,
+    point_in_polygon,
+    polygon_area_km2,
+    polygon_centroid,
+    ring_self_intersects,
+)
 
 DEFAULT_ZONE = Path(__file__).parent / "data" / "east-lake"
 CAPABILITIES = frozenset(
     {"visual", "thermal", "zoom", "loudspeaker", "gas_sensor", "spotlight", "payload"}
 )
 GEOFENCE_KINDS = frozenset({"no-fly", "altitude-limit", "temporary"})
+NEST_STATUSES = frozenset({"online", "offline", "maintenance"})
+PRIORITIES = range(1, 5)
+
+T = TypeVar("T")
 
 
 class ReferenceDataError(ValueError):
-    """The zone data is inconsistent; the message names the file and the entry."""
+    """The zone data is missing or inconsistent; the message names the file and the entry."""
 
 
 @dataclass(frozen=True)
@@ -26,8 +43,10 @@ class Zone:
     name: str
     synthetic: bool
     boundary: tuple[tuple[float, float], ...]
+    """Exterior ring, (lon, lat), closed as in the GeoJSON file."""
     area_km2: float
     centre: tuple[float, float]
+    """Area centroid (lon, lat)."""
 
 
 @dataclass(frozen=True)
@@ -69,9 +88,12 @@ class GeofenceSpec:
     id: str
     name: str
     kind: str
+    """One of GEOFENCE_KINDS: "no-fly", "altitude-limit", "temporary"."""
     ring: tuple[tuple[float, float], ...]
+    """Exterior ring, (lon, lat), closed."""
     max_altitude_m: float | None
     active_from: str | None
+    """ISO 8601 with offset, or None for always."""
     active_until: str | None
 
 
@@ -80,8 +102,11 @@ class IncidentType:
     code: str
     name: str
     default_priority: int
+    """1 (life-safety) … 4 (routine)."""
     required_capabilities: tuple[str, ...]
     departments: tuple[str, ...]
+    """Department codes that usually report this type."""
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -92,6 +117,54 @@ class ReferenceData:
     departments: tuple[DepartmentSpec, ...]
     geofences: tuple[GeofenceSpec, ...]
     incident_types: tuple[IncidentType, ...]
+    source: Path = field(default=DEFAULT_ZONE, compare=False)
+    """The directory it was loaded from."""
+
+
+def load_reference(path: Path | None = None) -> ReferenceData:
+    """Read and check a zone directory; None means the packaged East Lake reference zone.
+
+    Raises ReferenceDataError naming the file and entry when the data is unusable.
+    Results are cached per directory, so callers may load freely.
+    """
+    directory = Path(path) if path is not None else DEFAULT_ZONE
+    return _load(directory.resolve())
+
+
+@lru_cache(maxsize=8)
+def _load(directory: Path) -> ReferenceData:
+    if not directory.is_dir():
+        raise ReferenceDataError(f"{directory} is not a zone data directory")
+    zone = _zone(directory)
+    nests = _entries(directory, "nests.json", _nest)
+    _unique("nests.json", "nest id", [n.id for n in nests])
+    for n in nests:
+        if not point_in_polygon(n.lon, n.lat, zone.boundary):
+            raise ReferenceDataError(
+                f"nests.json: {n.id} at ({n.lon}, {n.lat}) lies outside the zone boundary; "
+                "move it inside or widen zone.geojson"
+            )
+    drones = _entries(directory, "drones.json", _drone)
+    _unique("drones.json", "drone id", [d.id for d in drones])
+    _check_fleet(nests, drones)
+    departments = _entries(directory, "departments.json", _department)
+    _unique("departments.json", "department code", [d.code for d in departments])
+    geofences = _geofences(directory, zone, nests)
+    incident_types = _entries(directory, "incident_types.json", _incident_type)
+    _unique("incident_types.json", "incident type code", [t.code for t in incident_types])
+    _check_catalogue(incident_types, drones, departments)
+    return ReferenceData(
+        zone=zone,
+        nests=nests,
+        drones=drones,
+        departments=departments,
+        geofences=geofences,
+        incident_types=incident_types,
+        source=directory,
+    )
+
+
+# --- reading ---------------------------------------------------------------------------------
 
 
 def _read(directory: Path, name: str) -> Any:
@@ -99,125 +172,298 @@ def _read(directory: Path, name: str) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as error:
-        raise ReferenceDataError(f"{path} is missing; a zone directory needs it") from error
-    except json.JSONDecodeError as error:
-        raise ReferenceDataError(f"{path} is not valid JSON: {error}") from error
+        raise ReferenceDataError(f"{path} is missing; every zone directory needs it") from error
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ReferenceDataError(f"{path} is not readable UTF-8 JSON: {error}") from error
 
 
-def _ring(coordinates: Any) -> tuple[tuple[float, float], ...]:
-    return tuple((float(p[0]), float(p[1])) for p in coordinates)
+def _entries(directory: Path, name: str, parse: Callable[[Mapping[str, Any]], T]) -> tuple[T, ...]:
+    raw = _read(directory, name)
+    if not isinstance(raw, list) or not raw:
+        raise ReferenceDataError(f"{name}: expected a non-empty JSON list of objects")
+    return tuple(_parse(name, i, entry, parse) for i, entry in enumerate(raw))
 
 
-def _unique(kind: str, ids: list[str]) -> None:
+def _parse(name: str, index: int, entry: Any, parse: Callable[[Mapping[str, Any]], T]) -> T:
+    label = entry.get("id") or entry.get("code") if isinstance(entry, dict) else None
+    where = f"{name}: entry {index}" + (f" ({label})" if label else "")
+    if not isinstance(entry, dict):
+        raise ReferenceDataError(f"{where}: expected a JSON object")
+    try:
+        return parse(entry)
+    except KeyError as error:
+        raise ReferenceDataError(f"{where}: the field {error.args[0]!r} is missing") from error
+    except (TypeError, ValueError) as error:
+        raise ReferenceDataError(f"{where}: {error}") from error
+
+
+def _text(entry: Mapping[str, Any], key: str) -> str:
+    value = entry[key]
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{key!r} must be a non-empty string, not {value!r}")
+    return value
+
+
+def _number(entry: Mapping[str, Any], key: str, *, positive: bool = False) -> float:
+    value = entry[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{key!r} must be a finite number, not {value!r}")
+    if positive and value <= 0:
+        raise ValueError(f"{key!r} must be greater than zero, not {value!r}")
+    return float(value)
+
+
+def _count(entry: Mapping[str, Any], key: str) -> int:
+    value = entry[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{key!r} must be a whole number of at least 1, not {value!r}")
+    return int(value)
+
+
+def _codes(entry: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    value = entry[key]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{key!r} must be a list of strings, not {value!r}")
+    return tuple(value)
+
+
+def _ring(coordinates: Any, what: str) -> tuple[tuple[float, float], ...]:
+    try:
+        ring = tuple((float(p[0]), float(p[1])) for p in coordinates)
+    except (TypeError, ValueError, IndexError) as error:
+        raise ValueError(f"{what} must be a list of [lon, lat] positions") from error
+    if len(ring) < 4 or ring[0] != ring[-1]:
+        raise ValueError(f"{what} must be a closed ring of at least 4 positions, first = last")
+    for lon, lat in ring:
+        if not is_valid_lon_lat(lon, lat):
+            raise ValueError(f"{what} has an invalid position [{lon}, {lat}]")
+    if ring_self_intersects(ring):
+        raise ValueError(f"{what} crosses itself; a polygon edge must not cut another")
+    return ring
+
+
+def _polygon_exterior(geometry: Any, what: str) -> tuple[tuple[float, float], ...]:
+    if not isinstance(geometry, dict) or geometry.get("type") != "Polygon":
+        raise ValueError(f"{what} must be a GeoJSON Polygon geometry")
+    coordinates = geometry.get("coordinates")
+    if not isinstance(coordinates, list) or not coordinates:
+        raise ValueError(f"{what} has no coordinates")
+    return _ring(coordinates[0], f"{what} exterior ring")
+
+
+def _unique(name: str, kind: str, values: list[str]) -> None:
     seen: set[str] = set()
-    for value in ids:
+    for value in values:
         if value in seen:
-            raise ReferenceDataError(f"{kind} id {value!r} appears twice")
+            raise ReferenceDataError(f"{name}: {kind} {value!r} appears twice; ids must be unique")
         seen.add(value)
+
+
+# --- entities --------------------------------------------------------------------------------
 
 
 def _zone(directory: Path) -> Zone:
     feature = _read(directory, "zone.geojson")
-    ring = _ring(feature["geometry"]["coordinates"][0])
-    if ring_self_intersects(ring):
-        raise ReferenceDataError("zone.geojson: the boundary crosses itself")
-    points = ring[:-1] if ring[0] == ring[-1] else ring
-    centre = (sum(p[0] for p in points) / len(points), sum(p[1] for p in points) / len(points))
-    props = feature.get("properties", {})
+    if not isinstance(feature, dict) or feature.get("type") != "Feature":
+        raise ReferenceDataError("zone.geojson: expected a GeoJSON Feature with a Polygon")
+    try:
+        ring = _polygon_exterior(feature.get("geometry"), "the boundary")
+    except ValueError as error:
+        raise ReferenceDataError(f"zone.geojson: {error}") from error
+    props = feature.get("properties") or {}
     return Zone(
         name=str(props.get("name", directory.name)),
         synthetic=bool(props.get("synthetic", False)),
         boundary=ring,
         area_km2=polygon_area_km2(ring),
-        centre=centre,
+        centre=polygon_centroid(ring),
     )
 
 
-def load_reference(path: Path | None = None) -> ReferenceData:
-    """Read and check a zone directory; None means the packaged East Lake reference zone."""
-    return _load(Path(path) if path is not None else DEFAULT_ZONE)
+def _nest(entry: Mapping[str, Any]) -> NestSpec:
+    lon, lat = _number(entry, "lon"), _number(entry, "lat")
+    if not is_valid_lon_lat(lon, lat):
+        raise ValueError(f"({lon}, {lat}) is not a valid lon/lat position")
+    status = str(entry.get("status", "online"))
+    if status not in NEST_STATUSES:
+        raise ValueError(f"status {status!r} is not one of {sorted(NEST_STATUSES)}")
+    return NestSpec(
+        id=_text(entry, "id"),
+        name=_text(entry, "name"),
+        lon=lon,
+        lat=lat,
+        charging_slots=_count(entry, "charging_slots"),
+        status=status,
+        wind_hold_mps=_number(entry, "wind_hold_mps", positive=True)
+        if "wind_hold_mps" in entry
+        else 12.0,
+    )
 
 
-@lru_cache(maxsize=4)
-def _load(directory: Path) -> ReferenceData:
-    if not directory.is_dir():
-        raise ReferenceDataError(f"{directory} is not a zone data directory")
-    zone = _zone(directory)
-    nests = tuple(
-        NestSpec(
-            id=n["id"],
-            name=n["name"],
-            lon=float(n["lon"]),
-            lat=float(n["lat"]),
-            charging_slots=int(n["charging_slots"]),
-            status=n.get("status", "online"),
-            wind_hold_mps=float(n.get("wind_hold_mps", 12.0)),
+def _drone(entry: Mapping[str, Any]) -> DroneSpec:
+    capabilities = _codes(entry, "capabilities")
+    unknown = sorted(set(capabilities) - CAPABILITIES)
+    if unknown:
+        raise ValueError(f"unknown capabilities {unknown}; use only {sorted(CAPABILITIES)}")
+    cruise = _number(entry, "cruise_speed_mps", positive=True)
+    top = _number(entry, "max_speed_mps", positive=True)
+    if cruise > top:
+        raise ValueError(f"cruise_speed_mps {cruise} exceeds max_speed_mps {top}")
+    payload = _number(entry, "payload_kg") if "payload_kg" in entry else 0.0
+    if payload < 0:
+        raise ValueError(f"payload_kg must not be negative, not {payload}")
+    delay = _number(entry, "launch_delay_s")
+    if delay < 0:
+        raise ValueError(f"launch_delay_s must not be negative, not {delay}")
+    return DroneSpec(
+        id=_text(entry, "id"),
+        model=_text(entry, "model"),
+        home_nest=_text(entry, "home_nest"),
+        capabilities=capabilities,
+        cruise_speed_mps=cruise,
+        max_speed_mps=top,
+        climb_rate_mps=_number(entry, "climb_rate_mps", positive=True),
+        cruise_altitude_m=_number(entry, "cruise_altitude_m", positive=True),
+        endurance_s=_number(entry, "endurance_s", positive=True),
+        launch_delay_s=delay,
+        payload_kg=payload,
+    )
+
+
+def _department(entry: Mapping[str, Any]) -> DepartmentSpec:
+    return DepartmentSpec(
+        code=_text(entry, "code"),
+        name_en=_text(entry, "name_en"),
+        name_zh=_text(entry, "name_zh"),
+        contact=_text(entry, "contact"),
+    )
+
+
+def _incident_type(entry: Mapping[str, Any]) -> IncidentType:
+    priority = entry["default_priority"]
+    if isinstance(priority, bool) or not isinstance(priority, int) or priority not in PRIORITIES:
+        raise ValueError(
+            f"default_priority must be 1 (life-safety) … 4 (routine), not {priority!r}"
         )
-        for n in _read(directory, "nests.json")
+    capabilities = _codes(entry, "required_capabilities")
+    unknown = sorted(set(capabilities) - CAPABILITIES)
+    if unknown:
+        raise ValueError(f"unknown capabilities {unknown}; use only {sorted(CAPABILITIES)}")
+    return IncidentType(
+        code=_text(entry, "code"),
+        name=_text(entry, "name"),
+        default_priority=priority,
+        required_capabilities=capabilities,
+        departments=_codes(entry, "departments"),
+        description=str(entry.get("description", "")),
     )
-    _unique("nest", [n.id for n in nests])
-    for n in nests:
-        if not point_in_polygon(n.lon, n.lat, zone.boundary):
-            raise ReferenceDataError(f"nests.json: {n.id} lies outside the zone boundary")
-    drones = tuple(
-        DroneSpec(
-            id=d["id"],
-            model=d["model"],
-            home_nest=d["home_nest"],
-            capabilities=tuple(d["capabilities"]),
-            cruise_speed_mps=float(d["cruise_speed_mps"]),
-            max_speed_mps=float(d["max_speed_mps"]),
-            climb_rate_mps=float(d["climb_rate_mps"]),
-            cruise_altitude_m=float(d["cruise_altitude_m"]),
-            endurance_s=float(d["endurance_s"]),
-            launch_delay_s=float(d["launch_delay_s"]),
-            payload_kg=float(d.get("payload_kg", 0.0)),
-        )
-        for d in _read(directory, "drones.json")
+
+
+def _geofence(feature: Mapping[str, Any]) -> GeofenceSpec:
+    props = feature["properties"]
+    if not isinstance(props, dict):
+        raise ValueError("'properties' must be an object")
+    kind = _text(props, "kind")
+    if kind not in GEOFENCE_KINDS:
+        raise ValueError(f"kind {kind!r} is not one of {sorted(GEOFENCE_KINDS)}")
+    ceiling = (
+        _number(props, "max_altitude_m", positive=True)
+        if props.get("max_altitude_m") is not None
+        else None
     )
-    _unique("drone", [d.id for d in drones])
-    slots = {n.id: n.charging_slots for n in nests}
+    if kind == "altitude-limit" and ceiling is None:
+        raise ValueError("an altitude-limit geofence needs max_altitude_m")
+    active_from, active_until = props.get("active_from"), props.get("active_until")
+    for key, value in (("active_from", active_from), ("active_until", active_until)):
+        if value is not None:
+            _timestamp(key, value)
+    if kind == "temporary" and (active_from is None or active_until is None):
+        raise ValueError("a temporary geofence needs active_from and active_until")
+    if active_from is not None and active_until is not None:
+        if _timestamp("active_from", active_from) >= _timestamp("active_until", active_until):
+            raise ValueError("active_from must come before active_until")
+    return GeofenceSpec(
+        id=_text(props, "id"),
+        name=_text(props, "name"),
+        kind=kind,
+        ring=_polygon_exterior(feature["geometry"], "the geometry"),
+        max_altitude_m=ceiling,
+        active_from=active_from,
+        active_until=active_until,
+    )
+
+
+def _timestamp(key: str, value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError(f"{key} must be an ISO 8601 string, not {value!r}")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as error:
+        raise ValueError(f"{key} {value!r} is not ISO 8601") from error
+    if moment.tzinfo is None:
+        raise ValueError(f"{key} {value!r} needs a UTC offset, e.g. +08:00")
+    return moment
+
+
+def _geofences(
+    directory: Path, zone: Zone, nests: tuple[NestSpec, ...]
+) -> tuple[GeofenceSpec, ...]:
+    collection = _read(directory, "geofences.json")
+    if not isinstance(collection, dict) or collection.get("type") != "FeatureCollection":
+        raise ReferenceDataError("geofences.json: expected a GeoJSON FeatureCollection")
+    features = collection.get("features")
+    if not isinstance(features, list):
+        raise ReferenceDataError("geofences.json: 'features' must be a list (it may be empty)")
+    fences = tuple(_parse("geofences.json", i, f, _geofence) for i, f in enumerate(features))
+    _unique("geofences.json", "geofence id", [g.id for g in fences])
+    for g in fences:
+        for nest in nests:
+            if point_in_polygon(nest.lon, nest.lat, g.ring):
+                raise ReferenceDataError(
+                    f"geofences.json: {g.id} covers {nest.id}, so its drones could not launch; "
+                    "reshape the geofence or move the nest"
+                )
+        if not any(point_in_polygon(lon, lat, zone.boundary) for lon, lat in g.ring):
+            raise ReferenceDataError(f"geofences.json: {g.id} lies wholly outside the zone")
+    return fences
+
+
+# --- cross-file checks -----------------------------------------------------------------------
+
+
+def _check_fleet(nests: tuple[NestSpec, ...], drones: tuple[DroneSpec, ...]) -> None:
+    free = {n.id: n.charging_slots for n in nests}
     for d in drones:
-        if d.home_nest not in slots:
-            raise ReferenceDataError(f"drones.json: {d.id} has unknown home nest {d.home_nest}")
-        slots[d.home_nest] -= 1
-        if slots[d.home_nest] < 0:
-            raise ReferenceDataError(f"drones.json: nest {d.home_nest} has more drones than slots")
-        unknown = set(d.capabilities) - CAPABILITIES
+        if d.home_nest not in free:
+            raise ReferenceDataError(
+                f"drones.json: {d.id} names home nest {d.home_nest!r}, which nests.json lacks"
+            )
+        free[d.home_nest] -= 1
+    for nest in nests:
+        if free[nest.id] < 0:
+            raise ReferenceDataError(
+                f"nests.json: {nest.id} has {nest.charging_slots} charging slots but "
+                f"{nest.charging_slots - free[nest.id]} drones call it home; add slots "
+                "or move drones"
+            )
+
+
+def _check_catalogue(
+    types: tuple[IncidentType, ...],
+    drones: tuple[DroneSpec, ...],
+    departments: tuple[DepartmentSpec, ...],
+) -> None:
+    fleet = {c for d in drones for c in d.capabilities}
+    codes = {d.code for d in departments}
+    for t in types:
+        missing = sorted(set(t.required_capabilities) - fleet)
+        if missing:
+            raise ReferenceDataError(
+                f"incident_types.json: {t.code} needs {missing}, which no drone in drones.json has"
+            )
+        unknown = sorted(set(t.departments) - codes)
         if unknown:
-            raise ReferenceDataError(f"drones.json: {d.id} has unknown capabilities {unknown}")
-    departments = tuple(
-        DepartmentSpec(
-            code=d["code"], name_en=d["name_en"], name_zh=d["name_zh"], contact=d["contact"]
-        )
-        for d in _read(directory, "departments.json")
-    )
-    _unique("department", [d.code for d in departments])
-    geofences = tuple(
-        GeofenceSpec(
-            id=f["properties"]["id"],
-            name=f["properties"]["name"],
-            kind=f["properties"]["kind"],
-            ring=_ring(f["geometry"]["coordinates"][0]),
-            max_altitude_m=f["properties"].get("max_altitude_m"),
-            active_from=f["properties"].get("active_from"),
-            active_until=f["properties"].get("active_until"),
-        )
-        for f in _read(directory, "geofences.json")["features"]
-    )
-    _unique("geofence", [g.id for g in geofences])
-    for g in geofences:
-        if g.kind not in GEOFENCE_KINDS:
-            raise ReferenceDataError(f"geofences.json: {g.id} has unknown kind {g.kind}")
-    types = tuple(
-        IncidentType(
-            code=t["code"],
-            name=t["name"],
-            default_priority=int(t["default_priority"]),
-            required_capabilities=tuple(t["required_capabilities"]),
-            departments=tuple(t["departments"]),
-        )
-        for t in _read(directory, "incident_types.json")
-    )
-    _unique("incident type", [t.code for t in types])
-    return ReferenceData(zone, nests, drones, departments, geofences, types)
+            raise ReferenceDataError(
+                f"incident_types.json: {t.code} names departments {unknown} "
+                "that departments.json lacks"
+            )
