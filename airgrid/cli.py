@@ -36,7 +36,7 @@ def fail(message: str, code: int = 2) -> None:
 @app.command()
 def up(
     sim: Annotated[bool, typer.Option(help="Run the simulator (drones and incidents).")] = True,
-    rate: Annotated[float, typer.Option(help="Incidents per minute from the simulator.")] = 20.0,
+    rate: Annotated[float, typer.Option(help="Incidents per minute from the simulator.")] = 30.0,
     seed: Annotated[int, typer.Option(help="Simulator seed.")] = 7,
     keep_data: Annotated[
         bool, typer.Option(help="Keep the embedded SQLite data of the last run.")

@@ -13,6 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -302,7 +303,9 @@ async def _run(
         + "; Ctrl-C stops everything"
     )
     dashboard = Dashboard()
-    tasks = [asyncio.create_task(follow_outcomes(settings, dashboard), name="dashboard")]
+    tasks: list[asyncio.Task[Any]] = [
+        asyncio.create_task(follow_outcomes(settings, dashboard), name="dashboard")
+    ]
     stats = None
     if sim:
         from airgrid.sim.runner import SimStats, run_sim
@@ -334,7 +337,7 @@ async def _run(
                 await task
 
 
-def _check(stack: Stack, tasks: list[asyncio.Task[None]]) -> None:
+def _check(stack: Stack, tasks: list[asyncio.Task[Any]]) -> None:
     for name, child in stack.children.items():
         if child.poll() is not None:
             raise StackError(

@@ -1,0 +1,7 @@
+"""The closed-loop digital twin: simulated drones, nests and incident load (`airgrid sim`).
+
+- `physics`: one drone's flight and battery, pure (time is an input).
+- `fleet`: every drone of the reference zone, and the telemetry each tick makes due.
+- `incidents`: seeded incident generator (department, type, point inside the zone).
+- `runner`: the I/O around them: Kafka telemetry out, commands in, incidents over HTTP.
+"""
