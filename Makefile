@@ -21,6 +21,9 @@ run: install
 
 ## test: set everything up, then unit, integration and e2e tests on real PostgreSQL and Kafka
 test: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy airgrid services
 	$(BIN)/python -m pytest -q tests
 
 unit: install

@@ -145,6 +145,7 @@ class Producer:
         mode = self.settings.kafka_idempotence.lower()
         attempts = [True, False] if mode == "auto" else [mode in ("on", "true", "1")]
         last_error: BaseException | None = None
+        sender_log = logging.getLogger("aiokafka.producer.sender")
         for idempotent in attempts:
             producer = AIOKafkaProducer(
                 **client_options(self.settings),
@@ -154,6 +155,9 @@ class Producer:
                 max_batch_size=256 * 1024,
                 request_timeout_ms=15_000,
             )
+            # A refusal of InitProducerId is expected on some brokers (Tansu); we log it once.
+            quiet = sender_log.level
+            sender_log.setLevel(logging.CRITICAL if len(attempts) > 1 else quiet)
             try:
                 await asyncio.wait_for(producer.start(), timeout=20)
             except (KafkaError, OSError, TimeoutError) as error:
@@ -162,11 +166,13 @@ class Producer:
                     await producer.stop()
                 if isinstance(error, KafkaConnectionError | OSError | TimeoutError):
                     break
-                log.warning(
-                    "idempotent producer refused by the broker; using acks=all without it",
+                log.info(
+                    "the broker refuses idempotent producers; using acks=all without it",
                     extra={"error": repr(error)},
                 )
                 continue
+            finally:
+                sender_log.setLevel(quiet)
             self._producer = producer
             self.idempotent = idempotent
             return
@@ -200,12 +206,13 @@ class Producer:
             ce_type=ce_type, source=self.source, content_type=ctype, ce_id=ce_id
         )
         headers.extend(extra_headers)
-        return await self.raw.send(
+        future: asyncio.Future[Any] = await self.raw.send(
             topic_name(self.settings, topic),
             value,
             key=key.encode() if key is not None else None,
             headers=headers,
         )
+        return future
 
     async def send_and_wait(self, topic: Topic | str, value: bytes, **kwargs: Any) -> None:
         future = await self.send(topic, value, **kwargs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -291,11 +292,11 @@ class DispatchWorker:
             RECORDS_CONSUMED.labels("dispatch", "ok").inc()
             consumed = time.perf_counter()
             if event.HasField("accepted"):
-                incident = event.accepted
-                waits.append(self._submit(lambda i=incident, t=consumed: self._accept(i, t)))
+                waits.append(
+                    self._submit(functools.partial(self._accept, event.accepted, consumed))
+                )
             elif event.HasField("cancelled"):
-                cancelled = event.cancelled
-                waits.append(self._submit(lambda c=cancelled: self._cancel(c)))
+                waits.append(self._submit(functools.partial(self._cancel, event.cancelled)))
         await asyncio.gather(*waits)
         for record in records:
             self.seen.remember(header(record, "ce_id"))

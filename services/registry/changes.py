@@ -97,9 +97,11 @@ def publish(session: AsyncSession, row: Row) -> None:
 
 async def publish_snapshot(session: AsyncSession) -> int:
     """Queue every entity, so a consumer of an empty or new topic can rebuild the registry."""
-    count = 0
-    for model in (DepartmentRow, NestRow, DroneRow, GeofenceRow):
-        for row in (await session.scalars(select(model))).all():
-            publish(session, row)
-            count += 1
-    return count
+    rows: list[Row] = []
+    rows.extend((await session.scalars(select(DepartmentRow))).all())
+    rows.extend((await session.scalars(select(NestRow))).all())
+    rows.extend((await session.scalars(select(DroneRow))).all())
+    rows.extend((await session.scalars(select(GeofenceRow))).all())
+    for row in rows:
+        publish(session, row)
+    return len(rows)
