@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PG_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/airgrid_test
 
 .PHONY: run test install proto proto-check lint typecheck unit integration e2e clean
 

@@ -1,8 +1,9 @@
 """Test infrastructure: a real PostgreSQL database and a real Kafka-compatible broker.
 
 The broker is the embedded Tansu binary on a free port unless AIRGRID_KAFKA_BOOTSTRAP names
-one; the database is recreated at AIRGRID_TEST_DATABASE_URL (default: airgrid_test on the
-local PostgreSQL). Each session uses a topic prefix of its own, so runs never see each other.
+one. The database is recreated at AIRGRID_TEST_DATABASE_URL, by default airgrid_test_<pid> on
+the local PostgreSQL, dropped afterwards, so parallel sessions never share one. Each session
+uses a topic prefix of its own, so runs never see each other.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def _recreate_database(url: str) -> None:
+async def _recreate_database(url: str, *, create: bool = True) -> None:
     parsed = make_url(url)
     admin = await asyncpg.connect(
         host=parsed.host or "127.0.0.1",
@@ -46,7 +47,8 @@ async def _recreate_database(url: str) -> None:
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
         )
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        if create:
+            await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
 
@@ -65,11 +67,18 @@ def kafka_bootstrap() -> Iterator[str]:
         broker.stop()
 
 
+async def _drop_database(url: str) -> None:
+    await _recreate_database(url, create=False)
+
+
 @pytest.fixture(scope="session")
-def database_url() -> str:
-    url = os.environ.get("AIRGRID_TEST_DATABASE_URL", DEFAULT_TEST_DB)
+def database_url() -> Iterator[str]:
+    explicit = os.environ.get("AIRGRID_TEST_DATABASE_URL")
+    url = explicit or f"{DEFAULT_TEST_DB}_{os.getpid()}"
     asyncio.run(_recreate_database(url))
-    return url
+    yield url
+    if not explicit:
+        asyncio.run(_drop_database(url))
 
 
 @pytest.fixture(scope="session")
