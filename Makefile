@@ -22,7 +22,7 @@ run: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy airgrid services
+	$(BIN)/mypy airgrid services gateways loadtests
 	$(BIN)/python -m pytest -q tests
 
 unit: install
@@ -37,7 +37,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy airgrid services
+	$(BIN)/mypy airgrid services gateways loadtests
 
 clean:
 	rm -rf $(VENV) .airgrid .pytest_cache .mypy_cache .ruff_cache

@@ -24,6 +24,17 @@ topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(registry_app, name="registry")
 app.add_typer(topics_app, name="topics")
+bench_app = typer.Typer(
+    help="Benchmarks (code in loadtests/): each prints its figure next to a baseline "
+    "measured in the same run, and the ratio.",
+    no_args_is_help=True,
+)
+gateway_app = typer.Typer(
+    help="Protocol gateways that bring real drones and nests into the air grid.",
+    no_args_is_help=True,
+)
+app.add_typer(bench_app, name="bench")
+app.add_typer(gateway_app, name="gateway")
 
 SERVICES = ("registry", "telemetry", "dispatch")
 

@@ -1,0 +1,1 @@
+"""Protocol gateways: MAVLink drones and DJI-Cloud-style MQTT nests into the air grid."""

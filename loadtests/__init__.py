@@ -1,0 +1,1 @@
+"""Benchmarks behind `airgrid bench`; each measures its baseline in the same run."""
