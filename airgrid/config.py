@@ -53,6 +53,15 @@ class Settings(BaseSettings):
     link_lost_seconds: float = 15.0
     low_battery_pct: float = 25.0
     battery_reserve_pct: float = 20.0
+    off_route_m: float = Field(
+        default=150.0, description="Telemetry: distance from the commanded path that is off-route."
+    )
+    track_retention_hours: float = Field(
+        default=168.0, description="Telemetry: track points older than this are purged."
+    )
+    telemetry_batch_records: int = Field(
+        default=2000, ge=1, description="Telemetry: most raw records handled in one batch."
+    )
 
     @property
     def embedded_kafka(self) -> bool:

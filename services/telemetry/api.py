@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from airgrid.auth import CurrentPrincipal, Principal, Role, require_role
 from airgrid.bus import Producer, TopicView
 from airgrid.problems import Problem
-from airgrid.topics import PROTOBUF, TELEMETRY_RAW
+from airgrid.topics import DEPARTMENT_CODES, PROTOBUF, TELEMETRY_RAW
 from airgrid.v1 import drone_state_pb2, registry_pb2, telemetry_pb2
+from services.telemetry.feeds import FeedHub, Subscription
+from services.telemetry.store import TrackPoint, downsample, read_track
 
 log = logging.getLogger("airgrid.telemetry")
 
@@ -142,6 +147,18 @@ def _producer(request: Request) -> Producer:
     return producer
 
 
+def _engine(request: Request) -> AsyncEngine:
+    engine: AsyncEngine = request.app.state.infra.engine
+    return engine
+
+
+def _hub(request: Request) -> FeedHub:
+    hub: FeedHub = request.app.state.feeds
+    return hub
+
+
+EngineDep = Annotated[AsyncEngine, Depends(_engine)]
+HubDep = Annotated[FeedHub, Depends(_hub)]
 StatesDep = Annotated[TopicView, Depends(_states)]
 RegistryDep = Annotated[TopicView, Depends(_registry)]
 ProducerDep = Annotated[Producer, Depends(_producer)]
@@ -183,6 +200,145 @@ async def drone_state(
             kind="drone-state-not-found",
         )
     return DroneStateRead.of(state)
+
+
+MAX_TRACK_ROWS = 100_000
+SSE_KEEPALIVE_SECONDS = 15.0
+
+
+class TrackPointRead(BaseModel):
+    seq: int
+    event_time: datetime
+    lon: float
+    lat: float
+    alt_m: float
+    ground_speed_mps: float
+    heading_deg: float
+    battery_pct: float
+    flight_mode: str
+    mission_id: str
+
+    @classmethod
+    def of(cls, point: TrackPoint) -> TrackPointRead:
+        return cls(
+            seq=point.seq,
+            event_time=datetime.fromtimestamp(point.event_time_ms / 1000, UTC),
+            lon=point.lon,
+            lat=point.lat,
+            alt_m=point.alt_m,
+            ground_speed_mps=point.ground_speed_mps,
+            heading_deg=point.heading_deg,
+            battery_pct=point.battery_pct,
+            flight_mode=flight_mode_name(point.flight_mode),
+            mission_id=point.mission_id,
+        )
+
+
+class TrackRead(BaseModel):
+    drone_id: str
+    count: int
+    downsampled_from: int
+    points: list[TrackPointRead]
+
+
+@router.get("/drones/{drone_id}/track", summary="Track history of one drone in a time range")
+async def drone_track(
+    drone_id: str,
+    principal: CurrentPrincipal,
+    engine: EngineDep,
+    since: Annotated[datetime, Query(description="Start, inclusive (ISO 8601)")],
+    until: Annotated[datetime | None, Query(description="End, exclusive; default now")] = None,
+    max_points: Annotated[int, Query(ge=2, le=10_000, description="Downsample to this")] = 1000,
+) -> TrackRead:
+    require_role(principal, Role.OPERATOR, Role.ADMIN, Role.DEPARTMENT)
+    end = until or datetime.now(UTC)
+    since_ms, until_ms = _epoch_ms(since), _epoch_ms(end)
+    if until_ms <= since_ms:
+        raise Problem(
+            400,
+            "Invalid time range",
+            "until must be later than since.",
+            kind="invalid-time-range",
+        )
+    points = await read_track(
+        engine, drone_id=drone_id, since_ms=since_ms, until_ms=until_ms, limit=MAX_TRACK_ROWS
+    )
+    kept = downsample(points, max_points)
+    return TrackRead(
+        drone_id=drone_id,
+        count=len(kept),
+        downsampled_from=len(points),
+        points=[TrackPointRead.of(p) for p in kept],
+    )
+
+
+def _epoch_ms(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+@router.get(
+    "/feeds/{department}/stream",
+    summary="A department's data feed as Server-Sent Events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def feed_stream(
+    department: str,
+    principal: CurrentPrincipal,
+    hub: HubDep,
+    types: Annotated[
+        str | None, Query(description="Comma-separated item types, e.g. drone.position")
+    ] = None,
+    bbox: Annotated[
+        str | None, Query(description="min_lon,min_lat,max_lon,max_lat", examples=["0,0,1,1"])
+    ] = None,
+) -> StreamingResponse:
+    if department not in DEPARTMENT_CODES:
+        raise Problem(
+            404,
+            "Not found",
+            f"No department {department!r}; codes are {', '.join(DEPARTMENT_CODES)}.",
+            kind="department-not-found",
+        )
+    may_read = principal.role in (Role.OPERATOR, Role.ADMIN) or (
+        principal.role is Role.DEPARTMENT and principal.department == department
+    )
+    if not may_read:
+        raise Problem(
+            403,
+            "Forbidden",
+            f"This credential may not read the {department} feed; use that department's key.",
+            kind="forbidden",
+        )
+    subscription = Subscription(
+        department=department,
+        event_types=frozenset(t.strip() for t in (types or "").split(",") if t.strip()),
+        bbox=_parse_bbox(bbox) if bbox else None,
+    )
+    hub.subscribe(subscription)
+
+    async def events() -> AsyncIterator[bytes]:
+        try:
+            yield b": connected\n\n"
+            while not subscription.dropped:
+                try:
+                    item = await asyncio.wait_for(
+                        subscription.queue.get(), timeout=SSE_KEEPALIVE_SECONDS
+                    )
+                except TimeoutError:
+                    yield b": keep-alive\n\n"
+                    continue
+                yield b"data: " + item + b"\n\n"
+        finally:
+            hub.unsubscribe(subscription)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 @router.post(

@@ -1,17 +1,39 @@
-"""Telemetry composition root: the REST API, the registry and state views, the stream worker."""
+"""Telemetry composition root: the REST API, the topic views, the feed hub, the stream worker."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
 
+from airgrid.bus import now_ms
 from airgrid.config import Settings, get_settings
 from airgrid.service_app import Infrastructure, create_service_app
 from services.telemetry.api import router
-from services.telemetry.stream import TelemetryWorker, registry_view, state_view
+from services.telemetry.feeds import FeedHub, FeedRouting, incident_view, mission_view
+from services.telemetry.store import purge_older_than
+from services.telemetry.stream import TelemetryWorker, command_view, registry_view, state_view
+
+log = logging.getLogger("airgrid.telemetry")
+
+RETENTION_CHECK_SECONDS = 600.0
+
+
+async def enforce_retention(infra: Infrastructure, settings: Settings) -> None:
+    """Deletes track points past the retention period, now and every ten minutes."""
+    while True:
+        cutoff = now_ms() - int(settings.track_retention_hours * 3_600_000)
+        try:
+            purged = await purge_older_than(infra.engine, cutoff)
+            if purged:
+                log.info("track retention", extra={"purged": purged})
+        except Exception:
+            log.exception("track retention failed; retrying later")
+        await asyncio.sleep(RETENTION_CHECK_SECONDS)
 
 
 def build_app(settings: Settings | None = None) -> FastAPI:
@@ -28,26 +50,39 @@ def build_app(settings: Settings | None = None) -> FastAPI:
 
         registry = registry_view(settings, on_update=on_registry_change)
         states = state_view(settings)
+        incidents, missions = incident_view(settings), mission_view(settings)
+        hub = FeedHub(settings)
         app.state.registry = registry
         app.state.states = states
+        app.state.feeds = hub
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(infra.close)
-            await registry.start()
-            stack.push_async_callback(registry.stop)
-            await states.start()
-            stack.push_async_callback(states.stop)
+            for view in (registry, states, incidents, missions):
+                await view.start()
+                stack.push_async_callback(view.stop)
             worker = TelemetryWorker(
-                settings=settings, producer=infra.producer, registry=registry, states=states
+                settings=settings,
+                producer=infra.producer,
+                registry=registry,
+                states=states,
+                engine=infra.engine,
+                routing=FeedRouting(incidents, missions),
             )
+            commands = command_view(settings, on_update=worker.on_command)
+            await commands.start()
+            stack.push_async_callback(commands.stop)
+            await hub.start()
+            stack.push_async_callback(hub.stop)
             app.state.worker = worker
             infra.spawn(worker.run(), "telemetry-worker")
+            infra.spawn(enforce_retention(infra, settings), "telemetry-retention")
             yield
 
     app = create_service_app(
         service="telemetry",
         settings=settings,
         title="airgrid telemetry",
-        description="Telemetry ingest and validation, and the live state of every drone.",
+        description="Telemetry ingest and validation, live drone state, anomalies, tracks, feeds.",
         lifespan=lifespan,
     )
     app.include_router(router)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import ConsumerRecord
 from prometheus_client import Counter, Histogram
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from airgrid.bus import (
     REASON_HEADER,
@@ -24,10 +26,28 @@ from airgrid.bus import (
 )
 from airgrid.config import Settings
 from airgrid.observability import RECORDS_CONSUMED
-from airgrid.topics import DRONE_STATE, REGISTRY_CHANGES, TELEMETRY_DLQ, TELEMETRY_RAW
-from airgrid.v1 import drone_state_pb2, registry_pb2, telemetry_pb2
+from airgrid.topics import (
+    ALERTS,
+    DRONE_COMMANDS,
+    DRONE_STATE,
+    REGISTRY_CHANGES,
+    TELEMETRY_DLQ,
+    TELEMETRY_RAW,
+    feed_topic,
+)
+from airgrid.v1 import alert_pb2, command_pb2, drone_state_pb2, registry_pb2, telemetry_pb2
 from services.telemetry.domain import state as drone_state
+from services.telemetry.domain.anomalies import (
+    AlertKind,
+    AnomalyDetector,
+    AnomalyRules,
+    NoFlyZone,
+    Position,
+    Transition,
+)
 from services.telemetry.domain.validation import Reason, Rejection, validate
+from services.telemetry.feeds import FeedRouting, encode_item
+from services.telemetry.store import row_of, write_points
 
 log = logging.getLogger("airgrid.telemetry")
 
@@ -39,6 +59,10 @@ RECORDS = Counter("airgrid_telemetry_records_total", "Telemetry records accepted
 REJECTED = Counter(
     "airgrid_telemetry_rejected_total", "Telemetry records sent to the DLQ, by reason.", ["reason"]
 )
+ALERTS_RAISED = Counter(
+    "airgrid_telemetry_alerts_total", "Alert transitions published.", ["kind", "active"]
+)
+TRACK_POINTS = Counter("airgrid_telemetry_track_points_total", "Track points written (batched).")
 RECORD_TO_STATE_SECONDS = Histogram(
     "airgrid_telemetry_record_to_state_seconds",
     "From a record's event time to its drone state acknowledged by the broker.",
@@ -68,6 +92,53 @@ def state_view(settings: Settings) -> TopicView:
     return TopicView(settings, DRONE_STATE, drone_state_pb2.DroneState.FromString)
 
 
+def command_view(
+    settings: Settings, on_update: Callable[[str, Any], None] | None = None
+) -> TopicView:
+    return TopicView(
+        settings, DRONE_COMMANDS, command_pb2.DroneCommand.FromString, on_update=on_update
+    )
+
+
+def no_fly_zones(registry: TopicView) -> list[NoFlyZone]:
+    """Active-window no-fly and temporary geofences currently in the registry view."""
+    zones = []
+    for change in list(registry.items.values()):
+        if change is None or change.deleted or not change.HasField("geofence"):
+            continue
+        fence = change.geofence
+        if fence.kind not in ("no-fly", "temporary") or len(fence.ring_lon) < 3:
+            continue
+        ring = list(zip(fence.ring_lon, fence.ring_lat, strict=False))
+        zones.append(NoFlyZone(fence.id, ring, fence.active_from_ms, fence.active_until_ms))
+    return zones
+
+
+_ALERT_KINDS = {
+    AlertKind.LOW_BATTERY: alert_pb2.ALERT_KIND_LOW_BATTERY,
+    AlertKind.LINK_LOST: alert_pb2.ALERT_KIND_LINK_LOST,
+    AlertKind.GEOFENCE_BREACH: alert_pb2.ALERT_KIND_GEOFENCE_BREACH,
+    AlertKind.OFF_ROUTE: alert_pb2.ALERT_KIND_OFF_ROUTE,
+}
+_SEVERITY = {
+    AlertKind.LOW_BATTERY: alert_pb2.SEVERITY_WARNING,
+    AlertKind.LINK_LOST: alert_pb2.SEVERITY_CRITICAL,
+    AlertKind.GEOFENCE_BREACH: alert_pb2.SEVERITY_CRITICAL,
+    AlertKind.OFF_ROUTE: alert_pb2.SEVERITY_WARNING,
+}
+_AIRBORNE = frozenset(
+    {
+        telemetry_pb2.FLIGHT_MODE_TAKING_OFF,
+        telemetry_pb2.FLIGHT_MODE_CRUISING,
+        telemetry_pb2.FLIGHT_MODE_HOVERING,
+        telemetry_pb2.FLIGHT_MODE_RETURNING,
+        telemetry_pb2.FLIGHT_MODE_LANDING,
+    }
+)
+POSITION_ITEM = "drone.position"
+ALERT_EVENT = "airgrid.alert"
+
+
 @dataclass
 class _Outcome:
     """What the batch decided for one raw record, before anything is produced."""
@@ -76,6 +147,7 @@ class _Outcome:
     drone_id: str | None
     state: drone_state_pb2.DroneState | None = None
     rejection: Rejection | None = None
+    telemetry: telemetry_pb2.Telemetry | None = None
 
 
 class TelemetryWorker:
@@ -92,27 +164,66 @@ class TelemetryWorker:
         producer: Producer,
         registry: TopicView,
         states: TopicView,
+        engine: AsyncEngine,
+        routing: FeedRouting,
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self.settings = settings
         self.producer = producer
         self.registry = registry
         self.states = states
+        self.engine = engine
+        self.routing = routing
         self.drones = RegisteredDrones(registry)
         self.clock = clock
-        self.spec = ConsumerSpec(topics=[TELEMETRY_RAW], group_id=CONSUMER)
+        self.spec = ConsumerSpec(
+            topics=[TELEMETRY_RAW], group_id=CONSUMER, max_records=settings.telemetry_batch_records
+        )
+        self.anomalies = AnomalyDetector(
+            AnomalyRules(
+                low_battery_pct=settings.low_battery_pct,
+                link_lost_ms=int(settings.link_lost_seconds * 1000),
+                off_route_m=settings.off_route_m,
+            )
+        )
         self._latest: dict[str, drone_state_pb2.DroneState] = {}
         self._seen = SeenIds()
+        self._last_batch_ms = clock()
+
+    def on_command(self, drone_id: str, command: Any) -> None:
+        """Keeps the commanded path of each drone for the off-route rule."""
+        if command is None:
+            self.anomalies.set_path(drone_id, [])
+            return
+        path = list(zip(command.path_lon, command.path_lat, strict=False))
+        if not path and command.kind in (
+            command_pb2.COMMAND_KIND_LAUNCH,
+            command_pb2.COMMAND_KIND_GOTO,
+        ):
+            path = [(command.target_lon, command.target_lat)]
+        if command.kind == command_pb2.COMMAND_KIND_RETURN:
+            path = []
+        self.anomalies.set_path(drone_id, path)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         await self.registry.caught_up.wait()
         await self.states.caught_up.wait()
         log.info("telemetry worker starting", extra={"drones_with_state": len(self.states.items)})
         consumer = await start_group_consumer(self.settings, self.spec)
+        ticker = asyncio.create_task(self._silence_ticker(), name="telemetry-silence")
         try:
             await run_batches(consumer, self.handle, spec=self.spec, name=CONSUMER, stop=stop)
         finally:
+            ticker.cancel()
             await consumer.stop()
+
+    async def _silence_ticker(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await self.check_silence()
+            except Exception:  # a broker hiccup here must not end the worker
+                log.exception("link-lost check failed; retrying")
 
     def _previous(self, drone_id: str) -> drone_state_pb2.DroneState | None:
         mine = self._latest.get(drone_id)
@@ -125,6 +236,7 @@ class TelemetryWorker:
         # A drone lives on one partition: its records are processed in offset order.
         ordered = sorted(records, key=lambda r: (r.partition, r.offset))
         now = self.clock()
+        self._last_batch_ms = now
         batch_ids: list[str] = []
         pending: dict[str, drone_state_pb2.DroneState] = {}
         outcomes: list[_Outcome] = []
@@ -139,10 +251,53 @@ class TelemetryWorker:
             if outcome.state is not None:
                 pending[outcome.state.drone_id] = outcome.state
             outcomes.append(outcome)
-        await self._publish(outcomes)
+        # The track first: once it is written, a crash before the commit only replays
+        # records the primary key already holds.
+        track = [
+            row_of(o.telemetry)
+            for o in outcomes
+            if o.telemetry is not None
+            and (
+                o.state is not None
+                or (o.rejection is not None and o.rejection.reason is Reason.OUT_OF_ORDER)
+            )
+        ]
+        await write_points(self.engine, track)
+        TRACK_POINTS.inc(len(track))
+        transitions = self._anomalies(outcomes)
+        await self._publish(outcomes, transitions)
         for ce_id in batch_ids:
             self._seen.remember(ce_id)
         self._latest.update(pending)
+
+    def _anomalies(self, outcomes: list[_Outcome]) -> list[Transition]:
+        zones = no_fly_zones(self.registry)
+        transitions: list[Transition] = []
+        for outcome in outcomes:
+            state = outcome.state
+            if state is None:
+                continue
+            position = Position(
+                state.drone_id,
+                state.event_time_ms,
+                state.lon,
+                state.lat,
+                state.battery_pct,
+                state.flight_mode in _AIRBORNE,
+            )
+            transitions.extend(self.anomalies.observe(position, zones))
+        transitions.extend(self.anomalies.advance(self.anomalies.watermark_ms))
+        return transitions
+
+    async def check_silence(self) -> None:
+        """Raises link lost when the whole stream is quiet: wall time stands in for event time
+        only after no record at all arrived on this worker for the link-lost period."""
+        now = self.clock()
+        if now - self._last_batch_ms < int(self.settings.link_lost_seconds * 1000):
+            return
+        transitions = self.anomalies.advance(now)
+        if transitions:
+            await self._publish([], transitions)
 
     def _decide(
         self,
@@ -169,11 +324,14 @@ class TelemetryWorker:
             now_ms=now,
         )
         if rejection is not None:
-            return _Outcome(record, drone_id, rejection=rejection)
-        return _Outcome(record, drone_id, state=drone_state.apply(previous, telemetry, now))
+            return _Outcome(record, drone_id, rejection=rejection, telemetry=telemetry)
+        state = drone_state.apply(previous, telemetry, now)
+        return _Outcome(record, drone_id, state=state, telemetry=telemetry)
 
-    async def _publish(self, outcomes: list[_Outcome]) -> None:
+    async def _publish(self, outcomes: list[_Outcome], transitions: list[Transition]) -> None:
         futures: list[asyncio.Future[Any]] = []
+        for transition in transitions:
+            futures.extend(await self._alert(transition))
         for outcome in outcomes:
             if outcome.state is not None:
                 future = await self.producer.send(
@@ -182,6 +340,7 @@ class TelemetryWorker:
                     key=outcome.state.drone_id,
                     ce_type=STATE_EVENT,
                 )
+                futures.extend(await self._position_items(outcome.state))
             else:
                 assert outcome.rejection is not None
                 future = await self.producer.send(
@@ -193,6 +352,8 @@ class TelemetryWorker:
                 )
             futures.append(future)
         await asyncio.gather(*futures)
+        for transition in transitions:
+            ALERTS_RAISED.labels(transition.kind.value, str(transition.active).lower()).inc()
         acked = self.clock()
         for outcome in outcomes:
             if outcome.state is not None:
@@ -214,3 +375,78 @@ class TelemetryWorker:
                         "offset": outcome.record.offset,
                     },
                 )
+
+    async def _position_items(self, state: drone_state_pb2.DroneState) -> list[asyncio.Future[Any]]:
+        departments = self.routing.departments_of(state.mission_id)
+        if not departments:
+            return []
+        item = encode_item(
+            POSITION_ITEM,
+            {
+                "drone_id": state.drone_id,
+                "mission_id": state.mission_id,
+                "lon": state.lon,
+                "lat": state.lat,
+                "alt_m": state.alt_m,
+                "battery_pct": state.battery_pct,
+                "seq": state.last_seq,
+                "event_time_ms": state.event_time_ms,
+            },
+        )
+        return [
+            await self.producer.send(
+                feed_topic(code), item, key=state.drone_id, ce_type=f"airgrid.feed.{POSITION_ITEM}"
+            )
+            for code in departments
+        ]
+
+    async def _alert(self, transition: Transition) -> list[asyncio.Future[Any]]:
+        alert_id = uuid.uuid4().hex
+        alert = alert_pb2.Alert(
+            alert_id=alert_id,
+            kind=_ALERT_KINDS[transition.kind],
+            severity=_SEVERITY[transition.kind] if transition.active else alert_pb2.SEVERITY_INFO,
+            subject_id=transition.subject_id or transition.drone_id,
+            drone_id=transition.drone_id,
+            message=transition.message,
+            event_time_ms=transition.event_time_ms,
+            active=transition.active,
+            lon=transition.lon,
+            lat=transition.lat,
+        )
+        log.info(
+            "alert",
+            extra={
+                "kind": transition.kind.value,
+                "drone_id": transition.drone_id,
+                "active": transition.active,
+                "detail": transition.message,
+            },
+        )
+        futures = [
+            await self.producer.send(
+                ALERTS, alert.SerializeToString(), key=transition.drone_id, ce_type=ALERT_EVENT
+            )
+        ]
+        state = self._latest.get(transition.drone_id) or self.states.items.get(transition.drone_id)
+        departments = self.routing.departments_of(state.mission_id) if state is not None else ()
+        item = encode_item(
+            f"alert.{transition.kind.value}",
+            {
+                "alert_id": alert_id,
+                "drone_id": transition.drone_id,
+                "subject_id": alert.subject_id,
+                "active": transition.active,
+                "message": transition.message,
+                "lon": transition.lon,
+                "lat": transition.lat,
+                "event_time_ms": transition.event_time_ms,
+            },
+        )
+        for code in departments:
+            futures.append(
+                await self.producer.send(
+                    feed_topic(code), item, key=transition.drone_id, ce_type="airgrid.feed.alert"
+                )
+            )
+        return futures

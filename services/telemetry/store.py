@@ -1,0 +1,118 @@
+"""Track history in the database: batched idempotent inserts, time-range reads, retention."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from airgrid.db import Base
+from airgrid.v1 import telemetry_pb2
+
+track_points = sa.Table(
+    "track_points",
+    Base.metadata,
+    sa.Column("drone_id", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True),
+    sa.Column("event_time_ms", sa.BigInteger, nullable=False),
+    sa.Column("lon", sa.Float, nullable=False),
+    sa.Column("lat", sa.Float, nullable=False),
+    sa.Column("alt_m", sa.Float, nullable=False),
+    sa.Column("ground_speed_mps", sa.Float, nullable=False),
+    sa.Column("heading_deg", sa.Float, nullable=False),
+    sa.Column("battery_pct", sa.Float, nullable=False),
+    sa.Column("flight_mode", sa.SmallInteger, nullable=False),
+    sa.Column("mission_id", sa.String(64), nullable=False),
+    sa.Index("ix_track_points_drone_time", "drone_id", "event_time_ms"),
+    sa.Index("ix_track_points_time", "event_time_ms"),
+)
+
+
+@dataclass(frozen=True)
+class TrackPoint:
+    drone_id: str
+    seq: int
+    event_time_ms: int
+    lon: float
+    lat: float
+    alt_m: float
+    ground_speed_mps: float
+    heading_deg: float
+    battery_pct: float
+    flight_mode: int
+    mission_id: str
+
+
+def row_of(record: telemetry_pb2.Telemetry) -> dict[str, object]:
+    return {
+        "drone_id": record.drone_id,
+        "seq": record.seq,
+        "event_time_ms": record.event_time_ms,
+        "lon": record.lon,
+        "lat": record.lat,
+        "alt_m": record.alt_m,
+        "ground_speed_mps": record.ground_speed_mps,
+        "heading_deg": record.heading_deg,
+        "battery_pct": record.battery_pct,
+        "flight_mode": record.flight_mode,
+        "mission_id": record.mission_id,
+    }
+
+
+async def write_points(engine: AsyncEngine, rows: Sequence[dict[str, object]]) -> None:
+    """One executemany in one transaction; (drone_id, seq) already stored is skipped, so a
+    replayed batch never writes a point twice."""
+    if not rows:
+        return
+    insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+    statement = insert(track_points).on_conflict_do_nothing(index_elements=["drone_id", "seq"])
+    async with engine.begin() as connection:
+        await connection.execute(statement, list(rows))
+
+
+async def read_track(
+    engine: AsyncEngine, *, drone_id: str, since_ms: int, until_ms: int, limit: int
+) -> list[TrackPoint]:
+    query = (
+        sa.select(track_points)
+        .where(
+            track_points.c.drone_id == drone_id,
+            track_points.c.event_time_ms >= since_ms,
+            track_points.c.event_time_ms < until_ms,
+        )
+        .order_by(track_points.c.event_time_ms, track_points.c.seq)
+        .limit(limit)
+    )
+    async with engine.connect() as connection:
+        rows = (await connection.execute(query)).all()
+    return [TrackPoint(**row._mapping) for row in rows]
+
+
+def downsample(points: Sequence[TrackPoint], max_points: int) -> list[TrackPoint]:
+    """At most `max_points`, one per equal time bucket (the bucket's first), ends kept."""
+    if len(points) <= max_points or max_points < 2:
+        return list(points[:max_points]) if max_points < 2 else list(points)
+    start, end = points[0].event_time_ms, points[-1].event_time_ms
+    width = max((end - start) / (max_points - 1), 1.0)
+    kept: list[TrackPoint] = []
+    last_bucket = -1
+    for point in points[:-1]:
+        bucket = int((point.event_time_ms - start) // width)
+        if bucket != last_bucket:
+            kept.append(point)
+            last_bucket = bucket
+    kept = kept[: max_points - 1]
+    kept.append(points[-1])
+    return kept
+
+
+async def purge_older_than(engine: AsyncEngine, cutoff_ms: int) -> int:
+    """The retention policy: deletes points with event time before `cutoff_ms`."""
+    async with engine.begin() as connection:
+        result = await connection.execute(
+            sa.delete(track_points).where(track_points.c.event_time_ms < cutoff_ms)
+        )
+    return int(result.rowcount or 0)
