@@ -191,6 +191,20 @@ def broker(port: Annotated[int, typer.Option(help="Port to listen on.")] = 9092)
         embedded.stop()
 
 
+@bench_app.command("telemetry")
+def bench_telemetry(
+    records: Annotated[int, typer.Option(help="Records pre-produced for the rate runs.")] = 60_000,
+    drones: Annotated[int, typer.Option(help="Drones the records are spread over.")] = 1_860,
+    rate: Annotated[float, typer.Option(help="Live load for latency, records/s.")] = 9_300.0,
+    seconds: Annotated[float, typer.Option(help="Duration of the live load.")] = 15.0,
+) -> None:
+    """Bare aiokafka consume+decode versus the full telemetry pipeline, then latency at load."""
+    from loadtests.bench_telemetry import BenchConfig, run
+
+    cfg = BenchConfig(records=records, drones=drones, rate=rate, seconds=seconds)
+    run(cfg, get_settings(), typer.echo)
+
+
 def main() -> None:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     try:

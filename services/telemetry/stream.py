@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import Counter, Histogram
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -21,8 +25,8 @@ from airgrid.bus import (
     TopicView,
     header,
     now_ms,
-    run_batches,
     start_group_consumer,
+    topic_name,
 )
 from airgrid.config import Settings
 from airgrid.observability import RECORDS_CONSUMED
@@ -136,6 +140,13 @@ _AIRBORNE = frozenset(
     }
 )
 POSITION_ITEM = "drone.position"
+MAX_BATCHES_IN_FLIGHT = 16
+
+
+async def await_batch(done: asyncio.Future[Any]) -> None:
+    await done
+
+
 ALERT_EVENT = "airgrid.alert"
 
 
@@ -189,6 +200,14 @@ class TelemetryWorker:
         self._latest: dict[str, drone_state_pb2.DroneState] = {}
         self._seen = SeenIds()
         self._last_batch_ms = clock()
+        self._state_topic = topic_name(settings, DRONE_STATE)
+        self._state_partitions: dict[str, int] = {}
+        self._state_headers = [
+            ("ce_specversion", b"1.0"),
+            ("ce_source", producer.source.encode()),
+            ("ce_type", STATE_EVENT.encode()),
+            ("content-type", DRONE_STATE.content_type.encode()),
+        ]
 
     def on_command(self, drone_id: str, command: Any) -> None:
         """Keeps the commanded path of each drone for the off-route rule."""
@@ -212,10 +231,66 @@ class TelemetryWorker:
         consumer = await start_group_consumer(self.settings, self.spec)
         ticker = asyncio.create_task(self._silence_ticker(), name="telemetry-silence")
         try:
-            await run_batches(consumer, self.handle, spec=self.spec, name=CONSUMER, stop=stop)
+            while stop is None or not stop.is_set():
+                try:
+                    await self._pipelined(consumer, stop)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("telemetry batch failed; resuming from the last commit")
+                    await asyncio.sleep(1.0)
+                    await self._rewind(consumer)
         finally:
             ticker.cancel()
             await consumer.stop()
+
+    async def _pipelined(self, consumer: AIOKafkaConsumer, stop: asyncio.Event | None) -> None:
+        """At least once, pipelined: the next batch is decided while earlier ones await their
+        acknowledgements; offsets are committed in order, each after its batch is done.
+        At most MAX_BATCHES_IN_FLIGHT batches wait: that bounds memory and pushes back."""
+        in_flight: deque[tuple[asyncio.Future[Any], dict[TopicPartition, int]]] = deque()
+        try:
+            while stop is None or not stop.is_set():
+                batches = await consumer.getmany(
+                    timeout_ms=self.spec.timeout_ms if not in_flight else 5,
+                    max_records=self.spec.max_records,
+                )
+                if batches:
+                    records = [r for partition in batches.values() for r in partition]
+                    offsets = {tp: msgs[-1].offset + 1 for tp, msgs in batches.items()}
+                    in_flight.append((await self.start_batch(records), offsets))
+                while in_flight and (
+                    in_flight[0][0].done() or len(in_flight) > MAX_BATCHES_IN_FLIGHT
+                ):
+                    done, offsets = in_flight.popleft()
+                    await done
+                    await self._commit(consumer, offsets)
+            while in_flight:
+                done, offsets = in_flight.popleft()
+                await done
+                await self._commit(consumer, offsets)
+        except BaseException:
+            for done, _ in in_flight:
+                done.cancel()
+            raise
+
+    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+        try:
+            await consumer.commit(offsets)
+        except KafkaError as error:
+            # A rebalance took the partitions away; the new owner replays from the last commit.
+            log.warning("commit failed", extra={"consumer": CONSUMER, "error": repr(error)})
+
+    async def _rewind(self, consumer: AIOKafkaConsumer) -> None:
+        """After a failed batch: forget what was decided but not acknowledged, and read again
+        from the committed offsets."""
+        self._latest.clear()
+        for tp in consumer.assignment():
+            committed = await consumer.committed(tp)
+            if committed is None:
+                await consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, committed)
 
     async def _silence_ticker(self) -> None:
         while True:
@@ -233,6 +308,12 @@ class TelemetryWorker:
         return mine
 
     async def handle(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        """One batch, start to broker acknowledgement (tests and the pipelined loop share it)."""
+        await await_batch(await self.start_batch(records))
+
+    async def start_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> asyncio.Future[Any]:
+        """Decides a batch, queues the track write and every output, and returns the future of
+        all of them; the caller commits the batch's offsets only once that future is done."""
         # A drone lives on one partition: its records are processed in offset order.
         ordered = sorted(records, key=lambda r: (r.partition, r.offset))
         now = self.clock()
@@ -240,19 +321,22 @@ class TelemetryWorker:
         batch_ids: list[str] = []
         pending: dict[str, drone_state_pb2.DroneState] = {}
         outcomes: list[_Outcome] = []
+        redelivered = 0
         for record in ordered:
             ce_id = header(record, "ce_id")
             if ce_id:
                 if self._seen.contains(ce_id):
-                    RECORDS_CONSUMED.labels(CONSUMER, "redelivered").inc()
+                    redelivered += 1
                     continue
                 batch_ids.append(ce_id)
             outcome = self._decide(record, pending, now)
             if outcome.state is not None:
                 pending[outcome.state.drone_id] = outcome.state
             outcomes.append(outcome)
-        # The track first: once it is written, a crash before the commit only replays
-        # records the primary key already holds.
+        if redelivered:
+            RECORDS_CONSUMED.labels(CONSUMER, "redelivered").inc(redelivered)
+        # The track is part of the batch: its offsets are committed only after the write, so a
+        # crash replays records the (drone_id, seq) primary key already holds, never loses one.
         track = [
             row_of(o.telemetry)
             for o in outcomes
@@ -262,13 +346,22 @@ class TelemetryWorker:
                 or (o.rejection is not None and o.rejection.reason is Reason.OUT_OF_ORDER)
             )
         ]
-        await write_points(self.engine, track)
-        TRACK_POINTS.inc(len(track))
+        track_written = asyncio.ensure_future(write_points(self.engine, track))
         transitions = self._anomalies(outcomes)
-        await self._publish(outcomes, transitions)
-        for ce_id in batch_ids:
-            self._seen.remember(ce_id)
+        futures = await self._send(outcomes, transitions)
         self._latest.update(pending)
+        done = asyncio.gather(track_written, *futures)
+
+        def account(result: asyncio.Future[Any]) -> None:
+            if result.cancelled() or result.exception() is not None:
+                return
+            TRACK_POINTS.inc(len(track))
+            for ce_id in batch_ids:
+                self._seen.remember(ce_id)
+            self._account(outcomes, transitions)
+
+        done.add_done_callback(account)
+        return done
 
     def _anomalies(self, outcomes: list[_Outcome]) -> list[Transition]:
         zones = no_fly_zones(self.registry)
@@ -329,17 +422,19 @@ class TelemetryWorker:
         return _Outcome(record, drone_id, state=state, telemetry=telemetry)
 
     async def _publish(self, outcomes: list[_Outcome], transitions: list[Transition]) -> None:
+        await asyncio.gather(*await self._send(outcomes, transitions))
+        self._account(outcomes, transitions)
+
+    async def _send(
+        self, outcomes: list[_Outcome], transitions: list[Transition]
+    ) -> list[asyncio.Future[Any]]:
         futures: list[asyncio.Future[Any]] = []
+        ce_time = datetime.now(UTC).isoformat().encode()
         for transition in transitions:
             futures.extend(await self._alert(transition))
         for outcome in outcomes:
             if outcome.state is not None:
-                future = await self.producer.send(
-                    DRONE_STATE,
-                    outcome.state.SerializeToString(),
-                    key=outcome.state.drone_id,
-                    ce_type=STATE_EVENT,
-                )
+                future = await self._send_state(outcome.state, ce_time)
                 futures.extend(await self._position_items(outcome.state))
             else:
                 assert outcome.rejection is not None
@@ -351,14 +446,16 @@ class TelemetryWorker:
                     extra_headers=[(REASON_HEADER, outcome.rejection.reason.encode())],
                 )
             futures.append(future)
-        await asyncio.gather(*futures)
+        return futures
+
+    def _account(self, outcomes: list[_Outcome], transitions: list[Transition]) -> None:
         for transition in transitions:
             ALERTS_RAISED.labels(transition.kind.value, str(transition.active).lower()).inc()
         acked = self.clock()
+        accepted = 0
         for outcome in outcomes:
             if outcome.state is not None:
-                RECORDS.inc()
-                RECORDS_CONSUMED.labels(CONSUMER, "accepted").inc()
+                accepted += 1
                 lag_s = (acked - outcome.state.event_time_ms) / 1000
                 RECORD_TO_STATE_SECONDS.observe(max(lag_s, 0.0))
             elif outcome.rejection is not None:
@@ -375,6 +472,38 @@ class TelemetryWorker:
                         "offset": outcome.record.offset,
                     },
                 )
+        if accepted:
+            RECORDS.inc(accepted)
+            RECORDS_CONSUMED.labels(CONSUMER, "accepted").inc(accepted)
+
+    async def _send_state(
+        self, state: drone_state_pb2.DroneState, ce_time: bytes
+    ) -> asyncio.Future[Any]:
+        """The hot path's one output per record, on the raw producer: the partition of each
+        drone is computed once (the default murmur2 partitioner, so keys land where any Kafka
+        client puts them), the CloudEvents id is `<drone>:<seq>` (a replay repeats it, so
+        readers that dedupe by ce_id drop it) and the time is the batch's."""
+        key = state.drone_id.encode()
+        partition = self._state_partitions.get(state.drone_id)
+        if partition is None:
+            partitions = sorted(
+                self.producer.raw.client.cluster.partitions_for_topic(self._state_topic) or ()
+            )
+            partition = DefaultPartitioner()(key, partitions, partitions)
+            self._state_partitions[state.drone_id] = partition
+        headers = [
+            *self._state_headers,
+            ("ce_id", f"{state.drone_id}:{state.last_seq}".encode()),
+            ("ce_time", ce_time),
+        ]
+        future: asyncio.Future[Any] = await self.producer.raw.send(
+            self._state_topic,
+            state.SerializeToString(),
+            key=key,
+            partition=partition,
+            headers=headers,
+        )
+        return future
 
     async def _position_items(self, state: drone_state_pb2.DroneState) -> list[asyncio.Future[Any]]:
         departments = self.routing.departments_of(state.mission_id)

@@ -1,0 +1,414 @@
+"""Telemetry benchmark: bare aiokafka consume+decode versus the full pipeline, same records,
+same run; then record→state and record→feed latency under live load at a fixed rate."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from tempfile import mkdtemp
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from airgrid.broker import EmbeddedBroker
+from airgrid.bus import Producer, client_options, ensure_topics, now_ms, topic_name
+from airgrid.config import Settings
+from airgrid.db import create_engine
+from airgrid.migrate import upgrade
+from airgrid.topics import (
+    DEPARTMENT_CODES,
+    DRONE_STATE,
+    FEEDS,
+    INCIDENTS,
+    MISSION_EVENTS,
+    REGISTRY_CHANGES,
+    TELEMETRY_RAW,
+)
+from airgrid.v1 import drone_state_pb2, incident_pb2, mission_pb2, registry_pb2, telemetry_pb2
+from services.telemetry.feeds import FeedRouting, incident_view, mission_view
+from services.telemetry.stream import TelemetryWorker, registry_view, state_view
+
+NOMINAL_RECORDS_PER_S = 930.0
+
+
+@dataclass
+class BenchConfig:
+    records: int = 60_000
+    drones: int = 1_860
+    rate: float = 10 * NOMINAL_RECORDS_PER_S
+    seconds: float = 15.0
+    on_mission_fraction: float = 0.2
+
+
+@dataclass
+class Figures:
+    bare_rate: float = 0.0
+    pipeline_rate: float = 0.0
+    state_ms: list[float] = field(default_factory=list)
+    feed_ms: list[float] = field(default_factory=list)
+    offered_rate: float = 0.0
+
+
+def drone_ids(count: int) -> list[str]:
+    return [f"bench-dr-{i:05d}" for i in range(count)]
+
+
+def telemetry_value(drone_id: str, seq: int, event_time_ms: int, mission_id: str) -> bytes:
+    index = int(drone_id.rsplit("-", 1)[-1])
+    return telemetry_pb2.Telemetry(
+        drone_id=drone_id,
+        seq=seq,
+        event_time_ms=event_time_ms,
+        lon=121.3 + (index % 100) * 0.003 + seq * 1e-6,
+        lat=31.1 + (index // 100) * 0.003,
+        alt_m=80.0,
+        ground_speed_mps=12.0,
+        heading_deg=90.0,
+        battery_pct=80.0,
+        flight_mode=telemetry_pb2.FLIGHT_MODE_CRUISING,
+        mission_id=mission_id,
+    ).SerializeToString()
+
+
+def missions_of(drones: list[str], fraction: float) -> dict[str, str]:
+    on_mission = drones[: int(len(drones) * fraction)]
+    return {drone_id: f"bench-m-{drone_id}" for drone_id in on_mission}
+
+
+async def seed(settings: Settings, drones: list[str], missions: dict[str, str]) -> None:
+    producer = Producer(settings, source="airgrid/bench")
+    await producer.start()
+    try:
+        for drone_id in drones:
+            change = registry_pb2.RegistryChange(
+                entity_id=drone_id,
+                version=1,
+                drone=registry_pb2.Drone(id=drone_id, home_nest="bench-nest", status="active"),
+            )
+            await producer.send(
+                REGISTRY_CHANGES, change.SerializeToString(), key=drone_id, ce_type="bench"
+            )
+        for i, (drone_id, mission_id) in enumerate(missions.items()):
+            department = DEPARTMENT_CODES[i % len(DEPARTMENT_CODES)]
+            incident_id = f"bench-inc-{i}"
+            incident = incident_pb2.IncidentEvent(
+                accepted=incident_pb2.Incident(id=incident_id, department=department)
+            )
+            await producer.send(
+                INCIDENTS, incident.SerializeToString(), key=incident_id, ce_type="bench"
+            )
+            mission = mission_pb2.MissionEvent(
+                mission_id=mission_id, incident_id=incident_id, drone_id=drone_id
+            )
+            await producer.send(
+                MISSION_EVENTS, mission.SerializeToString(), key=mission_id, ce_type="bench"
+            )
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def preproduce(
+    settings: Settings, drones: list[str], missions: dict[str, str], records: int
+) -> int:
+    """Produces `records` records, round-robin over the drones; returns the next seq."""
+    producer = Producer(settings, source="airgrid/bench")
+    await producer.start()
+    seq = 0
+    try:
+        sent = 0
+        while sent < records:
+            seq += 1
+            stamp = now_ms()
+            for drone_id in drones:
+                if sent >= records:
+                    break
+                value = telemetry_value(drone_id, seq, stamp, missions.get(drone_id, ""))
+                await producer.send(TELEMETRY_RAW, value, key=drone_id, ce_type="bench")
+                sent += 1
+            await producer.flush()
+    finally:
+        await producer.stop()
+    return seq + 1
+
+
+async def bare_loop(settings: Settings, records: int) -> float:
+    """(a) The baseline: a group consumer reading the raw topic and decoding each record."""
+    consumer = AIOKafkaConsumer(
+        topic_name(settings, TELEMETRY_RAW),
+        **client_options(settings),
+        group_id=f"bench-bare-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        count, started = 0, 0.0
+        while count < records:
+            batches = await consumer.getmany(timeout_ms=200, max_records=2000)
+            if batches and not started:
+                started = time.perf_counter()
+            for batch in batches.values():
+                for record in batch:
+                    telemetry_pb2.Telemetry.FromString(record.value or b"")
+                    count += 1
+        return count / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+class CountingWorker(TelemetryWorker):
+    """The real worker, timed from its first batch to the one that completes the count."""
+
+    handled = 0
+    first_batch_at = 0.0
+    last_batch_at = 0.0
+
+    async def start_batch(self, records: list[Any]) -> asyncio.Future[Any]:
+        if not self.first_batch_at:
+            self.first_batch_at = time.perf_counter()
+        done = await super().start_batch(records)
+
+        def count(_: asyncio.Future[Any]) -> None:
+            self.handled += len(records)
+            self.last_batch_at = time.perf_counter()
+
+        done.add_done_callback(count)
+        return done
+
+
+class Observer:
+    """Reads a topic from its end and records now − event time of each item, in ms."""
+
+    def __init__(
+        self, settings: Settings, topics: list[str], event_time: Callable[[bytes], int]
+    ) -> None:
+        self.settings = settings
+        self.topics = topics
+        self.event_time = event_time
+        self.samples: list[float] = []
+        self.since_ms = 0  # items of records stamped before this (the pre-produced) are skipped
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        consumer = AIOKafkaConsumer(
+            **client_options(self.settings), group_id=None, enable_auto_commit=False
+        )
+        await consumer.start()
+        tps = [
+            TopicPartition(name, p)
+            for name in self.topics
+            for p in sorted(consumer.partitions_for_topic(name) or ())
+        ]
+        consumer.assign(tps)
+        await consumer.seek_to_end(*tps)
+        for tp in tps:
+            await consumer.position(tp)
+        self._consumer = consumer
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=100, max_records=5000)
+            arrived = time.time() * 1000
+            if not self.since_ms:
+                continue
+            for batch in batches.values():
+                for record in batch:
+                    stamped = self.event_time(record.value or b"")
+                    if stamped >= self.since_ms:
+                        self.samples.append(arrived - stamped)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+
+def _state_event_time(value: bytes) -> int:
+    return int(drone_state_pb2.DroneState.FromString(value).event_time_ms)
+
+
+def _feed_event_time(value: bytes) -> int:
+    return int(orjson.loads(value)["event_time_ms"])
+
+
+def live_load(
+    settings_json: str, drones: list[str], missions: dict[str, str], first_seq: int, cfg: Any
+) -> None:
+    """Child process: produces at a fixed rate, stamping each record with its send time."""
+    settings = Settings.model_validate_json(settings_json)
+
+    async def produce() -> None:
+        producer = Producer(settings, source="airgrid/bench-load")
+        await producer.start()
+        tick_s = 0.01
+        per_tick = cfg["rate"] * tick_s
+        owed, index, seq = 0.0, 0, first_seq
+        started = time.perf_counter()
+        next_tick = started
+        try:
+            while time.perf_counter() - started < cfg["seconds"]:
+                owed += per_tick
+                stamp = now_ms()
+                while owed >= 1.0:
+                    drone_id = drones[index]
+                    value = telemetry_value(drone_id, seq, stamp, missions.get(drone_id, ""))
+                    await producer.send(TELEMETRY_RAW, value, key=drone_id, ce_type="bench")
+                    owed -= 1.0
+                    index += 1
+                    if index == len(drones):
+                        index, seq = 0, seq + 1
+                next_tick += tick_s
+                await asyncio.sleep(max(0.0, next_tick - time.perf_counter()))
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+    asyncio.run(produce())
+
+
+def percentile(samples: list[float], q: float) -> float:
+    if not samples:
+        return float("nan")
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def run_pipeline_bench(settings: Settings, cfg: BenchConfig) -> Figures:
+    figures = Figures()
+    drones = drone_ids(cfg.drones)
+    missions = missions_of(drones, cfg.on_mission_fraction)
+    await ensure_topics(settings)
+    await seed(settings, drones, missions)
+    next_seq = await preproduce(settings, drones, missions, cfg.records)
+
+    figures.bare_rate = await bare_loop(settings, cfg.records)
+
+    engine = create_engine(settings)
+    producer = Producer(settings, source="airgrid/telemetry")
+    await producer.start()
+    views = [
+        registry_view(settings),
+        state_view(settings),
+        incident_view(settings),
+        mission_view(settings),
+    ]
+    registry, states, incidents, missions_view = views
+    for view in views:
+        await view.start()
+    worker = CountingWorker(
+        settings=settings,
+        producer=producer,
+        registry=registry,
+        states=states,
+        engine=engine,
+        routing=FeedRouting(incidents, missions_view),
+    )
+    await asyncio.wait_for(incidents.caught_up.wait(), 60)
+    await asyncio.wait_for(missions_view.caught_up.wait(), 60)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    state_observer = Observer(settings, [topic_name(settings, DRONE_STATE)], _state_event_time)
+    feed_observer = Observer(settings, [topic_name(settings, t) for t in FEEDS], _feed_event_time)
+    try:
+        while worker.handled < cfg.records:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.05)
+        figures.pipeline_rate = worker.handled / (worker.last_batch_at - worker.first_batch_at)
+
+        await state_observer.start()
+        await feed_observer.start()
+        state_observer.since_ms = feed_observer.since_ms = now_ms()
+        before = worker.handled
+        started = time.perf_counter()
+        context = multiprocessing.get_context("spawn")
+        child = context.Process(
+            target=live_load,
+            args=(
+                settings.model_dump_json(),
+                drones,
+                missions,
+                next_seq,
+                {"rate": cfg.rate, "seconds": cfg.seconds},
+            ),
+        )
+        child.start()
+        await asyncio.to_thread(child.join)
+        offered = before + int(cfg.rate * cfg.seconds)
+        for _ in range(600):  # up to 60 s for the backlog to drain
+            if worker.handled >= offered * 0.99:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)  # the observers' last fetch
+        figures.offered_rate = (worker.handled - before) / (time.perf_counter() - started)
+        figures.state_ms = state_observer.samples
+        figures.feed_ms = feed_observer.samples
+    finally:
+        stop.set()
+        await state_observer.stop()
+        await feed_observer.stop()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        for view in views:
+            await view.stop()
+        await producer.stop()
+        await engine.dispose()
+    return figures
+
+
+def run(cfg: BenchConfig, settings: Settings, print_line: Callable[[str], None]) -> Figures:
+    """Runs the benchmark on a fresh topic prefix; an embedded broker on a free port if none."""
+    broker: EmbeddedBroker | None = None
+    overrides: dict[str, Any] = {"topic_prefix": f"bench{uuid.uuid4().hex[:6]}."}
+    if settings.embedded_kafka:
+        broker = EmbeddedBroker(port=_free_port(), log_file=Path(mkdtemp()) / "broker.log")
+        broker.start()
+        overrides["kafka_bootstrap"] = broker.bootstrap
+    bench_settings = settings.model_copy(update=overrides)
+    try:
+        upgrade(bench_settings)
+        print_line(
+            f"telemetry bench: {cfg.records} pre-produced records, {cfg.drones} drones, "
+            f"then {cfg.rate:.0f} records/s for {cfg.seconds:.0f} s; "
+            f"database {bench_settings.sqlalchemy_url.split('@')[-1]}"
+        )
+        figures = asyncio.run(run_pipeline_bench(bench_settings, cfg))
+    finally:
+        if broker is not None:
+            broker.stop()
+    ratio = figures.pipeline_rate / figures.bare_rate if figures.bare_rate else float("nan")
+    print_line(f"(a) bare aiokafka consume+decode : {figures.bare_rate:10,.0f} records/s")
+    print_line(f"(b) full pipeline (1 worker)     : {figures.pipeline_rate:10,.0f} records/s")
+    print_line(f"ratio (b)/(a)                    : {ratio:10.3f}  (target >= 0.25, goal 0.5)")
+    print_line(
+        f"live load {cfg.rate:,.0f} records/s offered, {figures.offered_rate:,.0f} handled/s"
+    )
+    for name, samples in (("record->state", figures.state_ms), ("record->feed", figures.feed_ms)):
+        print_line(
+            f"{name:<14} p50 {percentile(samples, 0.5):7.1f} ms   "
+            f"p99 {percentile(samples, 0.99):7.1f} ms   ({len(samples)} samples)"
+        )
+    return figures
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
