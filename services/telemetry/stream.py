@@ -202,6 +202,8 @@ class TelemetryWorker:
         self._last_batch_ms = clock()
         self._state_topic = topic_name(settings, DRONE_STATE)
         self._state_partitions: dict[str, int] = {}
+        self._source_partition: dict[str, TopicPartition] = {}
+        self._consumer: AIOKafkaConsumer | None = None
         self._state_headers = [
             ("ce_specversion", b"1.0"),
             ("ce_source", producer.source.encode()),
@@ -229,6 +231,7 @@ class TelemetryWorker:
         await self.states.caught_up.wait()
         log.info("telemetry worker starting", extra={"drones_with_state": len(self.states.items)})
         consumer = await start_group_consumer(self.settings, self.spec)
+        self._consumer = consumer
         ticker = asyncio.create_task(self._silence_ticker(), name="telemetry-silence")
         try:
             while stop is None or not stop.is_set():
@@ -332,6 +335,9 @@ class TelemetryWorker:
             outcome = self._decide(record, pending, now)
             if outcome.state is not None:
                 pending[outcome.state.drone_id] = outcome.state
+                self._source_partition[outcome.state.drone_id] = TopicPartition(
+                    record.topic, record.partition
+                )
             outcomes.append(outcome)
         if redelivered:
             RECORDS_CONSUMED.labels(CONSUMER, "redelivered").inc(redelivered)
@@ -379,8 +385,20 @@ class TelemetryWorker:
                 state.flight_mode in _AIRBORNE,
             )
             transitions.extend(self.anomalies.observe(position, zones))
+        self._forget_moved_drones()
         transitions.extend(self.anomalies.advance(self.anomalies.watermark_ms))
         return transitions
+
+    def _forget_moved_drones(self) -> None:
+        """After a rebalance, drones whose partition went to another worker are that worker's
+        to watch: silence here is not link loss."""
+        if self._consumer is None:
+            return
+        assigned = self._consumer.assignment()
+        moved = [d for d, tp in self._source_partition.items() if tp not in assigned]
+        for drone_id in moved:
+            del self._source_partition[drone_id]
+        self.anomalies.forget(moved)
 
     async def check_silence(self) -> None:
         """Raises link lost when the whole stream is quiet: wall time stands in for event time
@@ -388,6 +406,7 @@ class TelemetryWorker:
         now = self.clock()
         if now - self._last_batch_ms < int(self.settings.link_lost_seconds * 1000):
             return
+        self._forget_moved_drones()
         transitions = self.anomalies.advance(now)
         if transitions:
             await self._publish([], transitions)
