@@ -62,6 +62,31 @@ class Settings(BaseSettings):
     telemetry_batch_records: int = Field(
         default=2000, ge=1, description="Telemetry: most raw records handled in one batch."
     )
+    dispatch_tick_seconds: float = Field(
+        default=1.0, gt=0, description="Dispatch: clock tick for SLA alerts and patrols."
+    )
+    duplicate_radius_m: float = Field(
+        default=300.0, ge=0, description="Dispatch: same-type reports this close may be linked."
+    )
+    duplicate_window_s: float = Field(
+        default=600.0, ge=0, description="Dispatch: ...and accepted within this many seconds."
+    )
+    preempt_max_priority: int = Field(
+        default=1, ge=0, le=4, description="Dispatch: priorities that may preempt lower ones."
+    )
+    detour_margin_m: float = Field(
+        default=30.0, ge=0, description="Dispatch: clearance kept around no-fly polygons."
+    )
+    patrol_enabled: bool = Field(default=True, description="Dispatch: fly routine inspection.")
+    patrol_spacing_m: float = Field(
+        default=1000.0, gt=0, description="Dispatch: inspection swath; routes visit every cell."
+    )
+    patrol_keep_docked: int = Field(
+        default=2, ge=0, description="Dispatch: idle drones a nest keeps before it patrols."
+    )
+    patrol_interval_s: float = Field(
+        default=1800.0, ge=0, description="Dispatch: least time between sorties of one route."
+    )
 
     @property
     def embedded_kafka(self) -> bool:

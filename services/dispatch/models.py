@@ -45,6 +45,10 @@ class IncidentRow(Base):
     shared_with: Mapped[list[str]] = mapped_column(JSON, default=list)
     status: Mapped[str] = mapped_column(String(16), index=True)
     status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # A duplicate report shares the missions of the incident it is linked to.
+    linked_to: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
+    # Set on routine-inspection sorties the dispatch core started itself.
+    patrol_route: Mapped[str | None] = mapped_column(String(64), nullable=True)
     accepted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

@@ -111,14 +111,100 @@ async def record_assigned(session: AsyncSession, *, decision: Assigned, at: date
 async def record_queued(
     session: AsyncSession, *, incident_id: str, reason: str, at: datetime
 ) -> bool:
+    """The incident waits with a reason; True when it newly waits (first time, or again
+    after its drones were preempted or failed)."""
     incident = await session.get(IncidentRow, incident_id, with_for_update=True)
-    if incident is None or incident.status != IncidentStatus.ACCEPTED.value:
-        if incident is not None and incident.status == IncidentStatus.QUEUED.value:
-            incident.status_reason = reason
+    if incident is None:
         return False
-    return await advance_incident(
-        session, incident=incident, status=IncidentStatus.QUEUED, at=at, reason=reason
+    if incident.status == IncidentStatus.QUEUED.value:
+        incident.status_reason = reason
+        return False
+    if incident.status == IncidentStatus.ACCEPTED.value:
+        return await advance_incident(
+            session, incident=incident, status=IncidentStatus.QUEUED, at=at, reason=reason
+        )
+    if incident.status in (
+        IncidentStatus.ASSIGNED.value,
+        IncidentStatus.LAUNCHED.value,
+        IncidentStatus.ON_SCENE.value,
+    ):
+        active = await session.scalar(
+            select(func.count())
+            .select_from(MissionRow)
+            .where(MissionRow.incident_id == incident_id, MissionRow.stage.in_(ACTIVE_STAGES))
+        )
+        if not active:  # every drone was taken away: back in the queue
+            incident.status = IncidentStatus.QUEUED.value
+            incident.status_reason = reason
+            return True
+    return False
+
+
+async def record_linked(
+    session: AsyncSession, *, incident_id: str, primary_id: str, reason: str, at: datetime
+) -> bool:
+    """A duplicate report joins the primary incident's missions and follows its status."""
+    incident = await session.get(IncidentRow, incident_id, with_for_update=True)
+    primary = await session.get(IncidentRow, primary_id)
+    if incident is None or primary is None or incident.linked_to == primary_id:
+        return False
+    incident.linked_to = primary_id
+    incident.status_reason = f"linked to {primary_id}: {reason}"
+    await add_stage(session, incident_id=incident_id, stage="linked", at=at, detail=primary_id)
+    await sync_linked(session, primary=primary, at=at)
+    return True
+
+
+async def sync_linked(session: AsyncSession, *, primary: IncidentRow, at: datetime) -> None:
+    """Duplicates linked to primary take its status (forward only)."""
+    linked = (
+        await session.scalars(
+            select(IncidentRow).where(IncidentRow.linked_to == primary.id).with_for_update()
+        )
+    ).all()
+    target = IncidentStatus(primary.status)
+    for row in linked:
+        if row.status != target.value:
+            await advance_incident(
+                session, incident=row, status=target, at=at, reason=row.status_reason
+            )
+
+
+async def add_patrol(
+    session: AsyncSession,
+    *,
+    incident_id: str,
+    route_id: str,
+    lon: float,
+    lat: float,
+    at: datetime,
+) -> bool:
+    """The incident row of a routine-inspection sortie (department 'airgrid', priority 4)."""
+    if await session.get(IncidentRow, incident_id) is not None:
+        return False
+    session.add(
+        IncidentRow(
+            id=incident_id,
+            department="airgrid",
+            reported_by="dispatch-core",
+            type="routine_inspection",
+            priority=4,
+            lon=lon,
+            lat=lat,
+            geometry={"type": "Point", "coordinates": [lon, lat]},
+            required_capabilities=[],
+            drones_needed=1,
+            on_scene_seconds=0,
+            description=f"patrol route {route_id}",
+            shared_with=[],
+            status=IncidentStatus.ACCEPTED.value,
+            patrol_route=route_id,
+            accepted_at=at,
+        )
     )
+    await add_stage(session, incident_id=incident_id, stage="accepted", at=at)
+    await session.flush()
+    return True
 
 
 async def advance_mission(
@@ -176,23 +262,60 @@ async def cancel_incident(
     return list(missions)
 
 
+LIVE_STATUSES = (
+    IncidentStatus.ACCEPTED.value,
+    IncidentStatus.QUEUED.value,
+    IncidentStatus.ASSIGNED.value,
+    IncidentStatus.LAUNCHED.value,
+    IncidentStatus.ON_SCENE.value,
+)
+
+
 async def open_incidents(session: AsyncSession) -> Sequence[IncidentRow]:
-    """Incidents still waiting for a drone, or part-way through their slots."""
+    """Incidents the core still works on: waiting, or with drones on the way or on scene."""
     return (
         await session.scalars(
             select(IncidentRow)
-            .where(
-                IncidentRow.status.in_(
-                    [
-                        IncidentStatus.ACCEPTED.value,
-                        IncidentStatus.QUEUED.value,
-                        IncidentStatus.ASSIGNED.value,
-                    ]
-                )
-            )
-            .order_by(IncidentRow.accepted_at)
+            .where(IncidentRow.status.in_(LIVE_STATUSES), IncidentRow.linked_to.is_(None))
+            .order_by(IncidentRow.accepted_at, IncidentRow.id)
         )
     ).all()
+
+
+async def open_links(session: AsyncSession) -> dict[str, str]:
+    """Live duplicates and the incident each is linked to."""
+    rows = (
+        await session.execute(
+            select(IncidentRow.id, IncidentRow.linked_to).where(
+                IncidentRow.linked_to.is_not(None), IncidentRow.status.in_(LIVE_STATUSES)
+            )
+        )
+    ).all()
+    return {row[0]: str(row[1]) for row in rows}
+
+
+async def mission_counts(session: AsyncSession) -> dict[str, int]:
+    """How many missions (any stage) each live incident has had."""
+    rows = (
+        await session.execute(
+            select(MissionRow.incident_id, func.count())
+            .join(IncidentRow, IncidentRow.id == MissionRow.incident_id)
+            .where(IncidentRow.status.in_(LIVE_STATUSES))
+            .group_by(MissionRow.incident_id)
+        )
+    ).all()
+    return {row[0]: int(row[1]) for row in rows}
+
+
+async def end_patrol(
+    session: AsyncSession, *, incident_id: str, completed: bool, at: datetime, reason: str
+) -> None:
+    """A patrol sortie's incident closes when its only mission ends (flown, preempted or failed)."""
+    incident = await session.get(IncidentRow, incident_id, with_for_update=True)
+    if incident is None or incident.patrol_route is None:
+        return
+    status = IncidentStatus.COMPLETED if completed else IncidentStatus.CANCELLED
+    await advance_incident(session, incident=incident, status=status, at=at, reason=reason)
 
 
 async def active_missions(session: AsyncSession) -> Sequence[MissionRow]:

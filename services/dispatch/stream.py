@@ -8,21 +8,24 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import ConsumerRecord
 from prometheus_client import Counter, Histogram
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from airgrid.bus import ConsumerSpec, SeenIds, TopicView, header, run_batches, start_group_consumer
+from airgrid.config import Settings
 from airgrid.db import transaction
-from airgrid.geo import haversine_m
+from airgrid.geo import LocalProjection
 from airgrid.observability import RECORDS_CONSUMED
-from airgrid.outbox import OutboxRelay, enqueue
+from airgrid.outbox import OutboxRecord, OutboxRelay, enqueue
+from airgrid.reference import load_reference
 from airgrid.service_app import Infrastructure
 from airgrid.topics import (
+    ALERTS,
     DISPATCH_DECISIONS,
     DRONE_COMMANDS,
     DRONE_STATE,
@@ -31,6 +34,7 @@ from airgrid.topics import (
     REGISTRY_CHANGES,
 )
 from airgrid.v1 import (
+    alert_pb2,
     command_pb2,
     dispatch_pb2,
     drone_state_pb2,
@@ -40,17 +44,28 @@ from airgrid.v1 import (
     telemetry_pb2,
 )
 from services.dispatch import store
-from services.dispatch.domain.core import DispatchCore
+from services.dispatch.domain.core import CoreSettings, DispatchCore
 from services.dispatch.domain.model import (
     Assigned,
     Decision,
+    DroneOrder,
     DroneView,
     IncidentRequest,
+    Linked,
+    Mission,
     MissionStage,
     NestView,
+    OrderKind,
+    PatrolStarted,
+    Preempted,
     Queued,
+    Redispatched,
+    SlaAlert,
+    SlaAlertKind,
+    StageReached,
 )
-from services.dispatch.domain.stages import observed_stage
+from services.dispatch.domain.nofly import NoFlyZone
+from services.dispatch.domain.patrols import patrol_routes
 from services.dispatch.models import IncidentRow
 
 log = logging.getLogger("airgrid.dispatch")
@@ -83,15 +98,6 @@ _STAGE_PROTO = {
 }
 
 
-@dataclass
-class MissionTrack:
-    incident_id: str
-    drone_id: str
-    scene_lon: float
-    scene_lat: float
-    stage: MissionStage
-
-
 def _ms_to_dt(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
@@ -106,6 +112,8 @@ def request_of(incident: incident_pb2.Incident) -> IncidentRequest:
         drones_needed=incident.drones_needed,
         on_scene_seconds=incident.on_scene_seconds,
         accepted_ms=incident.accepted_time_ms,
+        type=incident.type,
+        department=incident.department,
     )
 
 
@@ -119,6 +127,9 @@ def request_of_row(row: IncidentRow) -> IncidentRequest:
         drones_needed=row.drones_needed,
         on_scene_seconds=row.on_scene_seconds,
         accepted_ms=int(row.accepted_at.timestamp() * 1000),
+        type=row.type,
+        department=row.department,
+        patrol_route=row.patrol_route or "",
     )
 
 
@@ -143,6 +154,8 @@ def drone_view(spec: registry_pb2.Drone, state: drone_state_pb2.DroneState | Non
         airborne=airborne,
         link_ok=state.link_ok if state is not None else False,
         faults=tuple(state.faults) if state is not None else (),
+        mode=state.flight_mode if state is not None else 0,
+        reported_mission=state.mission_id if state is not None else "",
     )
 
 
@@ -157,51 +170,100 @@ def nest_view(nest: registry_pb2.Nest) -> NestView:
     )
 
 
+def zone_of(fence: registry_pb2.Geofence) -> NoFlyZone | None:
+    """The no-fly polygon of a registry geofence; altitude limits are flown under."""
+    if fence.kind not in ("no-fly", "temporary") or len(fence.ring_lon) < 3:
+        return None
+    ring = tuple(zip(fence.ring_lon, fence.ring_lat, strict=False))
+    return NoFlyZone(fence.id, ring, fence.active_from_ms, fence.active_until_ms)
+
+
+def core_settings(settings: Settings) -> CoreSettings:
+    return CoreSettings(
+        reserve_pct=settings.battery_reserve_pct,
+        sla_seconds=settings.sla_seconds,
+        detour_margin_m=settings.detour_margin_m,
+        duplicate_radius_m=settings.duplicate_radius_m,
+        duplicate_window_s=settings.duplicate_window_s,
+        preempt_max_priority=settings.preempt_max_priority,
+        patrol_keep_docked=settings.patrol_keep_docked,
+        patrol_interval_s=settings.patrol_interval_s,
+    )
+
+
 Job = Callable[[], Awaitable[None]]
 
 
 class DispatchWorker:
-    """One task owns the core; Kafka views and the incident consumer queue work for it."""
+    """One task owns the core; Kafka views, the incident consumer and the clock queue work
+    for it. Each core call's decisions are stored with their outbox records in one
+    transaction; when the database refuses them the core is rebuilt from the database."""
 
     def __init__(self, infra: Infrastructure, relay: OutboxRelay) -> None:
         self.infra = infra
         self.relay = relay
-        self.core = DispatchCore(reserve_pct=infra.settings.battery_reserve_pct)
+        settings = infra.settings
+        self.reference = load_reference(settings.reference_data)
+        self.core = self._new_core()
         self.specs: dict[str, registry_pb2.Drone] = {}
         self.states: dict[str, drone_state_pb2.DroneState] = {}
-        self.missions: dict[str, MissionTrack] = {}
+        self.nest_views: dict[str, NestView] = {}
+        self.zone_views: dict[str, NoFlyZone] = {}
         self.jobs: asyncio.Queue[tuple[Job, asyncio.Future[None] | None]] = asyncio.Queue()
         self.seen = SeenIds()
+        self._rebuilding = False
         self.registry_view = TopicView(
-            infra.settings,
+            settings,
             REGISTRY_CHANGES,
             registry_pb2.RegistryChange.FromString,
             on_update=self._on_registry,
         )
         self.state_view = TopicView(
-            infra.settings,
+            settings,
             DRONE_STATE,
             drone_state_pb2.DroneState.FromString,
             on_update=self._on_state,
         )
         self.spec = ConsumerSpec([INCIDENTS], group_id="airgrid-dispatch", max_records=500)
 
+    def _new_core(self) -> DispatchCore:
+        settings = self.infra.settings
+        core = DispatchCore(settings=core_settings(settings), origin=self.reference.zone.centre)
+        if settings.patrol_enabled:
+            projection = LocalProjection(*self.reference.zone.centre)
+            nests = [(n.id, n.lon, n.lat) for n in self.reference.nests]
+            core.set_patrol_routes(
+                patrol_routes(
+                    self.reference.zone.boundary,
+                    nests,
+                    projection,
+                    spacing_m=settings.patrol_spacing_m,
+                )
+            )
+        return core
+
     # -- start-up ------------------------------------------------------------------------
 
     async def run(self) -> None:
         await self._restore()
         owner = asyncio.create_task(self._own_core(), name="dispatch-core")
+        ticker: asyncio.Task[None] | None = None
         try:
             await self.registry_view.start()
             await self.state_view.start()
             await asyncio.wait_for(self.registry_view.caught_up.wait(), timeout=60)
             await asyncio.wait_for(self.state_view.caught_up.wait(), timeout=60)
+            # Restored incidents that never got an outcome get one now.
+            await self._submit(self._report_waiting)
+            ticker = asyncio.create_task(self._tick_forever(), name="dispatch-clock")
             consumer = await start_group_consumer(self.infra.settings, self.spec)
             try:
                 await run_batches(consumer, self._handle_incidents, spec=self.spec, name="dispatch")
             finally:
                 await consumer.stop()
         finally:
+            if ticker is not None:
+                ticker.cancel()
             owner.cancel()
             await self.registry_view.stop()
             await self.state_view.stop()
@@ -210,26 +272,57 @@ class DispatchWorker:
         async with self.infra.sessions() as session:
             incidents = await store.open_incidents(session)
             missions = await store.active_missions(session)
-            rows = {i.id: i for i in incidents}
-            for m in missions:
-                if m.incident_id not in rows:
-                    row = await session.get(IncidentRow, m.incident_id)
-                    if row is not None:
-                        rows[row.id] = row
+            attempts = await store.mission_counts(session)
+            links = await store.open_links(session)
+        live = {i.id for i in incidents}
         self.core.restore(
-            incidents=[request_of_row(rows[i.id]) for i in incidents],
-            missions=[(m.id, m.incident_id, m.drone_id, m.slot) for m in missions],
-        )
-        for m in missions:
-            row = rows.get(m.incident_id)
-            if row is not None:
-                self.missions[m.id] = MissionTrack(
-                    m.incident_id, m.drone_id, row.lon, row.lat, MissionStage(m.stage)
+            incidents=[request_of_row(row) for row in incidents],
+            missions=[
+                Mission(
+                    m.id,
+                    m.incident_id,
+                    m.drone_id,
+                    m.slot,
+                    MissionStage(m.stage),
+                    m.eta_seconds,
+                    int(m.created_at.timestamp() * 1000),
                 )
+                for m in missions
+                if m.incident_id in live
+            ],
+            attempts=attempts,
+            links=links,
+        )
         log.info(
             "dispatch core restored",
             extra={"open_incidents": len(incidents), "active_missions": len(missions)},
         )
+
+    async def _rebuild(self) -> None:
+        """Start the core again from the database, then feed it what the views know."""
+        self.core = self._new_core()
+        await self._restore()
+        for zone in self.zone_views.values():
+            self.core.upsert_zone(zone)
+        for nest in self.nest_views.values():
+            self.core.upsert_nest(nest)
+        for drone_id in sorted(self.specs):
+            self.core.upsert_drone(drone_view(self.specs[drone_id], self.states.get(drone_id)))
+
+    async def _report_waiting(self) -> None:
+        decisions = self.core.drain_queue()
+        for entry in self.core.queued_incidents():
+            if not entry.request.patrol_route:
+                reason = entry.reason or "waiting for a drone"
+                decisions.append(Queued(entry.request.id, tuple(sorted(entry.open_slots)), reason))
+        await self._decide(decisions)
+
+    async def _tick_forever(self) -> None:
+        period = self.infra.settings.dispatch_tick_seconds
+        while True:
+            await asyncio.sleep(period)
+            done = self._submit(lambda: self._decide(self.core.tick(_now_ms())))
+            await asyncio.wait([done])
 
     # -- the single owner of the core ------------------------------------------------------
 
@@ -265,7 +358,24 @@ class DispatchWorker:
             self.jobs.put_nowait((lambda: self._decide(self.core.upsert_drone(view)), None))
         elif which == "nest":
             nest = nest_view(change.nest)
+            self.nest_views[nest.id] = nest
             self.jobs.put_nowait((lambda: self._decide(self.core.upsert_nest(nest)), None))
+        elif which == "geofence":
+            zone = zone_of(change.geofence)
+            fence_id = change.geofence.id
+            if zone is not None:
+                self.zone_views[fence_id] = zone
+            else:
+                self.zone_views.pop(fence_id, None)
+            self.jobs.put_nowait(
+                (lambda: self._decide(self.core.upsert_zone(zone, fence_id)), None)
+            )
+        elif change.deleted and change.deleted_kind == "geofence":
+            self.zone_views.pop(change.entity_id, None)
+            fence_id = change.entity_id
+            self.jobs.put_nowait(
+                (lambda: self._decide(self.core.upsert_zone(None, fence_id)), None)
+            )
 
     def _on_state(self, key: str, state: drone_state_pb2.DroneState | None) -> None:
         if state is None:
@@ -275,7 +385,8 @@ class DispatchWorker:
         if spec is None:
             return
         view = drone_view(spec, state)
-        self.jobs.put_nowait((lambda: self._drone_moved(view, state), None))
+        at = state.event_time_ms or _now_ms()
+        self.jobs.put_nowait((lambda: self._decide(self.core.upsert_drone(view, at)), None))
 
     async def _handle_incidents(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         waits = []
@@ -308,139 +419,134 @@ class DispatchWorker:
             row = await session.get(IncidentRow, incident.id)
         if row is None or row.status not in ("accepted", "queued"):
             return  # unknown here (another deployment) or decided before a restart
-        decisions = self.core.accept(request_of(incident))
+        decisions = self.core.accept(request_of(incident), _now_ms())
         await self._decide(decisions)
         DECISION_SECONDS.observe(time.perf_counter() - consumed)
         ACCEPT_TO_DECISION_SECONDS.observe(max(0.0, time.time() - incident.accepted_time_ms / 1000))
 
     async def _cancel(self, cancelled: incident_pb2.IncidentCancelled) -> None:
-        missions = self.core.cancel(cancelled.incident_id)
-        if not missions:
-            return
-        async with transaction(self.infra.sessions) as session:
-            for mission_id in missions:
-                track = self.missions.pop(mission_id, None)
-                if track is None:
-                    continue
-                self._command(session, track.drone_id, mission_id, command_pb2.COMMAND_KIND_RETURN)
-                self._mission_event(session, mission_id, track, MissionStage.CANCELLED, "cancelled")
-        self.relay.notify()
-        await self._decide(self.core.drain_queue())
-
-    async def _drone_moved(self, view: DroneView, state: drone_state_pb2.DroneState) -> None:
-        await self._decide(self.core.upsert_drone(view))
-        mission_id = self.core.busy.get(view.id)
-        if mission_id is None or mission_id not in self.missions:
-            return
-        track = self.missions[mission_id]
-        distance = haversine_m(state.lon, state.lat, track.scene_lon, track.scene_lat)
-        stage = observed_stage(
-            track.stage,
-            flying_this_mission=state.mission_id == mission_id,
-            mode=state.flight_mode,
-            distance_to_scene_m=distance,
-        )
-        if stage is None:
-            return
-        at = _ms_to_dt(state.event_time_ms or int(time.time() * 1000))
-        async with transaction(self.infra.sessions) as session:
-            moved = await store.advance_mission(session, mission_id=mission_id, stage=stage, at=at)
-            if moved is not None:
-                self._mission_event(session, mission_id, track, stage, "")
-        track.stage = stage
-        MISSION_STAGES.labels(stage.value).inc()
-        self.relay.notify()
-        log.info(
-            "mission stage",
-            extra={"mission_id": mission_id, "drone_id": view.id, "stage": stage.value},
-        )
-        if stage == MissionStage.COMPLETED:
-            self.missions.pop(mission_id, None)
-            await self._decide(self.core.mission_ended(mission_id))
+        await self._decide(self.core.cancel(cancelled.incident_id, _now_ms()))
 
     async def _decide(self, decisions: list[Decision]) -> None:
-        for decision in decisions:
-            if isinstance(decision, Assigned):
-                await self._persist_assigned(decision)
-            elif isinstance(decision, Queued):
-                await self._persist_queued(decision)
-
-    async def _persist_assigned(self, decision: Assigned) -> None:
-        now = datetime.now(UTC)
+        """Store a core call's decisions and their outbox records in one transaction."""
+        if not decisions:
+            return
         try:
             async with transaction(self.infra.sessions) as session:
-                incident = await session.get(IncidentRow, decision.incident_id)
-                if incident is None:
-                    return
-                if not await store.record_assigned(session, decision=decision, at=now):
-                    return
-                kind = dispatch_pb2.DECISION_KIND_ASSIGNED
-                self._decision_record(session, decision.incident_id, kind, incident, decision)
-                for a in decision.assignments:
-                    track = MissionTrack(
-                        decision.incident_id,
-                        a.drone_id,
-                        incident.lon,
-                        incident.lat,
-                        MissionStage.ASSIGNED,
-                    )
-                    self.missions[a.mission_id] = track
-                    self._command(
-                        session,
-                        a.drone_id,
-                        a.mission_id,
-                        command_pb2.COMMAND_KIND_LAUNCH,
-                        target=(incident.lon, incident.lat),
-                        hold_seconds=incident.on_scene_seconds,
-                        nest_id=a.from_nest_id,
-                    )
-                    self._mission_event(session, a.mission_id, track, MissionStage.ASSIGNED, "")
+                for decision in decisions:
+                    await self._store(session, decision)
         except IntegrityError:
-            # The database already has this drone on another mission (another replica, or a
-            # stale view): give the slots back and let the queue try again.
-            log.error(
-                "assignment refused by the database", extra={"incident_id": decision.incident_id}
-            )
-            for a in decision.assignments:
-                self.missions.pop(a.mission_id, None)
-                self.core.mission_ended(a.mission_id)
+            # The database disagrees with the core (a stale view or another writer): it is
+            # the truth, so the core starts again from it and decides anew.
+            log.error("decisions refused by the database; rebuilding the dispatch core")
+            await self._rebuild()
+            if not self._rebuilding:
+                self._rebuilding = True
+                try:
+                    await self._report_waiting()
+                finally:
+                    self._rebuilding = False
             return
-        DECISIONS.labels("assigned").inc()
         self.relay.notify()
-        for a in decision.assignments:
-            log.info(
-                "drone assigned",
-                extra={
-                    "incident_id": decision.incident_id,
-                    "drone_id": a.drone_id,
-                    "mission_id": a.mission_id,
-                    "eta_seconds": a.eta_seconds,
-                },
-            )
+        for decision in decisions:
+            kind = type(decision).__name__.lower()
+            if not isinstance(decision, DroneOrder | StageReached):
+                DECISIONS.labels(kind).inc()
+            log.info("dispatch " + kind, extra=_log_fields(decision))
 
-    async def _persist_queued(self, decision: Queued) -> None:
-        async with transaction(self.infra.sessions) as session:
+    async def _store(self, session: Any, decision: Decision) -> None:
+        now = datetime.now(UTC)
+        if isinstance(decision, PatrolStarted):
+            r = decision.request
+            at = _ms_to_dt(r.accepted_ms)
+            await store.add_patrol(
+                session, incident_id=r.id, route_id=decision.route_id, lon=r.lon, lat=r.lat, at=at
+            )
+        elif isinstance(decision, Assigned):
+            incident = await session.get(IncidentRow, decision.incident_id)
+            if incident is None or not await store.record_assigned(
+                session, decision=decision, at=now
+            ):
+                return
+            kind = dispatch_pb2.DECISION_KIND_ASSIGNED
+            self._decision_record(session, decision.incident_id, kind, incident, decision)
+            for a in decision.assignments:
+                self._mission_event(
+                    session,
+                    a.mission_id,
+                    decision.incident_id,
+                    a.drone_id,
+                    MissionStage.ASSIGNED,
+                    "",
+                )
+            await store.sync_linked(session, primary=incident, at=now)
+        elif isinstance(decision, Queued):
+            incident = await session.get(IncidentRow, decision.incident_id)
+            if incident is None or incident.patrol_route:
+                return
+            if await store.record_queued(
+                session, incident_id=decision.incident_id, reason=decision.reason, at=now
+            ):
+                kind = dispatch_pb2.DECISION_KIND_QUEUED
+                self._decision_record(
+                    session, decision.incident_id, kind, incident, None, decision.reason
+                )
+        elif isinstance(decision, Preempted | Redispatched | Linked):
             incident = await session.get(IncidentRow, decision.incident_id)
             if incident is None:
                 return
-            changed = await store.record_queued(
-                session,
-                incident_id=decision.incident_id,
-                reason=decision.reason,
-                at=datetime.now(UTC),
+            if isinstance(decision, Linked):
+                await store.record_linked(
+                    session,
+                    incident_id=decision.incident_id,
+                    primary_id=decision.primary_id,
+                    reason=decision.reason,
+                    at=now,
+                )
+                kind = dispatch_pb2.DECISION_KIND_LINKED
+                reason = f"{decision.primary_id}: {decision.reason}"
+            elif isinstance(decision, Preempted):
+                kind = dispatch_pb2.DECISION_KIND_PREEMPTED
+                reason = decision.reason
+            else:
+                kind = dispatch_pb2.DECISION_KIND_REDISPATCHED
+                reason = f"drone {decision.drone_id}: {decision.reason}"
+            self._decision_record(session, decision.incident_id, kind, incident, None, reason)
+        elif isinstance(decision, StageReached):
+            at = _ms_to_dt(decision.at_ms) if decision.at_ms else now
+            moved = await store.advance_mission(
+                session, mission_id=decision.mission_id, stage=decision.stage, at=at
             )
-            if not changed:
-                return
-            kind = dispatch_pb2.DECISION_KIND_QUEUED
-            self._decision_record(
-                session, decision.incident_id, kind, incident, None, decision.reason
-            )
-        DECISIONS.labels("queued").inc()
-        self.relay.notify()
-        log.info(
-            "incident queued",
-            extra={"incident_id": decision.incident_id, "reason": decision.reason},
-        )
+            ce_id = f"{decision.mission_id}:{decision.stage.value}"
+            if moved is not None or (
+                decision.stage == MissionStage.CANCELLED and not await _in_outbox(session, ce_id)
+            ):
+                self._mission_event(
+                    session,
+                    decision.mission_id,
+                    decision.incident_id,
+                    decision.drone_id,
+                    decision.stage,
+                    decision.reason,
+                )
+                MISSION_STAGES.labels(decision.stage.value).inc()
+            incident = await session.get(IncidentRow, decision.incident_id)
+            if incident is not None and incident.patrol_route and decision.stage in (
+                MissionStage.COMPLETED, MissionStage.CANCELLED, MissionStage.FAILED,
+            ):  # fmt: skip
+                await store.end_patrol(
+                    session,
+                    incident_id=incident.id,
+                    at=at,
+                    reason=decision.reason,
+                    completed=decision.stage == MissionStage.COMPLETED,
+                )
+            elif incident is not None:
+                await store.sync_linked(session, primary=incident, at=at)
+        elif isinstance(decision, SlaAlert):
+            await self._alert(session, decision)
+        elif isinstance(decision, DroneOrder):
+            self._command(session, decision)
 
     # -- outbox records ------------------------------------------------------------------------
 
@@ -460,7 +566,7 @@ class DispatchWorker:
             reason=reason,
             priority=incident.priority,
             incident_accepted_time_ms=int(incident.accepted_at.timestamp() * 1000),
-            decided_time_ms=int(time.time() * 1000),
+            decided_time_ms=_now_ms(),
         )
         for a in assigned.assignments if assigned else ():
             message.assignments.add(
@@ -480,49 +586,47 @@ class DispatchWorker:
             ce_id=message.decision_id,
         )
 
-    def _command(
-        self,
-        session: Any,
-        drone_id: str,
-        mission_id: str,
-        kind: int,
-        *,
-        target: tuple[float, float] | None = None,
-        hold_seconds: int = 0,
-        nest_id: str = "",
-    ) -> None:
+    def _command(self, session: Any, order: DroneOrder) -> None:
         command = command_pb2.DroneCommand(
             command_id=uuid.uuid4().hex,
-            drone_id=drone_id,
-            mission_id=mission_id,
-            kind=kind,  # type: ignore[arg-type]
-            hold_seconds=hold_seconds,
-            nest_id=nest_id,
-            issued_time_ms=int(time.time() * 1000),
+            drone_id=order.drone_id,
+            mission_id=order.mission_id,
+            kind=_ORDER_PROTO[order.kind],
+            hold_seconds=order.hold_seconds,
+            nest_id=order.nest_id,
+            issued_time_ms=_now_ms(),
         )
-        if target is not None:
-            command.target_lon, command.target_lat = target
-            spec = self.specs.get(drone_id)
+        if order.target is not None:
+            command.target_lon, command.target_lat = order.target
+            spec = self.specs.get(order.drone_id)
             command.target_alt_m = spec.cruise_altitude_m if spec else 120.0
+        command.path_lon.extend(p[0] for p in order.path)
+        command.path_lat.extend(p[1] for p in order.path)
         enqueue(
             session,
             service="dispatch",
             topic=DRONE_COMMANDS,
-            key=drone_id,
+            key=order.drone_id,
             ce_type="airgrid.drone.command",
             payload=command.SerializeToString(),
             ce_id=command.command_id,
         )
 
     def _mission_event(
-        self, session: Any, mission_id: str, track: MissionTrack, stage: MissionStage, reason: str
+        self,
+        session: Any,
+        mission_id: str,
+        incident_id: str,
+        drone_id: str,
+        stage: MissionStage,
+        reason: str,
     ) -> None:
         event = mission_pb2.MissionEvent(
             mission_id=mission_id,
-            incident_id=track.incident_id,
-            drone_id=track.drone_id,
+            incident_id=incident_id,
+            drone_id=drone_id,
             stage=_STAGE_PROTO[stage],
-            event_time_ms=int(time.time() * 1000),
+            event_time_ms=_now_ms(),
             reason=reason,
         )
         enqueue(
@@ -534,3 +638,69 @@ class DispatchWorker:
             payload=event.SerializeToString(),
             ce_id=f"{mission_id}:{stage.value}",
         )
+
+    async def _alert(self, session: Any, alert: SlaAlert) -> None:
+        ce_id = f"sla:{alert.incident_id}:{alert.kind.value}"
+        if await _in_outbox(session, ce_id):
+            return  # raised before a restart
+        incident = await session.get(IncidentRow, alert.incident_id)
+        breached = alert.kind == SlaAlertKind.BREACHED
+        eta = (
+            "no drone on the way"
+            if alert.eta_seconds == float("inf")
+            else (f"ETA {alert.eta_seconds:.0f} s")
+        )
+        message = alert_pb2.Alert(
+            alert_id=uuid.uuid4().hex,
+            kind=alert_pb2.ALERT_KIND_SLA_BREACHED
+            if breached
+            else alert_pb2.ALERT_KIND_SLA_AT_RISK,
+            severity=alert_pb2.SEVERITY_CRITICAL if breached else alert_pb2.SEVERITY_WARNING,
+            subject_id=alert.incident_id,
+            incident_id=alert.incident_id,
+            message=(
+                f"SLA breached: no drone on scene {-alert.seconds_left:.0f} s past the deadline"
+                if breached
+                else f"SLA at risk: {eta}, {alert.seconds_left:.0f} s left"
+            ),
+            event_time_ms=alert.at_ms,
+            active=True,
+            lon=incident.lon if incident is not None else 0.0,
+            lat=incident.lat if incident is not None else 0.0,
+        )
+        enqueue(
+            session,
+            service="dispatch",
+            topic=ALERTS,
+            key=alert.incident_id,
+            ce_type="airgrid.alert",
+            payload=message.SerializeToString(),
+            ce_id=ce_id,
+        )
+
+
+_ORDER_PROTO = {
+    OrderKind.LAUNCH: command_pb2.COMMAND_KIND_LAUNCH,
+    OrderKind.GOTO: command_pb2.COMMAND_KIND_GOTO,
+    OrderKind.RETURN: command_pb2.COMMAND_KIND_RETURN,
+}
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def _in_outbox(session: Any, ce_id: str) -> bool:
+    found = await session.scalar(select(OutboxRecord.id).where(OutboxRecord.ce_id == ce_id))
+    return found is not None
+
+
+def _log_fields(decision: Decision) -> dict[str, object]:
+    fields: dict[str, object] = {"incident_id": decision.incident_id}
+    for name in ("mission_id", "drone_id", "reason", "stage", "kind", "primary_id"):
+        value = getattr(decision, name, None)
+        if value is not None:
+            fields[name] = str(value)
+    if isinstance(decision, Assigned):
+        fields["drones"] = ",".join(a.drone_id for a in decision.assignments)
+    return fields

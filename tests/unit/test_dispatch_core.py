@@ -11,6 +11,8 @@ from services.dispatch.domain.core import DispatchCore
 from services.dispatch.domain.eta import estimate, eta_seconds
 from services.dispatch.domain.model import (
     Assigned,
+    Decision,
+    DroneOrder,
     DroneView,
     IncidentRequest,
     NestView,
@@ -55,6 +57,11 @@ def incident(n: int, *, lon: float = 114.41, lat: float = 30.49, **kw: object) -
     return IncidentRequest(**values)  # type: ignore[arg-type]
 
 
+def main(decisions: list[Decision]) -> list[Decision]:
+    """The decisions without the drone orders that accompany assignments."""
+    return [d for d in decisions if not isinstance(d, DroneOrder)]
+
+
 def core_with(*drones: DroneView) -> DispatchCore:
     core = DispatchCore(reserve_pct=20.0)
     core.upsert_nest(NestView("nest-01", BASE_LON, BASE_LAT))
@@ -67,7 +74,7 @@ def test_nearest_feasible_drone_is_chosen() -> None:
     near = drone(1, lon=114.405, lat=30.485)
     far = drone(2, lon=114.30, lat=30.40)
     core = core_with(far, near)
-    [decision] = core.accept(incident(1))
+    [decision] = main(core.accept(incident(1)))
     assert isinstance(decision, Assigned)
     assert decision.assignments[0].drone_id == "drone-001"
     assert decision.assignments[0].mission_id == mission_id_for("inc-1", 0, 0)
@@ -90,7 +97,7 @@ def test_low_battery_is_infeasible_and_queues_with_a_reason() -> None:
 
 def test_missing_capability_queues_with_a_reason() -> None:
     core = core_with(drone(1, capabilities=frozenset({"visual"})))
-    [decision] = core.accept(incident(1))
+    [decision] = main(core.accept(incident(1)))
     assert isinstance(decision, Queued)
     assert "thermal" in decision.reason
 
@@ -98,29 +105,29 @@ def test_missing_capability_queues_with_a_reason() -> None:
 def test_weather_hold_grounds_docked_drones() -> None:
     core = core_with(drone(1))
     core.upsert_nest(NestView("nest-01", BASE_LON, BASE_LAT, wind_mps=15.0, wind_hold_mps=12.0))
-    [decision] = core.accept(incident(1))
+    [decision] = main(core.accept(incident(1)))
     assert isinstance(decision, Queued)
     assert estimate(drone(1), incident(1), core.nests, reserve_pct=20).feasible is False
 
 
 def test_queued_incident_gets_the_drone_when_it_frees_up() -> None:
     core = core_with(drone(1))
-    [first] = core.accept(incident(1))
+    [first] = main(core.accept(incident(1)))
     assert isinstance(first, Assigned)
     [waiting] = core.accept(incident(2))
     assert isinstance(waiting, Queued)
-    [later] = core.mission_ended(first.assignments[0].mission_id)
+    [later] = main(core.mission_ended(first.assignments[0].mission_id))
     assert isinstance(later, Assigned) and later.incident_id == "inc-2"
 
 
 def test_queue_is_served_by_priority_then_age() -> None:
     core = core_with(drone(1))
-    [busy] = core.accept(incident(1))
+    [busy] = main(core.accept(incident(1, priority=1)))  # a P1 is never preempted
     assert isinstance(busy, Assigned)
     core.accept(incident(2, priority=3))
     core.accept(incident(3, priority=1))
     core.accept(incident(4, priority=1))
-    [next_up] = core.mission_ended(busy.assignments[0].mission_id)
+    [next_up] = main(core.mission_ended(busy.assignments[0].mission_id))
     assert isinstance(next_up, Assigned) and next_up.incident_id == "inc-3"
 
 
@@ -141,9 +148,11 @@ def test_replayed_incident_decides_nothing_twice() -> None:
 
 def test_cancel_frees_the_drone() -> None:
     core = core_with(drone(1))
-    [assigned] = core.accept(incident(1))
+    [assigned] = main(core.accept(incident(1)))
     assert isinstance(assigned, Assigned)
-    assert core.cancel("inc-1") == [assigned.assignments[0].mission_id]
+    [ended, order] = core.cancel("inc-1")
+    assert ended.mission_id == order.mission_id == assigned.assignments[0].mission_id  # type: ignore[union-attr]
+    assert isinstance(order, DroneOrder) and order.kind == "return"
     assert "drone-001" not in core.busy
 
 
@@ -153,7 +162,7 @@ def test_restore_rebuilds_busy_drones_and_open_slots() -> None:
         incidents=[incident(1, drones_needed=2)],
         missions=[(mission_id_for("inc-1", 0, 0), "inc-1", "drone-001", 0)],
     )
-    [decision, *_] = core.drain_queue()
+    [decision, *_] = main(core.drain_queue())
     assert isinstance(decision, Assigned)
     assert [a.drone_id for a in decision.assignments] == ["drone-002"]
     assert decision.assignments[0].slot == 1

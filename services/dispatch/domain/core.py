@@ -1,175 +1,735 @@
-"""The dispatch state machine: incidents and drone updates in, assignment decisions out."""
+"""The dispatch state machine: incidents, drone states and clock ticks in; decisions out."""
 
 from __future__ import annotations
 
+import heapq
+import math
 from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
-from services.dispatch.domain.eta import Estimate, estimate
+from airgrid.geo import LocalProjection
+from services.dispatch.domain.drone_index import DroneGrid
+from services.dispatch.domain.eta import Estimate, estimate, launch_overhead_s
 from services.dispatch.domain.model import (
     Assigned,
     Assignment,
     Decision,
+    DroneOrder,
     DroneView,
     IncidentRequest,
     IncidentSlots,
+    Linked,
+    Mission,
+    MissionStage,
     NestView,
+    OrderKind,
+    PatrolStarted,
+    Preempted,
     Queued,
+    Redispatched,
+    SlaAlert,
+    SlaAlertKind,
+    StageReached,
     mission_id_for,
 )
+from services.dispatch.domain.nofly import DetourPlanner, NoFlyZone, Target, planner_for
+from services.dispatch.domain.patrols import PatrolRoute
+from services.dispatch.domain.stages import observed_stage
+
+XY = tuple[float, float]
+
+# Stages in which a mission still heads for, or works at, its scene; a drone failing in one
+# of them leaves its slot uncovered and is replaced.
+_OUTBOUND = (MissionStage.ASSIGNED, MissionStage.LAUNCHED, MissionStage.ON_SCENE)
+
+
+@dataclass(frozen=True)
+class CoreSettings:
+    """Tunables of the core; the worker fills them from airgrid.config.Settings."""
+
+    reserve_pct: float = 20.0
+    sla_seconds: float = 300.0
+    cell_m: float = 500.0
+    detour_margin_m: float = 30.0
+    duplicate_radius_m: float = 300.0
+    duplicate_window_s: float = 600.0
+    preempt_max_priority: int = 1  # incidents at this priority or more urgent may preempt
+    patrol_keep_docked: int = 2  # idle drones a nest keeps docked before it sends a patrol
+    patrol_interval_s: float = 1800.0
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    key: tuple[float, float, str]  # (eta rounded to 0.1 s, -battery, drone id): least wins
+    estimate: Estimate
+    path_m: float
+    mission: Mission | None = None  # set when the drone is taken from other work
 
 
 class DispatchCore:
     """Deterministic: the same sequence of calls always yields the same decisions.
 
-    It holds which drone flies which mission and which incidents wait. The caller persists
-    decisions and feeds back what happened (missions ended, drones moved); time never enters
-    except as values carried by the inputs.
+    It holds which drone flies which mission and which incidents wait. Time enters only as
+    values carried by the inputs (now_ms); the core keeps the latest it has seen.
     """
 
-    def __init__(self, *, reserve_pct: float = 20.0) -> None:
-        self.reserve_pct = reserve_pct
+    def __init__(
+        self,
+        *,
+        reserve_pct: float = 20.0,
+        settings: CoreSettings | None = None,
+        origin: tuple[float, float] | None = None,
+    ) -> None:
+        self.settings = settings or CoreSettings(reserve_pct=reserve_pct)
+        self.reserve_pct = self.settings.reserve_pct
+        self.projection = LocalProjection(*origin) if origin is not None else None
         self.drones: dict[str, DroneView] = {}
         self.nests: dict[str, NestView] = {}
         self.busy: dict[str, str] = {}  # drone id -> mission id
-        self.mission_drone: dict[str, str] = {}  # mission id -> drone id
-        self.mission_incident: dict[str, str] = {}  # mission id -> incident id
-        self.incidents: dict[str, IncidentSlots] = {}
+        self.missions: dict[str, Mission] = {}
+        self.incidents: dict[str, IncidentSlots] = {}  # live: open slots or active missions
         self.seen_incidents: set[str] = set()  # every incident ever accepted: replays are no-ops
+        self.links: dict[str, str] = {}  # duplicate incident -> primary incident
+        self.on_scene: set[str] = set()  # incidents with a drone on scene (SLA met)
+        self.alerted: set[tuple[str, SlaAlertKind]] = set()
+        self.zones: dict[str, NoFlyZone] = {}
+        self.routes: dict[str, PatrolRoute] = {}
+        self.route_flown_ms: dict[str, int] = {}
+        self.now_ms = 0
+        self.index = DroneGrid(self.settings.cell_m)
+        self._planners: dict[frozenset[str], DetourPlanner] = {}
+        self._vmax = 1.0
 
-    # -- inputs ------------------------------------------------------------------------
+    # -- geometry ------------------------------------------------------------------------
+
+    def _xy(self, lon: float, lat: float) -> XY:
+        if self.projection is None:
+            self.projection = LocalProjection(lon, lat)
+        return self.projection.to_xy(lon, lat)
+
+    def planner(self) -> DetourPlanner:
+        """The detour planner of the no-fly zones active now, built once per set."""
+        active = frozenset(z.id for z in self.zones.values() if z.active_at(self.now_ms))
+        planner = self._planners.get(active)
+        if planner is None:
+            if self.projection is None:
+                first = next(iter(self.zones.values()), None)
+                self.projection = LocalProjection(*(first.ring[0] if first else (0.0, 0.0)))
+            zones = [self.zones[z] for z in sorted(active)]
+            planner = planner_for(zones, self.projection, margin_m=self.settings.detour_margin_m)
+            self._planners[active] = planner
+        return planner
+
+    def path_to(self, drone: DroneView, lon: float, lat: float) -> tuple[tuple[float, float], ...]:
+        """Waypoints (lon/lat) a drone flies to reach a point, around the no-fly zones."""
+        assert drone.lon is not None and drone.lat is not None and self.projection is not None
+        planner = self.planner()
+        waypoints = planner.path(self._xy(drone.lon, drone.lat), planner.target(self._xy(lon, lat)))
+        return tuple(self.projection.to_lon_lat(*p) for p in waypoints)
+
+    # -- inputs: world ---------------------------------------------------------------------
 
     def upsert_nest(self, nest: NestView) -> list[Decision]:
+        self._xy(nest.lon, nest.lat)
         self.nests[nest.id] = nest
         return self.drain_queue()
 
-    def upsert_drone(self, drone: DroneView) -> list[Decision]:
+    def upsert_zone(self, zone: NoFlyZone | None, zone_id: str = "") -> list[Decision]:
+        """A no-fly zone added or changed; None removes zone_id."""
+        if zone is None:
+            self.zones.pop(zone_id, None)
+        else:
+            self.zones[zone.id] = zone
+        self._planners.clear()
+        return []
+
+    def set_patrol_routes(self, routes: Iterable[PatrolRoute]) -> None:
+        self.routes = {r.id: r for r in routes}
+
+    def upsert_drone(self, drone: DroneView, now_ms: int | None = None) -> list[Decision]:
+        """A registry change or a state report; may move its mission, fail it or free it."""
+        now = self._advance(now_ms)
         previous = self.drones.get(drone.id)
         self.drones[drone.id] = drone
-        if drone.id in self.busy or not self.queued_incidents():
-            return []
-        if previous is not None and _same_availability(previous, drone):
-            return []
-        return self.drain_queue()
+        if drone.cruise_speed_mps > self._vmax:
+            self._vmax = drone.cruise_speed_mps
+        decisions: list[Decision] = []
+        mission_id = self.busy.get(drone.id)
+        if mission_id is not None:
+            decisions.extend(self._follow(self.missions[mission_id], drone, now))
+        self._reindex(drone)
+        if drone.id in self.busy or not self._has_waiting():
+            return decisions
+        if previous is not None and _same_availability(previous, drone) and not decisions:
+            return decisions
+        decisions.extend(self.drain_queue())
+        return decisions
 
-    def accept(self, incident: IncidentRequest) -> list[Decision]:
+    def tick(self, now_ms: int) -> list[Decision]:
+        """Clock tick: SLA at-risk and breach alerts, then patrols for idle drones."""
+        now = self._advance(now_ms)
+        decisions: list[Decision] = []
+        for incident_id in sorted(self.incidents):
+            entry = self.incidents[incident_id]
+            if entry.request.patrol_route or incident_id in self.on_scene:
+                continue
+            left = self.settings.sla_seconds - (now - entry.request.accepted_ms) / 1000.0
+            eta = self._best_remaining_eta(incident_id)
+            if left < 0 and (incident_id, SlaAlertKind.BREACHED) not in self.alerted:
+                self.alerted.add((incident_id, SlaAlertKind.BREACHED))
+                decisions.append(SlaAlert(incident_id, SlaAlertKind.BREACHED, eta, left, now))
+            elif eta > left and (incident_id, SlaAlertKind.AT_RISK) not in self.alerted:
+                self.alerted.add((incident_id, SlaAlertKind.AT_RISK))
+                decisions.append(SlaAlert(incident_id, SlaAlertKind.AT_RISK, eta, left, now))
+        decisions.extend(self._start_patrols(now))
+        return decisions
+
+    # -- inputs: incidents -------------------------------------------------------------------
+
+    def accept(self, incident: IncidentRequest, now_ms: int | None = None) -> list[Decision]:
         """A new incident; a replay of a known one decides nothing again."""
         if incident.id in self.seen_incidents:
             return []
+        now = self._advance(incident.accepted_ms if now_ms is None else now_ms)
         self.seen_incidents.add(incident.id)
-        self.incidents[incident.id] = IncidentSlots(
-            incident, open_slots=set(range(incident.drones_needed))
-        )
-        return self._try_assign(self.incidents[incident.id])
+        primary = self._duplicate_of(incident)
+        if primary is not None:
+            self.links[incident.id] = primary.request.id
+            if incident.priority < primary.rank:
+                primary.rank = incident.priority
+            reason = f"same {incident.type} reported by {primary.request.department or 'another'}"
+            return [Linked(incident.id, primary.request.id, reason)]
+        entry = IncidentSlots(incident, open_slots=set(range(incident.drones_needed)))
+        self.incidents[incident.id] = entry
+        return self._try_assign(entry, now, report_queued=True)
 
-    def cancel(self, incident_id: str) -> list[str]:
-        """Forget an incident; returns the missions whose drones must come back."""
+    def cancel(self, incident_id: str, now_ms: int | None = None) -> list[Decision]:
+        """Forget an incident: its drones return and waiting incidents may take them."""
+        now = self._advance(now_ms)
         self.incidents.pop(incident_id, None)
-        missions = sorted(m for m, i in self.mission_incident.items() if i == incident_id)
-        for mission_id in missions:
-            self._free(mission_id)
-        return missions
+        decisions: list[Decision] = []
+        for mission in self._missions_of(incident_id):
+            decisions.extend(self._end(mission, MissionStage.CANCELLED, now, "cancelled"))
+        decisions.extend(self.drain_queue())
+        return decisions
 
-    def mission_ended(self, mission_id: str) -> list[Decision]:
+    def mission_ended(self, mission_id: str, now_ms: int | None = None) -> list[Decision]:
         """The drone of a mission is back and free; waiting incidents may now get it."""
-        self._free(mission_id)
+        now = self._advance(now_ms)
+        mission = self.missions.get(mission_id)
+        if mission is not None:
+            self._release(mission)
+            self._close_if_done(mission.incident_id, now)
         return self.drain_queue()
 
     def restore(
         self,
         *,
         incidents: list[IncidentRequest],
-        missions: list[tuple[str, str, str, int]],
+        missions: list[tuple[str, str, str, int]] | list[Mission],
+        attempts: dict[str, int] | None = None,
+        links: dict[str, str] | None = None,
+        on_scene: Iterable[str] = (),
     ) -> None:
-        """Rebuild after a restart from the database: open incidents and active missions
-        as (mission id, incident id, drone id, slot)."""
+        """Rebuild after a restart from the database: live incidents, active missions, how
+        many missions each incident had (so new mission ids never collide) and links."""
         for incident in incidents:
             self.seen_incidents.add(incident.id)
             self.incidents[incident.id] = IncidentSlots(
-                incident, open_slots=set(range(incident.drones_needed))
+                incident,
+                open_slots=set(range(incident.drones_needed)),
+                attempts=(attempts or {}).get(incident.id, 0),
             )
-        for mission_id, incident_id, drone_id, slot in missions:
-            self.busy[drone_id] = mission_id
-            self.mission_drone[mission_id] = drone_id
-            self.mission_incident[mission_id] = incident_id
-            entry = self.incidents.get(incident_id)
+        for item in missions:
+            m = (
+                item
+                if isinstance(item, Mission)
+                else Mission(item[0], item[1], item[2], item[3], MissionStage.ASSIGNED, 0.0, 0)
+            )
+            self.missions[m.id] = m
+            self.busy[m.drone_id] = m.id
+            self.index.remove(m.drone_id)
+            entry = self.incidents.get(m.incident_id)
             if entry is not None:
-                entry.open_slots.discard(slot)
-                entry.attempts += 1
-        for incident_id in [i for i, e in self.incidents.items() if not e.open_slots]:
+                entry.open_slots.discard(m.slot)
+                if attempts is None:
+                    entry.attempts += 1
+            if m.stage in (MissionStage.ON_SCENE, MissionStage.RETURNING):
+                self.on_scene.add(m.incident_id)
+        for duplicate, primary in (links or {}).items():
+            self.seen_incidents.add(duplicate)
+            self.links[duplicate] = primary
+        self.on_scene.update(on_scene)
+        for incident_id in [i for i, e in self.incidents.items() if not self._live(e)]:
             del self.incidents[incident_id]
 
-    # -- queries -----------------------------------------------------------------------
+    # -- queries -----------------------------------------------------------------------------
+
+    @property
+    def mission_drone(self) -> dict[str, str]:
+        return {m.id: m.drone_id for m in self.missions.values()}
+
+    @property
+    def mission_incident(self) -> dict[str, str]:
+        return {m.id: m.incident_id for m in self.missions.values()}
 
     def queued_incidents(self) -> list[IncidentSlots]:
         waiting = [e for e in self.incidents.values() if e.open_slots]
-        return sorted(
-            waiting, key=lambda e: (e.request.priority, e.request.accepted_ms, e.request.id)
+        return sorted(waiting, key=lambda e: (e.rank, e.request.accepted_ms, e.request.id))
+
+    def candidates(self, incident: IncidentRequest, need: int = 1) -> list[Estimate]:
+        """The best idle drones' estimates (feasible first, least ETA, then most battery)."""
+        found, seen = self._search(incident, need)
+        ranked = sorted(found, key=lambda c: c.key)
+        return [c.estimate for c in ranked] + sorted(
+            seen, key=lambda e: (e.eta_seconds, -e.battery_after_pct, e.drone_id)
         )
 
-    def candidates(self, incident: IncidentRequest) -> list[Estimate]:
-        """Every idle, capable drone's estimate, best first (least ETA, then most battery)."""
-        found = []
-        for drone in self.drones.values():
-            if not self._idle(drone) or not incident.required_capabilities <= drone.capabilities:
-                continue
-            found.append(estimate(drone, incident, self.nests, reserve_pct=self.reserve_pct))
-        found.sort(key=lambda e: (not e.feasible, e.eta_seconds, -e.battery_after_pct, e.drone_id))
-        return found
+    def estimate_for(self, drone: DroneView, incident: IncidentRequest) -> Estimate:
+        """The core's own estimate, detours and nearest-nest return included."""
+        target, back_m = self._prepare(incident)
+        return self._estimate(drone, incident, target, back_m)[0]
 
-    # -- internals ---------------------------------------------------------------------
+    # -- the queue ---------------------------------------------------------------------------
 
     def drain_queue(self) -> list[Decision]:
         decisions: list[Decision] = []
         for entry in self.queued_incidents():
-            decisions.extend(d for d in self._try_assign(entry) if isinstance(d, Assigned))
+            if self.incidents.get(entry.request.id) is not entry or not entry.open_slots:
+                continue
+            decisions.extend(self._try_assign(entry, self.now_ms, report_queued=False))
         return decisions
 
-    def _try_assign(self, entry: IncidentSlots) -> list[Decision]:
+    def _try_assign(self, entry: IncidentSlots, now: int, *, report_queued: bool) -> list[Decision]:
         incident = entry.request
-        candidates = self.candidates(incident)
-        feasible = [c for c in candidates if c.feasible]
-        assignments: list[Assignment] = []
-        for slot in sorted(entry.open_slots):
-            if not feasible:
+        slots = sorted(entry.open_slots)
+        idle, seen = self._search(incident, len(slots))
+        idle.sort(key=lambda c: c.key)
+        left = self.settings.sla_seconds - (now - incident.accepted_ms) / 1000.0
+        may_preempt = not incident.patrol_route and entry.rank <= self.settings.preempt_max_priority
+        takeable = self._takeable(entry, incident, may_preempt)
+        decisions: list[Decision] = []
+        chosen: list[tuple[int, _Candidate]] = []
+        for slot in slots:
+            pick: _Candidate | None = None
+            if idle and (idle[0].estimate.eta_seconds <= left or not may_preempt):
+                pick = idle.pop(0)
+            elif takeable and (
+                not idle or (may_preempt and takeable[0].estimate.eta_seconds <= left)
+            ):
+                # Preempt only when nothing idle is feasible, or (for the urgent) when that
+                # is the only way to be on scene within the SLA.
+                pick = takeable.pop(0)
+            elif idle:
+                pick = idle.pop(0)
+            if pick is None:
                 break
-            best = feasible.pop(0)
-            drone = self.drones[best.drone_id]
+            chosen.append((slot, pick))
+        assignments: list[Assignment] = []
+        victims: list[str] = []
+        for slot, pick in chosen:
+            drone = self.drones[pick.estimate.drone_id]
+            if pick.mission is not None:
+                victims.append(pick.mission.incident_id)
+                decisions.extend(self._preempt(pick.mission, incident.id, now))
             mission_id = mission_id_for(incident.id, slot, entry.attempts)
+            mission = Mission(
+                mission_id, incident.id, drone.id, slot, MissionStage.ASSIGNED,
+                round(pick.estimate.eta_seconds, 1), now,
+            )  # fmt: skip
+            self.missions[mission_id] = mission
             self.busy[drone.id] = mission_id
-            self.mission_drone[mission_id] = drone.id
-            self.mission_incident[mission_id] = incident.id
+            self.index.remove(drone.id)
+            path = self.path_to(drone, incident.lon, incident.lat)
             assignments.append(
-                Assignment(mission_id, drone.id, slot, round(best.eta_seconds, 1), drone.home_nest)
+                Assignment(
+                    mission_id,
+                    drone.id,
+                    slot,
+                    mission.eta_seconds,
+                    drone.home_nest,
+                    path,
+                    drone.airborne,
+                )
             )
-        for assignment in assignments:
-            entry.open_slots.discard(assignment.slot)
+            entry.open_slots.discard(slot)
         if assignments:
             entry.attempts += 1
-        decisions: list[Decision] = []
-        if assignments:
+            entry.reason = ""
             decisions.append(Assigned(incident.id, tuple(assignments), not entry.open_slots))
+            for a in assignments:
+                decisions.append(self._order_to_scene(incident, a))
         if entry.open_slots:
-            decisions.append(
-                Queued(incident.id, tuple(sorted(entry.open_slots)), _why(incident, candidates))
-            )
-        else:
-            del self.incidents[incident.id]
+            entry.reason = _why(incident, seen, len(assignments))
+            if report_queued or assignments:
+                decisions.append(Queued(incident.id, tuple(sorted(entry.open_slots)), entry.reason))
+        for victim_id in victims:
+            # The preempted work is re-queued; an idle drone may still take it right away.
+            victim = self.incidents.get(victim_id)
+            if victim is not None and victim.open_slots:
+                decisions.extend(self._try_assign(victim, now, report_queued=False))
         return decisions
 
-    def _idle(self, drone: DroneView) -> bool:
-        return (
-            drone.active
-            and drone.link_ok
-            and not drone.faults
-            and drone.id not in self.busy
-            and drone.has_position
+    def _order_to_scene(self, incident: IncidentRequest, a: Assignment) -> DroneOrder:
+        if incident.patrol_route:
+            route = self.routes.get(incident.patrol_route)
+            path = route.waypoints if route is not None else ()
+            return DroneOrder(
+                incident.id, a.mission_id, a.drone_id, OrderKind.LAUNCH,
+                path[-1] if path else None, path, 0, a.from_nest_id,
+            )  # fmt: skip
+        kind = OrderKind.GOTO if a.airborne else OrderKind.LAUNCH
+        return DroneOrder(
+            incident.id, a.mission_id, a.drone_id, kind, (incident.lon, incident.lat), a.path,
+            incident.on_scene_seconds, a.from_nest_id,
+        )  # fmt: skip
+
+    # -- search --------------------------------------------------------------------------------
+
+    def _prepare(self, incident: IncidentRequest) -> tuple[Target, float]:
+        planner = self.planner()
+        scene = self._xy(incident.lon, incident.lat)
+        target = planner.target(scene)
+        online = [n for n in self.nests.values() if n.online]
+        back_m = 0.0
+        if online and target.reachable:
+            near = min(online, key=lambda n: (math.dist(self._xy(n.lon, n.lat), scene), n.id))
+            back_m = planner.length_m(self._xy(near.lon, near.lat), target)
+        return target, back_m
+
+    def _estimate(
+        self, drone: DroneView, incident: IncidentRequest, target: Target, back_m: float
+    ) -> tuple[Estimate, float]:
+        if not drone.has_position:
+            return estimate(drone, incident, self.nests, reserve_pct=self.reserve_pct), math.inf
+        assert drone.lon is not None and drone.lat is not None
+        path_m = self.planner().length_m(self._xy(drone.lon, drone.lat), target)
+        found = estimate(
+            drone, incident, self.nests, reserve_pct=self.reserve_pct, path_m=path_m, back_m=back_m
+        )
+        return found, path_m
+
+    def _search(
+        self, incident: IncidentRequest, need: int
+    ) -> tuple[list[_Candidate], list[Estimate]]:
+        """Best-first search of idle drones: rings of the grid feed a heap of lower bounds
+        (launch overhead + straight distance at the drone's speed); full estimates (detours,
+        battery) run only for drones that could still beat the need-th best found."""
+        target, back_m = self._prepare(incident)
+        scene = self._xy(incident.lon, incident.lat)
+        needs = incident.required_capabilities
+        heap: list[tuple[float, float, str]] = []
+        feasible: list[_Candidate] = []
+        infeasible: list[Estimate] = []
+        rings = self.index.rings(scene)
+        next_ring = next(rings, None)
+        while True:
+            ring_bound = next_ring[0] / self._vmax if next_ring is not None else math.inf
+            if heap and heap[0][0] <= ring_bound:
+                if len(feasible) >= need:
+                    kth = sorted(c.key for c in feasible)[need - 1]
+                    if kth < heap[0]:
+                        break
+                _, _, drone_id = heapq.heappop(heap)
+                drone = self.drones[drone_id]
+                found, path_m = self._estimate(drone, incident, target, back_m)
+                if found.feasible:
+                    key = (round(found.eta_seconds, 1), -drone.battery_pct, drone_id)
+                    feasible.append(_Candidate(key, found, path_m))
+                else:
+                    infeasible.append(found)
+                continue
+            if next_ring is None:
+                break
+            if len(feasible) >= need:
+                kth = sorted(c.key for c in feasible)[need - 1]
+                if kth[0] < round(ring_bound, 1) and (not heap or kth < heap[0]):
+                    break
+            for drone_id in next_ring[1]:
+                drone = self.drones[drone_id]
+                if not needs <= drone.capabilities:
+                    continue
+                assert drone.lon is not None and drone.lat is not None
+                x, y = self._xy(drone.lon, drone.lat)
+                lower = launch_overhead_s(drone) + math.hypot(x - scene[0], y - scene[1]) / (
+                    drone.cruise_speed_mps
+                )
+                heapq.heappush(heap, (round(lower, 1), -drone.battery_pct, drone_id))
+            next_ring = next(rings, None)
+        return feasible, infeasible
+
+    def _takeable(
+        self, entry: IncidentSlots, incident: IncidentRequest, may_preempt: bool
+    ) -> list[_Candidate]:
+        """Drones on lower-ranked work that could serve: patrols for anyone, lower-priority
+        incidents only for the urgent. Best first."""
+        pool: list[_Candidate] = []
+        target: Target | None = None
+        back_m = 0.0
+        for mission in sorted(self.missions.values(), key=lambda m: m.id):
+            owner = self.incidents.get(mission.incident_id)
+            if owner is None or owner is entry or mission.stage not in _OUTBOUND:
+                continue
+            is_patrol = bool(owner.request.patrol_route)
+            if not is_patrol and not (may_preempt and owner.rank > entry.rank):
+                continue
+            drone = self.drones.get(mission.drone_id)
+            if drone is None or not self._healthy(drone):
+                continue
+            if not incident.required_capabilities <= drone.capabilities:
+                continue
+            if target is None:
+                target, back_m = self._prepare(incident)
+            found, path_m = self._estimate(drone, incident, target, back_m)
+            if found.feasible:
+                key = (round(found.eta_seconds, 1), -drone.battery_pct, drone.id)
+                pool.append(_Candidate(key, found, path_m, mission))
+        pool.sort(key=lambda c: c.key)
+        return pool
+
+    # -- missions --------------------------------------------------------------------------------
+
+    def _preempt(self, mission: Mission, by_incident: str, now: int) -> list[Decision]:
+        owner = self.incidents.get(mission.incident_id)
+        reason = f"drone taken by more urgent incident {by_incident}"
+        m = mission
+        decisions: list[Decision] = [
+            Preempted(m.incident_id, m.id, m.drone_id, m.slot, by_incident, reason),
+            StageReached(m.id, m.incident_id, m.drone_id, MissionStage.CANCELLED, now, "preempted"),
+        ]
+        self._release(mission)
+        if owner is None:
+            return decisions
+        if owner.request.patrol_route:
+            del self.incidents[mission.incident_id]
+            return decisions
+        owner.open_slots.add(mission.slot)
+        if not self._missions_of(mission.incident_id):
+            self.on_scene.discard(mission.incident_id)
+        owner.reason = "preempted: waiting for another drone"
+        decisions.append(Queued(mission.incident_id, tuple(sorted(owner.open_slots)), owner.reason))
+        return decisions
+
+    def _follow(self, mission: Mission, drone: DroneView, now: int) -> list[Decision]:
+        """Stage changes and failures of a busy drone's mission."""
+        failure = self._failure(drone) if mission.stage in _OUTBOUND else ""
+        if failure:
+            return self._fail(mission, failure, now)
+        if not drone.has_position:
+            return []
+        entry = self.incidents.get(mission.incident_id)
+        scene = (entry.request.lon, entry.request.lat) if entry is not None else None
+        distance = math.inf
+        if scene is not None:
+            assert drone.lon is not None and drone.lat is not None
+            distance = math.dist(self._xy(drone.lon, drone.lat), self._xy(*scene))
+        stage = observed_stage(
+            mission.stage,
+            flying_this_mission=drone.reported_mission == mission.id,
+            mode=drone.mode,
+            distance_to_scene_m=distance,
+        )
+        if stage is None:
+            return []
+        mission.stage = stage
+        decisions: list[Decision] = [
+            StageReached(mission.id, mission.incident_id, mission.drone_id, stage, now)
+        ]
+        if stage == MissionStage.ON_SCENE:
+            self.on_scene.add(mission.incident_id)
+        if stage == MissionStage.COMPLETED:
+            self._release(mission)
+            if entry is not None and entry.request.patrol_route:
+                self.route_flown_ms[entry.request.patrol_route] = now
+            self._close_if_done(mission.incident_id, now)
+        return decisions
+
+    def _fail(self, mission: Mission, reason: str, now: int) -> list[Decision]:
+        decisions: list[Decision] = [
+            Redispatched(mission.incident_id, mission.id, mission.drone_id, mission.slot, reason),
+        ]
+        decisions.extend(self._end(mission, MissionStage.FAILED, now, reason))
+        entry = self.incidents.get(mission.incident_id)
+        if entry is None:
+            return decisions
+        if entry.request.patrol_route:
+            del self.incidents[mission.incident_id]
+            return decisions
+        entry.open_slots.add(mission.slot)
+        decisions.extend(self._try_assign(entry, now, report_queued=True))
+        return decisions
+
+    def _end(self, mission: Mission, stage: MissionStage, now: int, reason: str) -> list[Decision]:
+        """Stop a mission early: it ends in stage and its drone is sent to the nearest nest."""
+        self._release(mission)
+        drone = self.drones.get(mission.drone_id)
+        nest_id = drone.home_nest if drone is not None else ""
+        if drone is not None and drone.has_position:
+            assert drone.lon is not None and drone.lat is not None
+            online = [n for n in self.nests.values() if n.online]
+            if online:
+                here = self._xy(drone.lon, drone.lat)
+                nest_id = min(
+                    online, key=lambda n: (math.dist(self._xy(n.lon, n.lat), here), n.id)
+                ).id
+        return [
+            StageReached(mission.id, mission.incident_id, mission.drone_id, stage, now, reason),
+            DroneOrder(
+                mission.incident_id, mission.id, mission.drone_id, OrderKind.RETURN, nest_id=nest_id
+            ),
+        ]
+
+    def _release(self, mission: Mission) -> None:
+        self.missions.pop(mission.id, None)
+        if self.busy.get(mission.drone_id) == mission.id:
+            del self.busy[mission.drone_id]
+        drone = self.drones.get(mission.drone_id)
+        if drone is not None:
+            self._reindex(drone)
+
+    def _close_if_done(self, incident_id: str, now: int) -> None:
+        entry = self.incidents.get(incident_id)
+        if entry is not None and not self._live(entry):
+            del self.incidents[incident_id]
+
+    def _live(self, entry: IncidentSlots) -> bool:
+        return bool(entry.open_slots) or bool(self._missions_of(entry.request.id))
+
+    def _missions_of(self, incident_id: str) -> list[Mission]:
+        return sorted(
+            (m for m in self.missions.values() if m.incident_id == incident_id), key=lambda m: m.id
         )
 
-    def _free(self, mission_id: str) -> None:
-        self.mission_incident.pop(mission_id, None)
-        drone_id = self.mission_drone.pop(mission_id, None)
-        if drone_id is not None and self.busy.get(drone_id) == mission_id:
-            del self.busy[drone_id]
+    def _best_remaining_eta(self, incident_id: str) -> float:
+        entry = self.incidents[incident_id]
+        best = math.inf
+        for mission in self._missions_of(incident_id):
+            drone = self.drones.get(mission.drone_id)
+            if drone is None or not drone.has_position:
+                continue
+            started = mission.stage != MissionStage.ASSIGNED
+            flying = replace(drone, airborne=drone.airborne or started)
+            best = min(best, self.estimate_for(flying, entry.request).eta_seconds)
+        return best
+
+    # -- patrols ---------------------------------------------------------------------------------
+
+    def _start_patrols(self, now: int) -> list[Decision]:
+        if not self.routes:
+            return []
+        flying = {e.request.patrol_route for e in self.incidents.values() if e.request.patrol_route}
+        due = sorted(
+            (r for r in self.routes.values() if r.id not in flying),
+            key=lambda r: (self.route_flown_ms.get(r.id, 0), r.id),
+        )
+        if not due:
+            return []
+        if any(e.open_slots for e in self.incidents.values()):
+            return []  # incidents wait: idle drones are theirs, not the patrols'
+        docked: dict[str, list[DroneView]] = {}
+        for drone_id in sorted(self.index.where):
+            drone = self.drones[drone_id]
+            if not drone.airborne:
+                docked.setdefault(drone.home_nest, []).append(drone)
+        decisions: list[Decision] = []
+        interval_ms = self.settings.patrol_interval_s * 1000
+        for route in due:
+            last = self.route_flown_ms.get(route.id)
+            if last is not None and now - last < interval_ms:
+                continue
+            pool = docked.get(route.nest_id, [])
+            if len(pool) <= self.settings.patrol_keep_docked:
+                continue
+            nest = self.nests.get(route.nest_id)
+            if nest is None or not nest.online or nest.weather_hold:
+                continue
+            pool.sort(key=lambda d: (-d.battery_pct, d.id))
+            drone = pool[0]
+            flight_s = launch_overhead_s(drone) * 2 + route.length_m / drone.cruise_speed_mps
+            if drone.battery_pct - 100.0 * flight_s / drone.endurance_s < self.reserve_pct:
+                continue
+            pool.pop(0)
+            request = IncidentRequest(
+                id=f"patrol-{route.id}-{now}", priority=4, lon=route.waypoints[0][0],
+                lat=route.waypoints[0][1], required_capabilities=frozenset(), drones_needed=1,
+                on_scene_seconds=0, accepted_ms=now, type="routine_inspection",
+                department="airgrid", patrol_route=route.id,
+            )  # fmt: skip
+            self.seen_incidents.add(request.id)
+            entry = IncidentSlots(request, open_slots={0})
+            self.incidents[request.id] = entry
+            mission_id = mission_id_for(request.id, 0, 0)
+            self.missions[mission_id] = Mission(
+                mission_id, request.id, drone.id, 0, MissionStage.ASSIGNED, 0.0, now
+            )
+            self.busy[drone.id] = mission_id
+            self.index.remove(drone.id)
+            entry.open_slots.clear()
+            entry.attempts = 1
+            assignment = Assignment(
+                mission_id, drone.id, 0, 0.0, drone.home_nest, route.waypoints, False
+            )
+            decisions.append(PatrolStarted(request, route.id))
+            decisions.append(Assigned(request.id, (assignment,), True))
+            decisions.append(self._order_to_scene(request, assignment))
+        return decisions
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _advance(self, now_ms: int | None) -> int:
+        if now_ms is not None and now_ms > self.now_ms:
+            self.now_ms = now_ms
+        return self.now_ms
+
+    def _has_waiting(self) -> bool:
+        return any(e.open_slots for e in self.incidents.values())
+
+    def _duplicate_of(self, incident: IncidentRequest) -> IncidentSlots | None:
+        if not incident.type or incident.patrol_route:
+            return None
+        here = self._xy(incident.lon, incident.lat)
+        window_ms = self.settings.duplicate_window_s * 1000
+        best: tuple[float, str] | None = None
+        for other_id, entry in self.incidents.items():
+            other = entry.request
+            if (
+                other.type != incident.type
+                or other.patrol_route
+                or not other.department
+                or other.department == incident.department
+                or abs(other.accepted_ms - incident.accepted_ms) > window_ms
+            ):
+                continue
+            d = math.dist(here, self._xy(other.lon, other.lat))
+            if d <= self.settings.duplicate_radius_m and (best is None or (d, other_id) < best):
+                best = (d, other_id)
+        return self.incidents[best[1]] if best is not None else None
+
+    @staticmethod
+    def _healthy(drone: DroneView) -> bool:
+        return drone.active and drone.link_ok and not drone.faults and drone.has_position
+
+    def _failure(self, drone: DroneView) -> str:
+        if not drone.link_ok:
+            return "link lost"
+        if drone.faults:
+            return "fault: " + ", ".join(drone.faults)
+        if not drone.active:
+            return "taken out of service"
+        if drone.battery_pct < self.reserve_pct:
+            return "low battery"
+        return ""
+
+    def _idle(self, drone: DroneView) -> bool:
+        return self._healthy(drone) and drone.id not in self.busy
+
+    def _reindex(self, drone: DroneView) -> None:
+        if self._idle(drone):
+            assert drone.lon is not None and drone.lat is not None
+            self.index.put(drone.id, self._xy(drone.lon, drone.lat))
+        else:
+            self.index.remove(drone.id)
 
 
 def _same_availability(a: DroneView, b: DroneView) -> bool:
@@ -178,16 +738,17 @@ def _same_availability(a: DroneView, b: DroneView) -> bool:
         and a.active == b.active
         and a.faults == b.faults
         and a.has_position == b.has_position
+        and a.airborne == b.airborne
         and abs(a.battery_pct - b.battery_pct) < 5.0
     )
 
 
-def _why(incident: IncidentRequest, candidates: list[Estimate]) -> str:
-    if not candidates:
+def _why(incident: IncidentRequest, infeasible: list[Estimate], feasible_left: int) -> str:
+    if feasible_left:
+        return "not enough idle drones for every slot"
+    if not infeasible:
         needs = ", ".join(sorted(incident.required_capabilities)) or "any capability"
         return f"no idle drone with {needs}"
-    reasons = Counter(c.reason for c in candidates if not c.feasible)
-    if not reasons:
-        return "not enough idle drones for every slot"
-    reason, _ = reasons.most_common(1)[0]
+    reasons = Counter(c.reason for c in infeasible)
+    reason, _ = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[0]
     return f"no feasible drone: {reason}"

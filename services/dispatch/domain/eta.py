@@ -18,18 +18,33 @@ class Estimate:
 
 
 def path_length_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
-    """Length of the flown path; the seam where no-fly detours plug in (straight for now)."""
+    """Straight-line length; the core passes detour lengths from its DetourPlanner instead."""
     return haversine_m(lon1, lat1, lon2, lat2)
 
 
-def eta_seconds(drone: DroneView, incident: IncidentRequest) -> float:
-    """Launch delay and climb when docked, then cruise to the scene."""
-    assert drone.lon is not None and drone.lat is not None
-    cruise = path_length_m(drone.lon, drone.lat, incident.lon, incident.lat)
+def launch_overhead_s(drone: DroneView) -> float:
+    """Launch delay and climb for a docked drone; nothing for one already in the air."""
     if drone.airborne:
-        return cruise / drone.cruise_speed_mps
-    climb = drone.cruise_altitude_m / drone.climb_rate_mps
-    return drone.launch_delay_s + climb + cruise / drone.cruise_speed_mps
+        return 0.0
+    return drone.launch_delay_s + drone.cruise_altitude_m / drone.climb_rate_mps
+
+
+def eta_seconds(
+    drone: DroneView, incident: IncidentRequest, *, path_m: float | None = None
+) -> float:
+    """Launch delay and climb when docked, then cruise along the path to the scene."""
+    assert drone.lon is not None and drone.lat is not None
+    if path_m is None:
+        path_m = path_length_m(drone.lon, drone.lat, incident.lon, incident.lat)
+    return launch_overhead_s(drone) + path_m / drone.cruise_speed_mps
+
+
+def nearest_nest(nests: dict[str, NestView], lon: float, lat: float) -> NestView | None:
+    """The nearest online nest to land at (ties by id)."""
+    online = [n for n in nests.values() if n.online]
+    if not online:
+        return None
+    return min(online, key=lambda n: (haversine_m(lon, lat, n.lon, n.lat), n.id))
 
 
 def estimate(
@@ -38,18 +53,27 @@ def estimate(
     nests: dict[str, NestView],
     *,
     reserve_pct: float,
+    path_m: float | None = None,
+    back_m: float | None = None,
 ) -> Estimate:
-    """Feasible when the battery covers trip, time on scene and return, with a reserve."""
+    """Feasible when the battery covers trip, time on scene and the return to the nearest
+    nest, with a reserve; a docked drone under a nest's weather hold cannot launch."""
     if not drone.has_position:
         return Estimate(drone.id, float("inf"), 0.0, False, "no position")
-    nest = nests.get(drone.home_nest)
-    if not drone.airborne and nest is not None and (not nest.online or nest.weather_hold):
+    if not incident.required_capabilities <= drone.capabilities:
+        return Estimate(drone.id, float("inf"), 0.0, False, "missing a required capability")
+    home = nests.get(drone.home_nest)
+    if not drone.airborne and home is not None and (not home.online or home.weather_hold):
         return Estimate(drone.id, float("inf"), 0.0, False, "nest on weather hold or offline")
-    eta = eta_seconds(drone, incident)
-    back = 0.0
-    if nest is not None:
-        back = path_length_m(incident.lon, incident.lat, nest.lon, nest.lat)
-        back = back / drone.cruise_speed_mps + drone.cruise_altitude_m / drone.climb_rate_mps
+    if path_m == float("inf"):
+        return Estimate(drone.id, float("inf"), 0.0, False, "no path around the no-fly zones")
+    eta = eta_seconds(drone, incident, path_m=path_m)
+    if back_m is None:
+        nest = nearest_nest(nests, incident.lon, incident.lat)
+        back_m = (
+            0.0 if nest is None else path_length_m(incident.lon, incident.lat, nest.lon, nest.lat)
+        )
+    back = back_m / drone.cruise_speed_mps + drone.cruise_altitude_m / drone.climb_rate_mps
     flight_s = eta + incident.on_scene_seconds + back
     battery_after = drone.battery_pct - 100.0 * flight_s / drone.endurance_s
     if battery_after < reserve_pct:

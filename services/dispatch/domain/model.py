@@ -64,6 +64,8 @@ class DroneView:
     airborne: bool = False
     link_ok: bool = False
     faults: tuple[str, ...] = ()
+    mode: int = 0  # FlightMode of the last report (telemetry.proto), 0 = unknown
+    reported_mission: str = ""  # the mission the drone says it flies
 
     @property
     def has_position(self) -> bool:
@@ -80,6 +82,17 @@ class IncidentRequest:
     drones_needed: int
     on_scene_seconds: int
     accepted_ms: int
+    type: str = ""
+    department: str = ""
+    patrol_route: str = ""  # set on routine-inspection sorties, which rank below priority 4
+
+    @property
+    def rank(self) -> int:
+        """Queue and preemption rank: the priority, with patrols last of all."""
+        return PATROL_RANK if self.patrol_route else self.priority
+
+
+PATROL_RANK = 5
 
 
 @dataclass(frozen=True)
@@ -89,6 +102,8 @@ class Assignment:
     slot: int
     eta_seconds: float
     from_nest_id: str
+    path: tuple[tuple[float, float], ...] = ()  # lon/lat waypoints after the start
+    airborne: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,7 +124,105 @@ class Queued:
     reason: str
 
 
-Decision = Assigned | Queued
+@dataclass(frozen=True)
+class Preempted:
+    """A drone was taken from lower-ranked work; the victim's slot is open again (re-queued)."""
+
+    incident_id: str
+    mission_id: str
+    drone_id: str
+    slot: int
+    by_incident_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Redispatched:
+    """An assigned drone failed; its mission ends and the slot is open again for another."""
+
+    incident_id: str
+    mission_id: str
+    drone_id: str
+    slot: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Linked:
+    """A duplicate report of an event already handled: it shares the primary's missions."""
+
+    incident_id: str
+    primary_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class StageReached:
+    mission_id: str
+    incident_id: str
+    drone_id: str
+    stage: MissionStage
+    at_ms: int
+    reason: str = ""
+
+
+class SlaAlertKind(enum.StrEnum):
+    AT_RISK = "at_risk"
+    BREACHED = "breached"
+
+
+@dataclass(frozen=True)
+class SlaAlert:
+    incident_id: str
+    kind: SlaAlertKind
+    eta_seconds: float  # best known time to scene; inf when nothing is on its way
+    seconds_left: float
+    at_ms: int
+
+
+class OrderKind(enum.StrEnum):
+    LAUNCH = "launch"
+    GOTO = "goto"
+    RETURN = "return"
+
+
+@dataclass(frozen=True)
+class DroneOrder:
+    """A command for a drone: fly to a target along a path and hold, or return to a nest."""
+
+    incident_id: str
+    mission_id: str
+    drone_id: str
+    kind: OrderKind
+    target: tuple[float, float] | None = None
+    path: tuple[tuple[float, float], ...] = ()
+    hold_seconds: int = 0
+    nest_id: str = ""
+
+
+@dataclass(frozen=True)
+class PatrolStarted:
+    """A routine-inspection sortie begins; it is an incident of its own, ranked last."""
+
+    request: IncidentRequest
+    route_id: str
+
+    @property
+    def incident_id(self) -> str:
+        return self.request.id
+
+
+Decision = (
+    PatrolStarted
+    | Assigned
+    | Queued
+    | Preempted
+    | Redispatched
+    | Linked
+    | StageReached
+    | SlaAlert
+    | DroneOrder
+)
 
 
 def mission_id_for(incident_id: str, slot: int, attempt: int) -> str:
@@ -121,3 +234,21 @@ class IncidentSlots:
     request: IncidentRequest
     open_slots: set[int] = field(default_factory=set)
     attempts: int = 0
+    reason: str = ""  # why the open slots wait
+    rank: int = 0  # may rise when a more urgent duplicate links to it
+
+    def __post_init__(self) -> None:
+        self.rank = self.rank or self.request.rank
+
+
+@dataclass
+class Mission:
+    """A drone's current work for one slot of an incident or a patrol sortie."""
+
+    id: str
+    incident_id: str
+    drone_id: str
+    slot: int
+    stage: MissionStage
+    eta_seconds: float
+    assigned_ms: int

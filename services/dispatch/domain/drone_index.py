@@ -1,0 +1,82 @@
+"""Grid bucket index of available drones in projected metres, searched in rings outward."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+XY = tuple[float, float]
+
+
+class DroneGrid:
+    """Square cells of cell_m; rings() yields the drones ring by ring with a distance bound.
+
+    Every drone in ring k is at least (k - 1) * cell_m from the query point, so a search can
+    stop as soon as that bound, turned into time, exceeds the best estimate found so far.
+    """
+
+    def __init__(self, cell_m: float = 2000.0) -> None:
+        self.cell_m = cell_m
+        self.cells: dict[tuple[int, int], dict[str, XY]] = {}
+        self.where: dict[str, tuple[int, int]] = {}
+        self._bounds: tuple[int, int, int, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.where)
+
+    def __contains__(self, drone_id: object) -> bool:
+        return drone_id in self.where
+
+    def _cell(self, xy: XY) -> tuple[int, int]:
+        return (math.floor(xy[0] / self.cell_m), math.floor(xy[1] / self.cell_m))
+
+    def put(self, drone_id: str, xy: XY) -> None:
+        cell = self._cell(xy)
+        old = self.where.get(drone_id)
+        if old is not None and old != cell:
+            self._drop(drone_id, old)
+        self.cells.setdefault(cell, {})[drone_id] = xy
+        self.where[drone_id] = cell
+        if self._bounds is None:
+            self._bounds = (cell[0], cell[1], cell[0], cell[1])
+        else:
+            x0, y0, x1, y1 = self._bounds
+            self._bounds = (min(x0, cell[0]), min(y0, cell[1]), max(x1, cell[0]), max(y1, cell[1]))
+
+    def remove(self, drone_id: str) -> None:
+        cell = self.where.pop(drone_id, None)
+        if cell is not None:
+            self._drop(drone_id, cell)
+
+    def _drop(self, drone_id: str, cell: tuple[int, int]) -> None:
+        bucket = self.cells.get(cell)
+        if bucket is not None:
+            bucket.pop(drone_id, None)
+            if not bucket:
+                del self.cells[cell]
+
+    def rings(self, xy: XY) -> Iterator[tuple[float, list[str]]]:
+        """(lower bound on distance in metres, drone ids sorted) per ring, nearest ring first."""
+        if self._bounds is None:
+            return
+        cx, cy = self._cell(xy)
+        x0, y0, x1, y1 = self._bounds
+        last = max(abs(cx - x0), abs(cx - x1), abs(cy - y0), abs(cy - y1))
+        for k in range(last + 1):
+            found: list[str] = []
+            if k == 0:
+                found.extend(self.cells.get((cx, cy), {}))
+            else:
+                for x in range(cx - k, cx + k + 1):
+                    for y in (cy - k, cy + k):
+                        bucket = self.cells.get((x, y))
+                        if bucket:
+                            found.extend(bucket)
+                for y in range(cy - k + 1, cy + k):
+                    for x in (cx - k, cx + k):
+                        bucket = self.cells.get((x, y))
+                        if bucket:
+                            found.extend(bucket)
+            if found:
+                found.sort()
+                yield (max(0, k - 1) * self.cell_m, found)
