@@ -419,19 +419,32 @@ class DispatchCore:
         target, back_m = self._prepare(incident)
         scene = self._xy(incident.lon, incident.lat)
         needs = incident.required_capabilities
-        heap: list[tuple[float, float, str]] = []
+        # Entries: (lower bound on ETA rounded, -battery, drone id, cell). A cell's entry
+        # sorts before any drone with the same bound and is opened when it reaches the top.
+        heap: list[tuple[float, float, str, tuple[int, int] | None]] = []
         feasible: list[_Candidate] = []
         infeasible: list[Estimate] = []
-        rings = self.index.rings(scene)
+        rings = self.index.ring_cells(scene)
         next_ring = next(rings, None)
+        vmax = self._vmax
         while True:
-            ring_bound = next_ring[0] / self._vmax if next_ring is not None else math.inf
+            ring_bound = next_ring[0] / vmax if next_ring is not None else math.inf
             if heap and heap[0][0] <= ring_bound:
                 if len(feasible) >= need:
                     kth = sorted(c.key for c in feasible)[need - 1]
-                    if kth < heap[0]:
+                    if kth < heap[0][:3]:
                         break
-                _, _, drone_id = heapq.heappop(heap)
+                _, _, drone_id, cell = heapq.heappop(heap)
+                if cell is not None:
+                    for member, (x, y) in self.index.cells[cell].items():
+                        drone = self.drones[member]
+                        if not needs <= drone.capabilities:
+                            continue
+                        lower = launch_overhead_s(drone) + math.hypot(
+                            x - scene[0], y - scene[1]
+                        ) / (drone.cruise_speed_mps)
+                        heapq.heappush(heap, (round(lower, 1), -drone.battery_pct, member, None))
+                    continue
                 drone = self.drones[drone_id]
                 found, path_m = self._estimate(drone, incident, target, back_m)
                 if found.feasible:
@@ -444,18 +457,10 @@ class DispatchCore:
                 break
             if len(feasible) >= need:
                 kth = sorted(c.key for c in feasible)[need - 1]
-                if kth[0] < round(ring_bound, 1) and (not heap or kth < heap[0]):
+                if kth[0] < round(ring_bound, 1) and (not heap or kth < heap[0][:3]):
                     break
-            for drone_id in next_ring[1]:
-                drone = self.drones[drone_id]
-                if not needs <= drone.capabilities:
-                    continue
-                assert drone.lon is not None and drone.lat is not None
-                x, y = self._xy(drone.lon, drone.lat)
-                lower = launch_overhead_s(drone) + math.hypot(x - scene[0], y - scene[1]) / (
-                    drone.cruise_speed_mps
-                )
-                heapq.heappush(heap, (round(lower, 1), -drone.battery_pct, drone_id))
+            for distance, cell in next_ring[1]:
+                heapq.heappush(heap, (round(distance / vmax, 1), -math.inf, "", cell))
             next_ring = next(rings, None)
         return feasible, infeasible
 

@@ -55,6 +55,25 @@ class DroneGrid:
             if not bucket:
                 del self.cells[cell]
 
+    def ring_cells(self, xy: XY) -> Iterator[tuple[float, list[tuple[float, tuple[int, int]]]]]:
+        """(lower bound in metres, [(cell's nearest distance, cell)]) per ring of occupied
+        cells, nearest ring first."""
+        if self._bounds is None:
+            return
+        cx, cy = self._cell(xy)
+        x0, y0, x1, y1 = self._bounds
+        last = max(abs(cx - x0), abs(cx - x1), abs(cy - y0), abs(cy - y1))
+        size = self.cell_m
+        for k in range(last + 1):
+            found: list[tuple[float, tuple[int, int]]] = []
+            for cell in _ring(cx, cy, k):
+                if cell in self.cells:
+                    lx, ly = cell[0] * size, cell[1] * size
+                    dx = max(lx - xy[0], 0.0, xy[0] - lx - size)
+                    dy = max(ly - xy[1], 0.0, xy[1] - ly - size)
+                    found.append((math.hypot(dx, dy), cell))
+            yield (max(0, k - 1) * size, found)
+
     def rings(self, xy: XY) -> Iterator[tuple[float, list[str]]]:
         """(lower bound on distance in metres, drone ids sorted) per ring, nearest ring first."""
         if self._bounds is None:
@@ -80,3 +99,15 @@ class DroneGrid:
             if found:
                 found.sort()
                 yield (max(0, k - 1) * self.cell_m, found)
+
+
+def _ring(cx: int, cy: int, k: int) -> Iterator[tuple[int, int]]:
+    if k == 0:
+        yield (cx, cy)
+        return
+    for x in range(cx - k, cx + k + 1):
+        yield (x, cy - k)
+        yield (x, cy + k)
+    for y in range(cy - k + 1, cy + k):
+        yield (cx - k, y)
+        yield (cx + k, y)
