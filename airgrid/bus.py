@@ -18,6 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from airgrid.config import Settings
+from airgrid.observability import watch_consumer
 from airgrid.topics import ALL_TOPICS, Topic
 
 log = logging.getLogger("airgrid.bus")
@@ -278,6 +279,7 @@ async def start_group_consumer(settings: Settings, spec: ConsumerSpec) -> AIOKaf
         with contextlib.suppress(Exception):
             await consumer.stop()
         raise _unreachable(settings, error) from error
+    watch_consumer(spec.group_id, consumer, settings.topic_prefix)
     return consumer
 
 

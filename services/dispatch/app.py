@@ -11,6 +11,7 @@ from airgrid.outbox import OutboxRelay
 from airgrid.reference import load_reference
 from airgrid.service_app import Infrastructure, create_service_app
 from services.dispatch.api import router
+from services.dispatch.metrics import watch_core
 from services.dispatch.stream import DispatchWorker
 
 
@@ -30,6 +31,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         app.state.authenticator = infra.authenticator
         app.state.relay = relay
         worker = DispatchWorker(infra, relay)
+        watch_core(worker)
         app.state.worker = worker
         infra.spawn(relay.run(), "outbox-relay")
         infra.spawn(worker.run(), "dispatch-worker")

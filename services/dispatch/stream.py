@@ -66,6 +66,7 @@ from services.dispatch.domain.model import (
 )
 from services.dispatch.domain.nofly import NoFlyZone
 from services.dispatch.domain.patrols import patrol_routes
+from services.dispatch.metrics import record_decisions
 from services.dispatch.models import IncidentRow
 
 log = logging.getLogger("airgrid.dispatch")
@@ -448,6 +449,7 @@ class DispatchWorker:
                     self._rebuilding = False
             return
         self.relay.notify()
+        record_decisions(decisions, self.core)
         for decision in decisions:
             kind = type(decision).__name__.lower()
             if not isinstance(decision, DroneOrder | StageReached):

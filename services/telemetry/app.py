@@ -15,6 +15,7 @@ from airgrid.config import Settings, get_settings
 from airgrid.service_app import Infrastructure, create_service_app
 from services.telemetry.api import router
 from services.telemetry.feeds import FeedHub, FeedRouting, incident_view, mission_view
+from services.telemetry.metrics import initialise_labels
 from services.telemetry.store import purge_older_than
 from services.telemetry.stream import TelemetryWorker, command_view, registry_view, state_view
 
@@ -51,6 +52,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         registry = registry_view(settings, on_update=on_registry_change)
         states = state_view(settings)
         incidents, missions = incident_view(settings), mission_view(settings)
+        initialise_labels()
         hub = FeedHub(settings)
         app.state.registry = registry
         app.state.states = states

@@ -16,6 +16,7 @@ from airgrid.bus import TopicView, client_options, topic_name
 from airgrid.config import Settings
 from airgrid.topics import DEPARTMENT_CODES, FEEDS, INCIDENTS, MISSION_EVENTS, feed_topic
 from airgrid.v1 import incident_pb2, mission_pb2
+from services.telemetry.metrics import SSE_CLIENTS
 
 log = logging.getLogger("airgrid.telemetry")
 
@@ -108,9 +109,11 @@ class FeedHub:
         self.ready.set()
 
     def subscribe(self, subscription: Subscription) -> None:
+        SSE_CLIENTS.labels(subscription.department).inc(int(subscription not in self._subscribers))
         self._subscribers.add(subscription)
 
     def unsubscribe(self, subscription: Subscription) -> None:
+        SSE_CLIENTS.labels(subscription.department).dec(int(subscription in self._subscribers))
         self._subscribers.discard(subscription)
 
     def _department_of(self, topic: str) -> str:
