@@ -29,7 +29,31 @@ class Settings(BaseSettings):
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: str | None = None
-    kafka_ssl_cafile: str | None = None
+    kafka_ssl_cafile: str | None = Field(
+        default=None, description="Kafka TLS: CA bundle that signed the brokers' certificates."
+    )
+    kafka_ssl_certfile: str | None = Field(
+        default=None, description="Kafka TLS: client certificate (mutual TLS)."
+    )
+    kafka_ssl_keyfile: str | None = Field(
+        default=None, description="Kafka TLS: client private key (mutual TLS)."
+    )
+    kafka_ssl_check_hostname: bool = Field(
+        default=True, description="Kafka TLS: verify the broker's host name."
+    )
+    database_ssl_mode: str = Field(
+        default="disable",
+        description="PostgreSQL TLS: disable, require, verify-ca or verify-full.",
+    )
+    database_ssl_rootcert: str | None = Field(
+        default=None, description="PostgreSQL TLS: CA bundle that signed the server certificate."
+    )
+    database_ssl_cert: str | None = Field(
+        default=None, description="PostgreSQL TLS: client certificate (mutual TLS)."
+    )
+    database_ssl_key: str | None = Field(
+        default=None, description="PostgreSQL TLS: client private key (mutual TLS)."
+    )
     topic_prefix: str = Field(default="", description="Prepended to every topic name.")
     topic_replication: int = Field(default=1, ge=1)
     database_url: str | None = Field(
@@ -48,6 +72,17 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: str = Field(default="json", description="json or console")
     max_body_bytes: int = Field(default=1_048_576, description="Largest accepted request body.")
+    rate_limit_per_second: float = Field(
+        default=500.0,
+        ge=0,
+        description="Requests per second each credential may sustain per process; 0 disables.",
+    )
+    rate_limit_burst: int = Field(
+        default=2000, ge=1, description="Requests a credential may send at once above the rate."
+    )
+    database_retry_after_seconds: int = Field(
+        default=5, ge=1, description="Retry-After sent with 503 while the database is down."
+    )
     outbox_poll_seconds: float = 0.5
     sla_seconds: float = 300.0
     link_lost_seconds: float = 15.0
@@ -86,6 +121,18 @@ class Settings(BaseSettings):
     )
     patrol_interval_s: float = Field(
         default=1800.0, ge=0, description="Dispatch: least time between sorties of one route."
+    )
+    coverage_cell_m: float = Field(
+        default=250.0, gt=0, le=250.0, description="Coverage: side of the grid cells, metres."
+    )
+    rebalance_enabled: bool = Field(
+        default=True, description="Coverage: move idle drones between nests to close holes."
+    )
+    rebalance_trigger_ratio: float = Field(
+        default=0.995, gt=0, le=1, description="Coverage: rebalance below this coverage share."
+    )
+    rebalance_interval_s: float = Field(
+        default=5.0, gt=0, description="Coverage: seconds between coverage/rebalance passes."
     )
 
     @property

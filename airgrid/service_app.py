@@ -5,20 +5,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
-from fastapi import FastAPI
+import asyncpg
+from fastapi import FastAPI, Request
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.responses import Response
 
 from airgrid.auth import Authenticator, bootstrap_admin
 from airgrid.bus import Producer, ensure_topics
 from airgrid.config import Settings
-from airgrid.db import check_database, create_engine, session_factory
+from airgrid.db import DatabaseUnavailable, check_database, create_engine, session_factory
 from airgrid.migrate import require_schema_at_head
 from airgrid.observability import http_metrics_middleware, metrics_response
 from airgrid.problems import BodySizeLimit, install_problem_handlers, problem_response
+from airgrid.rate_limit import RateLimit
 
 log = logging.getLogger("airgrid.service")
 
@@ -91,6 +95,110 @@ class Infrastructure:
 
 Lifespan = Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]
 
+# Errors that mean "the database cannot be reached right now", as opposed to a bad query.
+DATABASE_DOWN_ERRORS: tuple[type[BaseException], ...] = (
+    DatabaseUnavailable,
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+    sa_exc.DisconnectionError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    ConnectionError,
+)
+
+
+def is_database_down(error: BaseException) -> bool:
+    """True when the error, or what caused it, says the database is unreachable."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DATABASE_DOWN_ERRORS):
+            return True
+        if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+_SECRETS = re.compile(
+    r"(ag_[0-9a-f]{16}_)[A-Za-z0-9_-]{8,}"
+    r"|((?:authorization|bearer|password|api[_-]?key)[\"']?\s*[:=]?\s*(?:bearer\s+)?)"
+    r"[^\s\"',}]{4,}"
+    r"|(://[^:/@\s]+:)[^@\s]+(?=@)",
+    re.IGNORECASE,
+)
+
+
+def redact(text: str) -> str:
+    """Mask credentials (airgrid keys, bearer tokens, passwords) in a line of text."""
+    return _SECRETS.sub(lambda m: (m.group(1) or m.group(2) or m.group(3) or "") + "***", text)
+
+
+class CredentialRedactor(logging.Filter):
+    """Log filter: no credential ever reaches a log line, whatever a handler formats."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and record.exc_info[1] is not None:
+            text = str(record.exc_info[1])
+            if redact(text) != text:
+                record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        for key, value in list(vars(record).items()):
+            if isinstance(value, str) and key not in ("msg", "message", "exc_text"):
+                masked = redact(value)
+                if masked != value:
+                    setattr(record, key, masked)
+        return True
+
+
+def install_credential_redactor() -> None:
+    """Attach the redactor to every handler of the root logger (idempotent)."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, CredentialRedactor) for f in handler.filters):
+            handler.addFilter(CredentialRedactor())
+
+
+def install_database_down_handler(app: FastAPI, retry_after_seconds: int) -> None:
+    """A database outage answers 503 with Retry-After, never 500; other errors stay 500."""
+
+    async def database_down(request: Request, error: Exception) -> Response:
+        if not is_database_down(error):
+            log.error(
+                "unhandled error",
+                exc_info=(type(error), error, error.__traceback__),
+                extra={"path": request.url.path},
+            )
+            return problem_response(
+                500,
+                "Internal error",
+                "The server failed to handle this request; it was logged. Retry later.",
+                instance=request.url.path,
+            )
+        log.warning(
+            "database unreachable; answering 503",
+            extra={"path": request.url.path, "error": type(error).__name__},
+        )
+        return problem_response(
+            503,
+            "Database unavailable",
+            "The database cannot be reached right now; nothing was changed. "
+            f"Retry after {retry_after_seconds} s.",
+            kind="database-unavailable",
+            instance=request.url.path,
+            headers={"Retry-After": str(retry_after_seconds)},
+        )
+
+    for error_type in (*DATABASE_DOWN_ERRORS, sa_exc.DBAPIError):
+        app.add_exception_handler(error_type, database_down)
+
 
 def create_service_app(
     *,
@@ -100,7 +208,8 @@ def create_service_app(
     description: str,
     lifespan: Callable[[FastAPI], AsyncIterator[None]],
 ) -> FastAPI:
-    """The shell every service shares: health, readiness, metrics, problems, body limit."""
+    """The shell every service shares: health, readiness, metrics, problems, body and rate
+    limits, 503 while the database is down, credentials masked in logs."""
     app = FastAPI(
         title=title,
         description=description,
@@ -108,8 +217,13 @@ def create_service_app(
         lifespan=contextlib.asynccontextmanager(lifespan),
     )
     install_problem_handlers(app)
+    install_database_down_handler(app, settings.database_retry_after_seconds)
+    install_credential_redactor()
     app.middleware("http")(http_metrics_middleware(service))
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RateLimit, per_second=settings.rate_limit_per_second, burst=settings.rate_limit_burst
+    )
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")
     async def healthz() -> dict[str, str]:
