@@ -1,15 +1,37 @@
-"""Transactional outbox: events written with the business rows, relayed to Kafka afterwards."""
+"""Transactional outbox: events written with the business rows, relayed to Kafka afterwards.
+
+Publication is immediate: a commit that enqueued events wakes the relays of its service in
+this process (after the commit, so they see the rows) and, on PostgreSQL, sends a NOTIFY on
+OUTBOX_CHANNEL inside the transaction, which the database delivers to the relays of other
+processes only if the transaction commits. Polling stays as the fallback when a wake-up is
+lost (listener reconnecting, SQLite).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import uuid
+import weakref
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Mapped, mapped_column
+import asyncpg
+from sqlalchemy import (
+    BigInteger,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    event,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from airgrid.bus import Producer
 from airgrid.db import Base, UTCDateTime, utcnow
@@ -17,6 +39,14 @@ from airgrid.observability import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
 from airgrid.topics import Topic
 
 log = logging.getLogger("airgrid.outbox")
+
+OUTBOX_CHANNEL = "airgrid_outbox"
+"""PostgreSQL LISTEN/NOTIFY channel; the payload is "<service> <process token>"."""
+
+# Tells this process's own NOTIFYs apart: its relays were already woken after the commit.
+_PROCESS_TOKEN = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+_PENDING_SERVICES = "airgrid_outbox_services"
+_local_relays: dict[str, weakref.WeakSet[OutboxRelay]] = {}
 
 
 class OutboxRecord(Base):
@@ -59,14 +89,42 @@ def enqueue(
         payload=payload,
     )
     session.add(record)
+    session.info.setdefault(_PENDING_SERVICES, set()).add(service)
     return record
+
+
+@event.listens_for(Session, "before_commit")
+def _notify_other_processes(session: Session) -> None:
+    """NOTIFY is transactional: delivered when this commit succeeds, dropped on rollback."""
+    services = session.info.get(_PENDING_SERVICES)
+    if not services or session.get_bind().dialect.name != "postgresql":
+        return
+    for service in sorted(services):
+        session.execute(
+            text("SELECT pg_notify(:channel, :payload)"),
+            {"channel": OUTBOX_CHANNEL, "payload": f"{service} {_PROCESS_TOKEN}"},
+        )
+
+
+@event.listens_for(Session, "after_commit")
+def _wake_local_relays(session: Session) -> None:
+    for service in session.info.pop(_PENDING_SERVICES, ()):
+        for relay in list(_local_relays.get(service, ())):
+            relay.notify()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_rolled_back(session: Session) -> None:
+    session.info.pop(_PENDING_SERVICES, None)
 
 
 class OutboxRelay:
     """Publishes pending outbox rows in order, marks them published, and survives outages.
 
     A row is marked only after the broker acknowledged it, so a crash in between republishes
-    it: consumers deduplicate on ce_id (the outbox row's ce_id is stable).
+    it: consumers deduplicate on ce_id (the outbox row's ce_id is stable). It wakes up on a
+    commit that enqueued rows of its service (this process, or NOTIFY from another one) and
+    polls every poll_seconds in case a wake-up was lost.
     """
 
     def __init__(
@@ -77,16 +135,20 @@ class OutboxRelay:
         producer: Producer,
         poll_seconds: float = 0.5,
         batch_size: int = 500,
+        listen: bool = True,
     ) -> None:
         self.service = service
         self.sessions = sessions
         self.producer = producer
         self.poll_seconds = poll_seconds
         self.batch_size = batch_size
+        self.listen = listen
         self.wakeup = asyncio.Event()
+        self.listening = asyncio.Event()
+        """Set while the LISTEN connection is up (PostgreSQL only)."""
 
     def notify(self) -> None:
-        """Called after a commit that enqueued events, so they go out without waiting a poll."""
+        """Publish now. Commits that enqueue call it for you, after the commit."""
         self.wakeup.set()
 
     async def publish_pending(self) -> int:
@@ -125,8 +187,27 @@ class OutboxRelay:
         return len(rows)
 
     async def run(self) -> None:
+        _local_relays.setdefault(self.service, weakref.WeakSet()).add(self)
+        engine = _engine_of(self.sessions)
+        listener: asyncio.Task[None] | None = None
+        if self.listen and engine is not None and engine.dialect.name == "postgresql":
+            listener = asyncio.create_task(
+                self._listen(engine), name=f"outbox-listen-{self.service}"
+            )
+        try:
+            await self._publish_forever()
+        finally:
+            _local_relays.get(self.service, weakref.WeakSet()).discard(self)
+            if listener is not None:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
+
+    async def _publish_forever(self) -> None:
         failures = 0
         while True:
+            # Cleared before reading, so a commit landing during the publish is not lost.
+            self.wakeup.clear()
             try:
                 published = await self.publish_pending()
                 failures = 0
@@ -142,8 +223,52 @@ class OutboxRelay:
                 continue
             if published == self.batch_size:
                 continue
-            self.wakeup.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wakeup.wait(), timeout=self.poll_seconds)
-            except TimeoutError:
-                pass
+
+    async def _listen(self, engine: AsyncEngine) -> None:
+        """LISTEN on its own connection; reconnects after a database outage."""
+        url = engine.url
+        failures = 0
+        while True:
+            connection: asyncpg.Connection[Any] | None = None
+            try:
+                connection = await asyncpg.connect(
+                    host=url.host or "127.0.0.1",
+                    port=url.port or 5432,
+                    user=url.username,
+                    password=url.password,
+                    database=url.database,
+                    timeout=10,
+                )
+                lost = asyncio.Event()
+                connection.add_termination_listener(lambda _c, lost=lost: lost.set())
+                await connection.add_listener(OUTBOX_CHANNEL, self._on_notify)
+                self.listening.set()
+                failures = 0
+                self.notify()  # rows committed while nobody listened
+                await lost.wait()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                failures += 1
+                log.warning(
+                    "outbox relay cannot LISTEN; polling until it can",
+                    extra={"service": self.service, "error": repr(error), "failures": failures},
+                )
+            finally:
+                self.listening.clear()
+                if connection is not None and not connection.is_closed():
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(connection.close(), timeout=2)
+            await asyncio.sleep(min(10.0, 0.5 * 2**failures))
+
+    def _on_notify(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+        service, _, token = payload.partition(" ")
+        if service == self.service and token != _PROCESS_TOKEN:
+            self.notify()
+
+
+def _engine_of(sessions: async_sessionmaker[AsyncSession]) -> AsyncEngine | None:
+    bind = sessions.kw.get("bind")
+    return bind if isinstance(bind, AsyncEngine) else None
