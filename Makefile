@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install proto proto-check lint typecheck unit integration e2e clean
+.PHONY: run test install proto proto-check lint typecheck unit integration e2e clean test-observability deploy-generate promtool
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,3 +41,19 @@ typecheck: install
 
 clean:
 	rm -rf $(VENV) .airgrid .pytest_cache .mypy_cache .ruff_cache
+
+## promtool: make sure Prometheus and promtool are installed (Debian package `prometheus`)
+promtool:
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus)
+
+## test-observability: dashboards lint, promtool check/test rules, the Prometheus proof, manifests
+test-observability: install promtool
+	$(BIN)/python -m deploy.generate --check
+	promtool check rules deploy/prometheus/alerts.yaml
+	cd deploy/prometheus && promtool test rules alerts_test.yaml
+	$(BIN)/python -m pytest -q tests/observability tests/deploy
+
+## deploy-generate: render dashboards, KafkaTopics, PrometheusRule, workloads and asyncapi.yaml
+deploy-generate: install
+	$(BIN)/python -m deploy.generate
