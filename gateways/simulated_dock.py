@@ -1,0 +1,178 @@
+"""A simulated DJI-style dock with its aircraft, over MQTT, flown by the twin's physics.
+
+The dock publishes its OSD (mode, position, wind, drone in dock, the aircraft's charge) every
+second; the aircraft publishes its OSD at 5 Hz while out of the dock. `services` requests on
+the dock's topic (takeoff_to_point, fly_to_point, fly_to_point_stop, return_home) are obeyed
+and answered on `services_reply`. `time_scale` runs the physics faster than the wall clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import aiomqtt
+import orjson
+
+from airgrid.bus import now_ms
+from airgrid.reference import DroneSpec, NestSpec
+from airgrid.sim.physics import SimDrone, apply_command, step
+from airgrid.v1 import command_pb2, telemetry_pb2
+from gateways.dji_codec import MODE_CODE_OF_FLIGHT, OSD, SERVICES, SERVICES_REPLY, topic_of
+
+log = logging.getLogger("airgrid.sim.dock")
+
+TICK_S = 0.1
+# DJI result codes used here: 0 success, 314000 "the device cannot do this now".
+RESULT_OK = 0
+RESULT_REFUSED = 314000
+
+
+class SimulatedDock:
+    def __init__(
+        self,
+        spec: DroneSpec,
+        nest: NestSpec,
+        *,
+        dock_sn: str,
+        aircraft_sn: str,
+        host: str = "127.0.0.1",
+        port: int = 1883,
+        topic_prefix: str = "",
+        time_scale: float = 1.0,
+        wind_mps: float = 3.0,
+    ) -> None:
+        self.drone = SimDrone.docked_at(spec, nest.id, nest.lon, nest.lat)
+        self.nest = nest
+        self.dock_sn = dock_sn
+        self.aircraft_sn = aircraft_sn
+        self.host, self.port = host, port
+        self.prefix = topic_prefix
+        self.time_scale = time_scale
+        self.wind_mps = wind_mps
+        self.methods: list[str] = []  # the services methods received, in order
+
+    def _envelope(self, data: dict[str, Any], **extra: Any) -> bytes:
+        return orjson.dumps(
+            {
+                "tid": extra.pop("tid", ""),
+                "bid": extra.pop("bid", ""),
+                "timestamp": now_ms(),
+                "data": data,
+                **extra,
+            }
+        )
+
+    def dock_osd(self) -> dict[str, Any]:
+        d = self.drone
+        in_dock = d.mode == telemetry_pb2.FLIGHT_MODE_DOCKED
+        return {
+            "mode_code": 0 if in_dock else 4,
+            "longitude": self.nest.lon,
+            "latitude": self.nest.lat,
+            "height": 20.0,
+            "wind_speed": self.wind_mps,
+            "rainfall": 0,
+            "environment_temperature": 21.5,
+            "drone_in_dock": 1 if in_dock else 0,
+            "sub_device": {"device_sn": self.aircraft_sn, "device_online_status": 1},
+            "drone_charge_state": {
+                "state": 1 if in_dock and d.battery_pct < 100 else 0,
+                "capacity_percent": round(max(0.0, min(100.0, d.battery_pct))),
+            },
+        }
+
+    def aircraft_osd(self) -> dict[str, Any]:
+        d = self.drone
+        code = MODE_CODE_OF_FLIGHT.get(d.mode, 0)
+        if d.mode == telemetry_pb2.FLIGHT_MODE_TAKING_OFF and d.phase_timer_s > 0:
+            code = 1  # take-off preparation
+        return {
+            "mode_code": code,
+            "longitude": d.lon,
+            "latitude": d.lat,
+            "height": d.alt_m + 20.0,
+            "elevation": round(d.alt_m, 2),
+            "horizontal_speed": round(d.ground_speed_mps, 2),
+            "vertical_speed": round(d.vertical_speed_mps, 2),
+            "attitude_head": round(((d.heading_deg + 180.0) % 360.0) - 180.0, 1),
+            "battery": {"capacity_percent": round(max(0.0, min(100.0, d.battery_pct)))},
+            "wind_speed": round(self.wind_mps * 10),
+        }
+
+    def obey(self, method: str, data: dict[str, Any]) -> bool:
+        self.methods.append(method)
+        c = command_pb2
+        if method == "takeoff_to_point":
+            command = c.DroneCommand(
+                kind=c.COMMAND_KIND_LAUNCH,
+                target_lon=float(data["target_longitude"]),
+                target_lat=float(data["target_latitude"]),
+                target_alt_m=float(data.get("target_height", 0.0)),
+            )
+        elif method == "fly_to_point":
+            points = data["points"]
+            command = c.DroneCommand(
+                kind=c.COMMAND_KIND_GOTO,
+                target_lon=float(points[-1]["longitude"]),
+                target_lat=float(points[-1]["latitude"]),
+                target_alt_m=float(points[-1].get("height", 0.0)),
+                path_lon=[float(p["longitude"]) for p in points[:-1]],
+                path_lat=[float(p["latitude"]) for p in points[:-1]],
+            )
+        elif method == "fly_to_point_stop":
+            command = c.DroneCommand(kind=c.COMMAND_KIND_HOLD)
+        elif method == "return_home":
+            command = c.DroneCommand(kind=c.COMMAND_KIND_RETURN, nest_id=self.drone.home_nest_id)
+        else:
+            return False
+        return apply_command(self.drone, command)
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            try:
+                request = orjson.loads(bytes(message.payload))
+                ok = self.obey(str(request["method"]), dict(request.get("data") or {}))
+            except Exception as error:
+                log.warning("bad services request", extra={"error": repr(error)})
+                continue
+            reply = self._envelope(
+                {"result": RESULT_OK if ok else RESULT_REFUSED},
+                tid=request.get("tid", ""),
+                bid=request.get("bid", ""),
+                method=request.get("method", ""),
+            )
+            await client.publish(topic_of(self.dock_sn, SERVICES_REPLY, self.prefix), reply, qos=1)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        async with aiomqtt.Client(
+            self.host, self.port, identifier=f"sim-dock-{self.dock_sn}"
+        ) as client:
+            await client.subscribe(topic_of(self.dock_sn, SERVICES, self.prefix), qos=1)
+            server = asyncio.create_task(self._serve(client))
+            last = loop.time()
+            next_dock = next_aircraft = last
+            mode = self.drone.mode
+            try:
+                while not stop.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), TICK_S)
+                    now = loop.time()
+                    step(self.drone, min(1.0, now - last) * self.time_scale)
+                    last = now
+                    changed, mode = self.drone.mode != mode, self.drone.mode
+                    if self.drone.airborne and (now >= next_aircraft or changed):
+                        payload = self._envelope(self.aircraft_osd())
+                        await client.publish(topic_of(self.aircraft_sn, OSD, self.prefix), payload)
+                        next_aircraft = now + 0.2
+                    if now >= next_dock or changed:
+                        payload = self._envelope(self.dock_osd())
+                        await client.publish(topic_of(self.dock_sn, OSD, self.prefix), payload)
+                        next_dock = now + 1.0
+            finally:
+                server.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await server

@@ -1,0 +1,236 @@
+"""A simulated PX4-style drone speaking MAVLink 2 over UDP, flown by the twin's physics.
+
+It sends HEARTBEAT (1 Hz), GLOBAL_POSITION_INT (5 Hz airborne, 1 Hz docked), SYS_STATUS,
+BATTERY_STATUS and Remote ID OPEN_DRONE_ID_LOCATION (1 Hz), and answers the mission protocol
+and COMMAND_LONG as an autopilot does. `time_scale` runs the physics faster than the wall
+clock (for tests); the speeds it reports stay the physical ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from typing import Any
+
+from pymavlink.dialects.v20 import common as mavlink
+
+from airgrid.reference import DroneSpec, NestSpec
+from airgrid.sim.physics import SimDrone, apply_command, step
+from airgrid.v1 import command_pb2, telemetry_pb2
+from gateways.mavlink_codec import (
+    FLIGHT_TO_SUB_MODE,
+    PX4_AUTO_LOITER,
+    MissionItem,
+    flight_command_of,
+    px4_custom_mode,
+)
+
+log = logging.getLogger("airgrid.sim.mavlink")
+
+TICK_S = 0.1
+
+
+class SimulatedMavlinkDrone(asyncio.DatagramProtocol):
+    def __init__(
+        self,
+        spec: DroneSpec,
+        nest: NestSpec,
+        *,
+        system_id: int,
+        gateway: tuple[str, int],
+        time_scale: float = 1.0,
+        battery_pct: float = 100.0,
+    ) -> None:
+        self.drone = SimDrone.docked_at(spec, nest.id, nest.lon, nest.lat, battery_pct=battery_pct)
+        self.system_id = system_id
+        self.gateway = gateway
+        self.time_scale = time_scale
+        self.mav = mavlink.MAVLink(None, srcSystem=system_id, srcComponent=1)
+        self.parser = mavlink.MAVLink(None, srcSystem=system_id, srcComponent=1)
+        self.parser.robust_parsing = True
+        self.transport: asyncio.DatagramTransport | None = None
+        self.mission: list[MissionItem | None] = []
+        self.received: list[str] = []  # the MAVLink message types the gateway sent, in order
+        self.silent = False  # True: stop sending anything (a link loss)
+        self._boot = asyncio.get_running_loop().time()
+
+    # -- wire ---------------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def send(self, message: Any) -> None:
+        if self.transport is not None and not self.silent:
+            self.transport.sendto(message.pack(self.mav), self.gateway)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        for message in self.parser.parse_buffer(data) or []:
+            kind = message.get_type()
+            if kind == "BAD_DATA":
+                continue
+            self.received.append(kind)
+            with contextlib.suppress(Exception):
+                self._obey(kind, message)
+
+    # -- autopilot ----------------------------------------------------------------------------
+
+    def _obey(self, kind: str, message: Any) -> None:
+        if kind == "MISSION_COUNT":
+            self.mission = [None] * message.count
+            self._request(0)
+        elif kind == "MISSION_ITEM_INT":
+            if 0 <= message.seq < len(self.mission):
+                self.mission[message.seq] = MissionItem(
+                    message.command, message.x / 1e7, message.y / 1e7, message.z, message.param1
+                )
+                missing = [i for i, item in enumerate(self.mission) if item is None]
+                if missing:
+                    self._request(missing[0])
+                else:
+                    self.send(self.mav.mission_ack_encode(255, 190, mavlink.MAV_MISSION_ACCEPTED))
+        elif kind == "COMMAND_LONG":
+            accepted = self._command(message)
+            result = mavlink.MAV_RESULT_ACCEPTED if accepted else mavlink.MAV_RESULT_DENIED
+            self.send(self.mav.command_ack_encode(message.command, result))
+
+    def _request(self, seq: int) -> None:
+        self.send(
+            self.mav.mission_request_int_encode(255, 190, seq, mavlink.MAV_MISSION_TYPE_MISSION)
+        )
+
+    def _command(self, message: Any) -> bool:
+        if message.command == mavlink.MAV_CMD_MISSION_START:
+            items = [i for i in self.mission if i is not None]
+            if not items or len(items) != len(self.mission):
+                return False
+            command = flight_command_of(items, airborne=self.drone.airborne)
+            return apply_command(self.drone, command)
+        if (
+            message.command == mavlink.MAV_CMD_DO_SET_MODE
+            and int(message.param3) == PX4_AUTO_LOITER
+        ):
+            hold = command_pb2.DroneCommand(kind=command_pb2.COMMAND_KIND_HOLD)
+            return apply_command(self.drone, hold)
+        if message.command == mavlink.MAV_CMD_NAV_RETURN_TO_LAUNCH:
+            back = command_pb2.DroneCommand(
+                kind=command_pb2.COMMAND_KIND_RETURN, nest_id=self.drone.home_nest_id
+            )
+            return apply_command(self.drone, back)
+        return False
+
+    # -- reports ------------------------------------------------------------------------------
+
+    def _heartbeat(self) -> None:
+        d = self.drone
+        armed = d.mode != telemetry_pb2.FLIGHT_MODE_DOCKED
+        base = mavlink.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED
+        base |= mavlink.MAV_MODE_FLAG_SAFETY_ARMED if armed else 0
+        custom = px4_custom_mode(FLIGHT_TO_SUB_MODE.get(d.mode, 1)) if armed else 0
+        state = mavlink.MAV_STATE_ACTIVE if armed else mavlink.MAV_STATE_STANDBY
+        self.send(
+            self.mav.heartbeat_encode(
+                mavlink.MAV_TYPE_QUADROTOR, mavlink.MAV_AUTOPILOT_PX4, base, custom, state
+            )
+        )
+
+    def _position(self, now: float) -> None:
+        d = self.drone
+        heading = math.radians(d.heading_deg)
+        vx = d.ground_speed_mps * math.cos(heading) * 100
+        vy = d.ground_speed_mps * math.sin(heading) * 100
+        self.send(
+            self.mav.global_position_int_encode(
+                int((now - self._boot) * 1000) & 0xFFFFFFFF,
+                round(d.lat * 1e7),
+                round(d.lon * 1e7),
+                round((d.alt_m + 20.0) * 1000),
+                round(d.alt_m * 1000),
+                round(vx),
+                round(vy),
+                round(-d.vertical_speed_mps * 100),
+                round(d.heading_deg * 100) % 36000,
+            )
+        )
+
+    def _status(self) -> None:
+        d = self.drone
+        battery = round(max(0.0, min(100.0, d.battery_pct)))
+        sensors = (
+            mavlink.MAV_SYS_STATUS_SENSOR_GPS
+            | mavlink.MAV_SYS_STATUS_SENSOR_3D_GYRO
+            | mavlink.MAV_SYS_STATUS_SENSOR_BATTERY
+        )
+        self.send(
+            self.mav.sys_status_encode(
+                sensors, sensors, sensors, 300, 15800, 900, battery, 0, 0, 0, 0, 0, 0
+            )
+        )
+        self.send(
+            self.mav.battery_status_encode(
+                0,
+                mavlink.MAV_BATTERY_FUNCTION_ALL,
+                mavlink.MAV_BATTERY_TYPE_LIPO,
+                2500,
+                [3950] * 4 + [65535] * 6,
+                900,
+                -1,
+                -1,
+                battery,
+            )
+        )
+        heading = round(d.heading_deg * 100) % 36000
+        self.send(
+            self.mav.open_drone_id_location_encode(
+                0,
+                0,
+                [0] * 20,
+                mavlink.MAV_ODID_STATUS_AIRBORNE if d.airborne else mavlink.MAV_ODID_STATUS_GROUND,
+                heading,
+                min(25425, round(d.ground_speed_mps * 100)),
+                round(d.vertical_speed_mps * 100),
+                round(d.lat * 1e7),
+                round(d.lon * 1e7),
+                d.alt_m + 20.0,
+                d.alt_m + 20.0,
+                mavlink.MAV_ODID_HEIGHT_REF_OVER_TAKEOFF,
+                d.alt_m,
+                0,
+                0,
+                0,
+                0,
+                0.0,
+                0,
+            )
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Fly and report until `stop`."""
+        loop = asyncio.get_running_loop()
+        self.transport, _ = await loop.create_datagram_endpoint(
+            lambda: self, local_addr=("127.0.0.1", 0)
+        )
+        last = loop.time()
+        next_heartbeat = next_status = next_position = last
+        mode = self.drone.mode
+        try:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), TICK_S)
+                now = loop.time()
+                step(self.drone, min(1.0, now - last) * self.time_scale)
+                last = now
+                changed = self.drone.mode != mode
+                mode = self.drone.mode
+                if now >= next_heartbeat or changed:
+                    self._heartbeat()
+                    next_heartbeat = now + 1.0
+                if now >= next_position or changed:
+                    self._position(now)
+                    next_position = now + (0.2 if self.drone.airborne else 1.0)
+                if now >= next_status:
+                    self._status()
+                    next_status = now + 1.0
+        finally:
+            self.transport.close()
