@@ -1,4 +1,5 @@
-"""`airgrid up`: broker, database, demo credentials, the three services and the simulator."""
+"""`airgrid up` and the report's embedded stack: broker, database, demo credentials, the three
+services, the simulator and the live dashboard."""
 
 from __future__ import annotations
 
@@ -7,30 +8,40 @@ import contextlib
 import ctypes
 import os
 import signal
-import statistics
+import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from rich.console import Console
+from rich.columns import Columns
+from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
 from airgrid.auth import Role, issue_credential
 from airgrid.broker import EmbeddedBroker, EmbeddedBrokerError
-from airgrid.bus import BrokerUnavailable, client_options, ensure_topics, topic_name
+from airgrid.bus import BrokerUnavailable, ensure_topics
 from airgrid.config import EMBEDDED_KAFKA_PORT, Settings
 from airgrid.db import create_engine, session_factory
 from airgrid.migrate import upgrade
 from airgrid.reference import load_reference
-from airgrid.topics import DEPARTMENT_CODES, DISPATCH_DECISIONS, MISSION_EVENTS
-from airgrid.v1 import dispatch_pb2, mission_pb2
+from airgrid.sim.outcomes import Outcomes, follow_outcomes
+from airgrid.sim.report import (
+    CoverageSeries,
+    ReportRequest,
+    headline,
+    measure,
+    operator_key,
+    poll_coverage,
+    write_report,
+)
+from airgrid.sim.runner import SimStats, run_sim
+from airgrid.topics import DEPARTMENT_CODES
 
 SERVICES = ("registry", "telemetry", "dispatch")
 console = Console(stderr=False)
@@ -76,128 +87,117 @@ async def write_demo_credentials(settings: Settings) -> Path:
     return path
 
 
-@dataclass
 class Dashboard:
-    """What `airgrid up` shows, computed from the decisions and mission events topics."""
+    """What `airgrid up` shows: fleet by status, incidents by department and stage, time to
+    scene, the SLA share, coverage and throughput; one screen, readable at a glance."""
 
-    started: float = field(default_factory=time.monotonic)
-    accepted_ms: dict[str, int] = field(default_factory=dict)
-    assigned: set[str] = field(default_factory=set)
-    queued: set[str] = field(default_factory=set)
-    on_scene: set[str] = field(default_factory=set)
-    completed: int = 0
-    assign_seconds: list[float] = field(default_factory=list)
-    scene_seconds: list[float] = field(default_factory=list)
+    def __init__(self, sla: float) -> None:
+        self.sla = sla
+        self.started = time.monotonic()
+        self.outcomes = Outcomes()
+        self.coverage = CoverageSeries()
 
-    def on_decision(self, decision: dispatch_pb2.DispatchDecision) -> None:
-        self.accepted_ms[decision.incident_id] = decision.incident_accepted_time_ms
-        if decision.kind == dispatch_pb2.DECISION_KIND_ASSIGNED:
-            if decision.incident_id not in self.assigned:
-                self.assigned.add(decision.incident_id)
-                self.assign_seconds.append(
-                    (decision.decided_time_ms - decision.incident_accepted_time_ms) / 1000
-                )
-            self.queued.discard(decision.incident_id)
-        elif decision.kind == dispatch_pb2.DECISION_KIND_QUEUED:
-            if decision.incident_id not in self.assigned:
-                self.queued.add(decision.incident_id)
+    def _summary(self) -> dict[str, Any]:
+        return self.outcomes.summary(_now_ms(), self.sla)
 
-    def on_mission(self, event: mission_pb2.MissionEvent) -> None:
-        if event.stage == mission_pb2.MISSION_STAGE_ON_SCENE:
-            if event.incident_id not in self.on_scene:
-                self.on_scene.add(event.incident_id)
-                accepted = self.accepted_ms.get(event.incident_id)
-                if accepted:
-                    self.scene_seconds.append((event.event_time_ms - accepted) / 1000)
-        elif event.stage == mission_pb2.MISSION_STAGE_COMPLETED:
-            self.completed += 1
-
-    @staticmethod
-    def _pct(values: list[float], q: float) -> str:
-        if not values:
-            return "-"
-        if len(values) == 1:
-            return f"{values[0]:.2f}s"
-        return f"{statistics.quantiles(values, n=100, method='inclusive')[int(q) - 1]:.2f}s"
-
-    def sla_share(self, sla: float) -> str:
-        if not self.scene_seconds:
-            return "-"
-        within = sum(1 for s in self.scene_seconds if s <= sla)
-        return f"{100 * within / len(self.scene_seconds):.1f}%"
-
-    def rows(self, sim: object | None, sla: float) -> list[tuple[str, str]]:
-        rows = [("uptime", f"{time.monotonic() - self.started:.0f}s")]
+    def rows(self, sim: SimStats | None) -> list[tuple[str, str]]:
+        summary = self._summary()
+        tts = summary["time_to_scene"]
+        share = summary["within_sla_share"]
+        latency = summary["decision_latency"]
+        coverage = self.coverage.latest
+        rows = [
+            ("uptime", f"{time.monotonic() - self.started:.0f} s"),
+            ("incidents posted / on scene", f"{summary['incidents_posted']} / {tts['count']}"),
+            ("time to scene p50 / p95", f"{_s(tts.get('p50_s'))} / {_s(tts.get('p95_s'))}"),
+            (f"on scene within {self.sla:.0f} s", _pct(share)),
+            ("coverage (zone within SLA)", _pct(coverage)),
+            ("decision latency p50 / p95", f"{_ms(latency.get('p50_s'))} / "
+             f"{_ms(latency.get('p95_s'))}"),
+        ]  # fmt: skip
         if sim is not None:
             rows += [
-                ("incidents posted", str(getattr(sim, "incidents_posted", 0))),
-                ("incidents rejected", str(getattr(sim, "incidents_failed", 0))),
-                ("telemetry records sent", str(getattr(sim, "telemetry_sent", 0))),
-                ("drones airborne", str(getattr(sim, "airborne", 0))),
+                ("incidents / min (last min)", f"{sim.posts_per_minute():.1f}"),
+                ("telemetry records sent", str(sim.telemetry_sent)),
+                ("drones airborne", f"{sim.airborne} of {sim.drones}"),
             ]
-        rows += [
-            ("incidents assigned", str(len(self.assigned))),
-            ("incidents queued now", str(len(self.queued))),
-            (
-                "time to assign p50 / p95",
-                f"{self._pct(self.assign_seconds, 50)} / {self._pct(self.assign_seconds, 95)}",
-            ),
-            ("drones on scene (incidents)", str(len(self.on_scene))),
-            (
-                "time to scene p50 / p95",
-                f"{self._pct(self.scene_seconds, 50)} / {self._pct(self.scene_seconds, 95)}",
-            ),
-            (f"on scene within {sla:.0f}s", self.sla_share(sla)),
-            ("missions completed", str(self.completed)),
-        ]
         return rows
 
-    def table(self, sim: object | None, sla: float) -> Table:
-        table = Table(title="airgrid — live", show_header=False, min_width=50)
-        table.add_column("what", style="cyan")
-        table.add_column("value", justify="right", style="bold")
-        for what, value in self.rows(sim, sla):
-            table.add_row(what, value)
-        return table
+    def render(self, sim: SimStats | None) -> Group:
+        head = Table(title="airgrid — live", show_header=False, min_width=46)
+        head.add_column("what", style="cyan")
+        head.add_column("value", justify="right", style="bold")
+        for what, value in self.rows(sim):
+            head.add_row(what, value)
+        fleet = Table(title="fleet by status", min_width=24)
+        fleet.add_column("status", style="cyan")
+        fleet.add_column("drones", justify="right", style="bold")
+        for status, count in (sim.by_status if sim is not None else {}).items():
+            fleet.add_row(status, str(count))
+        stages = ("queued", "assigned", "on scene", "completed", "linked")
+        by_department = Table(title="incidents by department and stage")
+        by_department.add_column("department", style="cyan")
+        for stage in stages:
+            by_department.add_column(stage, justify="right")
+        summary = self._summary()["time_to_scene_by_department"]
+        by_department.add_column(f"≤{self.sla:.0f} s", justify="right", style="bold")
+        for code, counts in sorted(self.outcomes.stages_by_department().items()):
+            share = summary.get(code, {}).get("within_sla_share")
+            by_department.add_row(code, *(str(counts.get(s, 0)) for s in stages), _pct(share))
+        return Group(Columns([head, fleet]), by_department)
 
-    def line(self, sim: object | None, sla: float) -> str:
-        return " | ".join(f"{what}: {value}" for what, value in self.rows(sim, sla))
+    def line(self, sim: SimStats | None) -> str:
+        return " | ".join(f"{what}: {value}" for what, value in self.rows(sim))
 
 
-async def follow_outcomes(settings: Settings, dashboard: Dashboard) -> None:
-    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
-    await consumer.start()
-    try:
-        names = [topic_name(settings, DISPATCH_DECISIONS), topic_name(settings, MISSION_EVENTS)]
-        tps = [
-            TopicPartition(name, p)
-            for name in names
-            for p in sorted(consumer.partitions_for_topic(name) or ())
-        ]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        while True:
-            batches = await consumer.getmany(timeout_ms=500, max_records=2000)
-            for tp, records in batches.items():
-                for record in records:
-                    try:
-                        if tp.topic == names[0]:
-                            dashboard.on_decision(
-                                dispatch_pb2.DispatchDecision.FromString(record.value or b"")
-                            )
-                        else:
-                            dashboard.on_mission(
-                                mission_pb2.MissionEvent.FromString(record.value or b"")
-                            )
-                    except Exception:
-                        continue
-    finally:
-        await consumer.stop()
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f} %"
+
+
+def _s(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} s"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{1000 * value:.0f} ms"
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child service see the same settings."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "AIRGRID_KAFKA_BOOTSTRAP": settings.bootstrap_servers,
+            "AIRGRID_TOPIC_PREFIX": settings.topic_prefix,
+            "AIRGRID_STATE_DIR": str(settings.state_dir),
+            "AIRGRID_REBALANCE_ENABLED": "true" if settings.rebalance_enabled else "false",
+            **{f"AIRGRID_{n.upper()}_PORT": str(settings.port_of(n)) for n in SERVICES},
+        }
+    )
+    if settings.database_url:
+        env["AIRGRID_DATABASE_URL"] = settings.database_url
+    else:
+        env.pop("AIRGRID_DATABASE_URL", None)
+    return env
 
 
 class Stack:
-    def __init__(self, settings: Settings) -> None:
+    """The embedded broker (when no AIRGRID_KAFKA_BOOTSTRAP is set) and the three services as
+    child processes, on the ports of `settings`."""
+
+    def __init__(self, settings: Settings, *, broker_port: int = EMBEDDED_KAFKA_PORT) -> None:
         self.settings = settings
+        self.broker_port = broker_port
         self.broker: EmbeddedBroker | None = None
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.logs = settings.state_dir / "logs"
@@ -206,15 +206,13 @@ class Stack:
         if not self.settings.embedded_kafka:
             return
         self.broker = EmbeddedBroker(
-            port=EMBEDDED_KAFKA_PORT, log_file=self.settings.state_dir / "logs" / "broker.log"
+            port=self.broker_port, log_file=self.settings.state_dir / "logs" / "broker.log"
         )
         self.broker.start()
 
-    def start_services(self) -> None:
+    def start_services(self, settings: Settings) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ)
-        if self.broker is not None:
-            env["AIRGRID_KAFKA_BOOTSTRAP"] = self.broker.bootstrap
+        env = child_env(settings)
         for name in SERVICES:
             log = (self.logs / f"{name}.log").open("ab")
             self.children[name] = subprocess.Popen(
@@ -253,6 +251,13 @@ class Stack:
             return ""
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
+    def check(self) -> None:
+        for name, child in self.children.items():
+            if child.poll() is not None:
+                raise StackError(
+                    f"the {name} service stopped (code {child.returncode}):\n" + self.tail(name)
+                )
+
     def stop(self) -> None:
         for child in self.children.values():
             if child.poll() is None:
@@ -277,14 +282,15 @@ def _fresh_embedded_database(settings: Settings) -> None:
             (settings.state_dir / f"airgrid.db{suffix}").unlink()
 
 
-async def _run(
-    stack: Stack, settings: Settings, *, sim: bool, rate_per_min: float, seed: int, keep_data: bool
-) -> None:
-    say = console.print
+async def bring_up(
+    stack: Stack, settings: Settings, *, keep_data: bool, say: Callable[[str], None]
+) -> Settings:
+    """Broker, schema, topics, demo credentials and the services, ready; returns the settings
+    the stack runs with (the embedded broker's address filled in)."""
     if not keep_data:
         _fresh_embedded_database(settings)
     if settings.embedded_kafka:
-        say(f"[bold]broker[/] starting the embedded Tansu broker on {settings.bootstrap_servers}")
+        say(f"[bold]broker[/] starting the embedded Tansu broker on port {stack.broker_port}")
     stack.start_broker()
     if stack.broker is not None:
         settings = settings.model_copy(update={"kafka_bootstrap": stack.broker.bootstrap})
@@ -295,40 +301,66 @@ async def _run(
     say(f"[bold]credentials[/] demo keys for every department, the operator and gateways: {path}")
     ports = ", ".join(f"{name} :{settings.port_of(name)}" for name in SERVICES)
     say(f"[bold]services[/] starting {ports}")
-    stack.start_services()
+    stack.start_services(settings)
     await stack.wait_ready()
-    say(
+    return settings
+
+
+async def _run(
+    stack: Stack,
+    settings: Settings,
+    *,
+    sim: bool,
+    profile: str,
+    rate_per_min: float | None,
+    seed: int,
+    keep_data: bool,
+    faults: str,
+) -> None:
+    settings = await bring_up(stack, settings, keep_data=keep_data, say=console.print)
+    console.print(
         "[bold green]ready[/] — docs at "
         + ", ".join(f"{settings.url_of(s)}/docs" for s in SERVICES)
         + "; Ctrl-C stops everything"
     )
-    dashboard = Dashboard()
+    dashboard = Dashboard(settings.sla_seconds)
     tasks: list[asyncio.Task[Any]] = [
-        asyncio.create_task(follow_outcomes(settings, dashboard), name="dashboard")
+        asyncio.create_task(follow_outcomes(settings, dashboard.outcomes), name="dashboard"),
+        asyncio.create_task(
+            poll_coverage(settings, dashboard.coverage, key=operator_key(settings)),
+            name="coverage",
+        ),
     ]
     stats = None
     if sim:
-        from airgrid.sim.runner import SimStats, run_sim
-
         stats = SimStats()
         tasks.append(
             asyncio.create_task(
-                run_sim(settings, rate_per_min=rate_per_min, seed=seed, stats=stats), name="sim"
+                run_sim(
+                    settings,
+                    profile=profile,
+                    rate_per_min=rate_per_min,
+                    seed=seed,
+                    stats=stats,
+                    faults=faults,
+                    outcomes=dashboard.outcomes,
+                ),
+                name="sim",
             )
         )
     try:
         if sys.stdout.isatty():
-            with Live(dashboard.table(stats, settings.sla_seconds), refresh_per_second=2) as live:
+            with Live(dashboard.render(stats), refresh_per_second=2) as live:
                 while True:
                     await asyncio.sleep(0.5)
                     _check(stack, tasks)
-                    live.update(dashboard.table(stats, settings.sla_seconds))
+                    live.update(dashboard.render(stats))
         else:
             while True:
                 for _ in range(10):
                     await asyncio.sleep(0.5)
                     _check(stack, tasks)
-                print(dashboard.line(stats, settings.sla_seconds), flush=True)
+                print(dashboard.line(stats), flush=True)
     finally:
         for task in tasks:
             task.cancel()
@@ -338,37 +370,30 @@ async def _run(
 
 
 def _check(stack: Stack, tasks: list[asyncio.Task[Any]]) -> None:
-    for name, child in stack.children.items():
-        if child.poll() is not None:
-            raise StackError(
-                f"the {name} service stopped (code {child.returncode}):\n" + stack.tail(name)
-            )
+    stack.check()
     for task in tasks:
         if task.done() and not task.cancelled() and task.exception() is not None:
             raise StackError(f"{task.get_name()} failed: {task.exception()!r}")
 
 
-def run_stack(
-    settings: Settings, *, sim: bool, rate_per_min: float, seed: int, keep_data: bool
-) -> int:
-    """Runs until SIGINT or SIGTERM; returns the exit code (0 on a requested stop)."""
-    stack = Stack(settings)
+def _run_until_stopped(stack: Stack, main: Coroutine[Any, Any, Any]) -> int:
+    """Runs main until it ends, SIGINT or SIGTERM; returns the exit code (0 on a requested
+    stop); the stack is always stopped."""
     loop = asyncio.new_event_loop()
-    main = loop.create_task(
-        _run(stack, settings, sim=sim, rate_per_min=rate_per_min, seed=seed, keep_data=keep_data)
-    )
+    task = loop.create_task(main)
     stopping = False
 
     def request_stop() -> None:
         nonlocal stopping
         stopping = True
-        main.cancel()
+        task.cancel()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, request_stop)
     code = 0
     try:
-        loop.run_until_complete(main)
+        result = loop.run_until_complete(task)
+        code = result if isinstance(result, int) else 0
     except asyncio.CancelledError:
         code = 0 if stopping else 1
     except (StackError, EmbeddedBrokerError, BrokerUnavailable) as error:
@@ -381,3 +406,72 @@ def run_stack(
         loop.close()
         console.print("[bold]stopped[/]")
     return code
+
+
+def run_stack(
+    settings: Settings,
+    *,
+    sim: bool,
+    profile: str = "busy",
+    rate_per_min: float | None = None,
+    seed: int = 7,
+    keep_data: bool = False,
+    faults: str = "none",
+) -> int:
+    """`airgrid up`: runs until SIGINT or SIGTERM; returns the exit code."""
+    stack = Stack(settings)
+    main = _run(
+        stack,
+        settings,
+        sim=sim,
+        profile=profile,
+        rate_per_min=rate_per_min,
+        seed=seed,
+        keep_data=keep_data,
+        faults=faults,
+    )
+    return _run_until_stopped(stack, main)
+
+
+def report_settings(settings: Settings, *, run_dir: Path) -> Settings:
+    """Settings for a report's own embedded stack: free ports and its own state directory
+    (embedded SQLite unless AIRGRID_DATABASE_URL is set), so it never meets `airgrid up`."""
+    return settings.model_copy(
+        update={
+            "state_dir": run_dir,
+            "registry_port": free_port(),
+            "telemetry_port": free_port(),
+            "dispatch_port": free_port(),
+        }
+    )
+
+
+def run_report(settings: Settings, request: ReportRequest, *, embedded: bool) -> int:
+    """`airgrid sim --report`: measure one run and write the JSON and the PNG.
+
+    embedded: start a stack of its own first (broker on a free port unless
+    AIRGRID_KAFKA_BOOTSTRAP is set, services on free ports); otherwise run against the stack
+    that the settings point at, with the credentials of `airgrid up`.
+    """
+    if embedded:
+        mode = "rebalance" if settings.rebalance_enabled else "static"
+        run_dir = (
+            settings.state_dir
+            / "reports"
+            / f"{request.profile}-{request.seed}-{mode}-{os.getpid()}"
+        )
+        settings = report_settings(settings, run_dir=run_dir)
+    stack = Stack(settings, broker_port=free_port())
+
+    async def main() -> int:
+        effective = settings
+        if embedded:
+            effective = await bring_up(stack, settings, keep_data=False, say=console.print)
+        report = await measure(effective, request, say=console.print)
+        stack.check()
+        png = write_report(report, request.report_path)
+        console.print(f"[bold green]report[/] {request.report_path} and {png}")
+        console.print(headline(report))
+        return 0
+
+    return _run_until_stopped(stack, main())

@@ -13,7 +13,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from airgrid.reference import ReferenceData
-from airgrid.sim.physics import SimDrone, apply_command, step
+from airgrid.sim.faults import BATTERY, GUST, LINK_LOSS, NEST_OFFLINE, FaultEvent, Weather
+from airgrid.sim.physics import (
+    BATTERY_FAULT,
+    CRUISING,
+    DOCKED,
+    HOVERING,
+    LANDING,
+    RETURNING,
+    TAKING_OFF,
+    SimDrone,
+    apply_command,
+    step,
+)
 from airgrid.v1 import command_pb2, telemetry_pb2
 
 log = logging.getLogger("airgrid.sim")
@@ -41,9 +53,15 @@ class Fleet:
         start_ms: int,
         seq_base: int = 0,
         rates: ReportRates | None = None,
+        weather: Weather | None = None,
     ) -> None:
         self.rates = rates or ReportRates()
+        self.weather = weather or Weather(0.0, 0.0)
         self.nests: dict[str, tuple[float, float]] = {n.id: (n.lon, n.lat) for n in reference.nests}
+        self.wind_hold: dict[str, float] = {n.id: n.wind_hold_mps for n in reference.nests}
+        # Active faults: (kind, target) -> until ms; gusts also keep their wind per nest.
+        self.faults: dict[tuple[str, str], int] = {}
+        self.gusts: dict[str, float] = {}
         self.drones: dict[str, SimDrone] = {}
         for spec in reference.drones:
             home = self.nests.get(spec.home_nest)
@@ -75,18 +93,88 @@ class Fleet:
     def airborne(self) -> int:
         return sum(1 for d in self.drones.values() if d.airborne)
 
+    def by_status(self) -> dict[str, int]:
+        """Drones per flight status, for the dashboard."""
+        names: dict[int, str] = {
+            DOCKED: "docked", TAKING_OFF: "launching", CRUISING: "cruising",
+            HOVERING: "on scene", RETURNING: "returning", LANDING: "landing",
+        }  # fmt: skip
+        counts = dict.fromkeys(names.values(), 0)
+        counts["faulty"] = 0
+        for drone in self.drones.values():
+            counts[names.get(drone.mode, "docked")] += 1
+            if drone.faults:
+                counts["faulty"] += 1
+        return counts
+
+    def nest_down(self, nest_id: str) -> str:
+        """Why a nest cannot launch now ("" when it can)."""
+        if (NEST_OFFLINE, nest_id) in self.faults:
+            return NEST_OFFLINE
+        if self.gusts.get(nest_id, 0.0) >= self.wind_hold.get(nest_id, float("inf")):
+            return "wind_hold"
+        return ""
+
     def apply(self, command: command_pb2.DroneCommand) -> bool:
-        """Route a command to its drone; False for an unknown drone or a command out of place."""
+        """Route a command to its drone; False for an unknown drone or a command out of place
+        (a docked drone cannot launch from a nest that is offline or held by wind)."""
         drone = self.drones.get(command.drone_id)
         if drone is None:
             return False
+        if not drone.airborne and self.nest_down(drone.home_nest_id):
+            return False
         return apply_command(drone, command, nests=self.nests)
 
+    def inject(self, event: FaultEvent, now_ms: int) -> None:
+        """Start a fault; it clears by itself after its duration."""
+        self.faults[(event.kind, event.target)] = now_ms + int(event.duration_s * 1000)
+        if event.kind == GUST:
+            self.gusts[event.target] = event.wind_mps
+        log.info(
+            "fault injected",
+            extra={"kind": event.kind, "target": event.target, "duration_s": event.duration_s},
+        )
+
+    def link_lost(self, drone_id: str) -> bool:
+        return (LINK_LOSS, drone_id) in self.faults
+
+    def _expire(self, now_ms: int) -> None:
+        for key, until in sorted(self.faults.items()):
+            if now_ms >= until:
+                del self.faults[key]
+                if key[0] == GUST:
+                    self.gusts.pop(key[1], None)
+
+    def _update_conditions(self, drone: SimDrone) -> None:
+        """Wind at the drone (the gust of its nest while docked or near it) and the faults
+        its nest gateway reports for it."""
+        wind = self.weather.wind_mps
+        gust = self.gusts.get(drone.home_nest_id)
+        if gust is not None and not drone.airborne:
+            wind = gust
+        drone.wind_mps = wind
+        drone.wind_from_deg = self.weather.from_deg
+        faults = []
+        if (BATTERY, drone.spec.id) in self.faults:
+            faults.append(BATTERY_FAULT)
+        if not drone.airborne:
+            down = self.nest_down(drone.home_nest_id)
+            if down:
+                faults.append(down)
+        if faults != drone.faults:
+            drone.faults = faults
+
     def tick(self, now_ms: int, dt_s: float) -> list[telemetry_pb2.Telemetry]:
-        """Step every drone by dt_s and return the telemetry records due at now_ms."""
+        """Step every drone by dt_s and return the telemetry records due at now_ms (none from
+        drones whose link is lost)."""
         due: list[telemetry_pb2.Telemetry] = []
+        if self.faults:
+            self._expire(now_ms)
         for drone_id, drone in self.drones.items():
+            self._update_conditions(drone)
             step(drone, dt_s)
+            if self.faults and self.link_lost(drone_id):
+                continue
             mode_changed = drone.mode != self._reported_mode[drone_id]
             if not mode_changed and now_ms < self._next_report_ms[drone_id]:
                 continue

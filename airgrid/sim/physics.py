@@ -7,6 +7,7 @@ No clock, no I/O and no randomness here, so a run is replayable and fast to test
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -26,6 +27,15 @@ ARRIVAL_RADIUS_M = 15.0
 # The autopilot's failsafe: below this charge an outbound or loitering drone heads home.
 CRITICAL_BATTERY_PCT = 10.0
 CHARGE_PCT_PER_S = 0.5
+# Constant current up to this charge, then constant voltage: the rate tapers toward 100 %.
+CHARGE_TAPER_FROM_PCT = 80.0
+CHARGE_MIN_PCT_PER_S = 0.1
+# Extra power drawn per m/s of wind, and the slowest ground speed a headwind leaves.
+WIND_DRAIN_PER_MPS = 0.02
+MIN_GROUND_SPEED_SHARE = 0.3
+# A battery fault drains this many times faster (cell imbalance, a failing pack).
+BATTERY_FAULT_DRAIN_FACTOR = 4.0
+BATTERY_FAULT = "battery_fault"
 CLIMB_DRAIN_FACTOR = 1.3
 _OUTBOUND = (TAKING_OFF, CRUISING, HOVERING)
 # Phase changes inside one step are followed through; this bounds the work per step.
@@ -59,6 +69,8 @@ class SimDrone:
     vertical_speed_mps: float = 0.0
     heading_deg: float = 0.0
     wind_mps: float = 0.0
+    # Direction the wind blows from, degrees clockwise from north (meteorological).
+    wind_from_deg: float = 0.0
     faults: list[str] = field(default_factory=list)
     seq: int = 0
 
@@ -87,6 +99,14 @@ class SimDrone:
         return 100.0 / self.spec.endurance_s if self.spec.endurance_s > 0 else 0.0
 
 
+def flight_mode_name(mode: int) -> str:
+    """The JSON name of a flight mode (`cruising`), as POST /v1/telemetry takes it."""
+    try:
+        return str(FlightMode.Name(mode)).removeprefix("FLIGHT_MODE_").lower()
+    except ValueError:
+        return "unspecified"
+
+
 def step(drone: SimDrone, dt_s: float) -> None:
     """Advance the drone by dt_s seconds, following phase changes within the step."""
     remaining = max(0.0, dt_s)
@@ -109,7 +129,7 @@ def _failsafe_return(drone: SimDrone) -> None:
 def _advance(drone: SimDrone, dt: float) -> float:
     """Advance within the current phase; returns the seconds used (less when the phase ends)."""
     if drone.mode == DOCKED:
-        drone.battery_pct = min(100.0, drone.battery_pct + CHARGE_PCT_PER_S * dt)
+        drone.battery_pct = charged(drone.battery_pct, dt)
         _still(drone)
         return dt
     if drone.mode == TAKING_OFF:
@@ -125,6 +145,37 @@ def _advance(drone: SimDrone, dt: float) -> float:
     # An unknown mode is treated as docked, so a bad value never wedges the drone in the air.
     drone.mode = DOCKED
     return 0.0
+
+
+def charge_rate_pct_per_s(battery_pct: float) -> float:
+    """The nest's charging curve: constant current, then a taper above CHARGE_TAPER_FROM_PCT."""
+    if battery_pct < CHARGE_TAPER_FROM_PCT:
+        return CHARGE_PCT_PER_S
+    share_left = (100.0 - battery_pct) / (100.0 - CHARGE_TAPER_FROM_PCT)
+    return max(CHARGE_MIN_PCT_PER_S, CHARGE_PCT_PER_S * share_left)
+
+
+def charged(battery_pct: float, seconds: float) -> float:
+    """The charge after `seconds` docked, integrated in steps of at most one second."""
+    left = max(0.0, seconds)
+    pct = battery_pct
+    while left > 1e-9 and pct < 100.0:
+        dt = min(1.0, left)
+        pct = min(100.0, pct + charge_rate_pct_per_s(pct) * dt)
+        left -= dt
+    return pct
+
+
+def ground_speed_mps(
+    cruise_mps: float, heading_deg: float, wind_mps: float, wind_from: float
+) -> float:
+    """Ground speed along the heading: the air speed plus the tailwind component, never below
+    MIN_GROUND_SPEED_SHARE of the air speed (the autopilot pushes harder into a headwind)."""
+    if wind_mps <= 0.0:
+        return cruise_mps
+    # Wind blowing from wind_from pushes toward wind_from + 180.
+    tail = wind_mps * math.cos(math.radians(heading_deg - (wind_from + 180.0)))
+    return max(MIN_GROUND_SPEED_SHARE * cruise_mps, cruise_mps + tail)
 
 
 def _take_off(drone: SimDrone, dt: float) -> float:
@@ -237,7 +288,6 @@ def _dock(drone: SimDrone) -> None:
 
 def _fly_toward(drone: SimDrone, goal: tuple[float, float], dt: float) -> tuple[float, bool]:
     """Great-circle move toward goal at cruise speed; returns (seconds used, arrived)."""
-    speed = drone.spec.cruise_speed_mps
     glon, glat = goal
     distance = haversine_m(drone.lon, drone.lat, glon, glat)
     drone.vertical_speed_mps = 0.0
@@ -245,6 +295,9 @@ def _fly_toward(drone: SimDrone, goal: tuple[float, float], dt: float) -> tuple[
         drone.lon, drone.lat = glon, glat
         return 0.0, True
     drone.heading_deg = _heading(bearing_deg(drone.lon, drone.lat, glon, glat))
+    speed = drone.spec.cruise_speed_mps
+    if speed > 0.0:
+        speed = ground_speed_mps(speed, drone.heading_deg, drone.wind_mps, drone.wind_from_deg)
     if speed <= 0.0:
         drone.ground_speed_mps = 0.0
         return dt, False
@@ -267,6 +320,9 @@ def _still(drone: SimDrone) -> None:
 
 
 def _drain(drone: SimDrone, seconds: float, factor: float = 1.0) -> None:
+    factor *= 1.0 + WIND_DRAIN_PER_MPS * max(0.0, drone.wind_mps)
+    if BATTERY_FAULT in drone.faults:
+        factor *= BATTERY_FAULT_DRAIN_FACTOR
     drone.battery_pct = max(0.0, drone.battery_pct - drone.drain_pct_per_s * factor * seconds)
 
 

@@ -1,8 +1,10 @@
 """`airgrid sim`: runs the fleet and the incident load against a running stack.
 
-Telemetry goes out on airgrid.telemetry.raw, commands come in from airgrid.drone.commands
-(consumer group `airgrid-sim`), and incidents are posted to the dispatch service over HTTP
-with each department's credential. Errors are counted and logged; they never stop the loops.
+Telemetry goes out on airgrid.telemetry.raw (or in batches to POST /v1/telemetry with each
+nest gateway's credential), commands come in from airgrid.drone.commands (consumer group
+`airgrid-sim`), and incidents of a load profile are posted to the dispatch service over HTTP
+with each department's credential. Faults are injected on a seeded schedule. Errors are
+counted and logged; they never stop the loops.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import contextlib
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +35,14 @@ from airgrid.bus import (
 )
 from airgrid.config import Settings
 from airgrid.reference import load_reference
+from airgrid.sim.faults import FaultEvent, fault_schedule, weather_of
 from airgrid.sim.fleet import Fleet, ReportRates
-from airgrid.sim.incidents import GeneratedIncident, IncidentGenerator
+from airgrid.sim.incidents import GeneratedIncident
+from airgrid.sim.load import LoadModel
+from airgrid.sim.outcomes import Outcomes
+from airgrid.sim.physics import flight_mode_name
 from airgrid.topics import DRONE_COMMANDS, TELEMETRY_RAW
-from airgrid.v1 import command_pb2
+from airgrid.v1 import command_pb2, telemetry_pb2
 
 log = logging.getLogger("airgrid.sim")
 
@@ -64,47 +71,97 @@ class SimStats:
     commands_ignored: int = 0
     airborne: int = 0
     drones: int = 0
+    faults_injected: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+    # Monotonic times of recent posts, for the incidents-per-minute throughput.
+    recent_posts: deque[float] = field(default_factory=lambda: deque(maxlen=5000))
+    loading: bool = True  # still posting incidents (False once the load duration is over)
+
+    def posts_per_minute(self, window_s: float = 60.0) -> float:
+        now = time.monotonic()
+        return sum(1 for t in self.recent_posts if now - t <= window_s) * 60.0 / window_s
 
 
 def read_department_keys(path: Path) -> dict[str, str]:
     """The department codes and keys from a credentials file written by `airgrid up`."""
+    return _read_keys(path, "department")
+
+
+def _read_keys(path: Path, role: str) -> dict[str, str]:
     data = orjson.loads(path.read_bytes())
-    departments = data.get("department") if isinstance(data, dict) else None
-    if not isinstance(departments, dict):
-        raise ValueError(f"{path} has no 'department' object of department keys")
-    return {str(code): str(key) for code, key in departments.items() if key}
+    found = data.get(role) if isinstance(data, dict) else None
+    if not isinstance(found, dict):
+        raise ValueError(f"{path} has no {role!r} object of {role} keys")
+    return {str(code): str(key) for code, key in found.items() if key}
 
 
 async def run_sim(
     settings: Settings,
     *,
-    rate_per_min: float = 12.0,
+    profile: str = "nominal",
+    rate_per_min: float | None = None,
     seed: int = 7,
     duration_s: float | None = None,
+    load_s: float | None = None,
     credentials_path: Path | None = None,
     dispatch_url: str | None = None,
+    telemetry_url: str | None = None,
     stats: SimStats | None = None,
     stop: asyncio.Event | None = None,
     rates: ReportRates | None = None,
+    faults: str = "none",
+    telemetry_via: str = "kafka",
+    start_hour: float = 10.0,
+    outcomes: Outcomes | None = None,
 ) -> SimStats:
-    """Run until `stop` is set or `duration_s` has passed; returns the counters."""
+    """Run until `stop` is set or `duration_s` has passed; returns the counters.
+
+    Incidents follow `profile` (or a fixed total `rate_per_min`) for `load_s` seconds (the
+    whole run when None); the drones keep flying until the end, so a run can drain.
+    """
+    if telemetry_via not in ("kafka", "http"):
+        raise ValueError("telemetry_via is kafka or http")
     stats = stats if stats is not None else SimStats()
     stop = stop if stop is not None else asyncio.Event()
     reference = load_reference(settings.reference_data)
     started = now_ms()
-    fleet = Fleet(reference, start_ms=started, seq_base=started, rates=rates)
+    fleet = Fleet(
+        reference, start_ms=started, seq_base=started, rates=rates, weather=weather_of(seed)
+    )
     stats.drones = len(fleet)
+    schedule = fault_schedule(
+        level=faults,
+        duration_s=duration_s or 24 * 3600.0,
+        drone_ids=list(fleet.drones),
+        nest_holds=fleet.wind_hold,
+        seed=seed,
+    )
 
-    keys = _department_keys(credentials_path or settings.state_dir / "credentials.json")
-    generator: IncidentGenerator | None = None
-    if rate_per_min > 0 and keys:
-        generator = IncidentGenerator(reference, seed=seed, departments=sorted(keys))
-
-    producer = Producer(settings, source=SOURCE)
+    path = credentials_path or settings.state_dir / "credentials.json"
+    keys = _department_keys(path)
+    load: LoadModel | None = None
+    if (rate_per_min is None or rate_per_min > 0) and keys:
+        load = LoadModel(
+            reference,
+            profile=profile,
+            rate_per_min=rate_per_min,
+            seed=seed,
+            start_hour=start_hour,
+            departments=sorted(keys),
+        )
+    gateway_keys: dict[str, str] = {}
+    if telemetry_via == "http":
+        gateway_keys = _read_keys(path, "gateway")
+    sender = _TelemetrySender(
+        producer=Producer(settings, source=SOURCE) if telemetry_via == "kafka" else None,
+        url=f"{(telemetry_url or settings.url_of('telemetry')).rstrip('/')}/v1/telemetry",
+        gateway_keys=gateway_keys,
+        home_nest={d.id: d.home_nest for d in reference.drones},
+    )
     consumer: AIOKafkaConsumer | None = None
     tasks: list[asyncio.Task[None]] = []
     try:
-        await producer.start()
+        await sender.start()
         spec = ConsumerSpec(topics=[DRONE_COMMANDS], group_id=CONSUMER_GROUP, max_records=500)
         consumer = await start_group_consumer(settings, spec)
         handler = _CommandHandler(fleet, stats)
@@ -112,8 +169,12 @@ async def run_sim(
             "simulator started",
             extra={
                 "drones": len(fleet),
-                "rate_per_min": rate_per_min if generator else 0.0,
+                "profile": profile if load else "none",
+                "rate_per_min": load.rate_per_min if load else 0.0,
                 "seed": seed,
+                "faults": faults,
+                "wind_mps": fleet.weather.wind_mps,
+                "telemetry_via": telemetry_via,
                 "bootstrap": settings.bootstrap_servers,
             },
         )
@@ -122,10 +183,10 @@ async def run_sim(
             tasks.append(asyncio.create_task(coro, name=name))
 
         spawn(run_batches(consumer, handler, spec=spec, name="sim-commands", stop=stop), "commands")
-        spawn(_tick_loop(fleet, producer, stats, stop), "telemetry")
-        if generator is not None:
+        spawn(_tick_loop(fleet, sender, stats, stop, schedule), "telemetry")
+        if load is not None:
             url = f"{(dispatch_url or settings.url_of('dispatch')).rstrip('/')}/v1/incidents"
-            spawn(_incident_loop(generator, url, keys, rate_per_min, stats, stop), "incidents")
+            spawn(_incident_loop(load, url, keys, load_s, stats, stop, outcomes), "incidents")
         await _until_done(tasks, stop, duration_s)
     finally:
         stop.set()
@@ -138,9 +199,129 @@ async def run_sim(
             with contextlib.suppress(Exception):
                 await consumer.stop()
         with contextlib.suppress(Exception):
-            await producer.stop()
-        log.info("simulator stopped", extra={"stats": vars(stats)})
+            await sender.stop()
+        log.info("simulator stopped", extra={"stats": _loggable(stats)})
     return stats
+
+
+def _loggable(stats: SimStats) -> dict[str, object]:
+    return {k: v for k, v in vars(stats).items() if k != "recent_posts"}
+
+
+class _TelemetrySender:
+    """Telemetry out on Kafka, or batched per nest gateway to POST /v1/telemetry."""
+
+    def __init__(
+        self,
+        *,
+        producer: Producer | None,
+        url: str,
+        gateway_keys: dict[str, str],
+        home_nest: dict[str, str],
+    ) -> None:
+        self.producer = producer
+        self.url = url
+        self.gateway_keys = gateway_keys
+        self.home_nest = home_nest
+        self.client: httpx.AsyncClient | None = None
+
+    async def start(self) -> None:
+        if self.producer is not None:
+            await self.producer.start()
+        else:
+            self.client = httpx.AsyncClient(timeout=HTTP_TIMEOUT_S)
+
+    async def stop(self) -> None:
+        if self.producer is not None:
+            await self.producer.stop()
+        if self.client is not None:
+            await self.client.aclose()
+
+    async def send(self, records: list[telemetry_pb2.Telemetry], stats: SimStats) -> None:
+        if self.producer is not None:
+            await self._send_kafka(self.producer, records, stats)
+        elif self.client is not None:
+            await self._send_http(self.client, records, stats)
+
+    async def _send_kafka(
+        self, producer: Producer, records: list[telemetry_pb2.Telemetry], stats: SimStats
+    ) -> None:
+        acks = []
+        for record in records:
+            try:
+                acks.append(
+                    await producer.send(
+                        TELEMETRY_RAW,
+                        record.SerializeToString(),
+                        key=record.drone_id,
+                        ce_type=TELEMETRY_CE_TYPE,
+                        ce_id=f"{record.drone_id}-{record.seq}",
+                    )
+                )
+            except Exception as error:
+                stats.telemetry_failed += 1
+                log.warning(
+                    "telemetry not sent",
+                    extra={"drone_id": record.drone_id, "error": repr(error)},
+                )
+        results = await asyncio.gather(*acks, return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        stats.telemetry_sent += len(results) - len(failed)
+        stats.telemetry_failed += len(failed)
+        if failed:
+            log.warning(
+                "telemetry not acknowledged",
+                extra={"records": len(failed), "error": repr(failed[0])},
+            )
+
+    async def _send_http(
+        self, client: httpx.AsyncClient, records: list[telemetry_pb2.Telemetry], stats: SimStats
+    ) -> None:
+        by_nest: dict[str, list[dict[str, Any]]] = {}
+        for record in records:
+            nest = self.home_nest.get(record.drone_id, "")
+            by_nest.setdefault(nest, []).append(_telemetry_json(record))
+        for nest, batch in sorted(by_nest.items()):
+            key = self.gateway_keys.get(nest)
+            if key is None:
+                stats.telemetry_failed += len(batch)
+                continue
+            try:
+                response = await client.post(
+                    self.url, json={"records": batch}, headers={"Authorization": f"Bearer {key}"}
+                )
+            except httpx.HTTPError as error:
+                stats.telemetry_failed += len(batch)
+                log.warning("telemetry post failed", extra={"nest_id": nest, "error": repr(error)})
+                continue
+            if response.status_code in (200, 202):
+                stats.telemetry_sent += len(batch)
+            else:
+                stats.telemetry_failed += len(batch)
+                log.warning(
+                    "telemetry refused",
+                    extra={"nest_id": nest, "status": response.status_code},
+                )
+
+
+def _telemetry_json(record: telemetry_pb2.Telemetry) -> dict[str, Any]:
+    return {
+        "drone_id": record.drone_id,
+        "seq": record.seq,
+        "event_time_ms": record.event_time_ms,
+        "lon": record.lon,
+        "lat": record.lat,
+        "alt_m": record.alt_m,
+        "ground_speed_mps": record.ground_speed_mps,
+        "vertical_speed_mps": record.vertical_speed_mps,
+        "heading_deg": record.heading_deg,
+        "battery_pct": record.battery_pct,
+        "flight_mode": flight_mode_name(record.flight_mode),
+        "nest_id": record.nest_id,
+        "mission_id": record.mission_id,
+        "wind_mps": record.wind_mps,
+        "faults": list(record.faults),
+    }
 
 
 async def _until_done(
@@ -225,12 +406,19 @@ class _CommandHandler:
 
 
 async def _tick_loop(
-    fleet: Fleet, producer: Producer, stats: SimStats, stop: asyncio.Event
+    fleet: Fleet,
+    sender: _TelemetrySender,
+    stats: SimStats,
+    stop: asyncio.Event,
+    faults: list[FaultEvent],
 ) -> None:
-    """Step the fleet every TICK_S and send the telemetry due, acknowledged per tick."""
+    """Step the fleet every TICK_S, inject the faults due and send the telemetry due,
+    acknowledged per tick."""
     loop = asyncio.get_running_loop()
     last = loop.time()
+    began = last
     next_tick = last
+    pending = deque(faults)
     while not stop.is_set():
         next_tick += TICK_S
         now = loop.time()
@@ -240,61 +428,50 @@ async def _tick_loop(
             next_tick = now  # fell behind: do not try to catch up with a burst
         now = loop.time()
         dt, last = min(MAX_STEP_S, now - last), now
-        records = fleet.tick(now_ms(), dt)
+        wall_ms = now_ms()
+        while pending and pending[0].offset_s <= now - began:
+            fleet.inject(pending.popleft(), wall_ms)
+            stats.faults_injected += 1
+        records = fleet.tick(wall_ms, dt)
         stats.airborne = fleet.airborne
-        if not records:
-            continue
-        acks = []
-        for record in records:
-            try:
-                acks.append(
-                    await producer.send(
-                        TELEMETRY_RAW,
-                        record.SerializeToString(),
-                        key=record.drone_id,
-                        ce_type=TELEMETRY_CE_TYPE,
-                        ce_id=f"{record.drone_id}-{record.seq}",
-                    )
-                )
-            except Exception as error:
-                stats.telemetry_failed += 1
-                log.warning(
-                    "telemetry not sent",
-                    extra={"drone_id": record.drone_id, "error": repr(error)},
-                )
-        results = await asyncio.gather(*acks, return_exceptions=True)
-        failed = [r for r in results if isinstance(r, BaseException)]
-        stats.telemetry_sent += len(results) - len(failed)
-        stats.telemetry_failed += len(failed)
-        if failed:
-            log.warning(
-                "telemetry not acknowledged",
-                extra={"records": len(failed), "error": repr(failed[0])},
-            )
+        stats.by_status = fleet.by_status()
+        if records:
+            await sender.send(records, stats)
 
 
 async def _incident_loop(
-    generator: IncidentGenerator,
+    load: LoadModel,
     url: str,
     keys: dict[str, str],
-    rate_per_min: float,
+    load_s: float | None,
     stats: SimStats,
     stop: asyncio.Event,
+    outcomes: Outcomes | None,
 ) -> None:
-    """Post an incident every interval; each post runs on its own so a slow one never
-    holds back the schedule."""
+    """Post each scheduled incident at its offset; each post runs on its own so a slow one
+    never holds back the schedule."""
     in_flight: set[asyncio.Task[None]] = set()
+    loop = asyncio.get_running_loop()
+    began = loop.time()
     async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_S) as client:
         try:
-            while not stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), generator.interval_s(rate_per_min))
+            for scheduled in load.events():
+                if load_s is not None and scheduled.offset_s >= load_s:
+                    break
+                wait = began + scheduled.offset_s - loop.time()
+                if wait > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), wait)
                 if stop.is_set():
                     break
-                incident = generator.next()
-                task = asyncio.create_task(_post(client, url, keys, incident, stats))
+                task = asyncio.create_task(
+                    _post(client, url, keys, scheduled.incident, stats, outcomes)
+                )
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
+            stats.loading = False
+            await asyncio.gather(*in_flight, return_exceptions=True)
+            await stop.wait()
         finally:
             for task in list(in_flight):
                 task.cancel()
@@ -307,8 +484,10 @@ async def _post(
     keys: dict[str, str],
     incident: GeneratedIncident,
     stats: SimStats,
+    outcomes: Outcomes | None = None,
 ) -> None:
     stats.incidents_posted += 1
+    stats.recent_posts.append(time.monotonic())
     context = {
         "department": incident.department,
         "type": incident.body["type"],
@@ -331,6 +510,14 @@ async def _post(
     if response.status_code in (200, 201):
         stats.incidents_accepted += 1
         incident_id = _incident_id(response)
+        if outcomes is not None and incident_id:
+            outcomes.on_posted(
+                incident_id,
+                department=incident.department,
+                priority=int(incident.body["priority"]),
+                type=str(incident.body["type"]),
+                at_ms=now_ms(),
+            )
         log.info(
             "incident posted",
             extra={**context, "incident_id": incident_id, "elapsed_ms": elapsed_ms},

@@ -11,6 +11,7 @@ from airgrid.outbox import OutboxRelay
 from airgrid.reference import load_reference
 from airgrid.service_app import Infrastructure, create_service_app
 from services.dispatch.api import router
+from services.dispatch.coverage import router as coverage_router
 from services.dispatch.metrics import watch_core
 from services.dispatch.stream import DispatchWorker
 
@@ -48,4 +49,5 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(router)
+    app.include_router(coverage_router)
     return app

@@ -44,6 +44,7 @@ from airgrid.v1 import (
     telemetry_pb2,
 )
 from services.dispatch import store
+from services.dispatch.coverage import CoverageKeeper
 from services.dispatch.domain.core import CoreSettings, DispatchCore
 from services.dispatch.domain.model import (
     Assigned,
@@ -206,6 +207,8 @@ class DispatchWorker:
         settings = infra.settings
         self.reference = load_reference(settings.reference_data)
         self.core = self._new_core()
+        # Coverage and rebalancing (issue 6): reads the core, emits RETURN-to-nest orders.
+        self.coverage = CoverageKeeper(self.reference, settings)
         self.specs: dict[str, registry_pb2.Drone] = {}
         self.states: dict[str, drone_state_pb2.DroneState] = {}
         self.nest_views: dict[str, NestView] = {}
@@ -323,6 +326,8 @@ class DispatchWorker:
         while True:
             await asyncio.sleep(period)
             done = self._submit(lambda: self._decide(self.core.tick(_now_ms())))
+            # Coverage gauge and rebalancing (issue 6): idle drones move to close holes.
+            self._submit(lambda: self._decide(self.coverage.rebalance(self.core, _now_ms())))
             await asyncio.wait([done])
 
     # -- the single owner of the core ------------------------------------------------------

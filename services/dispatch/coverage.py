@@ -1,0 +1,212 @@
+"""Coverage edge: GET /v1/coverage, the coverage gauges and the rebalancing hook's I/O shape.
+
+`CoverageKeeper` reads the dispatch core's idle drones and nests (no I/O), computes the
+coverage of the zone's grid and turns the rebalancer's moves into RETURN orders to another
+nest, which the worker stores and publishes like any other drone command.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from prometheus_client import Counter, Gauge
+from pydantic import BaseModel, Field
+
+from airgrid.auth import CurrentPrincipal
+from airgrid.config import Settings
+from airgrid.geo import LocalProjection
+from airgrid.problems import Problem
+from airgrid.reference import ReferenceData
+from services.dispatch.domain.core import DispatchCore
+from services.dispatch.domain.coverage import CoverageGrid, CoverageSnapshot, reachers_of
+from services.dispatch.domain.model import Decision, DroneOrder, DroneView, OrderKind
+from services.dispatch.domain.rebalance import (
+    Donor,
+    Move,
+    NestSite,
+    Rebalancer,
+    RebalanceSettings,
+)
+
+COVERAGE_RATIO = Gauge(
+    "airgrid_coverage_ratio",
+    "Share of the zone's area that available drones reach within the SLA (0..1).",
+)
+COVERAGE_DRONES = Gauge(
+    "airgrid_coverage_available_drones", "Drones that could take off for a scene now."
+)
+REBALANCE_MOVES = Counter(
+    "airgrid_rebalance_moves_total", "Idle drones sent to another nest to close coverage holes."
+)
+
+# A docked drone this close to a nest is at that nest (positions are GPS fixes).
+_AT_NEST_M = 200.0
+REBALANCE_INCIDENT = "rebalance"
+
+
+class CoverageKeeper:
+    """The zone's grid, the rebalancer's memory and when it last ran."""
+
+    def __init__(self, reference: ReferenceData, settings: Settings) -> None:
+        self.projection = LocalProjection(*reference.zone.centre)
+        self.grid = CoverageGrid(reference.zone.boundary, self.projection, settings.coverage_cell_m)
+        self.sla_seconds = settings.sla_seconds
+        self.reserve_pct = settings.battery_reserve_pct
+        self.interval_ms = int(settings.rebalance_interval_s * 1000)
+        self.rebalancer = Rebalancer(
+            RebalanceSettings(
+                enabled=settings.rebalance_enabled,
+                trigger_ratio=settings.rebalance_trigger_ratio,
+            )
+        )
+        self.last_run_ms = 0
+        self.last: CoverageSnapshot | None = None
+
+    @staticmethod
+    def available(core: DispatchCore) -> list[DroneView]:
+        """The core's idle, healthy drones (its index holds exactly those)."""
+        return [core.drones[i] for i in sorted(core.index.where) if i in core.drones]
+
+    def snapshot(self, core: DispatchCore) -> CoverageSnapshot:
+        reachers = reachers_of(
+            self.available(core),
+            core.nests,
+            self.projection,
+            sla_seconds=self.sla_seconds,
+            reserve_pct=self.reserve_pct,
+        )
+        snapshot = self.grid.snapshot(reachers)
+        COVERAGE_RATIO.set(snapshot.ratio)
+        COVERAGE_DRONES.set(snapshot.reachers)
+        self.last = snapshot
+        return snapshot
+
+    def rebalance(self, core: DispatchCore, now_ms: int) -> list[Decision]:
+        """Called from the worker's clock: refresh the gauge; when coverage is low, orders
+        that move idle docked drones to the nests that close the most holes."""
+        if now_ms - self.last_run_ms < self.interval_ms:
+            return []
+        self.last_run_ms = now_ms
+        available = self.available(core)
+        reachers = reachers_of(
+            available,
+            core.nests,
+            self.projection,
+            sla_seconds=self.sla_seconds,
+            reserve_pct=self.reserve_pct,
+        )
+        snapshot = self.grid.snapshot(reachers)
+        COVERAGE_RATIO.set(snapshot.ratio)
+        COVERAGE_DRONES.set(snapshot.reachers)
+        self.last = snapshot
+        sites = [
+            NestSite(n.id, *self.projection.to_xy(n.lon, n.lat))
+            for n in sorted(core.nests.values(), key=lambda n: n.id)
+            if n.online and not n.weather_hold
+        ]
+        docked_at = self._docked_at(available, sites)
+        self.rebalancer.settle(docked_at=docked_at, idle={d.id for d in available}, now_ms=now_ms)
+        reach = {r.drone_id: r for r in reachers}
+        donors = [
+            Donor(d.id, docked_at[d.id], reach[d.id].x, reach[d.id].y, reach[d.id].reach_m,
+                  d.battery_pct)
+            for d in available
+            if d.id in docked_at and d.id in reach
+        ]  # fmt: skip
+        moves = self.rebalancer.plan(
+            grid=self.grid, reachers=reachers, donors=donors, sites=sites, now_ms=now_ms
+        )
+        REBALANCE_MOVES.inc(len(moves))
+        return [_order(m) for m in moves]
+
+    def _docked_at(self, drones: list[DroneView], sites: list[NestSite]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for drone in drones:
+            if drone.airborne or drone.lon is None or drone.lat is None or not sites:
+                continue
+            x, y = self.projection.to_xy(drone.lon, drone.lat)
+            distance, nest_id = min((math.hypot(s.x - x, s.y - y), s.id) for s in sites)
+            if distance <= _AT_NEST_M:
+                found[drone.id] = nest_id
+        return found
+
+
+def _order(move: Move) -> DroneOrder:
+    # A RETURN naming another nest repositions a docked drone there (the nest gateway launches
+    # it and it lands at the new nest). No mission: the drone stays idle and assignable.
+    return DroneOrder(
+        REBALANCE_INCIDENT, "", move.drone_id, OrderKind.RETURN, nest_id=move.to_nest_id
+    )
+
+
+# -- REST ---------------------------------------------------------------------------------------
+
+router = APIRouter(prefix="/v1", tags=["coverage"])
+
+
+class CoverageRead(BaseModel):
+    ratio: float = Field(description="Share of the zone's area reached within the SLA, 0..1.")
+    sla_seconds: float
+    cell_m: float = Field(description="Side of the square grid cells, metres.")
+    cells: int
+    covered_cells: int
+    area_km2: float
+    covered_km2: float
+    available_drones: int = Field(description="Drones that could take off for a scene now.")
+    rebalancing: bool
+    drones_repositioning: int
+    computed_at_ms: int
+    uncovered_cells: int
+    uncovered: dict[str, Any] = Field(
+        description="Uncovered cells as a GeoJSON FeatureCollection of Polygons (capped by limit)."
+    )
+
+
+@router.get(
+    "/coverage",
+    response_model=CoverageRead,
+    summary="Share of the zone that available drones reach within the SLA",
+)
+async def get_coverage(
+    request: Request,
+    principal: CurrentPrincipal,
+    uncovered: Annotated[bool, Query(description="Include uncovered cells as GeoJSON.")] = True,
+    limit: Annotated[int, Query(ge=0, le=50_000, description="Most cells returned.")] = 5_000,
+) -> CoverageRead:
+    worker = getattr(request.app.state, "worker", None)
+    keeper: CoverageKeeper | None = getattr(worker, "coverage", None)
+    if worker is None or keeper is None:
+        raise Problem(
+            503,
+            "Coverage not ready",
+            "The dispatch worker is still starting; retry in a few seconds.",
+            kind="not-ready",
+        )
+    snapshot = keeper.snapshot(worker.core)
+    holes = snapshot.uncovered()
+    features = [
+        {
+            "type": "Feature",
+            "geometry": {"type": "Polygon", "coordinates": [keeper.grid.cell_ring(i)]},
+            "properties": {"cell": i},
+        }
+        for i in (holes[:limit] if uncovered else [])
+    ]
+    return CoverageRead(
+        ratio=round(snapshot.ratio, 5),
+        sla_seconds=keeper.sla_seconds,
+        cell_m=snapshot.cell_m,
+        cells=snapshot.cells,
+        covered_cells=snapshot.covered_cells,
+        area_km2=round(snapshot.area_km2, 3),
+        covered_km2=round(snapshot.covered_km2, 3),
+        available_drones=snapshot.reachers,
+        rebalancing=keeper.rebalancer.settings.enabled,
+        drones_repositioning=len(keeper.rebalancer.in_transit),
+        computed_at_ms=int(time.time() * 1000),
+        uncovered_cells=len(holes),
+        uncovered={"type": "FeatureCollection", "features": features},
+    )

@@ -1,0 +1,165 @@
+"""Rebalancing: when coverage drops, move idle docked drones between nests to close holes.
+
+A greedy, deterministic planner. Each round it looks at the cells no available drone
+reaches; for every usable nest it counts the holes a drone docked there would close (the
+gain); for every idle docked drone it counts the cells only that drone reaches (the loss if
+it leaves). It sends the donor with the best gain - loss, nearest first on ties, then
+updates the counts and looks again, up to a few moves per round. Drones already on their way
+count as covering their destination, so two drones are never sent to one hole. Pure: the
+caller passes positions, reaches and the time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from services.dispatch.domain.coverage import CoverageGrid, IntArray, Reacher
+
+
+@dataclass(frozen=True)
+class RebalanceSettings:
+    enabled: bool = True
+    trigger_ratio: float = 0.995  # below this coverage share the planner moves drones
+    max_moves_per_round: int = 3
+    max_in_transit: int = 12
+    min_battery_pct: float = 60.0  # a donor must arrive able to fly a full SLA mission
+    min_net_gain_cells: int = 4  # 4 cells of 250 m = 0.25 km² gained at least
+    transit_timeout_s: float = 900.0
+
+
+@dataclass(frozen=True)
+class NestSite:
+    """A nest a drone may be sent to: online and not on weather hold."""
+
+    id: str
+    x: float
+    y: float
+
+
+@dataclass(frozen=True)
+class Donor:
+    """An idle, docked, charged drone that may leave its nest."""
+
+    drone_id: str
+    nest_id: str
+    x: float
+    y: float
+    reach_m: float
+    battery_pct: float
+
+
+@dataclass(frozen=True)
+class Move:
+    drone_id: str
+    from_nest_id: str
+    to_nest_id: str
+    gain_cells: int
+    loss_cells: int
+    distance_m: float
+
+
+@dataclass
+class Rebalancer:
+    settings: RebalanceSettings = field(default_factory=RebalanceSettings)
+    # drone id -> (destination nest id, since ms): sent and not yet docked there
+    in_transit: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+    def settle(self, *, docked_at: dict[str, str], idle: set[str], now_ms: int) -> None:
+        """Forget moves that arrived (docked at their destination), whose drone was given a
+        mission on the way (no longer idle), or that timed out."""
+        timeout_ms = self.settings.transit_timeout_s * 1000
+        for drone_id, (nest_id, since) in sorted(self.in_transit.items()):
+            arrived = docked_at.get(drone_id) == nest_id
+            if arrived or drone_id not in idle or now_ms - since > timeout_ms:
+                del self.in_transit[drone_id]
+
+    def plan(
+        self,
+        *,
+        grid: CoverageGrid,
+        reachers: Sequence[Reacher],
+        donors: Sequence[Donor],
+        sites: Sequence[NestSite],
+        now_ms: int,
+    ) -> list[Move]:
+        """The moves to make now (each recorded as in transit); empty when coverage is fine."""
+        if not self.settings.enabled or not sites:
+            return []
+        sites_by_id = {s.id: s for s in sites}
+        in_transit = set(self.in_transit)
+        standing = [r for r in reachers if r.drone_id not in in_transit]
+        counts = grid.counts(standing)
+        # Drones on their way cover their destination already.
+        typical = _typical_reach(reachers)
+        for nest_id, _ in self.in_transit.values():
+            site = sites_by_id.get(nest_id)
+            if site is not None:
+                counts += grid.reached_by(site.x, site.y, typical)
+        moves: list[Move] = []
+        pool = sorted(
+            (
+                d
+                for d in donors
+                if d.drone_id not in in_transit
+                and d.battery_pct >= self.settings.min_battery_pct
+                and d.reach_m > 0
+            ),
+            key=lambda d: d.drone_id,
+        )
+        while (
+            len(moves) < self.settings.max_moves_per_round
+            and len(self.in_transit) < self.settings.max_in_transit
+            and pool
+        ):
+            covered = int((counts > 0).sum())
+            if covered / len(grid) >= self.settings.trigger_ratio:
+                break
+            move = _best_move(grid, counts, pool, sites)
+            if move is None or move.gain_cells - move.loss_cells < self.settings.min_net_gain_cells:
+                break
+            donor = next(d for d in pool if d.drone_id == move.drone_id)
+            site = sites_by_id[move.to_nest_id]
+            counts -= grid.reached_by(donor.x, donor.y, donor.reach_m)
+            counts += grid.reached_by(site.x, site.y, donor.reach_m)
+            pool.remove(donor)
+            self.in_transit[donor.drone_id] = (site.id, now_ms)
+            moves.append(move)
+        return moves
+
+
+def _typical_reach(reachers: Sequence[Reacher]) -> float:
+    reaches = sorted(r.reach_m for r in reachers if r.reach_m > 0)
+    return reaches[len(reaches) // 2] if reaches else 0.0
+
+
+def _best_move(
+    grid: CoverageGrid, counts: IntArray, pool: Sequence[Donor], sites: Sequence[NestSite]
+) -> Move | None:
+    holes = counts == 0
+    best: tuple[tuple[int, float, str, str], Move] | None = None
+    # Gains depend on the reach, which differs little between donors: group by it.
+    gains: dict[tuple[str, float], int] = {}
+    for donor in pool:
+        alone = (counts == 1) & (grid.reached_by(donor.x, donor.y, donor.reach_m) > 0)
+        loss = int(alone.sum())
+        for site in sites:
+            if site.id == donor.nest_id:
+                continue
+            key = (site.id, round(donor.reach_m, -1))
+            gain = gains.get(key)
+            if gain is None:
+                reach = grid.reached_by(site.x, site.y, donor.reach_m) > 0
+                gain = int((holes & reach).sum())
+                gains[key] = gain
+            if gain <= loss:
+                continue
+            distance = math.hypot(site.x - donor.x, site.y - donor.y)
+            rank = (-(gain - loss), round(distance, 1), donor.drone_id, site.id)
+            if best is None or rank < best[0]:
+                best = (
+                    rank,
+                    Move(donor.drone_id, donor.nest_id, site.id, gain, loss, round(distance, 1)),
+                )
+    return best[1] if best is not None else None
