@@ -44,20 +44,50 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+PROFILE_HELP = "Incident load profile: nominal (2/min), busy (6/min) or surge (20/min, 10x)."
+FAULTS_HELP = "Injected faults (link loss, battery, nest offline, gusts): none, light or heavy."
+
+
 @app.command()
 def up(
     sim: Annotated[bool, typer.Option(help="Run the simulator (drones and incidents).")] = True,
-    rate: Annotated[float, typer.Option(help="Incidents per minute from the simulator.")] = 30.0,
+    profile: Annotated[str, typer.Option(help=PROFILE_HELP)] = "busy",
+    rate: Annotated[
+        float | None, typer.Option(help="Incidents per minute; overrides the profile's rate.")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Simulator seed.")] = 7,
+    faults: Annotated[str, typer.Option(help=FAULTS_HELP)] = "none",
     keep_data: Annotated[
         bool, typer.Option(help="Keep the embedded SQLite data of the last run.")
     ] = False,
 ) -> None:
-    """Everything in one command: broker, database, the three services, the simulator."""
+    """Everything in one command: broker, database, the three services, the simulator and a
+    live dashboard (fleet, incidents, time to scene, SLA share, coverage, throughput)."""
     from airgrid.stack import run_stack
 
-    code = run_stack(get_settings(), sim=sim, rate_per_min=rate, seed=seed, keep_data=keep_data)
+    _check_sim_options(profile, faults)
+    code = run_stack(
+        get_settings(),
+        sim=sim,
+        profile=profile,
+        rate_per_min=rate,
+        seed=seed,
+        keep_data=keep_data,
+        faults=faults,
+    )
     raise typer.Exit(code)
+
+
+def _check_sim_options(profile: str, faults: str, telemetry: str = "kafka") -> None:
+    from airgrid.sim.faults import LEVELS
+    from airgrid.sim.load import PROFILES
+
+    if profile not in PROFILES:
+        fail(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    if faults not in LEVELS:
+        fail(f"unknown fault level {faults!r}; choose one of {', '.join(LEVELS)}")
+    if telemetry not in ("kafka", "http"):
+        fail(f"unknown telemetry path {telemetry!r}; choose kafka or http")
 
 
 @app.command()
@@ -91,27 +121,90 @@ def serve(
 
 @app.command("sim")
 def sim_command(
-    rate: Annotated[float, typer.Option(help="Incidents per minute.")] = 20.0,
+    profile: Annotated[str, typer.Option(help=PROFILE_HELP)] = "nominal",
+    rate: Annotated[
+        float | None, typer.Option(help="Incidents per minute; overrides the profile's rate.")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed; runs are reproducible.")] = 7,
-    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    duration: Annotated[
+        float | None, typer.Option(help="Seconds of incident load (then stop, or drain).")
+    ] = None,
     credentials: Annotated[
         Path | None, typer.Option(help="Credentials file (default .airgrid/credentials.json).")
     ] = None,
+    faults: Annotated[str, typer.Option(help=FAULTS_HELP)] = "none",
+    telemetry: Annotated[
+        str, typer.Option(help="Telemetry path: kafka (airgrid.telemetry.raw) or http.")
+    ] = "kafka",
+    start_hour: Annotated[
+        float, typer.Option(help="Local hour of day the run starts at (load follows it).")
+    ] = 10.0,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Write the SLA report (JSON) here and its plot beside it (.png)."),
+    ] = None,
+    embedded: Annotated[
+        bool | None,
+        typer.Option(
+            help="With --report: start a stack of its own on free ports (default), or "
+            "--no-embedded to measure the running stack."
+        ),
+    ] = None,
+    rebalance: Annotated[
+        bool, typer.Option(help="With an embedded stack: rebalance idle drones between nests.")
+    ] = True,
+    drain: Annotated[
+        float | None,
+        typer.Option(
+            help="With --report: most seconds to wait for the last incidents "
+            "after the load (default: the SLA plus 60 s)."
+        ),
+    ] = None,
 ) -> None:
-    """Drones, nests and incident load against any running stack."""
+    """Drones, nests and incident load against any running stack; with --report, one measured
+    run written as JSON and PNG."""
     from airgrid.observability import configure_logging
+
+    _check_sim_options(profile, faults, telemetry)
+    settings = get_settings()
+    if report is not None:
+        from airgrid.sim.report import ReportRequest
+        from airgrid.stack import run_report
+
+        if duration is None or duration <= 0:
+            fail("--report needs --duration (seconds of incident load), e.g. --duration 600")
+        configure_logging("WARNING", settings.log_format, "sim")
+        request = ReportRequest(
+            profile=profile,
+            duration_s=float(duration or 0),
+            report_path=report,
+            seed=seed,
+            faults=faults,
+            rate_per_min=rate,
+            start_hour=start_hour,
+            telemetry_via=telemetry,
+            max_drain_s=drain,
+        )
+        embedded = True if embedded is None else embedded
+        if embedded:
+            settings = settings.model_copy(update={"rebalance_enabled": rebalance})
+        raise typer.Exit(run_report(settings, request, embedded=embedded))
+
     from airgrid.sim.runner import run_sim
 
-    settings = get_settings()
     configure_logging(settings.log_level, settings.log_format, "sim")
     try:
         asyncio.run(
             run_sim(
                 settings,
+                profile=profile,
                 rate_per_min=rate,
                 seed=seed,
                 duration_s=duration,
                 credentials_path=credentials,
+                faults=faults,
+                telemetry_via=telemetry,
+                start_hour=start_hour,
             )
         )
     except KeyboardInterrupt:
