@@ -47,6 +47,8 @@ class Credential(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    replaces: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    """The credential this one rotated, if any."""
 
 
 @dataclass(frozen=True)

@@ -251,6 +251,72 @@ def registry_seed(
     asyncio.run(main())
 
 
+@registry_app.command("import")
+def registry_import(
+    file: Annotated[Path, typer.Argument(help="A registry document, as `export` writes it.")],
+) -> None:
+    """Load another city's registry (departments, nests, drones, geofences) in one transaction:
+    new entries are created, changed ones updated, each published; a bad entry changes nothing."""
+    import json
+
+    from airgrid.db import create_engine, session_factory
+    from services.registry.service import Actor
+    from services.registry.transfer import ImportRejected, import_registry
+
+    try:
+        document = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        fail(f"cannot read {file}: {error}")
+    settings = get_settings()
+
+    async def main() -> str:
+        engine = create_engine(settings)
+        try:
+            result = await import_registry(
+                session_factory(engine), document, actor=Actor(f"import:{file.name}", "admin")
+            )
+        finally:
+            await engine.dispose()
+        return result.summary()
+
+    try:
+        summary = asyncio.run(main())
+    except ImportRejected as error:
+        listing = "\n  ".join(error.problems[:50])
+        fail(f"{file} was not imported; nothing changed. Fix these entries:\n  {listing}")
+    typer.echo(f"imported {file}: {summary}")
+
+
+@registry_app.command("export")
+def registry_export(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write; stdout if omitted.")
+    ] = None,
+) -> None:
+    """Write the registry (without credentials) as a document that `import` reads."""
+    import json
+
+    from airgrid.db import create_engine, session_factory
+    from services.registry.transfer import export_registry
+
+    settings = get_settings()
+
+    async def main() -> dict[str, object]:
+        engine = create_engine(settings)
+        try:
+            async with session_factory(engine)() as session:
+                return await export_registry(session)
+        finally:
+            await engine.dispose()
+
+    text = json.dumps(asyncio.run(main()), ensure_ascii=False, indent=2) + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"registry written to {output}", err=True)
+
+
 @topics_app.command("create")
 def topics_create() -> None:
     """Create every declared topic on the broker (start-up does this too)."""

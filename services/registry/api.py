@@ -1,31 +1,75 @@
-"""Registry REST API: the fleet, nests, departments, no-fly zones and credentials."""
+"""Registry REST API: thin routers over the registry use cases (services/registry/service.py).
+
+Reads: admin and operator see everything, a department sees its own department record and the
+fleet, a gateway sees only its own nest and that nest's drones. Writes: admin only, with
+If-Match. Every write is audited and published on airgrid.registry.changes.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from pydantic import BaseModel
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from airgrid.auth import CurrentPrincipal, Role, issue_credential, require_role
+from airgrid.auth import (
+    Authenticator,
+    Credential,
+    CurrentPrincipal,
+    Principal,
+    Role,
+    current_principal,
+    issue_credential,
+    require_role,
+)
+from airgrid.bus import topic_name
+from airgrid.db import utcnow
 from airgrid.problems import Problem
 from airgrid.service_app import Infrastructure
-from services.registry.models import DepartmentRow, DroneRow, GeofenceRow, NestRow
+from airgrid.topics import REGISTRY_CHANGES
+from services.registry import service
+from services.registry.changes import Row, publish_revoked
+from services.registry.models import AuditRow, DepartmentRow, DroneRow, GeofenceRow, NestRow
 from services.registry.schemas import (
+    AuditRead,
     CredentialCreate,
     CredentialIssued,
+    CredentialRead,
+    CredentialRotate,
+    DepartmentCreate,
     DepartmentRead,
+    DepartmentUpdate,
+    DroneCreate,
     DroneRead,
+    DroneStatus,
+    DroneUpdate,
+    GeofenceCreate,
+    GeofenceKind,
     GeofenceRead,
+    GeofenceUpdate,
+    NestCreate,
     NestRead,
+    NestStatus,
+    NestUpdate,
     Page,
+    Snapshot,
 )
 
 router = APIRouter(prefix="/v1", tags=["registry"])
 
+T = TypeVar("T", bound=BaseModel)
 Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=1_000_000)]
+IfMatch = Annotated[
+    str | None,
+    Header(description="The ETag from GET; required, a stale one answers 412.", max_length=200),
+]
 
 
 def _infra(request: Request) -> Infrastructure:
@@ -35,67 +79,274 @@ def _infra(request: Request) -> Infrastructure:
 InfraDep = Annotated[Infrastructure, Depends(_infra)]
 
 
-async def _page(session: AsyncSession, query: Any, order: Any, limit: int, offset: int) -> Any:
+async def _admin(principal: CurrentPrincipal) -> Principal:
+    require_role(principal, Role.ADMIN)
+    return principal
+
+
+async def _admin_or_operator(
+    principal: Annotated[Principal, Depends(current_principal)],
+) -> Principal:
+    require_role(principal, Role.ADMIN, Role.OPERATOR)
+    return principal
+
+
+# Role checks are dependencies, so a wrong role gets 403 before its body is even validated.
+AdminPrincipal = Annotated[Principal, Depends(_admin)]
+OverseerPrincipal = Annotated[Principal, Depends(_admin_or_operator)]
+
+WRITE_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    409: {"description": "Duplicate id, full nest, or the entity is still in use"},
+    412: {"description": "Stale If-Match: the entity changed since you read it"},
+    428: {"description": "If-Match is missing: GET the entity and send its ETag"},
+}
+ETAG_HEADER = {"ETag": {"description": "The entity's version", "schema": {"type": "string"}}}
+
+
+def _actor(principal: Principal) -> service.Actor:
+    return service.Actor(principal.credential_id, principal.role.value)
+
+
+@contextlib.asynccontextmanager
+async def _writing(request: Request) -> AsyncIterator[AsyncSession]:
+    """One transaction for a write; the outbox relay is woken once it commits."""
+    try:
+        async with _infra(request).sessions() as session, session.begin():
+            yield session
+    except IntegrityError:
+        raise Problem(
+            409,
+            "Conflict",
+            "Another write got there first (a duplicate id, or a reference that is still in "
+            "use); nothing was changed. Read the current state and retry.",
+            kind="conflict",
+        ) from None
+    relay = getattr(request.app.state, "relay", None)
+    if relay is not None:
+        relay.notify()
+
+
+async def _page(
+    session: AsyncSession, query: Any, order: Any, limit: int, offset: int
+) -> tuple[int, Sequence[Any]]:
     total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = (await session.scalars(query.order_by(order).limit(limit).offset(offset))).all()
     return total, rows
 
 
-def _nest(row: NestRow) -> NestRead:
-    return NestRead(
-        id=row.id,
-        name=row.name,
-        location={"type": "Point", "coordinates": [row.lon, row.lat]},
-        charging_slots=row.charging_slots,
-        status=row.status,
-        wind_mps=row.wind_mps,
-        wind_hold_mps=row.wind_hold_mps,
-        version=row.version,
-    )
+def _with_etag(response: Response, row: Row) -> None:
+    response.headers["ETag"] = service.etag(row.version)
+
+
+def _hidden(kind: str, key: str) -> Problem:
+    return Problem(404, "Not found", f"No {kind} {key!r} that you may see.")
+
+
+# -- departments -------------------------------------------------------------------------
 
 
 @router.get("/departments", response_model=Page[DepartmentRead], summary="List departments")
 async def list_departments(
     principal: CurrentPrincipal, infra: InfraDep, limit: Limit = 50, offset: Offset = 0
 ) -> Page[DepartmentRead]:
+    query = select(DepartmentRow)
+    if principal.role == Role.DEPARTMENT:
+        query = query.where(DepartmentRow.code == principal.department)
+    elif principal.role == Role.GATEWAY:
+        query = query.where(DepartmentRow.code.is_(None))
     async with infra.sessions() as session:
-        total, rows = await _page(session, select(DepartmentRow), DepartmentRow.code, limit, offset)
-    items = [DepartmentRead.model_validate(r) for r in rows]
+        total, rows = await _page(session, query, DepartmentRow.code, limit, offset)
+    items = [DepartmentRead.model_validate(service.document_of(r)) for r in rows]
     return Page[DepartmentRead](items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get(
+    "/departments/{code}",
+    response_model=DepartmentRead,
+    responses={200: {"headers": ETAG_HEADER}},
+    summary="One department",
+)
+async def get_department(
+    code: str, principal: CurrentPrincipal, infra: InfraDep, response: Response
+) -> DepartmentRead:
+    if principal.role == Role.GATEWAY or (
+        principal.role == Role.DEPARTMENT and principal.department != code
+    ):
+        raise _hidden("department", code)
+    async with infra.sessions() as session:
+        row = await service.find(session, "department", code)
+    _with_etag(response, row)
+    return DepartmentRead.model_validate(service.document_of(row))
+
+
+@router.post(
+    "/departments",
+    status_code=201,
+    response_model=DepartmentRead,
+    responses=WRITE_PROBLEMS,
+    summary="Create a department (admin)",
+)
+async def create_department(
+    body: DepartmentCreate, principal: AdminPrincipal, request: Request, response: Response
+) -> DepartmentRead:
+    async with _writing(request) as session:
+        row = await service.create(session, kind="department", body=body, actor=_actor(principal))
+    _with_etag(response, row)
+    return DepartmentRead.model_validate(service.document_of(row))
+
+
+@router.patch(
+    "/departments/{code}",
+    response_model=DepartmentRead,
+    responses=WRITE_PROBLEMS,
+    summary="Update a department (admin, If-Match)",
+)
+async def update_department(
+    code: str,
+    body: DepartmentUpdate,
+    principal: AdminPrincipal,
+    request: Request,
+    response: Response,
+    if_match: IfMatch = None,
+) -> DepartmentRead:
+    async with _writing(request) as session:
+        row = await service.update(
+            session,
+            kind="department",
+            key=code,
+            body=body,
+            if_match=if_match,
+            actor=_actor(principal),
+        )
+    _with_etag(response, row)
+    return DepartmentRead.model_validate(service.document_of(row))
+
+
+@router.delete(
+    "/departments/{code}",
+    status_code=204,
+    responses=WRITE_PROBLEMS,
+    summary="Delete a department (admin, If-Match)",
+)
+async def delete_department(
+    code: str, principal: AdminPrincipal, request: Request, if_match: IfMatch = None
+) -> Response:
+    async with _writing(request) as session:
+        await service.delete(
+            session, kind="department", key=code, if_match=if_match, actor=_actor(principal)
+        )
+    return Response(status_code=204)
+
+
+# -- nests -------------------------------------------------------------------------------
 
 
 @router.get("/nests", response_model=Page[NestRead], summary="List nests (drone docks)")
 async def list_nests(
     principal: CurrentPrincipal,
     infra: InfraDep,
-    status: str | None = None,
+    status: NestStatus | None = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Page[NestRead]:
     query = select(NestRow)
+    if principal.role == Role.GATEWAY:
+        query = query.where(NestRow.id == principal.nest_id)
     if status:
         query = query.where(NestRow.status == status)
     async with infra.sessions() as session:
         total, rows = await _page(session, query, NestRow.id, limit, offset)
-    return Page[NestRead](items=[_nest(r) for r in rows], total=total, limit=limit, offset=offset)
+    items = [NestRead.model_validate(service.document_of(r)) for r in rows]
+    return Page[NestRead](items=items, total=total, limit=limit, offset=offset)
 
 
-@router.get("/nests/{nest_id}", response_model=NestRead, summary="One nest")
-async def get_nest(nest_id: str, principal: CurrentPrincipal, infra: InfraDep) -> NestRead:
+@router.get(
+    "/nests/{nest_id}",
+    response_model=NestRead,
+    responses={200: {"headers": ETAG_HEADER}},
+    summary="One nest",
+)
+async def get_nest(
+    nest_id: str, principal: CurrentPrincipal, infra: InfraDep, response: Response
+) -> NestRead:
+    if principal.role == Role.GATEWAY and principal.nest_id != nest_id:
+        raise _hidden("nest", nest_id)
     async with infra.sessions() as session:
-        row = await session.get(NestRow, nest_id)
-    if row is None:
-        raise Problem(404, "Not found", f"No nest {nest_id}.")
-    return _nest(row)
+        row = await service.find(session, "nest", nest_id)
+    _with_etag(response, row)
+    return NestRead.model_validate(service.document_of(row))
+
+
+@router.post(
+    "/nests",
+    status_code=201,
+    response_model=NestRead,
+    responses=WRITE_PROBLEMS,
+    summary="Create a nest (admin)",
+)
+async def create_nest(
+    body: NestCreate, principal: AdminPrincipal, request: Request, response: Response
+) -> NestRead:
+    async with _writing(request) as session:
+        row = await service.create(session, kind="nest", body=body, actor=_actor(principal))
+    _with_etag(response, row)
+    return NestRead.model_validate(service.document_of(row))
+
+
+@router.patch(
+    "/nests/{nest_id}",
+    response_model=NestRead,
+    responses=WRITE_PROBLEMS,
+    summary="Update a nest: status, wind, slots (admin, If-Match)",
+)
+async def update_nest(
+    nest_id: str,
+    body: NestUpdate,
+    principal: AdminPrincipal,
+    request: Request,
+    response: Response,
+    if_match: IfMatch = None,
+) -> NestRead:
+    async with _writing(request) as session:
+        row = await service.update(
+            session,
+            kind="nest",
+            key=nest_id,
+            body=body,
+            if_match=if_match,
+            actor=_actor(principal),
+        )
+    _with_etag(response, row)
+    return NestRead.model_validate(service.document_of(row))
+
+
+@router.delete(
+    "/nests/{nest_id}",
+    status_code=204,
+    responses=WRITE_PROBLEMS,
+    summary="Delete an empty nest (admin, If-Match)",
+)
+async def delete_nest(
+    nest_id: str, principal: AdminPrincipal, request: Request, if_match: IfMatch = None
+) -> Response:
+    async with _writing(request) as session:
+        await service.delete(
+            session, kind="nest", key=nest_id, if_match=if_match, actor=_actor(principal)
+        )
+    return Response(status_code=204)
+
+
+# -- drones ------------------------------------------------------------------------------
 
 
 @router.get("/drones", response_model=Page[DroneRead], summary="List drones")
 async def list_drones(
     principal: CurrentPrincipal,
     infra: InfraDep,
-    nest: str | None = None,
-    status: str | None = None,
-    capability: str | None = None,
+    nest: Annotated[str | None, Query(max_length=64)] = None,
+    status: DroneStatus | None = None,
+    capability: Annotated[str | None, Query(max_length=32)] = None,
+    model: Annotated[str | None, Query(max_length=64)] = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> Page[DroneRead]:
@@ -106,31 +357,249 @@ async def list_drones(
         query = query.where(DroneRow.home_nest == nest)
     if status:
         query = query.where(DroneRow.status == status)
+    if model:
+        query = query.where(DroneRow.model == model)
     async with infra.sessions() as session:
-        total, rows = await _page(session, query, DroneRow.id, limit, offset)
-    items = [DroneRead.model_validate(r) for r in rows]
-    if capability:
-        items = [d for d in items if capability in d.capabilities]
+        if capability:
+            # Capabilities are a JSON list: filter in Python (the fleet is hundreds, not millions).
+            everything = (await session.scalars(query.order_by(DroneRow.id))).all()
+            matching = [r for r in everything if capability in r.capabilities]
+            page: Sequence[Any] = matching[offset : offset + limit]
+            total = len(matching)
+        else:
+            total, page = await _page(session, query, DroneRow.id, limit, offset)
+    items = [DroneRead.model_validate(service.document_of(r)) for r in page]
     return Page[DroneRead](items=items, total=total, limit=limit, offset=offset)
 
 
-@router.get("/drones/{drone_id}", response_model=DroneRead, summary="One drone")
-async def get_drone(drone_id: str, principal: CurrentPrincipal, infra: InfraDep) -> DroneRead:
+@router.get(
+    "/drones/{drone_id}",
+    response_model=DroneRead,
+    responses={200: {"headers": ETAG_HEADER}},
+    summary="One drone",
+)
+async def get_drone(
+    drone_id: str, principal: CurrentPrincipal, infra: InfraDep, response: Response
+) -> DroneRead:
     async with infra.sessions() as session:
         row = await session.get(DroneRow, drone_id)
     if row is None or (principal.role == Role.GATEWAY and row.home_nest != principal.nest_id):
-        raise Problem(404, "Not found", f"No drone {drone_id} that you may see.")
-    return DroneRead.model_validate(row)
+        raise _hidden("drone", drone_id)
+    _with_etag(response, row)
+    return DroneRead.model_validate(service.document_of(row))
+
+
+@router.post(
+    "/drones",
+    status_code=201,
+    response_model=DroneRead,
+    responses=WRITE_PROBLEMS,
+    summary="Register a drone at a nest with a free charging slot (admin)",
+)
+async def create_drone(
+    body: DroneCreate, principal: AdminPrincipal, request: Request, response: Response
+) -> DroneRead:
+    async with _writing(request) as session:
+        row = await service.create(session, kind="drone", body=body, actor=_actor(principal))
+    _with_etag(response, row)
+    return DroneRead.model_validate(service.document_of(row))
+
+
+@router.patch(
+    "/drones/{drone_id}",
+    response_model=DroneRead,
+    responses=WRITE_PROBLEMS,
+    summary="Update a drone: home nest, status, capabilities (admin, If-Match)",
+)
+async def update_drone(
+    drone_id: str,
+    body: DroneUpdate,
+    principal: AdminPrincipal,
+    request: Request,
+    response: Response,
+    if_match: IfMatch = None,
+) -> DroneRead:
+    async with _writing(request) as session:
+        row = await service.update(
+            session,
+            kind="drone",
+            key=drone_id,
+            body=body,
+            if_match=if_match,
+            actor=_actor(principal),
+        )
+    _with_etag(response, row)
+    return DroneRead.model_validate(service.document_of(row))
+
+
+@router.delete(
+    "/drones/{drone_id}",
+    status_code=204,
+    responses=WRITE_PROBLEMS,
+    summary="Delete a drone (admin, If-Match)",
+)
+async def delete_drone(
+    drone_id: str, principal: AdminPrincipal, request: Request, if_match: IfMatch = None
+) -> Response:
+    async with _writing(request) as session:
+        await service.delete(
+            session, kind="drone", key=drone_id, if_match=if_match, actor=_actor(principal)
+        )
+    return Response(status_code=204)
+
+
+# -- geofences ---------------------------------------------------------------------------
 
 
 @router.get("/geofences", response_model=Page[GeofenceRead], summary="List no-fly zones")
 async def list_geofences(
-    principal: CurrentPrincipal, infra: InfraDep, limit: Limit = 100, offset: Offset = 0
+    principal: CurrentPrincipal,
+    infra: InfraDep,
+    kind: GeofenceKind | None = None,
+    active_at: Annotated[
+        datetime | None, Query(description="Only zones active at this instant (with offset).")
+    ] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> Page[GeofenceRead]:
+    query = select(GeofenceRow)
+    if kind:
+        query = query.where(GeofenceRow.kind == kind)
+    if active_at is not None:
+        if active_at.tzinfo is None:
+            raise Problem(
+                422,
+                "Invalid request",
+                "active_at needs a UTC offset, for example 2026-05-01T08:00:00Z.",
+                kind="invalid-request",
+                errors=[{"field": "active_at", "message": "needs a UTC offset"}],
+            )
+        query = query.where(
+            (GeofenceRow.active_from.is_(None)) | (GeofenceRow.active_from <= active_at)
+        ).where((GeofenceRow.active_until.is_(None)) | (GeofenceRow.active_until > active_at))
     async with infra.sessions() as session:
-        total, rows = await _page(session, select(GeofenceRow), GeofenceRow.id, limit, offset)
-    items = [GeofenceRead.model_validate(r) for r in rows]
+        total, rows = await _page(session, query, GeofenceRow.id, limit, offset)
+    items = [GeofenceRead.model_validate(service.document_of(r)) for r in rows]
     return Page[GeofenceRead](items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get(
+    "/geofences/{geofence_id}",
+    response_model=GeofenceRead,
+    responses={200: {"headers": ETAG_HEADER}},
+    summary="One no-fly zone",
+)
+async def get_geofence(
+    geofence_id: str, principal: CurrentPrincipal, infra: InfraDep, response: Response
+) -> GeofenceRead:
+    async with infra.sessions() as session:
+        row = await service.find(session, "geofence", geofence_id)
+    _with_etag(response, row)
+    return GeofenceRead.model_validate(service.document_of(row))
+
+
+@router.post(
+    "/geofences",
+    status_code=201,
+    response_model=GeofenceRead,
+    responses=WRITE_PROBLEMS,
+    summary="Create a no-fly zone from a GeoJSON polygon (admin)",
+)
+async def create_geofence(
+    body: GeofenceCreate, principal: AdminPrincipal, request: Request, response: Response
+) -> GeofenceRead:
+    async with _writing(request) as session:
+        row = await service.create(session, kind="geofence", body=body, actor=_actor(principal))
+    _with_etag(response, row)
+    return GeofenceRead.model_validate(service.document_of(row))
+
+
+@router.patch(
+    "/geofences/{geofence_id}",
+    response_model=GeofenceRead,
+    responses=WRITE_PROBLEMS,
+    summary="Update a no-fly zone (admin, If-Match)",
+)
+async def update_geofence(
+    geofence_id: str,
+    body: GeofenceUpdate,
+    principal: AdminPrincipal,
+    request: Request,
+    response: Response,
+    if_match: IfMatch = None,
+) -> GeofenceRead:
+    async with _writing(request) as session:
+        row = await service.update(
+            session,
+            kind="geofence",
+            key=geofence_id,
+            body=body,
+            if_match=if_match,
+            actor=_actor(principal),
+        )
+    _with_etag(response, row)
+    return GeofenceRead.model_validate(service.document_of(row))
+
+
+@router.delete(
+    "/geofences/{geofence_id}",
+    status_code=204,
+    responses=WRITE_PROBLEMS,
+    summary="Delete a no-fly zone (admin, If-Match)",
+)
+async def delete_geofence(
+    geofence_id: str, principal: AdminPrincipal, request: Request, if_match: IfMatch = None
+) -> Response:
+    async with _writing(request) as session:
+        await service.delete(
+            session, kind="geofence", key=geofence_id, if_match=if_match, actor=_actor(principal)
+        )
+    return Response(status_code=204)
+
+
+# -- credentials -------------------------------------------------------------------------
+
+
+def _credential_read(row: Credential) -> CredentialRead:
+    return CredentialRead(
+        id=row.id,
+        role=Role(row.role),
+        department=row.department,
+        nest_id=row.nest_id,
+        label=row.label,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+        replaces=row.replaces,
+    )
+
+
+async def _check_scope(session: AsyncSession, body: CredentialCreate) -> None:
+    if body.role == Role.DEPARTMENT:
+        if not body.department or await session.get(DepartmentRow, body.department) is None:
+            raise Problem(
+                422,
+                "Unknown department",
+                "A department credential needs an existing `department` code.",
+                errors=[{"field": "department", "message": "unknown department"}],
+            )
+    if body.role == Role.GATEWAY:
+        if not body.nest_id or await session.get(NestRow, body.nest_id) is None:
+            raise Problem(
+                422,
+                "Unknown nest",
+                "A gateway credential needs an existing `nest_id`.",
+                errors=[{"field": "nest_id", "message": "unknown nest"}],
+            )
+    if body.expires_at is not None and (
+        body.expires_at.tzinfo is None or body.expires_at <= utcnow()
+    ):
+        raise Problem(
+            422,
+            "Invalid expiry",
+            "expires_at must be in the future and carry a UTC offset.",
+            errors=[{"field": "expires_at", "message": "in the past or without offset"}],
+        )
 
 
 @router.post(
@@ -141,26 +610,10 @@ async def list_geofences(
     summary="Issue a credential (admin); the key is returned once",
 )
 async def create_credential(
-    body: CredentialCreate, principal: CurrentPrincipal, infra: InfraDep
+    body: CredentialCreate, principal: AdminPrincipal, request: Request
 ) -> CredentialIssued:
-    require_role(principal, Role.ADMIN)
-    async with infra.sessions() as session, session.begin():
-        if body.role == Role.DEPARTMENT:
-            if not body.department or await session.get(DepartmentRow, body.department) is None:
-                raise Problem(
-                    422,
-                    "Unknown department",
-                    "A department credential needs an existing `department` code.",
-                    errors=[{"field": "department", "message": "unknown department"}],
-                )
-        if body.role == Role.GATEWAY:
-            if not body.nest_id or await session.get(NestRow, body.nest_id) is None:
-                raise Problem(
-                    422,
-                    "Unknown nest",
-                    "A gateway credential needs an existing `nest_id`.",
-                    errors=[{"field": "nest_id", "message": "unknown nest"}],
-                )
+    async with _writing(request) as session:
+        await _check_scope(session, body)
         row, key = issue_credential(
             session,
             role=body.role,
@@ -168,6 +621,16 @@ async def create_credential(
             nest_id=body.nest_id if body.role == Role.GATEWAY else None,
             label=body.label,
             expires_at=body.expires_at,
+        )
+        await session.flush()
+        service.audit(
+            session,
+            actor=_actor(principal),
+            action="create",
+            kind="credential",
+            entity=row.id,
+            before=None,
+            after=service.credential_document(row),
         )
     return CredentialIssued(
         id=row.id,
@@ -177,4 +640,220 @@ async def create_credential(
         label=row.label,
         expires_at=row.expires_at,
         key=key,
+    )
+
+
+@router.get(
+    "/credentials",
+    response_model=Page[CredentialRead],
+    tags=["access"],
+    summary="List credentials, never their secrets (admin, operator)",
+)
+async def list_credentials(
+    principal: OverseerPrincipal,
+    infra: InfraDep,
+    role: Role | None = None,
+    department: Annotated[str | None, Query(max_length=32)] = None,
+    state: Literal["active", "revoked", "expired"] | None = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> Page[CredentialRead]:
+    query = select(Credential)
+    if role:
+        query = query.where(Credential.role == role.value)
+    if department:
+        query = query.where(Credential.department == department)
+    now = utcnow()
+    if state == "revoked":
+        query = query.where(Credential.revoked_at.is_not(None))
+    elif state == "expired":
+        query = query.where(Credential.revoked_at.is_(None)).where(Credential.expires_at <= now)
+    elif state == "active":
+        query = query.where(Credential.revoked_at.is_(None)).where(
+            Credential.expires_at.is_(None) | (Credential.expires_at > now)
+        )
+    async with infra.sessions() as session:
+        total, rows = await _page(session, query, Credential.created_at, limit, offset)
+    items = [_credential_read(r) for r in rows]
+    return Page[CredentialRead](items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get(
+    "/credentials/{credential_id}",
+    response_model=CredentialRead,
+    tags=["access"],
+    summary="One credential, never its secret (admin, operator)",
+)
+async def get_credential(
+    credential_id: str, principal: OverseerPrincipal, infra: InfraDep
+) -> CredentialRead:
+    async with infra.sessions() as session:
+        row = await session.get(Credential, credential_id)
+    if row is None:
+        raise _hidden("credential", credential_id)
+    return _credential_read(row)
+
+
+def _authenticator(request: Request) -> Authenticator:
+    return request.app.state.authenticator  # type: ignore[no-any-return]
+
+
+@router.post(
+    "/credentials/{credential_id}/rotate",
+    status_code=201,
+    response_model=CredentialIssued,
+    tags=["access"],
+    responses={409: {"description": "The credential is already revoked"}},
+    summary="Rotate a credential (admin): a new key of the same scope; the old one ends",
+)
+async def rotate_credential(
+    credential_id: str, body: CredentialRotate, principal: AdminPrincipal, request: Request
+) -> CredentialIssued:
+    async with _writing(request) as session:
+        old = await session.get(Credential, credential_id, with_for_update=True)
+        if old is None:
+            raise _hidden("credential", credential_id)
+        if old.revoked_at is not None:
+            raise Problem(
+                409,
+                "Credential revoked",
+                f"Credential {credential_id} is revoked; issue a new one with POST "
+                "/v1/credentials.",
+                kind="credential-revoked",
+            )
+        before = service.credential_document(old)
+        new, key = issue_credential(
+            session,
+            role=Role(old.role),
+            department=old.department,
+            nest_id=old.nest_id,
+            label=old.label,
+            expires_at=old.expires_at,
+        )
+        new.replaces = old.id
+        if body.grace_seconds == 0:
+            old.revoked_at = utcnow()
+            publish_revoked(session, old.id)
+        else:
+            ends = utcnow() + timedelta(seconds=body.grace_seconds)
+            old.expires_at = min(old.expires_at, ends) if old.expires_at else ends
+        await session.flush()
+        actor = _actor(principal)
+        service.audit(
+            session,
+            actor=actor,
+            action="rotate",
+            kind="credential",
+            entity=old.id,
+            before=before,
+            after=service.credential_document(old),
+        )
+        service.audit(
+            session,
+            actor=actor,
+            action="create",
+            kind="credential",
+            entity=new.id,
+            before=None,
+            after=service.credential_document(new),
+        )
+    _authenticator(request).forget(credential_id)
+    return CredentialIssued(
+        id=new.id,
+        role=Role(new.role),
+        department=new.department,
+        nest_id=new.nest_id,
+        label=new.label,
+        expires_at=new.expires_at,
+        replaces=new.replaces,
+        key=key,
+    )
+
+
+@router.delete(
+    "/credentials/{credential_id}",
+    status_code=204,
+    tags=["access"],
+    summary="Revoke a credential (admin): it stops working at once",
+)
+async def revoke_credential(
+    credential_id: str, principal: AdminPrincipal, request: Request
+) -> Response:
+    async with _writing(request) as session:
+        row = await session.get(Credential, credential_id, with_for_update=True)
+        if row is None:
+            raise _hidden("credential", credential_id)
+        if row.revoked_at is None:
+            before = service.credential_document(row)
+            row.revoked_at = utcnow()
+            await session.flush()
+            service.audit(
+                session,
+                actor=_actor(principal),
+                action="revoke",
+                kind="credential",
+                entity=row.id,
+                before=before,
+                after=service.credential_document(row),
+            )
+            publish_revoked(session, row.id)
+    _authenticator(request).forget(credential_id)
+    return Response(status_code=204)
+
+
+# -- audit and snapshot ------------------------------------------------------------------
+
+
+@router.get(
+    "/audit",
+    response_model=Page[AuditRead],
+    tags=["access"],
+    summary="The audit log of registry writes, newest first (admin, operator)",
+)
+async def list_audit(
+    principal: OverseerPrincipal,
+    infra: InfraDep,
+    entity_kind: Annotated[str | None, Query(max_length=16)] = None,
+    entity_id: Annotated[str | None, Query(max_length=64)] = None,
+    actor: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> Page[AuditRead]:
+    query = select(AuditRow)
+    if entity_kind:
+        query = query.where(AuditRow.entity_kind == entity_kind)
+    if entity_id:
+        query = query.where(AuditRow.entity_id == entity_id)
+    if actor:
+        query = query.where(AuditRow.actor == actor)
+    async with infra.sessions() as session:
+        total, rows = await _page(session, query, AuditRow.id.desc(), limit, offset)
+    items = [AuditRead.model_validate(r, from_attributes=True) for r in rows]
+    return Page[AuditRead](items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get(
+    "/snapshot",
+    response_model=Snapshot,
+    summary="The whole registry now: rebuild from it plus airgrid.registry.changes",
+)
+async def snapshot(principal: OverseerPrincipal, infra: InfraDep) -> Snapshot:
+    async with infra.sessions() as session, session.begin():
+        return await take_snapshot(session, topic_name(infra.settings, REGISTRY_CHANGES))
+
+
+async def take_snapshot(session: AsyncSession, topic: str) -> Snapshot:
+    taken_at = utcnow()
+
+    async def everything(cls: type[Any], order: Any, read: type[T]) -> list[T]:
+        rows: Sequence[Any] = (await session.scalars(select(cls).order_by(order))).all()
+        return [read.model_validate(service.document_of(r)) for r in rows]
+
+    return Snapshot(
+        taken_at=taken_at,
+        topic=topic,
+        departments=await everything(DepartmentRow, DepartmentRow.code, DepartmentRead),
+        nests=await everything(NestRow, NestRow.id, NestRead),
+        drones=await everything(DroneRow, DroneRow.id, DroneRead),
+        geofences=await everything(GeofenceRow, GeofenceRow.id, GeofenceRead),
     )

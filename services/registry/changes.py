@@ -83,13 +83,41 @@ def change_of(row: Row) -> registry_pb2.RegistryChange:
 
 def publish(session: AsyncSession, row: Row) -> None:
     """Queue the row's current state on airgrid.registry.changes, in the caller's transaction."""
-    change = change_of(row)
+    _enqueue(session, change_of(row))
+
+
+def publish_deleted(session: AsyncSession, *, kind: str, entity_id: str, version: int) -> None:
+    """Queue a delete: the entity id, its kind and the version the delete gave it."""
+    change = registry_pb2.RegistryChange(
+        entity_id=entity_id,
+        deleted=True,
+        deleted_kind=kind,
+        version=version,
+        changed_time_ms=int(time.time() * 1000),
+    )
+    _enqueue(session, change, ce_type=f"airgrid.registry.{kind}.deleted")
+
+
+def publish_revoked(session: AsyncSession, credential_id: str) -> None:
+    """Tell every service to drop a revoked credential from its cache at once."""
+    change = registry_pb2.RegistryChange(
+        entity_id=f"credential:{credential_id}",
+        version=1,
+        changed_time_ms=int(time.time() * 1000),
+        credential_revoked=registry_pb2.CredentialRevoked(credential_id=credential_id),
+    )
+    _enqueue(session, change)
+
+
+def _enqueue(
+    session: AsyncSession, change: registry_pb2.RegistryChange, ce_type: str | None = None
+) -> None:
     enqueue(
         session,
         service="registry",
         topic=REGISTRY_CHANGES,
         key=change.entity_id,
-        ce_type=f"airgrid.registry.{change.WhichOneof('entity')}",
+        ce_type=ce_type or f"airgrid.registry.{change.WhichOneof('entity')}",
         payload=change.SerializeToString(),
         ce_id=uuid.uuid4().hex,
     )

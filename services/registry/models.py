@@ -1,11 +1,11 @@
-"""Registry tables: departments, nests, drones and geofences (the fleet's source of truth)."""
+"""Registry tables: departments, nests, drones, geofences (the fleet's source of truth), audit."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Integer, String
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from airgrid.db import Base, UTCDateTime, utcnow
@@ -18,6 +18,7 @@ class DepartmentRow(Base):
     name_en: Mapped[str] = mapped_column(String(200))
     name_zh: Mapped[str] = mapped_column(String(200))
     contact: Mapped[str] = mapped_column(String(200), default="")
+    feed_preferences: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     version: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -42,7 +43,7 @@ class DroneRow(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     model: Mapped[str] = mapped_column(String(64))
-    home_nest: Mapped[str] = mapped_column(ForeignKey("nests.id"))
+    home_nest: Mapped[str] = mapped_column(ForeignKey("nests.id"), index=True)
     capabilities: Mapped[list[str]] = mapped_column(JSON, default=list)
     cruise_speed_mps: Mapped[float] = mapped_column(Float)
     max_speed_mps: Mapped[float] = mapped_column(Float)
@@ -51,6 +52,7 @@ class DroneRow(Base):
     endurance_s: Mapped[float] = mapped_column(Float)
     launch_delay_s: Mapped[float] = mapped_column(Float)
     payload_kg: Mapped[float] = mapped_column(Float, default=0.0)
+    battery_wh: Mapped[float] = mapped_column(Float, default=0.0)
     status: Mapped[str] = mapped_column(String(16), default="active")
     version: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
@@ -68,3 +70,26 @@ class GeofenceRow(Base):
     active_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class AuditRow(Base):
+    """One registry write: who, what, when, and the entity before and after."""
+
+    __tablename__ = "registry_audit"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(40))
+    actor_role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(16))
+    entity_kind: Mapped[str] = mapped_column(String(16))
+    entity_id: Mapped[str] = mapped_column(String(64))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+    __table_args__ = (
+        Index("ix_registry_audit_entity", "entity_kind", "entity_id"),
+        Index("ix_registry_audit_at", "at"),
+    )

@@ -8,8 +8,11 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from airgrid.reference import ReferenceData
-from services.registry.changes import publish
+from services.registry.changes import Row, publish
 from services.registry.models import DepartmentRow, DroneRow, GeofenceRow, NestRow
+from services.registry.service import Actor, audit, document_of, kind_of
+
+SEED_ACTOR = Actor("seed", "system")
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,20 @@ def _when(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+def _record(session: AsyncSession, row: Row, key: str) -> None:
+    """Audit and publish a seeded row (the audit log covers every write, seeds too)."""
+    audit(
+        session,
+        actor=SEED_ACTOR,
+        action="create",
+        kind=kind_of(row),
+        entity=key,
+        before=None,
+        after=document_of(row),
+    )
+    publish(session, row)
+
+
 async def seed_reference(
     sessions: async_sessionmaker[AsyncSession], reference: ReferenceData
 ) -> SeedResult:
@@ -37,10 +54,15 @@ async def seed_reference(
         for d in reference.departments:
             if await session.get(DepartmentRow, d.code) is None:
                 row = DepartmentRow(
-                    code=d.code, name_en=d.name_en, name_zh=d.name_zh, contact=d.contact
+                    code=d.code,
+                    name_en=d.name_en,
+                    name_zh=d.name_zh,
+                    contact=d.contact,
+                    feed_preferences={},
+                    version=1,
                 )
                 session.add(row)
-                publish(session, row)
+                _record(session, row, d.code)
                 added["departments"] += 1
         for n in reference.nests:
             if await session.get(NestRow, n.id) is None:
@@ -53,9 +75,10 @@ async def seed_reference(
                     status=n.status,
                     wind_mps=0.0,
                     wind_hold_mps=n.wind_hold_mps,
+                    version=1,
                 )
                 session.add(nest)
-                publish(session, nest)
+                _record(session, nest, n.id)
                 added["nests"] += 1
         await session.flush()
         for s in reference.drones:
@@ -72,10 +95,12 @@ async def seed_reference(
                     endurance_s=s.endurance_s,
                     launch_delay_s=s.launch_delay_s,
                     payload_kg=s.payload_kg,
+                    battery_wh=0.0,
                     status="active",
+                    version=1,
                 )
                 session.add(drone)
-                publish(session, drone)
+                _record(session, drone, s.id)
                 added["drones"] += 1
         for g in reference.geofences:
             if await session.get(GeofenceRow, g.id) is None:
@@ -90,8 +115,9 @@ async def seed_reference(
                     max_altitude_m=g.max_altitude_m,
                     active_from=_when(g.active_from),
                     active_until=_when(g.active_until),
+                    version=1,
                 )
                 session.add(fence)
-                publish(session, fence)
+                _record(session, fence, g.id)
                 added["geofences"] += 1
     return SeedResult(**added)
