@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -362,6 +363,127 @@ def bench_telemetry(
 
     cfg = BenchConfig(records=records, drones=drones, rate=rate, seconds=seconds)
     run(cfg, get_settings(), typer.echo)
+
+
+GATEWAY_KEY_HELP = (
+    "Gateway credential (POST /v1/credentials role=gateway); env AIRGRID_GATEWAY_KEY."
+)
+
+
+def _host_port(value: str, what: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        fail(f"{what} {value!r} must be HOST:PORT, e.g. 127.0.0.1:14550")
+    return host, int(port)
+
+
+def _run_gateway(main: Coroutine[Any, Any, None]) -> None:
+    from airgrid.bus import BrokerUnavailable
+    from gateways.airgrid_link import GatewayRefused
+
+    try:
+        asyncio.run(main)
+    except (GatewayRefused, BrokerUnavailable) as error:
+        fail(str(error))
+    except KeyboardInterrupt:
+        pass
+
+
+@gateway_app.command("mavlink")
+def gateway_mavlink(
+    key: Annotated[str, typer.Option(envvar="AIRGRID_GATEWAY_KEY", help=GATEWAY_KEY_HELP)],
+    system: Annotated[
+        list[str],
+        typer.Option(
+            envvar="AIRGRID_MAVLINK_SYSTEMS",
+            help="SYSTEM_ID=DRONE_ID, once per vehicle (env: space-separated).",
+        ),
+    ],
+    listen: Annotated[
+        str, typer.Option(envvar="AIRGRID_MAVLINK_LISTEN", help="UDP HOST:PORT to listen on.")
+    ] = "0.0.0.0:14550",
+    metrics_port: Annotated[
+        int, typer.Option(envvar="AIRGRID_GATEWAY_METRICS_PORT", help="/metrics port; 0: off.")
+    ] = 9108,
+    buffer: Annotated[
+        int, typer.Option(help="Telemetry records buffered through outages.")
+    ] = 20_000,
+) -> None:
+    """MAVLink 2 drones over UDP into the air grid; commands back as MAVLink."""
+    from airgrid.observability import configure_logging
+    from gateways.app import GatewayOptions, parse_pairs, run_mavlink
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format, "gateway-mavlink")
+    try:
+        pairs = parse_pairs(system, "--system")
+        systems = {int(sid): drone for sid, drone in pairs.items()}
+    except ValueError as error:
+        fail(f"{error}; use --system 1=drone-001 (system ids are numbers 1-255)")
+    options = GatewayOptions(key=key, metrics_port=metrics_port, buffer_records=buffer)
+    address = _host_port(listen, "--listen")
+    _run_gateway(run_mavlink(settings, options, listen=address, systems=systems))
+
+
+@gateway_app.command("mqtt")
+def gateway_mqtt(
+    key: Annotated[str, typer.Option(envvar="AIRGRID_GATEWAY_KEY", help=GATEWAY_KEY_HELP)],
+    dock: Annotated[list[str], typer.Option(help="DOCK_SN=NEST_ID, once per dock.")],
+    aircraft: Annotated[
+        list[str] | None,
+        typer.Option(help="AIRCRAFT_SN=DRONE_ID; unmapped serials are taken as drone ids."),
+    ] = None,
+    broker: Annotated[
+        str, typer.Option(envvar="AIRGRID_MQTT_BROKER", help="MQTT broker HOST:PORT.")
+    ] = "127.0.0.1:1883",
+    topic_prefix: Annotated[
+        str, typer.Option(envvar="AIRGRID_MQTT_TOPIC_PREFIX", help="Before thing/product/...")
+    ] = "",
+    metrics_port: Annotated[
+        int, typer.Option(envvar="AIRGRID_GATEWAY_METRICS_PORT", help="/metrics port; 0: off.")
+    ] = 9109,
+    buffer: Annotated[
+        int, typer.Option(help="Telemetry records buffered through outages.")
+    ] = 20_000,
+) -> None:
+    """DJI-Cloud-API-style docks and aircraft over MQTT into the air grid; commands back as
+    `services` requests."""
+    from airgrid.observability import configure_logging
+    from gateways.app import GatewayOptions, parse_pairs, run_mqtt
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format, "gateway-mqtt")
+    try:
+        docks = parse_pairs(dock, "--dock")
+        crafts = parse_pairs(aircraft or [], "--aircraft")
+    except ValueError as error:
+        fail(f"{error}; use --dock DOCK_SN=nest-01 --aircraft AIRCRAFT_SN=drone-001")
+    options = GatewayOptions(key=key, metrics_port=metrics_port, buffer_records=buffer)
+    address = _host_port(broker, "--broker")
+    _run_gateway(
+        run_mqtt(
+            settings,
+            options,
+            broker=address,
+            docks=docks,
+            aircraft=crafts,
+            topic_prefix=topic_prefix,
+        )
+    )
+
+
+@bench_app.command("gateways")
+def bench_gateways(
+    frames: Annotated[int, typer.Option(help="MAVLink datagrams decoded per run.")] = 100_000,
+    payloads: Annotated[int, typer.Option(help="MQTT OSD payloads decoded per run.")] = 100_000,
+    vehicles: Annotated[
+        int, typer.Option(help="Simulated vehicles the input is spread over.")
+    ] = 50,
+) -> None:
+    """Each gateway's ingest path versus its bare decode loop (pymavlink parse; json.loads)."""
+    from loadtests.bench_gateways import BenchConfig, run
+
+    run(BenchConfig(frames=frames, payloads=payloads, vehicles=vehicles), typer.echo)
 
 
 def main() -> None:
