@@ -15,7 +15,9 @@ from tempfile import mkdtemp
 from typing import Any
 
 import orjson
+import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from airgrid.broker import EmbeddedBroker
 from airgrid.bus import Producer, client_options, ensure_topics, now_ms, topic_name
@@ -33,6 +35,7 @@ from airgrid.topics import (
 )
 from airgrid.v1 import drone_state_pb2, incident_pb2, mission_pb2, registry_pb2, telemetry_pb2
 from services.telemetry.feeds import FeedRouting, incident_view, mission_view
+from services.telemetry.store import track_points
 from services.telemetry.stream import TelemetryWorker, registry_view, state_view
 
 NOMINAL_RECORDS_PER_S = 930.0
@@ -162,6 +165,14 @@ async def bare_loop(settings: Settings, records: int) -> float:
         return count / (time.perf_counter() - started)
     finally:
         await consumer.stop()
+
+
+async def clear_bench_track(engine: AsyncEngine) -> None:
+    """Earlier runs' points of the bench drones go, so every run inserts the same new rows."""
+    async with engine.begin() as connection:
+        await connection.execute(
+            sa.delete(track_points).where(track_points.c.drone_id.like("bench-dr-%"))
+        )
 
 
 class CountingWorker(TelemetryWorker):
@@ -298,6 +309,7 @@ async def run_pipeline_bench(settings: Settings, cfg: BenchConfig) -> Figures:
     figures.bare_rate = await bare_loop(settings, cfg.records)
 
     engine = create_engine(settings)
+    await clear_bench_track(engine)
     producer = Producer(settings, source="airgrid/telemetry")
     await producer.start()
     views = [

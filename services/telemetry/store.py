@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -71,6 +73,69 @@ async def write_points(engine: AsyncEngine, rows: Sequence[dict[str, object]]) -
     statement = insert(track_points).on_conflict_do_nothing(index_elements=["drone_id", "seq"])
     async with engine.begin() as connection:
         await connection.execute(statement, list(rows))
+
+
+_COLUMNS = (
+    "drone_id",
+    "seq",
+    "event_time_ms",
+    "lon",
+    "lat",
+    "alt_m",
+    "ground_speed_mps",
+    "heading_deg",
+    "battery_pct",
+    "flight_mode",
+    "mission_id",
+)
+_STAGED_INSERT = (
+    f"INSERT INTO track_points ({', '.join(_COLUMNS)}) SELECT {', '.join(_COLUMNS)} "
+    "FROM track_stage "
+    "ON CONFLICT (drone_id, seq) DO NOTHING"
+)
+
+
+async def write_records(engine: AsyncEngine, records: Sequence[telemetry_pb2.Telemetry]) -> None:
+    """The track points of `records`, written like `write_points`: (drone_id, seq) already
+    stored is skipped. On PostgreSQL (asyncpg) a binary COPY, the cheapest insert there is;
+    when a point is already stored (a replay) the COPY fails as a whole and the batch goes
+    through a per-connection staging table and `ON CONFLICT DO NOTHING` instead."""
+    if not records:
+        return
+    if engine.dialect.name != "postgresql" or engine.dialect.driver != "asyncpg":
+        await write_points(engine, [row_of(record) for record in records])
+        return
+    rows = [
+        (
+            r.drone_id,
+            r.seq,
+            r.event_time_ms,
+            r.lon,
+            r.lat,
+            r.alt_m,
+            r.ground_speed_mps,
+            r.heading_deg,
+            r.battery_pct,
+            r.flight_mode,
+            r.mission_id,
+        )
+        for r in records
+    ]
+    async with engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        driver: Any = raw.driver_connection
+        try:
+            await driver.copy_records_to_table("track_points", records=rows, columns=_COLUMNS)
+            return
+        except asyncpg.UniqueViolationError:
+            pass
+        async with driver.transaction():
+            await driver.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS track_stage "
+                "(LIKE track_points) ON COMMIT DELETE ROWS"
+            )
+            await driver.copy_records_to_table("track_stage", records=rows, columns=_COLUMNS)
+            await driver.execute(_STAGED_INSERT)
 
 
 async def read_track(

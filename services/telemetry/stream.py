@@ -7,13 +7,12 @@ import logging
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import Counter, Histogram
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -32,14 +31,17 @@ from airgrid.config import Settings
 from airgrid.observability import RECORDS_CONSUMED
 from airgrid.topics import (
     ALERTS,
+    DEPARTMENT_CODES,
     DRONE_COMMANDS,
     DRONE_STATE,
+    FEEDS,
     REGISTRY_CHANGES,
     TELEMETRY_DLQ,
     TELEMETRY_RAW,
     feed_topic,
 )
 from airgrid.v1 import alert_pb2, command_pb2, drone_state_pb2, registry_pb2, telemetry_pb2
+from services.telemetry.batched_sends import PartitionedBatches
 from services.telemetry.domain import state as drone_state
 from services.telemetry.domain.anomalies import (
     AlertKind,
@@ -51,7 +53,7 @@ from services.telemetry.domain.anomalies import (
 )
 from services.telemetry.domain.validation import Reason, Rejection, validate
 from services.telemetry.feeds import FeedRouting, encode_item
-from services.telemetry.store import row_of, write_points
+from services.telemetry.track_writer import TrackWriter
 
 log = logging.getLogger("airgrid.telemetry")
 
@@ -151,14 +153,66 @@ ALERT_EVENT = "airgrid.alert"
 
 
 @dataclass
-class _Outcome:
-    """What the batch decided for one raw record, before anything is produced."""
+class _Rejected:
+    """A raw record bound for the DLQ."""
 
     record: ConsumerRecord[bytes, bytes]
     drone_id: str | None
-    state: drone_state_pb2.DroneState | None = None
-    rejection: Rejection | None = None
-    telemetry: telemetry_pb2.Telemetry | None = None
+    rejection: Rejection
+
+
+@dataclass
+class _Decided:
+    """What one batch decided, before anything is produced."""
+
+    accepted: list[telemetry_pb2.Telemetry] = field(default_factory=list)
+    track: list[telemetry_pb2.Telemetry] = field(default_factory=list)
+    rejected: list[_Rejected] = field(default_factory=list)
+    # Per drone: the newest accepted record and its partition; the last accepted seq; the
+    # newest non-empty nest_id of the accepted records the newest one supersedes.
+    newest: dict[str, tuple[telemetry_pb2.Telemetry, int]] = field(default_factory=dict)
+    last_seq: dict[str, int] = field(default_factory=dict)
+    nests: dict[str, str] = field(default_factory=dict)
+    ce_ids: list[str] = field(default_factory=list)
+    redelivered: int = 0
+
+
+def _partition_offset(record: ConsumerRecord[bytes, bytes]) -> tuple[int, int]:
+    return record.partition, record.offset
+
+
+class OffsetCommitter:
+    """Commits the offsets of finished batches in the background, one commit at a time; the
+    offsets of batches that finish meanwhile are merged into the next commit."""
+
+    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+        self.consumer = consumer
+        self._pending: dict[TopicPartition, int] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, offsets: dict[TopicPartition, int]) -> None:
+        """Offsets of a batch that is done; batches must be added in the order they were read."""
+        self._pending.update(offsets)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="telemetry-commit")
+
+    async def drain(self) -> None:
+        while self._task is not None and not self._task.done():
+            await self._task
+
+    def cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _run(self) -> None:
+        while self._pending:
+            offsets, self._pending = self._pending, {}
+            try:
+                await self.consumer.commit(offsets)
+            except KafkaError as error:
+                # A rebalance took the partitions away; the new owner replays from the last
+                # commit.
+                log.warning("commit failed", extra={"consumer": CONSUMER, "error": repr(error)})
 
 
 class TelemetryWorker:
@@ -185,6 +239,7 @@ class TelemetryWorker:
         self.states = states
         self.engine = engine
         self.routing = routing
+        self.track = TrackWriter(engine)
         self.drones = RegisteredDrones(registry)
         self.clock = clock
         self.spec = ConsumerSpec(
@@ -201,7 +256,12 @@ class TelemetryWorker:
         self._seen = SeenIds()
         self._last_batch_ms = clock()
         self._state_topic = topic_name(settings, DRONE_STATE)
-        self._state_partitions: dict[str, int] = {}
+        self._raw_topic = topic_name(settings, TELEMETRY_RAW)
+        self._feed_topics = {
+            code: topic_name(settings, feed_topic(code)) for code in DEPARTMENT_CODES
+        }
+        self._hot_topics = [self._state_topic, *self._feed_topics.values()]
+        self._batches = PartitionedBatches(producer.raw)
         self._source_partition: dict[str, TopicPartition] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._state_headers = [
@@ -209,6 +269,12 @@ class TelemetryWorker:
             ("ce_source", producer.source.encode()),
             ("ce_type", STATE_EVENT.encode()),
             ("content-type", DRONE_STATE.content_type.encode()),
+        ]
+        self._position_headers = [
+            ("ce_specversion", b"1.0"),
+            ("ce_source", producer.source.encode()),
+            ("ce_type", f"airgrid.feed.{POSITION_ITEM}".encode()),
+            ("content-type", FEEDS[0].content_type.encode()),
         ]
 
     def on_command(self, drone_id: str, command: Any) -> None:
@@ -249,13 +315,15 @@ class TelemetryWorker:
 
     async def _pipelined(self, consumer: AIOKafkaConsumer, stop: asyncio.Event | None) -> None:
         """At least once, pipelined: the next batch is decided while earlier ones await their
-        acknowledgements; offsets are committed in order, each after its batch is done.
+        acknowledgements; offsets are committed in order, each after its batch is done, by a
+        background committer (the fetch loop never waits on a commit round trip).
         At most MAX_BATCHES_IN_FLIGHT batches wait: that bounds memory and pushes back."""
         in_flight: deque[tuple[asyncio.Future[Any], dict[TopicPartition, int]]] = deque()
+        committer = OffsetCommitter(consumer)
         try:
             while stop is None or not stop.is_set():
                 batches = await consumer.getmany(
-                    timeout_ms=self.spec.timeout_ms if not in_flight else 5,
+                    timeout_ms=self.spec.timeout_ms if not in_flight else 2,
                     max_records=self.spec.max_records,
                 )
                 if batches:
@@ -267,22 +335,17 @@ class TelemetryWorker:
                 ):
                     done, offsets = in_flight.popleft()
                     await done
-                    await self._commit(consumer, offsets)
+                    committer.add(offsets)
             while in_flight:
                 done, offsets = in_flight.popleft()
                 await done
-                await self._commit(consumer, offsets)
+                committer.add(offsets)
+            await committer.drain()
         except BaseException:
             for done, _ in in_flight:
                 done.cancel()
+            committer.cancel()
             raise
-
-    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
-        try:
-            await consumer.commit(offsets)
-        except KafkaError as error:
-            # A rebalance took the partitions away; the new owner replays from the last commit.
-            log.warning("commit failed", extra={"consumer": CONSUMER, "error": repr(error)})
 
     async def _rewind(self, consumer: AIOKafkaConsumer) -> None:
         """After a failed batch: forget what was decided but not acknowledged, and read again
@@ -316,75 +379,81 @@ class TelemetryWorker:
 
     async def start_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> asyncio.Future[Any]:
         """Decides a batch, queues the track write and every output, and returns the future of
-        all of them; the caller commits the batch's offsets only once that future is done."""
+        all of them; the caller commits the batch's offsets only once that future is done.
+
+        Every record is validated, checked by the anomaly rules and (when accepted or out of
+        order) written to the track. Live state is conflated: `airgrid.drone.state` is "latest
+        state per drone", so a batch publishes one state per drone, from its newest accepted
+        record; the department feeds likewise get the newest position per drone per batch."""
         # A drone lives on one partition: its records are processed in offset order.
-        ordered = sorted(records, key=lambda r: (r.partition, r.offset))
+        ordered = sorted(records, key=_partition_offset)
         now = self.clock()
         self._last_batch_ms = now
-        batch_ids: list[str] = []
-        pending: dict[str, drone_state_pb2.DroneState] = {}
-        outcomes: list[_Outcome] = []
-        redelivered = 0
+        decided = _Decided()
+        seen = self._seen
         for record in ordered:
             ce_id = header(record, "ce_id")
             if ce_id:
-                if self._seen.contains(ce_id):
-                    redelivered += 1
+                if seen.contains(ce_id):
+                    decided.redelivered += 1
                     continue
-                batch_ids.append(ce_id)
-            outcome = self._decide(record, pending, now)
-            if outcome.state is not None:
-                pending[outcome.state.drone_id] = outcome.state
-                self._source_partition[outcome.state.drone_id] = TopicPartition(
-                    record.topic, record.partition
-                )
-            outcomes.append(outcome)
-        if redelivered:
-            RECORDS_CONSUMED.labels(CONSUMER, "redelivered").inc(redelivered)
+                decided.ce_ids.append(ce_id)
+            self._decide(record, decided, now)
+        if decided.redelivered:
+            RECORDS_CONSUMED.labels(CONSUMER, "redelivered").inc(decided.redelivered)
         # The track is part of the batch: its offsets are committed only after the write, so a
         # crash replays records the (drone_id, seq) primary key already holds, never loses one.
-        track = [
-            row_of(o.telemetry)
-            for o in outcomes
-            if o.telemetry is not None
-            and (
-                o.state is not None
-                or (o.rejection is not None and o.rejection.reason is Reason.OUT_OF_ORDER)
-            )
-        ]
-        track_written = asyncio.ensure_future(write_points(self.engine, track))
-        transitions = self._anomalies(outcomes)
-        futures = await self._send(outcomes, transitions)
-        self._latest.update(pending)
+        track_written = self.track.write(decided.track)
+        transitions = self._anomalies(decided.accepted)
+        states = self._conflated_states(decided, now)
+        futures = await self._send(states, decided.rejected, transitions)
+        self._latest.update(states)
         done = asyncio.gather(track_written, *futures)
 
         def account(result: asyncio.Future[Any]) -> None:
             if result.cancelled() or result.exception() is not None:
                 return
-            TRACK_POINTS.inc(len(track))
-            for ce_id in batch_ids:
-                self._seen.remember(ce_id)
-            self._account(outcomes, transitions)
+            TRACK_POINTS.inc(len(decided.track))
+            for ce_id in decided.ce_ids:
+                seen.remember(ce_id)
+            self._account(len(decided.accepted), states, decided.rejected, transitions)
 
         done.add_done_callback(account)
         return done
 
-    def _anomalies(self, outcomes: list[_Outcome]) -> list[Transition]:
+    def _conflated_states(
+        self, decided: _Decided, now: int
+    ) -> dict[str, drone_state_pb2.DroneState]:
+        states: dict[str, drone_state_pb2.DroneState] = {}
+        source = self._source_partition
+        for drone_id, (telemetry, partition) in decided.newest.items():
+            states[drone_id] = drone_state.apply(
+                self._previous(drone_id),
+                telemetry,
+                now,
+                skipped_nest_id=decided.nests.get(drone_id, ""),
+            )
+            tp = source.get(drone_id)
+            if tp is None or tp.partition != partition:
+                source[drone_id] = TopicPartition(self._raw_topic, partition)
+        return states
+
+    def _anomalies(self, accepted: list[telemetry_pb2.Telemetry]) -> list[Transition]:
         zones = no_fly_zones(self.registry)
         transitions: list[Transition] = []
-        for outcome in outcomes:
-            state = outcome.state
-            if state is None:
-                continue
+        observe = self.anomalies.observe
+        for record in accepted:
             position = Position(
-                state.drone_id,
-                state.event_time_ms,
-                state.lon,
-                state.lat,
-                state.battery_pct,
-                state.flight_mode in _AIRBORNE,
+                record.drone_id,
+                record.event_time_ms,
+                record.lon,
+                record.lat,
+                record.battery_pct,
+                record.flight_mode in _AIRBORNE,
             )
-            transitions.extend(self.anomalies.observe(position, zones))
+            found = observe(position, zones)
+            if found:
+                transitions.extend(found)
         self._forget_moved_drones()
         transitions.extend(self.anomalies.advance(self.anomalies.watermark_ms))
         return transitions
@@ -409,125 +478,112 @@ class TelemetryWorker:
         self._forget_moved_drones()
         transitions = self.anomalies.advance(now)
         if transitions:
-            await self._publish([], transitions)
+            await asyncio.gather(*await self._send({}, [], transitions))
+            self._account(0, {}, [], transitions)
 
-    def _decide(
-        self,
-        record: ConsumerRecord[bytes, bytes],
-        pending: dict[str, drone_state_pb2.DroneState],
-        now: int,
-    ) -> _Outcome:
+    def _decide(self, record: ConsumerRecord[bytes, bytes], decided: _Decided, now: int) -> None:
         key = record.key.decode("utf-8", "replace") if record.key else None
         try:
             telemetry = telemetry_pb2.Telemetry.FromString(record.value or b"")
         except Exception as error:  # any undecodable payload is a poison record, never a crash
-            return _Outcome(record, key, rejection=Rejection(Reason.MALFORMED, str(error)))
-        if key is not None and telemetry.drone_id != key:
-            detail = f"record for {telemetry.drone_id!r} was keyed {key!r}"
-            return _Outcome(record, key, rejection=Rejection(Reason.MALFORMED, detail))
-        drone_id = telemetry.drone_id or key
-        previous = pending.get(telemetry.drone_id)
-        if previous is None:
-            previous = self._previous(telemetry.drone_id)
-        rejection = validate(
-            telemetry,
-            known_drones=self.drones,
-            last_seq=previous.last_seq if previous is not None else None,
-            now_ms=now,
-        )
+            decided.rejected.append(_Rejected(record, key, Rejection(Reason.MALFORMED, str(error))))
+            return
+        drone_id = telemetry.drone_id
+        if key is not None and drone_id != key:
+            detail = f"record for {drone_id!r} was keyed {key!r}"
+            decided.rejected.append(_Rejected(record, key, Rejection(Reason.MALFORMED, detail)))
+            return
+        last_seq = decided.last_seq.get(drone_id)
+        if last_seq is None:
+            previous = self._previous(drone_id)
+            last_seq = previous.last_seq if previous is not None else None
+        rejection = validate(telemetry, known_drones=self.drones, last_seq=last_seq, now_ms=now)
         if rejection is not None:
-            return _Outcome(record, drone_id, rejection=rejection, telemetry=telemetry)
-        state = drone_state.apply(previous, telemetry, now)
-        return _Outcome(record, drone_id, state=state, telemetry=telemetry)
-
-    async def _publish(self, outcomes: list[_Outcome], transitions: list[Transition]) -> None:
-        await asyncio.gather(*await self._send(outcomes, transitions))
-        self._account(outcomes, transitions)
+            decided.rejected.append(_Rejected(record, drone_id or key, rejection))
+            if rejection.reason is Reason.OUT_OF_ORDER:
+                decided.track.append(telemetry)  # a real, late position: history keeps it
+            return
+        decided.last_seq[drone_id] = telemetry.seq
+        decided.accepted.append(telemetry)
+        decided.track.append(telemetry)
+        newest = decided.newest.get(drone_id)
+        if newest is not None and newest[0].nest_id:
+            decided.nests[drone_id] = newest[0].nest_id
+        decided.newest[drone_id] = (telemetry, record.partition)
 
     async def _send(
-        self, outcomes: list[_Outcome], transitions: list[Transition]
+        self,
+        states: dict[str, drone_state_pb2.DroneState],
+        rejected: list[_Rejected],
+        transitions: list[Transition],
     ) -> list[asyncio.Future[Any]]:
         futures: list[asyncio.Future[Any]] = []
-        ce_time = datetime.now(UTC).isoformat().encode()
         for transition in transitions:
-            futures.extend(await self._alert(transition))
-        for outcome in outcomes:
-            if outcome.state is not None:
-                future = await self._send_state(outcome.state, ce_time)
-                futures.extend(await self._position_items(outcome.state))
-            else:
-                assert outcome.rejection is not None
-                future = await self.producer.send(
+            futures.extend(await self._alert(transition, states))
+        if states:
+            await self._batches.know(self._hot_topics)
+            ce_time = datetime.now(UTC).isoformat().encode()
+            for state in states.values():
+                self._add_state(state, ce_time)
+                self._add_position_items(state, ce_time)
+            futures.extend(await self._batches.send())
+        for rejection in rejected:
+            futures.append(
+                await self.producer.send(
                     TELEMETRY_DLQ,
-                    outcome.record.value or b"",
-                    key=outcome.drone_id,
+                    rejection.record.value or b"",
+                    key=rejection.drone_id,
                     ce_type=REJECTED_EVENT,
-                    extra_headers=[(REASON_HEADER, outcome.rejection.reason.encode())],
+                    extra_headers=[(REASON_HEADER, rejection.rejection.reason.encode())],
                 )
-            futures.append(future)
+            )
         return futures
 
-    def _account(self, outcomes: list[_Outcome], transitions: list[Transition]) -> None:
+    def _account(
+        self,
+        accepted: int,
+        states: dict[str, drone_state_pb2.DroneState],
+        rejected: list[_Rejected],
+        transitions: list[Transition],
+    ) -> None:
         for transition in transitions:
             ALERTS_RAISED.labels(transition.kind.value, str(transition.active).lower()).inc()
         acked = self.clock()
-        accepted = 0
-        for outcome in outcomes:
-            if outcome.state is not None:
-                accepted += 1
-                lag_s = (acked - outcome.state.event_time_ms) / 1000
-                RECORD_TO_STATE_SECONDS.observe(max(lag_s, 0.0))
-            elif outcome.rejection is not None:
-                reason = outcome.rejection.reason
-                REJECTED.labels(reason.value).inc()
-                RECORDS_CONSUMED.labels(CONSUMER, "rejected").inc()
-                log.info(
-                    "telemetry rejected",
-                    extra={
-                        "drone_id": outcome.drone_id,
-                        "reason": reason.value,
-                        "detail": outcome.rejection.detail,
-                        "partition": outcome.record.partition,
-                        "offset": outcome.record.offset,
-                    },
-                )
+        for state in states.values():
+            RECORD_TO_STATE_SECONDS.observe(max((acked - state.event_time_ms) / 1000, 0.0))
+        for rejection in rejected:
+            reason = rejection.rejection.reason
+            REJECTED.labels(reason.value).inc()
+            RECORDS_CONSUMED.labels(CONSUMER, "rejected").inc()
+            log.info(
+                "telemetry rejected",
+                extra={
+                    "drone_id": rejection.drone_id,
+                    "reason": reason.value,
+                    "detail": rejection.rejection.detail,
+                    "partition": rejection.record.partition,
+                    "offset": rejection.record.offset,
+                },
+            )
         if accepted:
             RECORDS.inc(accepted)
             RECORDS_CONSUMED.labels(CONSUMER, "accepted").inc(accepted)
 
-    async def _send_state(
-        self, state: drone_state_pb2.DroneState, ce_time: bytes
-    ) -> asyncio.Future[Any]:
-        """The hot path's one output per record, on the raw producer: the partition of each
-        drone is computed once (the default murmur2 partitioner, so keys land where any Kafka
-        client puts them), the CloudEvents id is `<drone>:<seq>` (a replay repeats it, so
-        readers that dedupe by ce_id drop it) and the time is the batch's."""
-        key = state.drone_id.encode()
-        partition = self._state_partitions.get(state.drone_id)
-        if partition is None:
-            partitions = sorted(
-                self.producer.raw.client.cluster.partitions_for_topic(self._state_topic) or ()
-            )
-            partition = DefaultPartitioner()(key, partitions, partitions)
-            self._state_partitions[state.drone_id] = partition
+    def _add_state(self, state: drone_state_pb2.DroneState, ce_time: bytes) -> None:
+        """The state of one drone, keyed by drone id; the CloudEvents id is `<drone>:<seq>` (a
+        replay repeats it, so readers that dedupe by ce_id drop it), the time the batch's."""
         headers = [
             *self._state_headers,
             ("ce_id", f"{state.drone_id}:{state.last_seq}".encode()),
             ("ce_time", ce_time),
         ]
-        future: asyncio.Future[Any] = await self.producer.raw.send(
-            self._state_topic,
-            state.SerializeToString(),
-            key=key,
-            partition=partition,
-            headers=headers,
-        )
-        return future
+        key = state.drone_id.encode()
+        self._batches.add(self._state_topic, key, state.SerializeToString(), headers)
 
-    async def _position_items(self, state: drone_state_pb2.DroneState) -> list[asyncio.Future[Any]]:
+    def _add_position_items(self, state: drone_state_pb2.DroneState, ce_time: bytes) -> None:
         departments = self.routing.departments_of(state.mission_id)
         if not departments:
-            return []
+            return
         item = encode_item(
             POSITION_ITEM,
             {
@@ -541,14 +597,18 @@ class TelemetryWorker:
                 "event_time_ms": state.event_time_ms,
             },
         )
-        return [
-            await self.producer.send(
-                feed_topic(code), item, key=state.drone_id, ce_type=f"airgrid.feed.{POSITION_ITEM}"
-            )
-            for code in departments
+        headers = [
+            *self._position_headers,
+            ("ce_id", f"{state.drone_id}:{state.last_seq}".encode()),
+            ("ce_time", ce_time),
         ]
+        key = state.drone_id.encode()
+        for code in departments:
+            self._batches.add(self._feed_topics[code], key, item, headers)
 
-    async def _alert(self, transition: Transition) -> list[asyncio.Future[Any]]:
+    async def _alert(
+        self, transition: Transition, states: dict[str, drone_state_pb2.DroneState]
+    ) -> list[asyncio.Future[Any]]:
         alert_id = uuid.uuid4().hex
         alert = alert_pb2.Alert(
             alert_id=alert_id,
@@ -576,7 +636,11 @@ class TelemetryWorker:
                 ALERTS, alert.SerializeToString(), key=transition.drone_id, ce_type=ALERT_EVENT
             )
         ]
-        state = self._latest.get(transition.drone_id) or self.states.items.get(transition.drone_id)
+        state = (
+            states.get(transition.drone_id)
+            or self._latest.get(transition.drone_id)
+            or self.states.items.get(transition.drone_id)
+        )
         departments = self.routing.departments_of(state.mission_id) if state is not None else ()
         item = encode_item(
             f"alert.{transition.kind.value}",

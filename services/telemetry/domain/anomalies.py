@@ -7,6 +7,7 @@ import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from airgrid.geo import haversine_m, point_in_polygon
 
@@ -38,9 +39,8 @@ class NoFlyZone:
         return point_in_polygon(lon, lat, self.ring)
 
 
-@dataclass(frozen=True)
-class Position:
-    """What the rules need from one accepted record."""
+class Position(NamedTuple):
+    """What the rules need from one accepted record (a tuple: one is built per record)."""
 
     drone_id: str
     event_time_ms: int
@@ -108,18 +108,23 @@ class AnomalyDetector:
             self._paths.pop(drone_id, None)
 
     def observe(self, position: Position, zones: Sequence[NoFlyZone]) -> list[Transition]:
-        flags = self._flags.setdefault(position.drone_id, _DroneFlags())
+        flags = self._flags.get(position.drone_id)
+        if flags is None:
+            flags = self._flags[position.drone_id] = _DroneFlags()
         out: list[Transition] = []
         if position.event_time_ms >= flags.last_event_ms:
             flags.last_event_ms = position.event_time_ms
             flags.lon, flags.lat = position.lon, position.lat
-        self.watermark_ms = max(self.watermark_ms, position.event_time_ms)
+        if position.event_time_ms > self.watermark_ms:
+            self.watermark_ms = position.event_time_ms
         if flags.link_lost:
             flags.link_lost = False
             out.append(self._transition(AlertKind.LINK_LOST, position, False, "link recovered"))
         out.extend(self._battery(flags, position))
-        out.extend(self._geofence(flags, position, zones))
-        out.extend(self._route(flags, position))
+        if zones or flags.breached:
+            out.extend(self._geofence(flags, position, zones))
+        if flags.off_route or position.drone_id in self._paths:
+            out.extend(self._route(flags, position))
         return out
 
     def advance(self, watermark_ms: int) -> list[Transition]:

@@ -9,11 +9,19 @@ def apply(
     previous: drone_state_pb2.DroneState | None,
     record: telemetry_pb2.Telemetry,
     applied_ms: int,
+    *,
+    skipped_nest_id: str = "",
 ) -> drone_state_pb2.DroneState:
-    """The state after `record`, which validation already accepted, applied at `applied_ms`."""
+    """The state after `record`, which validation already accepted, applied at `applied_ms`.
+
+    Live state is conflated: when several accepted records of a drone arrive in one batch only
+    the newest is folded, and `skipped_nest_id` is the newest non-empty nest_id among the
+    accepted records it skips (so a nest reported in between is not lost)."""
     # An empty nest_id means "unknown", so the last known nest is kept; mission_id is
     # authoritative (empty means no mission) and is taken as reported.
-    nest_id = record.nest_id or (previous.nest_id if previous is not None else "")
+    nest_id = (
+        record.nest_id or skipped_nest_id or (previous.nest_id if previous is not None else "")
+    )
     return drone_state_pb2.DroneState(
         drone_id=record.drone_id,
         last_seq=record.seq,

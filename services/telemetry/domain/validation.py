@@ -79,6 +79,20 @@ def validate(
 
 
 def _out_of_range(record: telemetry_pb2.Telemetry) -> str | None:
+    # The common, valid record passes one chain of comparisons (NaN and infinities fail every
+    # range comparison); only a record that fails it is walked field by field for the reason.
+    if (
+        -180.0 <= record.lon <= 180.0
+        and -90.0 <= record.lat <= 90.0
+        and MIN_ALT_M <= record.alt_m <= MAX_ALT_M
+        and 0.0 <= record.battery_pct <= 100.0
+        and 0.0 <= record.ground_speed_mps <= MAX_SPEED_MPS
+        and 0.0 <= record.heading_deg < 360.0
+        and math.isfinite(record.vertical_speed_mps)
+        and math.isfinite(record.wind_mps)
+        and record.flight_mode in _FLIGHT_MODES
+    ):
+        return None
     for name in _FLOAT_FIELDS:
         if not math.isfinite(getattr(record, name)):
             return f"{name} is not a finite number"
