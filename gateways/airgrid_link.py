@@ -77,19 +77,16 @@ class AirgridLink:
         self.buffer: deque[telemetry_pb2.Telemetry] = deque()
         self.serves: Callable[[str], bool] = lambda drone_id: drone_id in self.drones
         self.registry_changed = asyncio.Event()
-        self._http: httpx.AsyncClient | None = None
+        self._http = httpx.AsyncClient(
+            timeout=10.0, headers={"Authorization": f"Bearer {config.key}"}
+        )
         self._producer = Producer(settings, source=f"airgrid/gateway/{config.gateway}")
         self._missions = TopicView(settings, MISSION_EVENTS, mission_pb2.MissionEvent.FromString)
         self._consumer: AIOKafkaConsumer | None = None
         self._seen = SeenIds(capacity=20_000)
         self._labels = {"gateway": config.gateway}
 
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.config.key}"}
-
     async def start(self) -> None:
-        self._http = httpx.AsyncClient(timeout=10.0, headers=self.headers)
         await self.refresh_registry(strict=True)
         await self._producer.start()
         await self._missions.start()
@@ -106,14 +103,12 @@ class AirgridLink:
             await self._missions.stop()
         with contextlib.suppress(Exception):
             await self._producer.stop()
-        if self._http is not None:
-            await self._http.aclose()
+        await self._http.aclose()
 
     # -- registry -----------------------------------------------------------------------------
 
     async def refresh_registry(self, *, strict: bool = False) -> None:
         """Read the drones this credential may report; unknown devices wait for this list."""
-        assert self._http is not None
         url = f"{self.config.registry_url.rstrip('/')}/v1/drones"
         found: dict[str, RegisteredDrone] = {}
         offset = 0
@@ -186,7 +181,6 @@ class AirgridLink:
 
     async def send_once(self) -> bool:
         """Post one batch; False when the service could not take it (it is kept for later)."""
-        assert self._http is not None
         batch = [self.buffer.popleft() for _ in range(min(UPLINK_BATCH, len(self.buffer)))]
         body = telemetry_pb2.TelemetryBatch(records=batch).SerializeToString()
         url = f"{self.config.telemetry_url.rstrip('/')}/v1/telemetry"

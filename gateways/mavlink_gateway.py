@@ -129,7 +129,15 @@ class MavlinkGateway(asyncio.DatagramProtocol):
             messages = parser.parse_buffer(data) or []
         except Exception as error:  # pymavlink raises on some malformed payloads
             self._reject("undecodable_frame", f"{error!r}", addr=addr)
-            return
+            messages = []
+        if parser.buf_len():
+            # A datagram carries whole frames: a torn one must not swallow the next datagram.
+            self._reject(
+                "truncated_frame", f"{parser.buf_len()} bytes of an unfinished frame", addr=addr
+            )
+            parser.buf = bytearray()
+            parser.buf_index = 0
+            parser.expected_length = mavlink.HEADER_LEN_V1 + 2
         for message in messages:
             if message.get_type() == "BAD_DATA":
                 reason = str(getattr(message, "reason", ""))
