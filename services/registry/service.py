@@ -91,7 +91,7 @@ def read_of(row: Row) -> DepartmentRead | NestRead | DroneRead | GeofenceRead:
             id=row.id,
             model=row.model,
             home_nest=row.home_nest,
-            capabilities=list(row.capabilities),
+            capabilities=sorted(row.capabilities),
             cruise_speed_mps=row.cruise_speed_mps,
             max_speed_mps=row.max_speed_mps,
             climb_rate_mps=row.climb_rate_mps,
@@ -315,27 +315,29 @@ async def update(
             if name in fields:
                 fields[name] = getattr(body, name)
     before = document_of(row)
-    for name, value in _columns(kind, fields).items():
-        setattr(row, name, value)
-    if isinstance(row, GeofenceRow):
-        try:
-            check_window(row.active_from, row.active_until)
-        except ValueError as error:
-            raise Problem(
-                422, "Invalid active window", str(error), kind="invalid-request"
-            ) from None
-    if isinstance(row, DroneRow):
-        if row.max_speed_mps < row.cruise_speed_mps:
-            raise Problem(
-                422,
-                "Invalid speeds",
-                "max_speed_mps must be at least cruise_speed_mps.",
-                kind="invalid-request",
-            )
-        if {"home_nest", "status"} & fields.keys():
-            await _ensure_nest_has_room(session, row)
-    if isinstance(row, NestRow) and "charging_slots" in fields:
-        await _ensure_slots_cover_drones(session, row)
+    # No flush before the checks: a bad reference must answer 4xx, not fail in the database.
+    with session.no_autoflush:
+        for name, value in _columns(kind, fields).items():
+            setattr(row, name, value)
+        if isinstance(row, GeofenceRow):
+            try:
+                check_window(row.active_from, row.active_until)
+            except ValueError as error:
+                raise Problem(
+                    422, "Invalid active window", str(error), kind="invalid-request"
+                ) from None
+        if isinstance(row, DroneRow):
+            if row.max_speed_mps < row.cruise_speed_mps:
+                raise Problem(
+                    422,
+                    "Invalid speeds",
+                    "max_speed_mps must be at least cruise_speed_mps.",
+                    kind="invalid-request",
+                )
+            if {"home_nest", "status"} & fields.keys():
+                await _ensure_nest_has_room(session, row)
+        if isinstance(row, NestRow) and "charging_slots" in fields:
+            await _ensure_slots_cover_drones(session, row)
     after = document_of(row)
     if after == before:
         return row  # nothing changed: no new version, no event

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from airgrid.problems import Problem
@@ -105,6 +106,17 @@ async def import_registry(
     sessions: async_sessionmaker[AsyncSession], document: Any, *, actor: service.Actor
 ) -> ImportResult:
     parsed = _validate(document)
+    try:
+        return await _apply(sessions, parsed, actor)
+    except IntegrityError as error:
+        raise ImportRejected([f"the database refused the import: {error.orig}"]) from None
+
+
+async def _apply(
+    sessions: async_sessionmaker[AsyncSession],
+    parsed: list[tuple[str, list[BaseModel]]],
+    actor: service.Actor,
+) -> ImportResult:
     result = ImportResult()
     problems: list[str] = []
     async with sessions() as session, session.begin():
@@ -112,8 +124,9 @@ async def import_registry(
             update_shape = next(s[3] for s in SECTIONS if s[1] == kind)
             for body in bodies:
                 key = getattr(body, KEY_FIELD[kind])
+                existing: service.Row | None = None
                 try:
-                    existing: service.Row | None = await session.get(service.ROWS[kind], key)
+                    existing = await session.get(service.ROWS[kind], key)
                     if existing is None:
                         await service.create(session, kind=kind, body=body, actor=actor)
                         result.created[kind] = result.created.get(kind, 0) + 1
@@ -128,6 +141,8 @@ async def import_registry(
                     counter[kind] = counter.get(kind, 0) + 1
                 except Problem as problem:
                     problems.append(f"{kind} {key}: {problem.title}: {problem.detail}")
+                    if existing is not None:
+                        session.expunge(existing)  # keep its refused change out of any flush
         if problems:
             raise ImportRejected(problems)  # rolls the whole import back
     return result
