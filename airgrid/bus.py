@@ -258,6 +258,9 @@ class ConsumerSpec:
     group_id: str
     max_records: int = 2000
     timeout_ms: int = 100
+    # How long the broker may hold a fetch that finds nothing new. Tansu answers only when
+    # this runs out (new records do not wake it), so it is also a floor on delivery latency.
+    fetch_max_wait_ms: int = 500
 
 
 async def start_group_consumer(settings: Settings, spec: ConsumerSpec) -> AIOKafkaConsumer:
@@ -268,6 +271,7 @@ async def start_group_consumer(settings: Settings, spec: ConsumerSpec) -> AIOKaf
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=spec.max_records,
+        fetch_max_wait_ms=spec.fetch_max_wait_ms,
         # Short, so a restarted member rejoins fast: Tansu starts groups at generation 0 and
         # aiokafka then skips LeaveGroup, so the broker waits out the old member's session.
         session_timeout_ms=6_000,

@@ -97,6 +97,11 @@ class Settings(BaseSettings):
     telemetry_batch_records: int = Field(
         default=2000, ge=1, description="Telemetry: most raw records handled in one batch."
     )
+    telemetry_fetch_wait_ms: int = Field(
+        default=10,
+        ge=0,
+        description="Telemetry: longest broker wait of a fetch that finds nothing new (latency).",
+    )
     dispatch_tick_seconds: float = Field(
         default=1.0, gt=0, description="Dispatch: clock tick for SLA alerts and patrols."
     )

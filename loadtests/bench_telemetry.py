@@ -211,7 +211,10 @@ class Observer:
 
     async def start(self) -> None:
         consumer = AIOKafkaConsumer(
-            **client_options(self.settings), group_id=None, enable_auto_commit=False
+            **client_options(self.settings),
+            group_id=None,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=self.settings.telemetry_fetch_wait_ms,
         )
         await consumer.start()
         tps = [
@@ -246,6 +249,54 @@ class Observer:
                 await self._task
         if self._consumer is not None:
             await self._consumer.stop()
+
+
+def observe(settings_json: str, ready: Any, done: Any, results: Any) -> None:
+    """Child process: both observers, from the topics' ends; their samples go back at `done`.
+    Out of the worker's process, so measuring takes no CPU from what is measured."""
+    settings = Settings.model_validate_json(settings_json)
+
+    async def run() -> None:
+        state = Observer(settings, [topic_name(settings, DRONE_STATE)], _state_event_time)
+        feed = Observer(settings, [topic_name(settings, t) for t in FEEDS], _feed_event_time)
+        await state.start()
+        await feed.start()
+        state.since_ms = feed.since_ms = now_ms()
+        ready.set()
+        await asyncio.to_thread(done.wait)
+        await state.stop()
+        await feed.stop()
+        results.send((state.samples, feed.samples))
+
+    asyncio.run(run())
+
+
+class ObserverProcess:
+    """The observers' child process, seen from the bench."""
+
+    def __init__(self, context: Any, settings: Settings) -> None:
+        self.ready, self.done = context.Event(), context.Event()
+        self.results, sender = context.Pipe(duplex=False)
+        self.process = context.Process(
+            target=observe, args=(settings.model_dump_json(), self.ready, self.done, sender)
+        )
+
+    async def start(self) -> None:
+        self.process.start()
+        if not await asyncio.to_thread(self.ready.wait, 60):
+            raise RuntimeError("the observer process did not start within 60 s")
+
+    async def samples(self) -> tuple[list[float], list[float]]:
+        self.done.set()
+        state, feed = await asyncio.to_thread(self.results.recv)
+        return list(state), list(feed)
+
+    def stop(self) -> None:
+        self.done.set()
+        if self.process.pid is not None:
+            self.process.join(timeout=10)
+            if self.process.is_alive():
+                self.process.kill()
 
 
 def _state_event_time(value: bytes) -> int:
@@ -333,8 +384,8 @@ async def run_pipeline_bench(settings: Settings, cfg: BenchConfig) -> Figures:
     await asyncio.wait_for(missions_view.caught_up.wait(), 60)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
-    state_observer = Observer(settings, [topic_name(settings, DRONE_STATE)], _state_event_time)
-    feed_observer = Observer(settings, [topic_name(settings, t) for t in FEEDS], _feed_event_time)
+    context = multiprocessing.get_context("spawn")
+    observing = ObserverProcess(context, settings)
     try:
         while worker.handled < cfg.records:
             if task.done():
@@ -342,12 +393,9 @@ async def run_pipeline_bench(settings: Settings, cfg: BenchConfig) -> Figures:
             await asyncio.sleep(0.05)
         figures.pipeline_rate = worker.handled / (worker.last_batch_at - worker.first_batch_at)
 
-        await state_observer.start()
-        await feed_observer.start()
-        state_observer.since_ms = feed_observer.since_ms = now_ms()
+        await observing.start()
         before = worker.handled
         started = time.perf_counter()
-        context = multiprocessing.get_context("spawn")
         child = context.Process(
             target=live_load,
             args=(
@@ -367,12 +415,10 @@ async def run_pipeline_bench(settings: Settings, cfg: BenchConfig) -> Figures:
             await asyncio.sleep(0.1)
         await asyncio.sleep(0.5)  # the observers' last fetch
         figures.offered_rate = (worker.handled - before) / (time.perf_counter() - started)
-        figures.state_ms = state_observer.samples
-        figures.feed_ms = feed_observer.samples
+        figures.state_ms, figures.feed_ms = await observing.samples()
     finally:
         stop.set()
-        await state_observer.stop()
-        await feed_observer.stop()
+        observing.stop()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task

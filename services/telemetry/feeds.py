@@ -92,7 +92,10 @@ class FeedHub:
 
     async def start(self) -> None:
         consumer = AIOKafkaConsumer(
-            **client_options(self.settings), enable_auto_commit=False, group_id=None
+            **client_options(self.settings),
+            enable_auto_commit=False,
+            group_id=None,
+            fetch_max_wait_ms=self.settings.telemetry_fetch_wait_ms,
         )
         await consumer.start()
         tps = []

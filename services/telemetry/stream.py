@@ -243,7 +243,10 @@ class TelemetryWorker:
         self.drones = RegisteredDrones(registry)
         self.clock = clock
         self.spec = ConsumerSpec(
-            topics=[TELEMETRY_RAW], group_id=CONSUMER, max_records=settings.telemetry_batch_records
+            topics=[TELEMETRY_RAW],
+            group_id=CONSUMER,
+            max_records=settings.telemetry_batch_records,
+            fetch_max_wait_ms=settings.telemetry_fetch_wait_ms,
         )
         self.anomalies = AnomalyDetector(
             AnomalyRules(
@@ -296,6 +299,7 @@ class TelemetryWorker:
         await self.registry.caught_up.wait()
         await self.states.caught_up.wait()
         log.info("telemetry worker starting", extra={"drones_with_state": len(self.states.items)})
+        await self.track.warm()
         consumer = await start_group_consumer(self.settings, self.spec)
         self._consumer = consumer
         ticker = asyncio.create_task(self._silence_ticker(), name="telemetry-silence")

@@ -8,12 +8,15 @@ bounded because the stream loop bounds the batches in flight.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from airgrid.v1 import telemetry_pb2
 from services.telemetry.store import write_records
+
+log = logging.getLogger("airgrid.telemetry")
 
 Write = Callable[[AsyncEngine, Sequence[telemetry_pb2.Telemetry]], Awaitable[None]]
 
@@ -24,6 +27,14 @@ class TrackWriter:
         self._write = write
         self._queue: list[tuple[list[telemetry_pb2.Telemetry], asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
+
+    async def warm(self) -> None:
+        """Opens the pool's first connection now rather than under the first batch."""
+        try:
+            async with self.engine.connect():
+                pass
+        except Exception as error:  # the first write retries; nothing to do here
+            log.warning("track database not reachable yet", extra={"error": repr(error)})
 
     def write(self, records: list[telemetry_pb2.Telemetry]) -> asyncio.Future[None]:
         """Queues `records`; the future is done once they are stored (or failed to be)."""
