@@ -472,6 +472,45 @@ def gateway_mqtt(
     )
 
 
+@gateway_app.command("simulate")
+def gateway_simulate(
+    protocol: Annotated[str, typer.Argument(help="mavlink or mqtt")],
+    nest: Annotated[list[str], typer.Option(help="Simulate the drones of this nest (repeat).")],
+    target: Annotated[
+        str | None,
+        typer.Option(help="HOST:PORT of the MAVLink gateway or of the MQTT broker."),
+    ] = None,
+    topic_prefix: Annotated[str, typer.Option(help="MQTT topic prefix.")] = "",
+    time_scale: Annotated[float, typer.Option(help="Physics speed-up (1 = real time).")] = 1.0,
+) -> None:
+    """The twin's drones speaking MAVLink or the DJI Cloud API, for a demo through a gateway."""
+    from gateways.simulated_fleet import drones_of, run_simulated
+
+    if protocol not in ("mavlink", "mqtt"):
+        fail(f"unknown protocol {protocol!r}; choose mavlink or mqtt")
+    default = "127.0.0.1:14550" if protocol == "mavlink" else "127.0.0.1:1883"
+    address = _host_port(target or default, "--target")
+    try:
+        drones = drones_of(nest, get_settings().reference_data)
+    except ValueError as error:
+        fail(str(error))
+    if not drones:
+        fail("those nests have no drones")
+    try:
+        asyncio.run(
+            run_simulated(
+                protocol,
+                drones,
+                target=address,
+                topic_prefix=topic_prefix,
+                time_scale=time_scale,
+                echo=typer.echo,
+            )
+        )
+    except KeyboardInterrupt:
+        pass
+
+
 @bench_app.command("gateways")
 def bench_gateways(
     frames: Annotated[int, typer.Option(help="MAVLink datagrams decoded per run.")] = 100_000,
