@@ -513,8 +513,8 @@ def gateway_simulate(
 
 @bench_app.command("gateways")
 def bench_gateways(
-    frames: Annotated[int, typer.Option(help="MAVLink datagrams decoded per run.")] = 100_000,
-    payloads: Annotated[int, typer.Option(help="MQTT OSD payloads decoded per run.")] = 100_000,
+    frames: Annotated[int, typer.Option(help="MAVLink datagrams decoded per run.")] = 50_000,
+    payloads: Annotated[int, typer.Option(help="MQTT OSD payloads decoded per run.")] = 50_000,
     vehicles: Annotated[
         int, typer.Option(help="Simulated vehicles the input is spread over.")
     ] = 50,

@@ -33,8 +33,8 @@ REPEATS = 3
 
 @dataclass(frozen=True)
 class BenchConfig:
-    frames: int = 100_000
-    payloads: int = 100_000
+    frames: int = 50_000
+    payloads: int = 50_000
     vehicles: int = 50
 
 
@@ -89,9 +89,10 @@ def _mqtt_input(cfg: BenchConfig) -> list[tuple[str, bytes]]:
 def _best_rate(count: int, once: Callable[[], None]) -> float:
     rates = []
     for _ in range(REPEATS):
-        started = time.perf_counter()
+        # CPU time of this process: the machine is shared, and both loops are single-threaded.
+        started = time.process_time()
         once()
-        rates.append(count / (time.perf_counter() - started))
+        rates.append(count / (time.process_time() - started))
     return statistics.median(rates)
 
 
@@ -166,7 +167,8 @@ def bench_mqtt(cfg: BenchConfig) -> tuple[float, float, int]:
 def run(cfg: BenchConfig, echo: Callable[[str], None]) -> None:
     echo(
         f"airgrid bench gateways: {cfg.frames:,} MAVLink datagrams and {cfg.payloads:,} MQTT "
-        f"payloads over {cfg.vehicles} vehicles; median of {REPEATS} runs each"
+        f"payloads over {cfg.vehicles} vehicles; median of {REPEATS} runs each, "
+        "rates per CPU-second"
     )
     bare, full, records = bench_mavlink(cfg)
     echo(f"  MAVLink bare pymavlink parse loop   {bare:>12,.0f} messages/s")
