@@ -307,6 +307,24 @@ async def mission_counts(session: AsyncSession) -> dict[str, int]:
     return {row[0]: int(row[1]) for row in rows}
 
 
+async def flown_slots(session: AsyncSession) -> dict[str, set[int]]:
+    """Slots of live incidents whose mission was flown to the end: done, never flown again."""
+    rows = (
+        await session.execute(
+            select(MissionRow.incident_id, MissionRow.slot)
+            .join(IncidentRow, IncidentRow.id == MissionRow.incident_id)
+            .where(
+                IncidentRow.status.in_(LIVE_STATUSES),
+                MissionRow.stage == MissionStage.COMPLETED.value,
+            )
+        )
+    ).all()
+    done: dict[str, set[int]] = {}
+    for incident_id, slot in rows:
+        done.setdefault(incident_id, set()).add(int(slot))
+    return done
+
+
 async def end_patrol(
     session: AsyncSession, *, incident_id: str, completed: bool, at: datetime, reason: str
 ) -> None:

@@ -7,14 +7,16 @@ import functools
 import logging
 import time
 import uuid
+import zlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import ConsumerRecord
 from prometheus_client import Counter, Histogram
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from airgrid.bus import ConsumerSpec, SeenIds, TopicView, header, run_batches, start_group_consumer
 from airgrid.config import Settings
@@ -249,6 +251,45 @@ class DispatchWorker:
     # -- start-up ------------------------------------------------------------------------
 
     async def run(self) -> None:
+        writer_lock = await self._become_the_writer()
+        try:
+            await self._run_as_writer()
+        finally:
+            if writer_lock is not None:
+                await writer_lock.close()
+
+    async def _become_the_writer(self) -> AsyncConnection | None:
+        """One writer per zone partition: a PostgreSQL session advisory lock on the zone of
+        this deployment (its topic prefix). A second worker waits here as a standby; when
+        the writer dies, even by SIGKILL, its connection closes, the lock is released and
+        the standby takes over, restoring from the database."""
+        engine = self.infra.engine
+        if engine.dialect.name != "postgresql":
+            return None  # SQLite: one embedded process, nothing to share
+        name = f"airgrid-dispatch/{self.infra.settings.topic_prefix}/{self.reference.zone.name}"
+        key = zlib.crc32(name.encode())
+        connection = await engine.connect()
+        waited = False
+        try:
+            while True:
+                got = await connection.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": key})
+                await connection.commit()  # the lock is the session's; no open transaction
+                if got:
+                    break
+                if not waited:
+                    log.warning(
+                        "another dispatch worker writes for this zone; standing by",
+                        extra={"zone": self.reference.zone.name},
+                    )
+                    waited = True
+                await asyncio.sleep(0.5)
+        except BaseException:
+            await connection.close()
+            raise
+        log.info("dispatch worker is the zone's writer", extra={"zone": self.reference.zone.name})
+        return connection
+
+    async def _run_as_writer(self) -> None:
         await self._restore()
         owner = asyncio.create_task(self._own_core(), name="dispatch-core")
         ticker: asyncio.Task[None] | None = None
@@ -278,6 +319,7 @@ class DispatchWorker:
             missions = await store.active_missions(session)
             attempts = await store.mission_counts(session)
             links = await store.open_links(session)
+            flown = await store.flown_slots(session)
         live = {i.id for i in incidents}
         self.core.restore(
             incidents=[request_of_row(row) for row in incidents],
@@ -296,25 +338,31 @@ class DispatchWorker:
             ],
             attempts=attempts,
             links=links,
+            done_slots=flown,
         )
         log.info(
             "dispatch core restored",
             extra={"open_incidents": len(incidents), "active_missions": len(missions)},
         )
 
-    async def _rebuild(self) -> None:
-        """Start the core again from the database, then feed it what the views know."""
+    async def _rebuild(self) -> list[Decision]:
+        """Start the core again from the database, then feed it what the views know. Feeding
+        drones may already assign waiting incidents: those decisions are returned, to be
+        stored like any other (dropping them would leave missions the database never saw)."""
         self.core = self._new_core()
         await self._restore()
+        decisions: list[Decision] = []
         for zone in self.zone_views.values():
-            self.core.upsert_zone(zone)
+            decisions += self.core.upsert_zone(zone)
         for nest in self.nest_views.values():
-            self.core.upsert_nest(nest)
+            decisions += self.core.upsert_nest(nest)
         for drone_id in sorted(self.specs):
-            self.core.upsert_drone(drone_view(self.specs[drone_id], self.states.get(drone_id)))
+            view = drone_view(self.specs[drone_id], self.states.get(drone_id))
+            decisions += self.core.upsert_drone(view)
+        return decisions
 
-    async def _report_waiting(self) -> None:
-        decisions = self.core.drain_queue()
+    async def _report_waiting(self, decisions: list[Decision] | None = None) -> None:
+        decisions = [*(decisions or []), *self.core.drain_queue()]
         for entry in self.core.queued_incidents():
             if not entry.request.patrol_route:
                 reason = entry.reason or "waiting for a drone"
@@ -444,14 +492,24 @@ class DispatchWorker:
         except IntegrityError:
             # The database disagrees with the core (a stale view or another writer): it is
             # the truth, so the core starts again from it and decides anew.
+            if self._rebuilding:
+                raise  # refused again while rebuilding: the rebuild below starts over
             log.error("decisions refused by the database; rebuilding the dispatch core")
-            await self._rebuild()
-            if not self._rebuilding:
-                self._rebuilding = True
-                try:
-                    await self._report_waiting()
-                finally:
-                    self._rebuilding = False
+            self._rebuilding = True
+            try:
+                for _ in range(3):
+                    try:
+                        await self._report_waiting(await self._rebuild())
+                        break
+                    except IntegrityError:
+                        continue
+                else:
+                    log.error(
+                        "the dispatch core keeps disagreeing with the database; is a second "
+                        "dispatch worker writing for this zone? Restart the dispatch service."
+                    )
+            finally:
+                self._rebuilding = False
             return
         self.relay.notify()
         record_decisions(decisions, self.core)
@@ -686,6 +744,23 @@ class DispatchWorker:
         )
 
 
+async def run_worker(settings: Settings) -> None:
+    """The dispatch worker and its outbox relay in a process of their own, without the REST
+    API: `python -m services.dispatch.stream`. Any number may run; one writes per zone."""
+    infra = await Infrastructure.open("dispatch", settings)
+    relay = OutboxRelay(
+        service="dispatch",
+        sessions=infra.sessions,
+        producer=infra.producer,
+        poll_seconds=settings.outbox_poll_seconds,
+    )
+    infra.spawn(relay.run(), "outbox-relay")
+    try:
+        await DispatchWorker(infra, relay).run()
+    finally:
+        await infra.close()
+
+
 _ORDER_PROTO = {
     OrderKind.LAUNCH: command_pb2.COMMAND_KIND_LAUNCH,
     OrderKind.GOTO: command_pb2.COMMAND_KIND_GOTO,
@@ -711,3 +786,12 @@ def _log_fields(decision: Decision) -> dict[str, object]:
     if isinstance(decision, Assigned):
         fields["drones"] = ",".join(a.drone_id for a in decision.assignments)
     return fields
+
+
+if __name__ == "__main__":
+    from airgrid.config import get_settings
+    from airgrid.observability import configure_logging
+
+    _settings = get_settings()
+    configure_logging(_settings.log_level, _settings.log_format, "dispatch")
+    asyncio.run(run_worker(_settings))

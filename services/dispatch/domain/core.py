@@ -202,7 +202,7 @@ class DispatchCore:
             return [Linked(incident.id, primary.request.id, reason)]
         entry = IncidentSlots(incident, open_slots=set(range(incident.drones_needed)))
         self.incidents[incident.id] = entry
-        return self._try_assign(entry, now, report_queued=True)
+        return self._serve(entry, now, report_queued=True)
 
     def cancel(self, incident_id: str, now_ms: int | None = None) -> list[Decision]:
         """Forget an incident: its drones return and waiting incidents may take them."""
@@ -231,14 +231,17 @@ class DispatchCore:
         attempts: dict[str, int] | None = None,
         links: dict[str, str] | None = None,
         on_scene: Iterable[str] = (),
+        done_slots: dict[str, set[int]] | None = None,
     ) -> None:
         """Rebuild after a restart from the database: live incidents, active missions, how
-        many missions each incident had (so new mission ids never collide) and links."""
+        many missions each incident had (so new mission ids never collide), links, and the
+        slots whose mission was flown to the end (they are done, never flown again)."""
         for incident in incidents:
             self.seen_incidents.add(incident.id)
+            done = (done_slots or {}).get(incident.id, set())
             self.incidents[incident.id] = IncidentSlots(
                 incident,
-                open_slots=set(range(incident.drones_needed)),
+                open_slots=set(range(incident.drones_needed)) - done,
                 attempts=(attempts or {}).get(incident.id, 0),
             )
         for item in missions:
@@ -276,7 +279,7 @@ class DispatchCore:
 
     def queued_incidents(self) -> list[IncidentSlots]:
         waiting = [e for e in self.incidents.values() if e.open_slots]
-        return sorted(waiting, key=lambda e: (e.rank, e.request.accepted_ms, e.request.id))
+        return sorted(waiting, key=_queue_key)
 
     def candidates(self, incident: IncidentRequest, need: int = 1) -> list[Estimate]:
         """The best idle drones' estimates (feasible first, least ETA, then most battery)."""
@@ -299,6 +302,20 @@ class DispatchCore:
             if self.incidents.get(entry.request.id) is not entry or not entry.open_slots:
                 continue
             decisions.extend(self._try_assign(entry, self.now_ms, report_queued=False))
+        return decisions
+
+    def _serve(self, entry: IncidentSlots, now: int, *, report_queued: bool) -> list[Decision]:
+        """Try entry, after every waiting incident that ranks before it: a drone may have
+        become feasible for one of those without an availability change (it moved, or its
+        battery changed a little), and it must not go to less urgent work first."""
+        decisions: list[Decision] = []
+        order = _queue_key(entry)
+        ahead = [e for e in self.queued_incidents() if e is not entry and _queue_key(e) < order]
+        for waiting in ahead:
+            if self.incidents.get(waiting.request.id) is waiting and waiting.open_slots:
+                decisions.extend(self._try_assign(waiting, now, report_queued=False))
+        if self.incidents.get(entry.request.id) is entry and entry.open_slots:
+            decisions.extend(self._try_assign(entry, now, report_queued=report_queued))
         return decisions
 
     def _try_assign(self, entry: IncidentSlots, now: int, *, report_queued: bool) -> list[Decision]:
@@ -368,7 +385,7 @@ class DispatchCore:
             # The preempted work is re-queued; an idle drone may still take it right away.
             victim = self.incidents.get(victim_id)
             if victim is not None and victim.open_slots:
-                decisions.extend(self._try_assign(victim, now, report_queued=False))
+                decisions.extend(self._serve(victim, now, report_queued=False))
         return decisions
 
     def _order_to_scene(self, incident: IncidentRequest, a: Assignment) -> DroneOrder:
@@ -562,7 +579,7 @@ class DispatchCore:
             del self.incidents[mission.incident_id]
             return decisions
         entry.open_slots.add(mission.slot)
-        decisions.extend(self._try_assign(entry, now, report_queued=True))
+        decisions.extend(self._serve(entry, now, report_queued=True))
         return decisions
 
     def _end(self, mission: Mission, stage: MissionStage, now: int, reason: str) -> list[Decision]:
@@ -735,6 +752,11 @@ class DispatchCore:
             self.index.put(drone.id, self._xy(drone.lon, drone.lat))
         else:
             self.index.remove(drone.id)
+
+
+def _queue_key(entry: IncidentSlots) -> tuple[int, int, str]:
+    """Queue order: rank (priority, patrols last), then age, then id."""
+    return (entry.rank, entry.request.accepted_ms, entry.request.id)
 
 
 def _same_availability(a: DroneView, b: DroneView) -> bool:
