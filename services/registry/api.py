@@ -61,7 +61,20 @@ from services.registry.schemas import (
     Snapshot,
 )
 
-router = APIRouter(prefix="/v1", tags=["registry"])
+
+async def _refuse_nul(request: Request, principal: CurrentPrincipal) -> None:
+    """No database text holds NUL: a path or query carrying one is a 422, never a 500."""
+    texts = [*request.path_params.values(), *request.query_params.values()]
+    if any("\x00" in str(text) for text in texts):
+        raise Problem(
+            422,
+            "Invalid request",
+            "The path or query contains a NUL character; remove it.",
+            kind="invalid-request",
+        )
+
+
+router = APIRouter(prefix="/v1", tags=["registry"], dependencies=[Depends(_refuse_nul)])
 
 T = TypeVar("T", bound=BaseModel)
 Limit = Annotated[int, Query(ge=1, le=500)]

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 
+from airgrid.bus import TopicView
 from airgrid.config import Settings, get_settings
 from airgrid.outbox import OutboxRelay
 from airgrid.reference import load_reference
 from airgrid.service_app import Infrastructure, create_service_app
+from airgrid.topics import REGISTRY_CHANGES
+from airgrid.v1 import registry_pb2
 from services.registry.api import router
 from services.registry.changes import publish_snapshot
 from services.registry.seed import seed_reference
@@ -41,9 +45,21 @@ def build_app(settings: Settings | None = None, *, seed: bool = True) -> FastAPI
         )
         app.state.relay = relay
         infra.spawn(relay.run(), "outbox-relay")
+
+        # A key revoked through another replica stops working here too, without waiting for
+        # the authenticator's cache to expire.
+        def on_change(_key: str, change: Any) -> None:
+            if change is not None and change.HasField("credential_revoked"):
+                infra.authenticator.forget(change.credential_revoked.credential_id)
+
+        revocations = TopicView(
+            settings, REGISTRY_CHANGES, registry_pb2.RegistryChange.FromString, on_update=on_change
+        )
+        await revocations.start()
         try:
             yield
         finally:
+            await revocations.stop()
             await infra.close()
 
     app = create_service_app(

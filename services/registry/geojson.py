@@ -12,7 +12,8 @@ from typing import Any
 
 from airgrid.geo import is_valid_lon_lat, ring_is_closed, ring_self_intersects
 
-MAX_RING_POSITIONS = 10_000
+# Hand-drawn zones need far fewer; the bound keeps the O(n²) crossing check cheap.
+MAX_RING_POSITIONS = 500
 
 
 def position_problems(position: Any, where: str) -> list[str]:

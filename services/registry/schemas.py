@@ -32,8 +32,29 @@ class Page(BaseModel, Generic[T]):
     offset: int
 
 
+def _nul_free(value: Any, where: str = "body") -> None:
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(f"{where} contains a NUL character; remove it")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _nul_free(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for item in value:
+            _nul_free(item, where)
+
+
 class Strict(BaseModel):
+    """A request shape: unknown fields and NUL characters (which no database text holds) are
+    refused with 422."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        _nul_free(data)
+        return data
 
 
 class PointGeometry(Strict):

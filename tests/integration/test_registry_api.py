@@ -358,6 +358,15 @@ async def test_bad_input_gets_a_4xx_problem_naming_it(registry: Registry) -> Non
         "/v1/nests", content=b"{not json", headers={**admin, "content-type": "application/json"}
     )
     assert_problem(r, 400)
+    # NUL characters, which no database text holds.
+    assert_problem(
+        await c.post(
+            "/v1/nests", json={**nest_body(unique("tn")), "name": "a\x00b"}, headers=admin
+        ),
+        422,
+        "NUL",
+    )
+    assert_problem(await c.get("/v1/drones/a%00b", headers=admin), 422, "NUL")
     # Null for a required field in an update.
     etag = (await c.get(f"/v1/nests/{nest_id}", headers=admin)).headers["etag"]
     assert_problem(

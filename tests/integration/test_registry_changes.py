@@ -290,3 +290,23 @@ async def test_import_export_round_trip_and_all_or_nothing(isolated: Settings) -
         assert len(after["nests"]) == len(document["nests"])  # nothing of the bad import
     finally:
         await engine.dispose()
+
+
+async def test_a_key_revoked_on_one_replica_stops_on_another(isolated: Settings) -> None:
+    keys = await issue_keys(isolated)
+    admin = {"Authorization": f"Bearer {keys['admin']}"}
+    fire = {"Authorization": f"Bearer {keys['fire']}"}
+    async with (
+        running_registry(isolated) as (_, first),
+        running_registry(isolated) as (_, second),
+    ):
+        assert (await second.get("/v1/nests", headers=fire)).status_code == 200  # cached there
+        fire_id = keys["fire"].split("_")[1]
+        assert (await first.delete(f"/v1/credentials/{fire_id}", headers=admin)).status_code == 204
+        assert (await first.get("/v1/nests", headers=fire)).status_code == 401
+        for _ in range(100):
+            if (await second.get("/v1/nests", headers=fire)).status_code == 401:
+                break
+            await asyncio.sleep(0.1)
+        r = await second.get("/v1/nests", headers=fire)
+        assert r.status_code == 401 and "revoked" in r.json()["detail"]
