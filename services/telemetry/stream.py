@@ -177,10 +177,6 @@ class _Decided:
     redelivered: int = 0
 
 
-def _partition_offset(record: ConsumerRecord[bytes, bytes]) -> tuple[int, int]:
-    return record.partition, record.offset
-
-
 class OffsetCommitter:
     """Commits the offsets of finished batches in the background, one commit at a time; the
     offsets of batches that finish meanwhile are merged into the next commit."""
@@ -279,6 +275,13 @@ class TelemetryWorker:
             ("ce_type", f"airgrid.feed.{POSITION_ITEM}".encode()),
             ("content-type", FEEDS[0].content_type.encode()),
         ]
+
+    @property
+    def assigned(self) -> frozenset[int]:
+        """The raw-topic partitions this worker currently owns in the consumer group."""
+        if self._consumer is None:
+            return frozenset()
+        return frozenset(tp.partition for tp in self._consumer.assignment())
 
     def on_command(self, drone_id: str, command: Any) -> None:
         """Keeps the commanded path of each drone for the off-route rule."""
@@ -389,13 +392,13 @@ class TelemetryWorker:
         order) written to the track. Live state is conflated: `airgrid.drone.state` is "latest
         state per drone", so a batch publishes one state per drone, from its newest accepted
         record; the department feeds likewise get the newest position per drone per batch."""
-        # A drone lives on one partition: its records are processed in offset order.
-        ordered = sorted(records, key=_partition_offset)
+        # A drone lives on one partition, and getmany gives each partition's records in offset
+        # order: so each drone's records are processed in the order they were produced.
         now = self.clock()
         self._last_batch_ms = now
         decided = _Decided()
         seen = self._seen
-        for record in ordered:
+        for record in records:
             ce_id = header(record, "ce_id")
             if ce_id:
                 if seen.contains(ce_id):
