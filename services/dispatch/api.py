@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
@@ -24,6 +26,7 @@ from airgrid.service_app import Infrastructure
 from airgrid.topics import DEPARTMENT_CODES, INCIDENTS
 from airgrid.v1 import incident_pb2
 from services.dispatch import idempotency, store
+from services.dispatch.domain.model import IncidentStatus, MissionStage
 from services.dispatch.models import IncidentRow, MissionRow
 from services.dispatch.schemas import (
     CancelRequest,
@@ -48,6 +51,9 @@ INCIDENTS_ACCEPTED = Counter(
 CAPABILITIES = frozenset(
     {"visual", "thermal", "zoom", "loudspeaker", "gas_sensor", "spotlight", "payload"}
 )
+INCIDENT_STATUSES = tuple(s.value for s in IncidentStatus)
+MISSION_STAGES = tuple(s.value for s in MissionStage)
+NO_FLY_KINDS = ("no-fly", "temporary")
 
 
 def _infra(request: Request) -> Infrastructure:
@@ -72,6 +78,84 @@ def _scene_point(body: IncidentCreate) -> tuple[float, float]:
         return body.location.coordinates[0], body.location.coordinates[1]
     ring = body.location.coordinates[0][:-1]
     return sum(p[0] for p in ring) / len(ring), sum(p[1] for p in ring) / len(ring)
+
+
+def _live_worker(request: Request) -> Any | None:
+    """The dispatch worker of this process once its registry view has caught up, else None
+    (then the packaged reference data stands in for the registry)."""
+    worker = getattr(request.app.state, "worker", None)
+    view = getattr(worker, "registry_view", None)
+    caught_up = getattr(view, "caught_up", None)
+    return worker if caught_up is not None and caught_up.is_set() else None
+
+
+def _fleet_capabilities(request: Request, reference: ReferenceData) -> list[frozenset[str]]:
+    """Capabilities of every registered drone, whatever its status today (it may return)."""
+    worker = _live_worker(request)
+    specs = getattr(worker, "specs", None) or {}
+    if specs:
+        return [frozenset(spec.capabilities) for spec in specs.values()]
+    return [frozenset(d.capabilities) for d in reference.drones]
+
+
+def _no_fly_zones(request: Request, reference: ReferenceData) -> Iterable[tuple[str, Any]]:
+    """(id, ring) of the no-fly polygons in force now: the live registry view when there is
+    one, else the reference geofences."""
+    now_ms = int(time.time() * 1000)
+    worker = _live_worker(request)
+    if worker is not None:
+        for zone in dict(getattr(worker, "zone_views", {})).values():
+            if zone.active_at(now_ms):
+                yield zone.id, zone.ring
+        return
+    for fence in reference.geofences:
+        if fence.kind not in NO_FLY_KINDS:
+            continue
+        starts = _iso_ms(fence.active_from)
+        ends = _iso_ms(fence.active_until)
+        if (starts and now_ms < starts) or (ends and now_ms > ends):
+            continue
+        yield fence.id, fence.ring
+
+
+def _iso_ms(value: str | None) -> int:
+    return int(datetime.fromisoformat(value).timestamp() * 1000) if value else 0
+
+
+def _validate_reachable(body: IncidentCreate, request: Request, reference: ReferenceData) -> None:
+    """Refuse what no drone could ever serve, so it is not queued forever."""
+    wanted = frozenset(body.required_capabilities)
+    capable = sum(1 for caps in _fleet_capabilities(request, reference) if wanted <= caps)
+    if capable == 0:
+        raise Problem(
+            422,
+            "Impossible capability",
+            f"No drone of the fleet carries all of {', '.join(sorted(wanted))}; ask for fewer "
+            "capabilities on one drone, or post one incident per capability.",
+            kind="impossible-capability",
+            errors=[{"field": "required_capabilities", "message": "no drone has them all"}],
+        )
+    if capable < body.drones_needed:
+        raise Problem(
+            422,
+            "Not enough capable drones",
+            f"drones_needed is {body.drones_needed} but the fleet has only {capable} drone(s) "
+            f"with {', '.join(sorted(wanted)) or 'no special capability'}; ask for at most "
+            f"{capable}.",
+            kind="impossible-capability",
+            errors=[{"field": "drones_needed", "message": f"at most {capable}"}],
+        )
+    lon, lat = _scene_point(body)
+    for zone_id, ring in _no_fly_zones(request, reference):
+        if point_in_polygon(lon, lat, ring):
+            raise Problem(
+                422,
+                "Location inside a no-fly zone",
+                f"[{lon}, {lat}] lies inside no-fly zone {zone_id}, which drones may not enter; "
+                "report the nearest point outside it (drones observe from the edge).",
+                kind="inside-no-fly-zone",
+                errors=[{"field": "location", "message": f"inside no-fly zone {zone_id}"}],
+            )
 
 
 def _validate_against_catalogue(body: IncidentCreate, reference: ReferenceData) -> None:
@@ -181,6 +265,7 @@ async def create_incident(
     require_role(principal, Role.DEPARTMENT)
     assert principal.department is not None
     _validate_against_catalogue(body, reference)
+    _validate_reachable(body, request, reference)
     if idempotency_key is not None:
         fingerprint = idempotency.request_fingerprint(await request.body())
         replay = await idempotency.claim(
@@ -273,19 +358,30 @@ async def _accept(
 async def list_incidents(
     principal: CurrentPrincipal,
     infra: InfraDep,
-    status: str | None = None,
-    department: str | None = None,
+    status: Annotated[str | None, Query(description="One of the incident statuses.")] = None,
+    department: Annotated[str | None, Query(description="Reporting department code.")] = None,
     priority: Annotated[int | None, Query(ge=1, le=4)] = None,
+    incident_type: Annotated[str | None, Query(alias="type", description="Type code.")] = None,
+    since: Annotated[datetime | None, Query(description="Accepted at or after (ISO 8601).")] = None,
+    until: Annotated[datetime | None, Query(description="Accepted before (ISO 8601).")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> IncidentPage:
     query = _visible_to(select(IncidentRow), principal)
     if status:
+        _check_choice("status", status, INCIDENT_STATUSES)
         query = query.where(IncidentRow.status == status)
     if department:
+        _check_choice("department", department, DEPARTMENT_CODES)
         query = query.where(IncidentRow.department == department)
     if priority:
         query = query.where(IncidentRow.priority == priority)
+    if incident_type:
+        query = query.where(IncidentRow.type == incident_type)
+    if since is not None:
+        query = query.where(IncidentRow.accepted_at >= _aware(since))
+    if until is not None:
+        query = query.where(IncidentRow.accepted_at < _aware(until))
     async with infra.sessions() as session:
         total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
         rows = (
@@ -295,6 +391,23 @@ async def list_incidents(
         ).all()
         items = [await _read(session, r) for r in rows]
     return IncidentPage(items=items, total=total, limit=limit, offset=offset)
+
+
+def _check_choice(name: str, value: str, choices: Iterable[str]) -> None:
+    allowed = tuple(choices)
+    if value not in allowed:
+        raise Problem(
+            400,
+            f"Unknown {name}",
+            f"That {name} matches nothing; use one of: {', '.join(allowed)}.",
+            kind="invalid-filter",
+            errors=[{"field": name, "message": "unknown value"}],
+        )
+
+
+def _aware(moment: datetime) -> datetime:
+    """A filter time without an offset is taken as UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 async def _visible_incident(session: Any, incident_id: str, principal: Principal) -> IncidentRow:
@@ -361,15 +474,19 @@ async def cancel_incident(
 async def list_missions(
     principal: CurrentPrincipal,
     infra: InfraDep,
-    stage: str | None = None,
+    stage: Annotated[str | None, Query(description="One of the mission stages.")] = None,
     drone_id: str | None = None,
+    incident_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> MissionPage:
     visible = _visible_to(select(IncidentRow.id), principal)
     query = select(MissionRow).where(MissionRow.incident_id.in_(visible.scalar_subquery()))
     if stage:
+        _check_choice("stage", stage, MISSION_STAGES)
         query = query.where(MissionRow.stage == stage)
+    if incident_id:
+        query = query.where(MissionRow.incident_id == incident_id)
     if drone_id:
         query = query.where(MissionRow.drone_id == drone_id)
     async with infra.sessions() as session:

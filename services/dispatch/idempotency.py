@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import timedelta
 
+import orjson
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -25,7 +26,13 @@ class Replay:
 
 
 def request_fingerprint(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()
+    """Hash of the JSON body with its keys sorted, so a retry that serialises the same
+    request differently (key order, spacing) is still the same request."""
+    try:
+        canonical = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONDecodeError:
+        canonical = body
+    return hashlib.sha256(canonical).hexdigest()
 
 
 async def claim(
