@@ -95,10 +95,12 @@ def record_decisions(decisions: Iterable[Decision], core: DispatchCore) -> None:
 
 def initialise_labels() -> None:
     """Every bounded label combination exists from start-up, at zero."""
+    from services.dispatch.api import INCIDENTS_ACCEPTED
     from services.dispatch.stream import DECISIONS, MISSION_STAGES
 
     for department in DEPARTMENT_CODES:
         for priority in PRIORITIES:
+            INCIDENTS_ACCEPTED.labels(department, priority)
             TIME_TO_SCENE.labels(department, priority)
             for outcome in OUTCOMES:
                 OUTCOMES_TOTAL.labels(department, priority, outcome)
