@@ -95,7 +95,7 @@ class Settings(BaseSettings):
         default=168.0, description="Telemetry: track points older than this are purged."
     )
     telemetry_batch_records: int = Field(
-        default=2000, ge=1, description="Telemetry: most raw records handled in one batch."
+        default=8000, ge=1, description="Telemetry: most raw records handled in one batch."
     )
     telemetry_fetch_wait_ms: int = Field(
         default=10,

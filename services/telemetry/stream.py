@@ -143,6 +143,7 @@ _AIRBORNE = frozenset(
 )
 POSITION_ITEM = "drone.position"
 MAX_BATCHES_IN_FLIGHT = 16
+MAX_RECORDS_IN_FLIGHT = 32_000
 
 
 async def await_batch(done: asyncio.Future[Any]) -> None:
@@ -324,8 +325,10 @@ class TelemetryWorker:
         """At least once, pipelined: the next batch is decided while earlier ones await their
         acknowledgements; offsets are committed in order, each after its batch is done, by a
         background committer (the fetch loop never waits on a commit round trip).
-        At most MAX_BATCHES_IN_FLIGHT batches wait: that bounds memory and pushes back."""
-        in_flight: deque[tuple[asyncio.Future[Any], dict[TopicPartition, int]]] = deque()
+        At most MAX_BATCHES_IN_FLIGHT batches and about MAX_RECORDS_IN_FLIGHT records wait:
+        that bounds memory and pushes back on the fetch loop."""
+        in_flight: deque[tuple[asyncio.Future[Any], dict[TopicPartition, int], int]] = deque()
+        waiting = 0
         committer = OffsetCommitter(consumer)
         try:
             while stop is None or not stop.is_set():
@@ -336,20 +339,24 @@ class TelemetryWorker:
                 if batches:
                     records = [r for partition in batches.values() for r in partition]
                     offsets = {tp: msgs[-1].offset + 1 for tp, msgs in batches.items()}
-                    in_flight.append((await self.start_batch(records), offsets))
+                    in_flight.append((await self.start_batch(records), offsets, len(records)))
+                    waiting += len(records)
                 while in_flight and (
-                    in_flight[0][0].done() or len(in_flight) > MAX_BATCHES_IN_FLIGHT
+                    in_flight[0][0].done()
+                    or len(in_flight) > MAX_BATCHES_IN_FLIGHT
+                    or waiting > MAX_RECORDS_IN_FLIGHT
                 ):
-                    done, offsets = in_flight.popleft()
+                    done, offsets, count = in_flight.popleft()
                     await done
                     committer.add(offsets)
+                    waiting -= count
             while in_flight:
-                done, offsets = in_flight.popleft()
+                done, offsets, _ = in_flight.popleft()
                 await done
                 committer.add(offsets)
             await committer.drain()
         except BaseException:
-            for done, _ in in_flight:
+            for done, _, _ in in_flight:
                 done.cancel()
             committer.cancel()
             raise
