@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from airgrid.reference import ReferenceData
 from services.registry.changes import Row, publish
-from services.registry.models import DepartmentRow, DroneRow, GeofenceRow, NestRow
+from services.registry.models import AuditRow, DepartmentRow, DroneRow, GeofenceRow, NestRow
 from services.registry.service import Actor, audit, document_of, kind_of
 
 SEED_ACTOR = Actor("seed", "system")
@@ -45,14 +46,32 @@ def _record(session: AsyncSession, row: Row, key: str) -> None:
     publish(session, row)
 
 
+async def _known_ids(session: AsyncSession) -> dict[str, set[str]]:
+    """Ids the registry has now or ever had: an entity an admin deleted is not seeded again."""
+    known: dict[str, set[str]] = {}
+    for kind, column in (
+        ("department", DepartmentRow.code),
+        ("nest", NestRow.id),
+        ("drone", DroneRow.id),
+        ("geofence", GeofenceRow.id),
+    ):
+        known[kind] = set((await session.scalars(select(column))).all())
+    audited = await session.execute(select(AuditRow.entity_kind, AuditRow.entity_id).distinct())
+    for kind, entity in audited.all():
+        known.setdefault(kind, set()).add(entity)
+    return known
+
+
 async def seed_reference(
     sessions: async_sessionmaker[AsyncSession], reference: ReferenceData
 ) -> SeedResult:
-    """Insert what is missing (never overwrites edits); returns how many rows were added."""
+    """Insert what is missing (never overwrites edits, never brings back a deleted entity);
+    returns how many rows were added."""
     added = {"departments": 0, "nests": 0, "drones": 0, "geofences": 0}
     async with sessions() as session, session.begin():
+        known = await _known_ids(session)
         for d in reference.departments:
-            if await session.get(DepartmentRow, d.code) is None:
+            if d.code not in known["department"]:
                 row = DepartmentRow(
                     code=d.code,
                     name_en=d.name_en,
@@ -65,7 +84,7 @@ async def seed_reference(
                 _record(session, row, d.code)
                 added["departments"] += 1
         for n in reference.nests:
-            if await session.get(NestRow, n.id) is None:
+            if n.id not in known["nest"]:
                 nest = NestRow(
                     id=n.id,
                     name=n.name,
@@ -82,7 +101,7 @@ async def seed_reference(
                 added["nests"] += 1
         await session.flush()
         for s in reference.drones:
-            if await session.get(DroneRow, s.id) is None:
+            if s.id not in known["drone"]:
                 drone = DroneRow(
                     id=s.id,
                     model=s.model,
@@ -103,7 +122,7 @@ async def seed_reference(
                 _record(session, drone, s.id)
                 added["drones"] += 1
         for g in reference.geofences:
-            if await session.get(GeofenceRow, g.id) is None:
+            if g.id not in known["geofence"]:
                 ring = [list(p) for p in g.ring]
                 if ring[0] != ring[-1]:
                     ring.append(ring[0])

@@ -310,3 +310,34 @@ async def test_a_key_revoked_on_one_replica_stops_on_another(isolated: Settings)
             await asyncio.sleep(0.1)
         r = await second.get("/v1/nests", headers=fire)
         assert r.status_code == 401 and "revoked" in r.json()["detail"]
+
+
+async def test_seeding_again_never_brings_back_a_deleted_entity(isolated: Settings) -> None:
+    from dataclasses import replace
+
+    from airgrid.reference import GeofenceSpec, load_reference
+    from services.registry.seed import seed_reference
+
+    keys = await issue_keys(isolated)
+    admin = {"Authorization": f"Bearer {keys['admin']}"}
+    fence_id = unique("tg")
+    async with running_registry(isolated) as (_, client):
+        assert (
+            await client.post("/v1/geofences", json=geofence_body(fence_id), headers=admin)
+        ).status_code == 201
+        r = await client.delete(f"/v1/geofences/{fence_id}", headers={**admin, "If-Match": '"1"'})
+        assert r.status_code == 204
+    ring = tuple((p[0], p[1]) for p in geofence_body(fence_id)["geometry"]["coordinates"][0])
+    zone = replace(
+        load_reference(isolated.reference_data),
+        departments=(),
+        nests=(),
+        drones=(),
+        geofences=(GeofenceSpec(fence_id, "again", "no-fly", ring, None, None, None),),
+    )
+    engine = create_engine(isolated)
+    try:
+        result = await seed_reference(session_factory(engine), zone)
+    finally:
+        await engine.dispose()
+    assert result.total == 0
