@@ -39,7 +39,7 @@ pytestmark = pytest.mark.e2e
 T = TypeVar("T")
 SERVICES = ("registry", "telemetry", "dispatch")
 MQTT_HOST, MQTT_PORT = "127.0.0.1", 1883
-TIME_SCALE = 10.0
+TIME_SCALE = 20.0
 SYSTEM_ID = 7
 
 
