@@ -110,7 +110,10 @@ class Dashboard:
             ("uptime", f"{time.monotonic() - self.started:.0f} s"),
             ("incidents posted / on scene", f"{summary['incidents_posted']} / {tts['count']}"),
             ("time to scene p50 / p95", f"{_s(tts.get('p50_s'))} / {_s(tts.get('p95_s'))}"),
-            (f"on scene within {self.sla:.0f} s", _pct(share)),
+            (
+                f"on scene within {self.sla:.0f} s",
+                _pct(share) if share is not None else "after the first arrival",
+            ),
             ("coverage (zone within SLA)", _pct(coverage)),
             ("decision latency p50 / p95", f"{_ms(latency.get('p50_s'))} / "
              f"{_ms(latency.get('p95_s'))}"),

@@ -107,6 +107,11 @@ class CoverageKeeper:
             for n in sorted(core.nests.values(), key=lambda n: n.id)
             if n.online and not n.weather_hold
         ]
+        # Nests whose gateways report them offline or held by wind (through their docked
+        # drones' faults) take no drones, even while the registry still lists them online.
+        held = [d for d in core.drones.values() if _nest_held(d)]
+        held_nests = set(self._docked_at(held, sites).values())
+        sites = [site for site in sites if site.id not in held_nests]
         docked_at = self._docked_at(available, sites)
         self.rebalancer.settle(docked_at=docked_at, idle={d.id for d in available}, now_ms=now_ms)
         reach = {r.drone_id: r for r in reachers}
@@ -132,6 +137,13 @@ class CoverageKeeper:
             if distance <= _AT_NEST_M:
                 found[drone.id] = nest_id
         return found
+
+
+_NEST_FAULTS = frozenset({"nest_offline", "wind_hold"})
+
+
+def _nest_held(drone: DroneView) -> bool:
+    return not drone.airborne and bool(_NEST_FAULTS.intersection(drone.faults))
 
 
 def _order(move: Move) -> DroneOrder:
