@@ -9,8 +9,11 @@ import pytest
 
 from airgrid.geo import LocalProjection, destination_point, point_in_polygon
 from airgrid.reference import load_reference
+from airgrid.config import Settings
+from services.dispatch.coverage import CoverageKeeper
+from services.dispatch.domain.core import DispatchCore
 from services.dispatch.domain.coverage import CoverageGrid, Reacher, reach_m, reachers_of
-from services.dispatch.domain.model import DroneView, NestView
+from services.dispatch.domain.model import DroneOrder, DroneView, NestView, OrderKind
 
 NEST = NestView("nest-a", 114.40, 30.48)
 
@@ -129,3 +132,46 @@ def test_the_reference_fleet_docked_and_charged_covers_the_whole_zone() -> None:
     lone = reachers_of([drone(lon=away[0], lat=away[1])], {}, projection, sla_seconds=300,
                        reserve_pct=20)  # fmt: skip
     assert grid.snapshot(lone).ratio == 0.0
+
+
+def _core_with_fleet(out_of_service: set[str]) -> DispatchCore:
+    """The reference fleet docked and charged; drones of out_of_service nests lost link."""
+    ref = load_reference(None)
+    core = DispatchCore(origin=ref.zone.centre)
+    nests = {n.id: NestView(n.id, n.lon, n.lat) for n in ref.nests}
+    for nest in nests.values():
+        core.upsert_nest(nest)
+    for d in ref.drones:
+        home = nests[d.home_nest]
+        view = drone(
+            id=d.id,
+            home_nest=d.home_nest,
+            capabilities=frozenset(d.capabilities),
+            lon=home.lon,
+            lat=home.lat,
+            link_ok=d.home_nest not in out_of_service,
+        )
+        core.upsert_drone(view, 1000)
+    return core
+
+
+def test_the_keeper_fills_holes_but_never_at_a_nest_reported_offline() -> None:
+    reference = load_reference(None)
+    gone = set(sorted(n.id for n in reference.nests)[::2])  # every other nest's drones out
+    core = _core_with_fleet(gone)
+    keeper = CoverageKeeper(reference, Settings())
+    assert keeper.snapshot(core).ratio < 0.95
+    orders = [o for o in keeper.rebalance(core, 10_000) if isinstance(o, DroneOrder)]
+    assert orders and all(o.kind == OrderKind.RETURN and o.nest_id for o in orders)
+    first = orders[0].nest_id
+    # Same world, but the gateway of the first target reports its docked drones offline.
+    held = _core_with_fleet(gone)
+    for d in reference.drones:
+        if d.home_nest == first:
+            held.upsert_drone(replace(held.drones[d.id], link_ok=True, faults=("nest_offline",)))
+    again = [
+        o for o in CoverageKeeper(reference, Settings()).rebalance(held, 10_000)
+        if isinstance(o, DroneOrder)
+    ]  # fmt: skip
+    assert again and first not in {o.nest_id for o in again}
+    assert keeper.rebalance(core, 11_000) == []  # within the interval: no second pass
