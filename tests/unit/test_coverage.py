@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
+from airgrid.config import Settings
 from airgrid.geo import LocalProjection, destination_point, point_in_polygon
 from airgrid.reference import load_reference
-from airgrid.config import Settings
 from services.dispatch.coverage import CoverageKeeper
 from services.dispatch.domain.core import DispatchCore
 from services.dispatch.domain.coverage import CoverageGrid, Reacher, reach_m, reachers_of
