@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -13,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from airgrid.config import Settings
+from airgrid.db import create_engine, session_factory
+from services.registry.service import Actor, delete
 
 pytestmark = pytest.mark.e2e
 
@@ -72,6 +75,19 @@ def test_seed_is_idempotent_and_export_import_round_trip_on_postgresql(
     r = airgrid(env, "registry", "import", str(broken))
     assert r.returncode != 0
     assert "nothing changed" in r.stderr and "Unknown nest" in r.stderr
+    asyncio.run(_delete_nest(settings, nest_id))
+
+
+async def _delete_nest(settings: Settings, nest_id: str) -> None:
+    """Leave the shared test database as the reference zone was."""
+    engine = create_engine(settings)
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            await delete(
+                session, kind="nest", key=nest_id, if_match="*", actor=Actor("test", "admin")
+            )
+    finally:
+        await engine.dispose()
 
 
 def test_migrations_seed_and_export_on_embedded_sqlite(tmp_path: Path) -> None:

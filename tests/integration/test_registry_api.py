@@ -378,6 +378,8 @@ async def test_bad_input_gets_a_4xx_problem_naming_it(registry: Registry) -> Non
     )
     r = await c.delete(f"/v1/drones/{first['id']}", headers={**admin, "If-Match": '"1"'})
     assert r.status_code == 204
+    r = await c.delete(f"/v1/nests/{nest_id}", headers={**admin, "If-Match": etag})
+    assert r.status_code == 204
 
 
 # -- credentials and audit --------------------------------------------------------------------

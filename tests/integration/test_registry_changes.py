@@ -19,7 +19,7 @@ from airgrid.db import create_engine, session_factory
 from airgrid.outbox import OutboxRecord
 from airgrid.topics import REGISTRY_CHANGES
 from airgrid.v1 import registry_pb2
-from services.registry.service import Actor
+from services.registry.service import Actor, delete
 from services.registry.transfer import ImportRejected, export_registry, import_registry
 from tests.integration.test_registry_api import (
     geofence_body,
@@ -288,6 +288,8 @@ async def test_import_export_round_trip_and_all_or_nothing(isolated: Settings) -
         async with sessions() as session:
             after = await export_registry(session)
         assert len(after["nests"]) == len(document["nests"])  # nothing of the bad import
+        async with sessions() as session, session.begin():
+            await delete(session, kind="nest", key=nest_id, if_match="*", actor=actor)
     finally:
         await engine.dispose()
 
