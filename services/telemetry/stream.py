@@ -144,6 +144,10 @@ _AIRBORNE = frozenset(
 POSITION_ITEM = "drone.position"
 MAX_BATCHES_IN_FLIGHT = 16
 MAX_RECORDS_IN_FLIGHT = 32_000
+# Link lost is checked whenever event time moved on by this much (it fires after 15 s).
+LINK_CHECK_STEP_MS = 250
+# A geofence created or changed in the registry takes effect on the stream within this.
+ZONES_REFRESH_MS = 1_000
 
 
 async def await_batch(done: asyncio.Future[Any]) -> None:
@@ -256,6 +260,9 @@ class TelemetryWorker:
         self._seen = SeenIds()
         self._last_batch_ms = clock()
         self._state_topic = topic_name(settings, DRONE_STATE)
+        self._zones: list[NoFlyZone] | None = None
+        self._link_checked_ms = 0
+        self._zones_at = 0
         self._raw_topic = topic_name(settings, TELEMETRY_RAW)
         self._feed_topics = {
             code: topic_name(settings, feed_topic(code)) for code in DEPARTMENT_CODES
@@ -453,7 +460,7 @@ class TelemetryWorker:
         return states
 
     def _anomalies(self, accepted: list[telemetry_pb2.Telemetry]) -> list[Transition]:
-        zones = no_fly_zones(self.registry)
+        zones = self._no_fly_zones()
         transitions: list[Transition] = []
         observe = self.anomalies.observe
         for record in accepted:
@@ -468,9 +475,22 @@ class TelemetryWorker:
             found = observe(position, zones)
             if found:
                 transitions.extend(found)
-        self._forget_moved_drones()
-        transitions.extend(self.anomalies.advance(self.anomalies.watermark_ms))
+        # Link lost walks every drone: done when event time moved on by LINK_CHECK_STEP_MS,
+        # not for every small batch at the live rate.
+        watermark = self.anomalies.watermark_ms
+        if watermark - self._link_checked_ms >= LINK_CHECK_STEP_MS:
+            self._link_checked_ms = watermark
+            self._forget_moved_drones()
+            transitions.extend(self.anomalies.advance(watermark))
         return transitions
+
+    def _no_fly_zones(self) -> list[NoFlyZone]:
+        """The registry view's no-fly zones, rebuilt at most every ZONES_REFRESH_MS: reading
+        them walks the whole registry, too much for every small batch at the live rate."""
+        now = self.clock()
+        if self._zones is None or now - self._zones_at >= ZONES_REFRESH_MS:
+            self._zones, self._zones_at = no_fly_zones(self.registry), now
+        return self._zones
 
     def _forget_moved_drones(self) -> None:
         """After a rebalance, drones whose partition went to another worker are that worker's
