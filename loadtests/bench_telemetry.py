@@ -59,6 +59,9 @@ class Figures:
     state_ms: list[float] = field(default_factory=list)
     feed_ms: list[float] = field(default_factory=list)
     produced_rate: float = 0.0
+    # CPU of the worker's process (worker, its views and the bench loop) per handled record.
+    backlog_cpu_us: float = 0.0
+    live_cpu_us: float = 0.0
     handled_rate: float = 0.0
 
 
@@ -412,16 +415,19 @@ async def run_pipeline_bench(settings: Settings, cfg: BenchConfig) -> Figures:
     task = asyncio.create_task(worker.run(stop))
     context = multiprocessing.get_context("spawn")
     observing = ObserverProcess(context, settings)
+    cpu_started = time.process_time()
     try:
         while worker.handled < cfg.records:
             if task.done():
                 task.result()
             await asyncio.sleep(0.05)
         figures.pipeline_rate = worker.handled / (worker.last_batch_at - worker.first_batch_at)
+        figures.backlog_cpu_us = (time.process_time() - cpu_started) / worker.handled * 1e6
 
         await observing.start()
         before = worker.handled
         started = time.perf_counter()
+        cpu_started = time.process_time()
         produced = context.Value("q", 0)
         child = context.Process(
             target=live_load,
@@ -443,6 +449,8 @@ async def run_pipeline_bench(settings: Settings, cfg: BenchConfig) -> Figures:
                 break
             await asyncio.sleep(0.1)
         figures.handled_rate = (worker.handled - before) / (time.perf_counter() - started)
+        live_cpu_s = time.process_time() - cpu_started
+        figures.live_cpu_us = live_cpu_s / max(worker.handled - before, 1) * 1e6
         await asyncio.sleep(0.5)  # the observers' last fetch
         figures.state_ms, figures.feed_ms = await observing.samples()
     finally:
@@ -485,6 +493,10 @@ def run(cfg: BenchConfig, settings: Settings, print_line: Callable[[str], None])
     print_line(
         f"live load {cfg.rate:,.0f} records/s asked, {figures.produced_rate:,.0f}/s produced, "
         f"{figures.handled_rate:,.0f}/s handled (until the backlog drained)"
+    )
+    print_line(
+        f"worker process CPU per record: {figures.backlog_cpu_us:.1f} us (backlog), "
+        f"{figures.live_cpu_us:.1f} us (live)"
     )
     for name, samples in (("record->state", figures.state_ms), ("record->feed", figures.feed_ms)):
         print_line(
