@@ -8,6 +8,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 from fastapi import FastAPI, Request
@@ -125,6 +126,20 @@ def is_database_down(error: BaseException) -> bool:
     return False
 
 
+def is_unstorable_text(error: BaseException) -> bool:
+    """True when the database refused a value of the request (NUL in text, bad encoding)."""
+    current: BaseException | None = error
+    for _ in range(8):
+        if current is None:
+            return False
+        if isinstance(
+            current, asyncpg.CharacterNotInRepertoireError | asyncpg.UntranslatableCharacterError
+        ):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 _SECRETS = re.compile(
     r"(ag_[0-9a-f]{16}_)[A-Za-z0-9_-]{8,}"
     r"|((?:authorization|bearer|password|api[_-]?key)[\"']?\s*[:=]?\s*(?:bearer\s+)?)"
@@ -166,10 +181,81 @@ def install_credential_redactor() -> None:
             handler.addFilter(CredentialRedactor())
 
 
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "RFC 9457 problem details; `detail` says what to do.",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+    },
+    "additionalProperties": True,
+}
+
+# Answers that the shared shell itself gives on any /v1 operation.
+SHELL_PROBLEMS = {
+    "400": "Malformed request (for example a body that is not JSON)",
+    "401": "Missing, unknown, revoked or expired credential",
+    "403": "The credential's role or scope does not allow this",
+    "413": "Request body too large",
+    "422": "The request does not match the schema; `errors` lists the fields",
+    "429": "Too many requests from this credential; see Retry-After",
+    "503": "A dependency (the database) is down; see Retry-After",
+}
+
+
+def document_shell_problems(schema: dict[str, Any]) -> dict[str, Any]:
+    """Add the problem+json answers of the shell to every /v1 operation of an OpenAPI document;
+    FastAPI's own 422 shape is replaced by the problem shape that is actually sent."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.setdefault("Problem", PROBLEM_SCHEMA)
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    retry_after = {"Retry-After": {"schema": {"type": "string"}, "description": "Seconds"}}
+    for path, operations in schema.get("paths", {}).items():
+        for operation in operations.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            wanted = dict(SHELL_PROBLEMS) if path.startswith("/v1/") else {}
+            if "{" in path and path.startswith("/v1/"):
+                wanted["404"] = "No such resource that you may see"
+            if path == "/readyz":
+                wanted["503"] = "Not ready: a dependency is unreachable"
+            for code, description in wanted.items():
+                current = responses.get(code)
+                fastapi_422 = (
+                    code == "422"
+                    and current is not None
+                    and "HTTPValidationError" in str(current.get("content", ""))
+                )
+                if current is None or fastapi_422:
+                    responses[code] = {"description": description, "content": problem}
+                    if code in ("429", "503"):
+                        responses[code]["headers"] = retry_after
+                else:
+                    current.setdefault("content", {}).setdefault(
+                        "application/problem+json", problem["application/problem+json"]
+                    )
+    return schema
+
+
 def install_database_down_handler(app: FastAPI, retry_after_seconds: int) -> None:
     """A database outage answers 503 with Retry-After, never 500; other errors stay 500."""
 
     async def database_down(request: Request, error: Exception) -> Response:
+        if is_unstorable_text(error):
+            return problem_response(
+                422,
+                "Invalid request",
+                "A text value contains a character the database cannot store (such as NUL, "
+                "U+0000); remove it and retry.",
+                kind="invalid-request",
+                instance=request.url.path,
+                errors=[{"field": "text", "message": "contains an unstorable character"}],
+            )
         if not is_database_down(error):
             log.error(
                 "unhandled error",
@@ -224,6 +310,13 @@ def create_service_app(
     app.add_middleware(
         RateLimit, per_second=settings.rate_limit_per_second, burst=settings.rate_limit_burst
     )
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_shell_problems(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")
     async def healthz() -> dict[str, str]:

@@ -4,8 +4,9 @@ Module-scoped per test module, so each security module gets apps of its own topi
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
@@ -17,6 +18,8 @@ from airgrid.auth import Role, issue_credential
 from airgrid.bus import ensure_topics
 from airgrid.config import Settings
 from airgrid.db import create_engine, session_factory
+from airgrid.migrate import upgrade
+from tests.conftest import _drop_database, _recreate_database
 
 SERVICES = ("registry", "telemetry", "dispatch")
 # The callers of the matrix: role, department, and whether it is bound to a nest (gateways).
@@ -64,11 +67,23 @@ def build(service: str, settings: Settings) -> FastAPI:
     return app
 
 
+@pytest.fixture(scope="session")
+def security_settings(settings: Settings) -> Iterator[Settings]:
+    """A database of its own: generated writes (schemathesis as admin) never touch the data
+    that the other suites share."""
+    url = f"{settings.sqlalchemy_url}_security"
+    asyncio.run(_recreate_database(url))
+    s = settings.model_copy(update={"database_url": url})
+    upgrade(s)
+    yield s
+    asyncio.run(_drop_database(url))
+
+
 @pytest.fixture(scope="module")
-async def services(settings: Settings) -> AsyncIterator[Services]:
+async def services(security_settings: Settings) -> AsyncIterator[Services]:
     from airgrid.reference import load_reference
 
-    s = settings.model_copy(update={"topic_prefix": f"s{uuid.uuid4().hex[:8]}."})
+    s = security_settings.model_copy(update={"topic_prefix": f"s{uuid.uuid4().hex[:8]}."})
     await ensure_topics(s)
     nest_id = load_reference(s.reference_data).nests[0].id
     keys = await issue_keys(s, nest_id)

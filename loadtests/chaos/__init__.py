@@ -1,0 +1,1 @@
+"""Fault injection: a private PostgreSQL cluster, broker outages, worker kills, figures."""
