@@ -77,6 +77,8 @@ async def _refuse_nul(request: Request, principal: CurrentPrincipal) -> None:
 router = APIRouter(prefix="/v1", tags=["registry"], dependencies=[Depends(_refuse_nul)])
 
 T = TypeVar("T", bound=BaseModel)
+EntityKind = Literal["department", "nest", "drone", "geofence"]
+ENTITY_KINDS = ("department", "nest", "drone", "geofence")
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 IfMatch = Annotated[
@@ -850,15 +852,26 @@ async def list_audit(
     response_model=Snapshot,
     summary="The whole registry now: rebuild from it plus airgrid.registry.changes",
 )
-async def snapshot(principal: OverseerPrincipal, infra: InfraDep) -> Snapshot:
+async def snapshot(
+    principal: OverseerPrincipal,
+    infra: InfraDep,
+    include: Annotated[
+        list[EntityKind] | None,
+        Query(description="Only these kinds (repeat the parameter); all when omitted."),
+    ] = None,
+) -> Snapshot:
     async with infra.sessions() as session, session.begin():
-        return await take_snapshot(session, topic_name(infra.settings, REGISTRY_CHANGES))
+        return await take_snapshot(
+            session, topic_name(infra.settings, REGISTRY_CHANGES), set(include or ENTITY_KINDS)
+        )
 
 
-async def take_snapshot(session: AsyncSession, topic: str) -> Snapshot:
+async def take_snapshot(session: AsyncSession, topic: str, kinds: set[str]) -> Snapshot:
     taken_at = utcnow()
 
     async def everything(cls: type[Any], order: Any, read: type[T]) -> list[T]:
+        if service.kind_of(cls()) not in kinds:
+            return []
         rows: Sequence[Any] = (await session.scalars(select(cls).order_by(order))).all()
         return [read.model_validate(service.document_of(r)) for r in rows]
 

@@ -213,6 +213,10 @@ async def test_snapshot_plus_topic_rebuild_the_registry(
         snapshot = r.json()
         assert snapshot["topic"] == topic_name(isolated, REGISTRY_CHANGES)
         assert len(snapshot["departments"]) >= 11 and len(snapshot["drones"]) >= 186
+        only = (
+            await client.get("/v1/snapshot", params={"include": "nest"}, headers=operator)
+        ).json()
+        assert only["nests"] and not only["drones"] and not only["departments"]
         view: dict[str, dict[str, Any]] = {}
         for kind, key_field in (
             ("departments", "code"),
