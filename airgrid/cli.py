@@ -511,6 +511,20 @@ def gateway_simulate(
         pass
 
 
+@bench_app.command("dispatch")
+def bench_dispatch(
+    seconds: Annotated[float, typer.Option(help="Seconds of load per rate in (a).")] = 3.0,
+    queries: Annotated[int, typer.Option(help="Identical queries for core and peers.")] = 300,
+    posts: Annotated[int, typer.Option(help="Incidents posted per mode in (c).")] = 60,
+    big_fleet: Annotated[int, typer.Option(help="The large fleet size.")] = 10_000,
+) -> None:
+    """Dispatch: decision latency, core vs Redis GEOSEARCH / PostGIS KNN, POST -> decision."""
+    from loadtests.bench_dispatch import BenchConfig, run
+
+    cfg = BenchConfig(seconds=seconds, queries=queries, posts=posts, fleets=(186, big_fleet))
+    run(cfg, get_settings(), typer.echo)
+
+
 @bench_app.command("gateways")
 def bench_gateways(
     frames: Annotated[int, typer.Option(help="MAVLink datagrams decoded per run.")] = 50_000,

@@ -15,6 +15,8 @@ import logging
 import os
 import uuid
 import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -46,6 +48,8 @@ OUTBOX_CHANNEL = "airgrid_outbox"
 # Tells this process's own NOTIFYs apart: its relays were already woken after the commit.
 _PROCESS_TOKEN = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
 _PENDING_SERVICES = "airgrid_outbox_services"
+_ENQUEUED = "airgrid_outbox_enqueued"
+_FLUSHED = "airgrid_outbox_flushed"
 _local_relays: dict[str, weakref.WeakSet[OutboxRelay]] = {}
 
 
@@ -90,7 +94,45 @@ def enqueue(
     )
     session.add(record)
     session.info.setdefault(_PENDING_SERVICES, set()).add(service)
+    session.info.setdefault(_ENQUEUED, []).append(record)
     return record
+
+
+@dataclass(frozen=True)
+class Committed:
+    """An outbox row as it was committed: what a relay needs to publish it without a read."""
+
+    id: int
+    service: str
+    topic: str
+    key: str | None
+    ce_id: str
+    ce_type: str
+    content_type: str
+    payload: bytes
+
+
+@event.listens_for(Session, "after_flush_postexec")
+def _remember_flushed(session: Session, _context: Any) -> None:
+    """Copy enqueued rows once flushed (their ids are known now; after the commit they may
+    be expired and unreadable without a query)."""
+    enqueued = session.info.get(_ENQUEUED)
+    if not enqueued:
+        return
+    still_pending = []
+    flushed = session.info.setdefault(_FLUSHED, [])
+    for record in enqueued:
+        values = vars(record)
+        if values.get("id") is None:
+            still_pending.append(record)
+            continue
+        flushed.append(
+            Committed(
+                values["id"], values["service"], values["topic"], values["key"],
+                values["ce_id"], values["ce_type"], values["content_type"], values["payload"],
+            )
+        )  # fmt: skip
+    session.info[_ENQUEUED] = still_pending
 
 
 @event.listens_for(Session, "before_commit")
@@ -100,6 +142,8 @@ def _notify_other_processes(session: Session) -> None:
     if not services or session.get_bind().dialect.name != "postgresql":
         return
     for service in sorted(services):
+        if any(relay.caught_up for relay in _local_relays.get(service, ())):
+            continue  # a relay here publishes it right after the commit; spare the round trip
         session.execute(
             text("SELECT pg_notify(:channel, :payload)"),
             {"channel": OUTBOX_CHANNEL, "payload": f"{service} {_PROCESS_TOKEN}"},
@@ -108,14 +152,18 @@ def _notify_other_processes(session: Session) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _wake_local_relays(session: Session) -> None:
+    committed: list[Committed] = session.info.pop(_FLUSHED, [])
+    session.info.pop(_ENQUEUED, None)
     for service in session.info.pop(_PENDING_SERVICES, ()):
+        rows = [row for row in committed if row.service == service]
         for relay in list(_local_relays.get(service, ())):
-            relay.notify()
+            relay.hand_over(rows)
 
 
 @event.listens_for(Session, "after_rollback")
 def _forget_rolled_back(session: Session) -> None:
-    session.info.pop(_PENDING_SERVICES, None)
+    for name in (_PENDING_SERVICES, _ENQUEUED, _FLUSHED):
+        session.info.pop(name, None)
 
 
 class OutboxRelay:
@@ -144,12 +192,39 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.listen = listen
         self.wakeup = asyncio.Event()
+        self.handed_over: list[Committed] = []
+        self.read_wanted = True
+        self.caught_up = False
+        """True after a read found no backlog: then rows handed over by a commit are newer
+        than anything pending, and may go out in commit order without reading them back."""
         self.listening = asyncio.Event()
         """Set while the LISTEN connection is up (PostgreSQL only)."""
 
     def notify(self) -> None:
-        """Publish now. Commits that enqueue call it for you, after the commit."""
+        """Publish whatever is pending now (read from the table). Commits that enqueue wake
+        the relay by themselves; call this after writing outbox rows some other way."""
+        self.read_wanted = True
         self.wakeup.set()
+
+    def hand_over(self, rows: list[Committed]) -> None:
+        """Rows this process just committed: published without a database read when the
+        relay has no backlog (the read is the slowest step on a busy database)."""
+        if self.caught_up:
+            self.handed_over.extend(rows)
+            self.wakeup.set()
+        else:
+            self.notify()
+
+    async def publish_handed_over(self) -> int:
+        rows, self.handed_over = self.handed_over, []
+        if not rows:
+            return 0
+        try:
+            await self._publish(rows)
+        except BaseException:
+            self.caught_up = False  # they stay pending in the table; the read finds them
+            raise
+        return len(rows)
 
     async def publish_pending(self) -> int:
         async with self.sessions() as session:
@@ -163,8 +238,18 @@ class OutboxRelay:
                 )
             ).all()
         OUTBOX_BACKLOG.labels(self.service).set(len(rows))
+        self.caught_up = len(rows) < self.batch_size
         if not rows:
             return 0
+        try:
+            await self._publish(rows)
+        except BaseException:
+            self.caught_up = False
+            raise
+        return len(rows)
+
+    async def _publish(self, rows: Sequence[OutboxRecord | Committed]) -> None:
+        """Send in order, wait for every acknowledgement, then mark them published."""
         futures = [
             await self.producer.send(
                 row.topic,
@@ -178,13 +263,16 @@ class OutboxRelay:
         ]
         await asyncio.gather(*futures)
         async with self.sessions() as session, session.begin():
+            if session.get_bind().dialect.name == "postgresql":
+                # Losing this mark in a crash only republishes (consumers deduplicate on
+                # ce_id), so it need not wait for the WAL flush: the relay is free sooner.
+                await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
             await session.execute(
                 update(OutboxRecord)
                 .where(OutboxRecord.id.in_([row.id for row in rows]))
                 .values(published_at=utcnow())
             )
         OUTBOX_PUBLISHED.labels(self.service).inc(len(rows))
-        return len(rows)
 
     async def run(self) -> None:
         _local_relays.setdefault(self.service, weakref.WeakSet()).add(self)
@@ -209,7 +297,11 @@ class OutboxRelay:
             # Cleared before reading, so a commit landing during the publish is not lost.
             self.wakeup.clear()
             try:
-                published = await self.publish_pending()
+                await self.publish_handed_over()
+                published = 0
+                if self.read_wanted:
+                    self.read_wanted = False
+                    published = await self.publish_pending()
                 failures = 0
             except asyncio.CancelledError:
                 raise
@@ -219,12 +311,16 @@ class OutboxRelay:
                     "outbox relay could not publish; will retry",
                     extra={"service": self.service, "error": repr(error), "failures": failures},
                 )
+                self.read_wanted = True
                 await asyncio.sleep(min(5.0, 0.2 * 2**failures))
                 continue
             if published == self.batch_size:
+                self.read_wanted = True
                 continue
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self.wakeup.wait(), timeout=self.poll_seconds)
+            except TimeoutError:
+                self.read_wanted = True  # the fallback poll
 
     async def _listen(self, engine: AsyncEngine) -> None:
         """LISTEN on its own connection; reconnects after a database outage."""

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from airgrid.auth import CurrentPrincipal, Principal, Role, require_role
 from airgrid.db import transaction, utcnow
 from airgrid.geo import point_in_polygon
-from airgrid.outbox import OutboxRelay, enqueue
+from airgrid.outbox import enqueue
 from airgrid.problems import Problem
 from airgrid.reference import ReferenceData
 from airgrid.service_app import Infrastructure
@@ -64,13 +64,8 @@ def _reference(request: Request) -> ReferenceData:
     return request.app.state.reference  # type: ignore[no-any-return]
 
 
-def _relay(request: Request) -> OutboxRelay:
-    return request.app.state.relay  # type: ignore[no-any-return]
-
-
 InfraDep = Annotated[Infrastructure, Depends(_infra)]
 ReferenceDep = Annotated[ReferenceData, Depends(_reference)]
-RelayDep = Annotated[OutboxRelay, Depends(_relay)]
 
 
 def _scene_point(body: IncidentCreate) -> tuple[float, float]:
@@ -225,6 +220,26 @@ async def _read(session: Any, row: IncidentRow) -> IncidentRead:
     )
 
 
+def _read_new(row: IncidentRow, accepted_at: datetime) -> IncidentRead:
+    return IncidentRead(
+        id=row.id,
+        department=row.department,
+        type=row.type,
+        priority=row.priority,
+        status=row.status,
+        status_reason=None,
+        location=row.geometry,
+        required_capabilities=row.required_capabilities,
+        drones_needed=row.drones_needed,
+        on_scene_seconds=row.on_scene_seconds,
+        description=row.description,
+        shared_with=row.shared_with,
+        accepted_at=accepted_at,
+        missions=[],
+        timeline=[StageRead(stage="accepted", at=accepted_at)],
+    )
+
+
 def _visible_to(query: Select[Any], principal: Principal) -> Select[Any]:
     if principal.role in (Role.OPERATOR, Role.ADMIN):
         return query
@@ -259,7 +274,6 @@ async def create_incident(
     principal: CurrentPrincipal,
     infra: InfraDep,
     reference: ReferenceDep,
-    relay: RelayDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Response:
     require_role(principal, Role.DEPARTMENT)
@@ -274,7 +288,7 @@ async def create_incident(
         if replay is not None:
             return _json(replay.status_code, replay.body, {"Idempotent-Replayed": "true"})
     try:
-        return await _accept(body, principal, infra, relay, idempotency_key)
+        return await _accept(body, principal, infra, idempotency_key)
     except BaseException:
         if idempotency_key is not None:
             await idempotency.release(infra.sessions, caller=principal.caller, key=idempotency_key)
@@ -285,7 +299,6 @@ async def _accept(
     body: IncidentCreate,
     principal: Principal,
     infra: Infrastructure,
-    relay: OutboxRelay,
     idempotency_key: str | None,
 ) -> Response:
     assert principal.department is not None
@@ -339,7 +352,8 @@ async def _accept(
             payload=event.SerializeToString(),
             ce_id=f"{incident_id}:accepted",
         )
-        read = await _read(session, row)
+        # Just created: no mission yet and one stage, so no need to read them back.
+        read = _read_new(row, now)
         payload = orjson.dumps(jsonable_encoder(read))
         if idempotency_key is not None:
             await idempotency.complete(
@@ -349,7 +363,6 @@ async def _accept(
                 status_code=201,
                 body=payload,
             )
-    relay.notify()
     INCIDENTS_ACCEPTED.labels(principal.department, str(body.priority)).inc()
     return _json(201, payload, {"Location": f"/v1/incidents/{incident_id}"})
 
@@ -434,7 +447,6 @@ async def cancel_incident(
     incident_id: str,
     principal: CurrentPrincipal,
     infra: InfraDep,
-    relay: RelayDep,
     body: CancelRequest | None = None,
 ) -> IncidentRead:
     require_role(principal, Role.DEPARTMENT, Role.ADMIN)
@@ -466,7 +478,6 @@ async def cancel_incident(
         )
         await session.flush()
         read = await _read(session, row)
-    relay.notify()
     return read
 
 

@@ -1,0 +1,592 @@
+"""Dispatch benchmark, one run: (a) the core's decision latency (incident consumed ->
+decision produced) at 10, 100 and 1,000 incidents/s with 186 and 10,000 drones; (b) the
+core's full decision against one Redis GEOSEARCH and one PostGIS KNN round trip on the same
+drones and queries; (c) POST /v1/incidents -> decision visible on GET, immediate outbox
+publication against the polling relay it replaced."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import random
+import socket
+import statistics
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from tempfile import mkdtemp
+from typing import Any
+
+import asyncpg
+import httpx
+from sqlalchemy.engine import make_url
+
+from airgrid.auth import Role, issue_credential
+from airgrid.broker import EmbeddedBroker
+from airgrid.bus import Producer, ensure_topics, now_ms
+from airgrid.config import Settings
+from airgrid.db import create_engine, session_factory
+from airgrid.geo import point_in_polygon
+from airgrid.migrate import upgrade
+from airgrid.reference import DroneSpec, ReferenceData, load_reference
+from airgrid.topics import DRONE_STATE, REGISTRY_CHANGES
+from airgrid.v1 import drone_state_pb2, incident_pb2, registry_pb2, telemetry_pb2
+from services.dispatch.domain.core import DispatchCore
+from services.dispatch.domain.model import Assigned, DroneView, NestView
+from services.dispatch.domain.nofly import NoFlyZone
+
+Print = Callable[[str], None]
+
+DECISION_P99_TARGET_MS = 5.0
+POST_TO_DECISION_P99_TARGET_MS = 50.0
+PEER_RATIO_TARGET = 10.0
+CAPABILITY_SETS = (("thermal",), ("visual",), ("zoom",), ())
+NO_FLY_KINDS = ("no-fly", "temporary")
+
+
+@dataclass
+class BenchConfig:
+    rates: tuple[float, ...] = (10.0, 100.0, 1000.0)
+    fleets: tuple[int, ...] = (186, 10_000)
+    seconds: float = 3.0
+    min_samples: int = 30
+    queries: int = 300
+    posts: int = 60
+    post_rate: float = 10.0
+    seed: int = 7
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    postgres_admin_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@dataclass
+class Figures:
+    decision_ms: dict[tuple[int, float], list[float]] = field(default_factory=dict)
+    core_full_ms: dict[int, list[float]] = field(default_factory=dict)
+    core_search_ms: dict[int, list[float]] = field(default_factory=dict)
+    redis_ms: dict[int, list[float]] = field(default_factory=dict)
+    postgis_ms: dict[int, list[float]] = field(default_factory=dict)
+    post_immediate_ms: list[float] = field(default_factory=list)
+    post_polling_ms: list[float] = field(default_factory=list)
+    answered_ms: list[float] = field(default_factory=list)
+    database_ms: list[float] = field(default_factory=list)
+    commit_ms: list[float] = field(default_factory=list)
+
+
+def percentile(samples: list[float], q: float) -> float:
+    if not samples:
+        return float("nan")
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b and not math.isnan(a) and not math.isnan(b) else float("nan")
+
+
+# -- the zone, the fleet and the incidents -------------------------------------------------
+
+
+def _no_fly(reference: ReferenceData) -> list[NoFlyZone]:
+    return [
+        NoFlyZone(g.id, g.ring)
+        for g in reference.geofences
+        if g.kind in NO_FLY_KINDS  # time windows are ignored: the bench flies around all
+    ]
+
+
+def random_scene(reference: ReferenceData, rng: random.Random) -> tuple[float, float]:
+    """A point in the zone and outside every no-fly polygon, as the API would accept."""
+    lons = [p[0] for p in reference.zone.boundary]
+    lats = [p[1] for p in reference.zone.boundary]
+    zones = _no_fly(reference)
+    while True:
+        lon, lat = rng.uniform(min(lons), max(lons)), rng.uniform(min(lats), max(lats))
+        if point_in_polygon(lon, lat, reference.zone.boundary) and not any(
+            point_in_polygon(lon, lat, z.ring) for z in zones
+        ):
+            return lon, lat
+
+
+@dataclass(frozen=True)
+class BenchDrone:
+    spec: DroneSpec
+    id: str
+    lon: float
+    lat: float
+    airborne: bool
+
+
+def fleet(reference: ReferenceData, size: int, rng: random.Random) -> list[BenchDrone]:
+    """The reference drones docked at home; beyond 186, clones spread over the nests, a
+    fifth of them airborne somewhere in the zone."""
+    nests = {n.id: n for n in reference.nests}
+    drones = [
+        BenchDrone(d, d.id, nests[d.home_nest].lon, nests[d.home_nest].lat, False)
+        for d in reference.drones[:size]
+    ]
+    while len(drones) < size:
+        spec = reference.drones[len(drones) % len(reference.drones)]
+        nest = rng.choice(reference.nests)
+        if rng.random() < 0.2:
+            lon, lat = random_scene(reference, rng)
+            airborne = True
+        else:
+            lon, lat, airborne = nest.lon, nest.lat, False
+        spec = DroneSpec(**{**spec.__dict__, "home_nest": nest.id})
+        drones.append(BenchDrone(spec, f"bench-dr-{len(drones):05d}", lon, lat, airborne))
+    return drones
+
+
+def drone_view(drone: BenchDrone) -> DroneView:
+    s = drone.spec
+    return DroneView(
+        id=drone.id, home_nest=s.home_nest, capabilities=frozenset(s.capabilities),
+        cruise_speed_mps=s.cruise_speed_mps, climb_rate_mps=s.climb_rate_mps,
+        cruise_altitude_m=s.cruise_altitude_m, launch_delay_s=s.launch_delay_s,
+        endurance_s=s.endurance_s, lon=drone.lon, lat=drone.lat, battery_pct=95.0,
+        airborne=drone.airborne, link_ok=True,
+        mode=telemetry_pb2.FLIGHT_MODE_CRUISING if drone.airborne
+        else telemetry_pb2.FLIGHT_MODE_DOCKED,
+    )  # fmt: skip
+
+
+def build_core(reference: ReferenceData, drones: list[BenchDrone], at_ms: int) -> DispatchCore:
+    core = DispatchCore(origin=reference.zone.centre)
+    for zone in _no_fly(reference):
+        core.upsert_zone(zone)
+    for n in reference.nests:
+        core.upsert_nest(NestView(n.id, n.lon, n.lat, wind_hold_mps=n.wind_hold_mps))
+    for drone in drones:
+        core.upsert_drone(drone_view(drone), at_ms)
+    return core
+
+
+def incident_bytes(reference: ReferenceData, rng: random.Random, n: int, at_ms: int) -> bytes:
+    """An accepted incident as the worker consumes it from airgrid.incidents."""
+    lon, lat = random_scene(reference, rng)
+    types = reference.incident_types
+    return incident_pb2.IncidentEvent(
+        accepted=incident_pb2.Incident(
+            id=f"bench-inc-{n:07d}", department="fire", type=types[n % len(types)].code,
+            priority=1 + n % 4, lon=lon, lat=lat,
+            required_capabilities=CAPABILITY_SETS[n % len(CAPABILITY_SETS)], drones_needed=1,
+            on_scene_seconds=600, accepted_time_ms=at_ms,
+        )
+    ).SerializeToString()  # fmt: skip
+
+
+def decide(core: DispatchCore, record: bytes, at_ms: int) -> list[Any]:
+    """What the worker does between consuming a record and having a decision: decode it,
+    build the core's request and run the core (search, feasibility, detours)."""
+    from services.dispatch.stream import request_of
+
+    incident = incident_pb2.IncidentEvent.FromString(record).accepted
+    return core.accept(request_of(incident), at_ms)
+
+
+# -- (a) decision latency at a fixed rate ----------------------------------------------------
+
+
+def decision_latency(
+    core: DispatchCore, reference: ReferenceData, rate: float, count: int, seed: int
+) -> list[float]:
+    """Open loop at `rate`: latency counts from the record's arrival, so a core slower than
+    the rate shows up as queueing. Each incident is cancelled afterwards (untimed work that
+    still delays the next arrival) so the fleet stays the same size."""
+    rng = random.Random(seed)
+    base = now_ms()
+    records = [incident_bytes(reference, rng, i, base + i) for i in range(count)]
+    latencies = []
+    start = time.perf_counter()
+    for i, record in enumerate(records):
+        arrival = start + i / rate
+        pause = arrival - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+        decide(core, record, base + i)
+        latencies.append((time.perf_counter() - arrival) * 1000)
+        core.cancel(f"bench-inc-{i:07d}", base + i)
+    return latencies
+
+
+# -- (b) candidate search against peers ----------------------------------------------------
+
+
+def core_queries(
+    core: DispatchCore, reference: ReferenceData, queries: int, seed: int
+) -> tuple[list[float], list[float], list[tuple[float, float]]]:
+    from services.dispatch.stream import request_of
+
+    rng = random.Random(seed)
+    base = now_ms()
+    full, search, points = [], [], []
+    for i in range(queries):
+        record = incident_bytes(reference, rng, 10_000_000 + i, base)
+        incident = incident_pb2.IncidentEvent.FromString(record).accepted
+        points.append((incident.lon, incident.lat))
+        t0 = time.perf_counter()
+        core.candidates(request_of(incident), 1)
+        search.append((time.perf_counter() - t0) * 1000)
+        t0 = time.perf_counter()
+        decisions = decide(core, record, base)
+        full.append((time.perf_counter() - t0) * 1000)
+        assert any(isinstance(d, Assigned) for d in decisions) or decisions
+        core.cancel(incident.id, base)
+    return full, search, points
+
+
+def redis_geosearch(
+    url: str, drones: list[BenchDrone], points: list[tuple[float, float]]
+) -> list[float] | str:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    key = f"airgrid-bench-dispatch:{uuid.uuid4().hex[:8]}:drones"
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        return f"Redis unreachable at {url} ({error}); start redis-server to compare"
+    try:
+        pipe = client.pipeline(transaction=False)
+        for d in drones:
+            pipe.geoadd(key, (d.lon, d.lat, d.id))
+        pipe.execute()
+        samples = []
+        for lon, lat in points:
+            t0 = time.perf_counter()
+            client.geosearch(
+                key, longitude=lon, latitude=lat, radius=20, unit="km", sort="ASC", count=10
+            )
+            samples.append((time.perf_counter() - t0) * 1000)
+        return samples
+    finally:
+        client.delete(key)
+        client.close()
+
+
+async def postgis_knn(
+    admin_url: str, drones: list[BenchDrone], points: list[tuple[float, float]]
+) -> list[float] | str:
+    name = f"airgrid_bench_postgis_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = await asyncpg.connect(admin_url)
+    except Exception as error:
+        return f"PostgreSQL unreachable at {admin_url} ({error})"
+    try:
+        available = await admin.fetchval(
+            "SELECT count(*) FROM pg_available_extensions WHERE name = 'postgis'"
+        )
+        if not available:
+            return (
+                "PostGIS is not installed; install it with "
+                "`sudo apt-get install postgresql-15-postgis-3` and run again"
+            )
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            conn = await asyncpg.connect(admin_url.rsplit("/", 1)[0] + f"/{name}")
+            try:
+                await conn.execute("CREATE EXTENSION postgis")
+                await conn.execute(
+                    "CREATE TABLE drones (id text PRIMARY KEY, geom geometry(Point, 4326))"
+                )
+                await conn.executemany(
+                    "INSERT INTO drones VALUES ($1, ST_SetSRID(ST_MakePoint($2, $3), 4326))",
+                    [(d.id, d.lon, d.lat) for d in drones],
+                )
+                await conn.execute("CREATE INDEX ON drones USING gist (geom)")
+                await conn.execute("ANALYZE drones")
+                knn = await conn.prepare(
+                    "SELECT id FROM drones "
+                    "ORDER BY geom <-> ST_SetSRID(ST_MakePoint($1, $2), 4326) LIMIT 10"
+                )
+                samples = []
+                for lon, lat in points:
+                    t0 = time.perf_counter()
+                    await knn.fetch(lon, lat)
+                    samples.append((time.perf_counter() - t0) * 1000)
+                return samples
+            finally:
+                await conn.close()
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+# -- (c) POST -> decision visible ------------------------------------------------------------
+
+
+async def publish_fleet(settings: Settings, reference: ReferenceData) -> None:
+    producer = Producer(settings, source="airgrid/bench")
+    await producer.start()
+    try:
+        for n in reference.nests:
+            nest = registry_pb2.Nest(
+                id=n.id, name=n.name, lon=n.lon, lat=n.lat, charging_slots=n.charging_slots,
+                status="online", wind_hold_mps=n.wind_hold_mps,
+            )  # fmt: skip
+            change = registry_pb2.RegistryChange(entity_id=n.id, nest=nest)
+            await producer.send(
+                REGISTRY_CHANGES, change.SerializeToString(), key=n.id, ce_type="bench"
+            )
+        nests = {n.id: n for n in reference.nests}
+        for d in reference.drones:
+            drone = registry_pb2.Drone(
+                id=d.id, model=d.model, home_nest=d.home_nest, capabilities=d.capabilities,
+                cruise_speed_mps=d.cruise_speed_mps, max_speed_mps=d.max_speed_mps,
+                climb_rate_mps=d.climb_rate_mps, cruise_altitude_m=d.cruise_altitude_m,
+                endurance_s=d.endurance_s, launch_delay_s=d.launch_delay_s, status="active",
+            )  # fmt: skip
+            change = registry_pb2.RegistryChange(entity_id=d.id, drone=drone)
+            await producer.send(
+                REGISTRY_CHANGES, change.SerializeToString(), key=d.id, ce_type="bench"
+            )
+            home = nests[d.home_nest]
+            state = drone_state_pb2.DroneState(
+                drone_id=d.id, last_seq=1, event_time_ms=now_ms(), lon=home.lon, lat=home.lat,
+                battery_pct=100.0, flight_mode=telemetry_pb2.FLIGHT_MODE_DOCKED,
+                nest_id=home.id, link_ok=True,
+            )  # fmt: skip
+            await producer.send(DRONE_STATE, state.SerializeToString(), key=d.id, ce_type="bench")
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def _department_key(settings: Settings) -> str:
+    engine = create_engine(settings)
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            _, key = issue_credential(session, role=Role.DEPARTMENT, department="fire")
+    finally:
+        await engine.dispose()
+    return key
+
+
+async def post_to_decision(
+    client: httpx.AsyncClient,
+    key: str,
+    reference: ReferenceData,
+    count: int,
+    rate: float,
+    seed: int,
+    answered: list[float] | None = None,
+) -> list[float]:
+    """Post one incident at a time (at `rate`), poll GET every 2 ms until it is assigned or
+    queued, then cancel it (untimed) so the fleet stays whole."""
+    rng = random.Random(seed)
+    auth = {"Authorization": f"Bearer {key}"}
+    samples = []
+    for i in range(count):
+        lon, lat = random_scene(reference, rng)
+        body = {
+            "type": reference.incident_types[i % len(reference.incident_types)].code,
+            "priority": 1 + i % 4,
+            "location": {"type": "Point", "coordinates": [lon, lat]},
+            "required_capabilities": [],
+            "on_scene_seconds": 600,
+            "description": "dispatch bench",
+        }
+        started = time.perf_counter()
+        r = await client.post("/v1/incidents", json=body, headers=auth)
+        if r.status_code != 201:
+            raise RuntimeError(f"POST /v1/incidents answered {r.status_code}: {r.text}")
+        incident_id = r.json()["id"]
+        if answered is not None:
+            answered.append((time.perf_counter() - started) * 1000)
+        deadline = started + 30
+        while True:
+            view = await client.get(f"/v1/incidents/{incident_id}", headers=auth)
+            if view.json()["status"] not in ("accepted",):
+                samples.append((time.perf_counter() - started) * 1000)
+                break
+            if time.perf_counter() > deadline:
+                raise RuntimeError(f"no decision for {incident_id} after 30 s")
+            await asyncio.sleep(0.002)
+        await client.post(f"/v1/incidents/{incident_id}/cancel", headers=auth)
+        await asyncio.sleep(max(0.0, started + 1 / rate - time.perf_counter()))
+    return samples
+
+
+async def database_round_trips(settings: Settings, count: int) -> tuple[list[float], list[float]]:
+    """SELECT 1 and a one-row committed INSERT (a WAL flush) on the same PostgreSQL: the
+    units the path pays several times (the POST and the decision each commit durably)."""
+    url = make_url(settings.sqlalchemy_url)
+    conn = await asyncpg.connect(
+        host=url.host or "127.0.0.1", port=url.port or 5432, user=url.username,
+        password=url.password, database=url.database,
+    )  # fmt: skip
+    try:
+        await conn.execute("CREATE TEMP TABLE bench_commit (n int)")
+        reads, commits = [], []
+        for n in range(count):
+            t0 = time.perf_counter()
+            await conn.fetchval("SELECT 1")
+            t1 = time.perf_counter()
+            await conn.execute("INSERT INTO bench_commit VALUES ($1)", n)
+            t2 = time.perf_counter()
+            reads.append((t1 - t0) * 1000)
+            commits.append((t2 - t1) * 1000)
+            await asyncio.sleep(0.01)
+        return reads, commits
+    finally:
+        await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(settings: Settings) -> AsyncIterator[Settings]:
+    """A PostgreSQL database of the bench's own, dropped afterwards."""
+    url = make_url(settings.sqlalchemy_url)
+    if url.get_backend_name() != "postgresql":
+        url = make_url("postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+    name = f"airgrid_bench_dispatch_{uuid.uuid4().hex[:8]}"
+    connect = {"host": url.host or "127.0.0.1", "port": url.port or 5432, "user": url.username,
+               "password": url.password}  # fmt: skip
+    admin = await asyncpg.connect(database="postgres", **connect)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield settings.model_copy(
+            update={"database_url": url.set(database=name).render_as_string(hide_password=False)}
+        )
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def run_post_bench(settings: Settings, cfg: BenchConfig, figures: Figures) -> None:
+    from services.dispatch.app import build_app
+
+    reference = load_reference(settings.reference_data)
+    async with scratch_database(settings) as s:
+        await asyncio.to_thread(upgrade, s)
+        await ensure_topics(s)
+        await publish_fleet(s, reference)
+        key = await _department_key(s)
+        app = build_app(s)
+        async with app.router.lifespan_context(app):
+            worker = app.state.worker
+            await asyncio.wait_for(worker.registry_view.caught_up.wait(), timeout=60)
+            await asyncio.wait_for(worker.state_view.caught_up.wait(), timeout=60)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://dispatch") as client:
+                await post_to_decision(client, key, reference, 5, cfg.post_rate, cfg.seed)  # warm
+                figures.post_immediate_ms = await post_to_decision(
+                    client, key, reference, cfg.posts, cfg.post_rate, cfg.seed + 1,
+                    figures.answered_ms,
+                )  # fmt: skip
+                figures.database_ms, figures.commit_ms = await database_round_trips(s, cfg.posts)
+                # Baseline: the relay as it was, woken only by its poll.
+                relay = app.state.relay
+                relay.notify = lambda: None
+                relay.hand_over = lambda rows: None
+                figures.post_polling_ms = await post_to_decision(
+                    client, key, reference, cfg.posts, cfg.post_rate, cfg.seed + 2
+                )
+
+
+# -- the run -------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _broker(settings: Settings) -> Iterator[Settings]:
+    overrides: dict[str, Any] = {"topic_prefix": f"bench{uuid.uuid4().hex[:6]}."}
+    broker: EmbeddedBroker | None = None
+    if settings.embedded_kafka:
+        broker = EmbeddedBroker(port=_free_port(), log_file=Path(mkdtemp()) / "broker.log")
+        broker.start()
+        overrides["kafka_bootstrap"] = broker.bootstrap
+    try:
+        yield settings.model_copy(update=overrides)
+    finally:
+        if broker is not None:
+            broker.stop()
+
+
+def _line(name: str, samples: list[float]) -> str:
+    return (
+        f"{name:<34} p50 {percentile(samples, 0.5):8.3f} ms  p99 {percentile(samples, 0.99):8.3f}"
+        f" ms  ({len(samples)} samples)"
+    )
+
+
+def run(cfg: BenchConfig, settings: Settings, print_line: Print) -> Figures:
+    figures = Figures()
+    reference = load_reference(settings.reference_data)
+    print_line(
+        f"dispatch bench: zone {reference.zone.name}, {len(reference.nests)} nests, "
+        f"fleets {', '.join(str(f) for f in cfg.fleets)}, rates {cfg.rates} incidents/s"
+    )
+    print_line("(a) decision latency, incident consumed -> decision produced (in-process core)")
+    for size in cfg.fleets:
+        drones = fleet(reference, size, random.Random(cfg.seed))
+        core = build_core(reference, drones, now_ms())
+        decision_latency(core, reference, 10_000.0, 50, cfg.seed)  # warm the caches
+        for rate in cfg.rates:
+            count = max(cfg.min_samples, int(rate * cfg.seconds))
+            samples = decision_latency(core, reference, rate, count, cfg.seed + int(rate))
+            figures.decision_ms[(size, rate)] = samples
+            p99 = percentile(samples, 0.99)
+            print_line(
+                _line(f"  {size:>6} drones @ {rate:>6.0f}/s", samples)
+                + f"  target p99 <= {DECISION_P99_TARGET_MS} ms: "
+                f"x{_ratio(DECISION_P99_TARGET_MS, p99):.1f}"
+            )
+        full, search, points = core_queries(core, reference, cfg.queries, cfg.seed)
+        figures.core_full_ms[size] = full
+        figures.core_search_ms[size] = search
+        redis_samples = redis_geosearch(cfg.redis_url, drones, points)
+        postgis_samples = asyncio.run(postgis_knn(cfg.postgres_admin_url, drones, points))
+        print_line(f"(b) candidate search, {size} drones, {len(points)} identical queries")
+        print_line(_line("  core full decision", full))
+        print_line(_line("  core candidate search only", search))
+        core_p50 = statistics.median(full)
+        for peer, found, store in (
+            ("Redis GEOSEARCH round trip", redis_samples, figures.redis_ms),
+            ("PostGIS KNN round trip", postgis_samples, figures.postgis_ms),
+        ):
+            if isinstance(found, str):
+                print_line(f"  {peer}: skipped: {found}")
+                continue
+            store[size] = found
+            ratio = _ratio(statistics.median(found), core_p50)
+            print_line(
+                _line(f"  {peer}", found)
+                + f"  peer/core p50 = {ratio:.1f}x (target >= {PEER_RATIO_TARGET:.0f}x)"
+            )
+    print_line("(c) POST /v1/incidents -> decision visible on GET (one dispatch process)")
+    with _broker(settings) as bench_settings:
+        asyncio.run(run_post_bench(bench_settings, cfg, figures))
+    immediate_p99 = percentile(figures.post_immediate_ms, 0.99)
+    polling_p50 = percentile(figures.post_polling_ms, 0.5)
+    print_line(
+        _line("  immediate publication", figures.post_immediate_ms)
+        + f"  target p99 <= {POST_TO_DECISION_P99_TARGET_MS:.0f} ms: "
+        f"x{_ratio(POST_TO_DECISION_P99_TARGET_MS, immediate_p99):.1f}"
+    )
+    path_p50 = percentile(figures.post_immediate_ms, 0.5)
+    print_line(_line("  of which POST answered 201", figures.answered_ms))
+    print_line(
+        _line("  context: PostgreSQL SELECT 1", figures.database_ms)
+        + f"  path/SELECT 1 p50 = {_ratio(path_p50, percentile(figures.database_ms, 0.5)):.0f}x"
+    )
+    print_line(
+        _line("  context: PostgreSQL INSERT+commit", figures.commit_ms)
+        + f"  path/commit p50 = {_ratio(path_p50, percentile(figures.commit_ms, 0.5)):.1f}x"
+    )
+    print_line(
+        _line(
+            f"  baseline: relay polling {settings.outbox_poll_seconds:g} s", figures.post_polling_ms
+        )
+        + f"  baseline/immediate p50 = "
+        f"{_ratio(polling_p50, percentile(figures.post_immediate_ms, 0.5)):.1f}x"
+    )
+    return figures
