@@ -100,6 +100,10 @@ class DispatchCore:
         self.index = DroneGrid(self.settings.cell_m)
         self._planners: dict[frozenset[str], DetourPlanner] = {}
         self._vmax = 1.0
+        # Counts changes that may make a waiting incident servable without draining the queue
+        # (a drone moved or its battery changed a little; a no-fly zone changed): _serve
+        # re-tries only the waiting incidents searched before the latest such change.
+        self._quiet_changes = 0
 
     # -- geometry ------------------------------------------------------------------------
 
@@ -142,6 +146,7 @@ class DispatchCore:
         else:
             self.zones[zone.id] = zone
         self._planners.clear()
+        self._quiet_changes += 1
         return []
 
     def set_patrol_routes(self, routes: Iterable[PatrolRoute]) -> None:
@@ -162,6 +167,7 @@ class DispatchCore:
         if drone.id in self.busy or not self._has_waiting():
             return decisions
         if previous is not None and _same_availability(previous, drone) and not decisions:
+            self._quiet_changes += 1
             return decisions
         decisions.extend(self.drain_queue())
         return decisions
@@ -310,8 +316,12 @@ class DispatchCore:
         battery changed a little), and it must not go to less urgent work first."""
         decisions: list[Decision] = []
         order = _queue_key(entry)
-        ahead = [e for e in self.queued_incidents() if e is not entry and _queue_key(e) < order]
-        for waiting in ahead:
+        ahead = [
+            e
+            for e in self.incidents.values()
+            if e.open_slots and e.tried_at != self._quiet_changes and _queue_key(e) < order
+        ]
+        for waiting in sorted(ahead, key=_queue_key):
             if self.incidents.get(waiting.request.id) is waiting and waiting.open_slots:
                 decisions.extend(self._try_assign(waiting, now, report_queued=False))
         if self.incidents.get(entry.request.id) is entry and entry.open_slots:
@@ -320,6 +330,7 @@ class DispatchCore:
 
     def _try_assign(self, entry: IncidentSlots, now: int, *, report_queued: bool) -> list[Decision]:
         incident = entry.request
+        entry.tried_at = self._quiet_changes
         slots = sorted(entry.open_slots)
         idle, seen = self._search(incident, len(slots))
         idle.sort(key=lambda c: c.key)

@@ -236,6 +236,7 @@ class IncidentSlots:
     attempts: int = 0
     reason: str = ""  # why the open slots wait
     rank: int = 0  # may rise when a more urgent duplicate links to it
+    tried_at: int = -1  # the core's quiet-change count when a search last left it waiting
 
     def __post_init__(self) -> None:
         self.rank = self.rank or self.request.rank
