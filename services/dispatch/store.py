@@ -8,7 +8,8 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.dispatch.domain.model import Assigned, IncidentStatus, MissionStage
+from airgrid.outbox import OutboxRecord
+from services.dispatch.domain.model import Assigned, IncidentStatus, MissionStage, SlaAlertKind
 from services.dispatch.models import ACTIVE_STAGES, IncidentRow, IncidentStageRow, MissionRow
 
 # How far an incident has come; its status only ever moves forward.
@@ -323,6 +324,24 @@ async def flown_slots(session: AsyncSession) -> dict[str, set[int]]:
     for incident_id, slot in rows:
         done.setdefault(incident_id, set()).add(int(slot))
     return done
+
+
+async def raised_sla_alerts(session: AsyncSession) -> set[tuple[str, SlaAlertKind]]:
+    """SLA alerts already in the outbox (ce_id "sla:<incident>:<kind>"), not to raise again."""
+    ce_ids = (
+        await session.scalars(
+            select(OutboxRecord.ce_id).where(
+                OutboxRecord.service == "dispatch", OutboxRecord.ce_id.like("sla:%")
+            )
+        )
+    ).all()
+    raised: set[tuple[str, SlaAlertKind]] = set()
+    kinds = {k.value: k for k in SlaAlertKind}
+    for ce_id in ce_ids:
+        _, incident_id, kind = ce_id.rsplit(":", 2) if ce_id.count(":") >= 2 else ("", "", "")
+        if kind in kinds:
+            raised.add((incident_id, kinds[kind]))
+    return raised
 
 
 async def end_patrol(

@@ -325,6 +325,7 @@ class DispatchWorker:
             attempts = await store.mission_counts(session)
             links = await store.open_links(session)
             flown = await store.flown_slots(session)
+            alerted = await store.raised_sla_alerts(session)
         live = {i.id for i in incidents}
         self.core.restore(
             incidents=[request_of_row(row) for row in incidents],
@@ -344,6 +345,7 @@ class DispatchWorker:
             attempts=attempts,
             links=links,
             done_slots=flown,
+            alerted=alerted,
         )
         log.info(
             "dispatch core restored",

@@ -104,6 +104,7 @@ class DispatchCore:
         # (a drone moved or its battery changed a little; a no-fly zone changed): _serve
         # re-tries only the waiting incidents searched before the latest such change.
         self._quiet_changes = 0
+        self._online_xy: list[tuple[str, XY]] = []  # online nests, projected once
 
     # -- geometry ------------------------------------------------------------------------
 
@@ -137,6 +138,10 @@ class DispatchCore:
     def upsert_nest(self, nest: NestView) -> list[Decision]:
         self._xy(nest.lon, nest.lat)
         self.nests[nest.id] = nest
+        self._online_xy = [
+            (n.id, self._xy(n.lon, n.lat)) for n in sorted(self.nests.values(), key=lambda n: n.id)
+            if n.online
+        ]  # fmt: skip
         return self.drain_queue()
 
     def upsert_zone(self, zone: NoFlyZone | None, zone_id: str = "") -> list[Decision]:
@@ -176,16 +181,25 @@ class DispatchCore:
         """Clock tick: SLA at-risk and breach alerts, then patrols for idle drones."""
         now = self._advance(now_ms)
         decisions: list[Decision] = []
+        flying: dict[str, list[Mission]] = {}
+        for mission in sorted(self.missions.values(), key=lambda m: m.id):
+            flying.setdefault(mission.incident_id, []).append(mission)
         for incident_id in sorted(self.incidents):
             entry = self.incidents[incident_id]
             if entry.request.patrol_route or incident_id in self.on_scene:
                 continue
+            if (incident_id, SlaAlertKind.BREACHED) in self.alerted:
+                continue
             left = self.settings.sla_seconds - (now - entry.request.accepted_ms) / 1000.0
-            eta = self._best_remaining_eta(incident_id)
-            if left < 0 and (incident_id, SlaAlertKind.BREACHED) not in self.alerted:
+            if left < 0:
+                eta = self._best_remaining_eta(incident_id, flying.get(incident_id, []))
                 self.alerted.add((incident_id, SlaAlertKind.BREACHED))
                 decisions.append(SlaAlert(incident_id, SlaAlertKind.BREACHED, eta, left, now))
-            elif eta > left and (incident_id, SlaAlertKind.AT_RISK) not in self.alerted:
+                continue
+            if (incident_id, SlaAlertKind.AT_RISK) in self.alerted:
+                continue  # estimates are spent only where an alert could still follow
+            eta = self._best_remaining_eta(incident_id, flying.get(incident_id, []))
+            if eta > left:
                 self.alerted.add((incident_id, SlaAlertKind.AT_RISK))
                 decisions.append(SlaAlert(incident_id, SlaAlertKind.AT_RISK, eta, left, now))
         decisions.extend(self._start_patrols(now))
@@ -238,6 +252,7 @@ class DispatchCore:
         links: dict[str, str] | None = None,
         on_scene: Iterable[str] = (),
         done_slots: dict[str, set[int]] | None = None,
+        alerted: Iterable[tuple[str, SlaAlertKind]] = (),
     ) -> None:
         """Rebuild after a restart from the database: live incidents, active missions, how
         many missions each incident had (so new mission ids never collide), links, and the
@@ -270,6 +285,7 @@ class DispatchCore:
             self.seen_incidents.add(duplicate)
             self.links[duplicate] = primary
         self.on_scene.update(on_scene)
+        self.alerted.update(alerted)  # SLA alerts raised before the restart are not raised again
         for incident_id in [i for i, e in self.incidents.items() if not self._live(e)]:
             del self.incidents[incident_id]
 
@@ -419,11 +435,10 @@ class DispatchCore:
         planner = self.planner()
         scene = self._xy(incident.lon, incident.lat)
         target = planner.target(scene)
-        online = [n for n in self.nests.values() if n.online]
         back_m = 0.0
-        if online and target.reachable:
-            near = min(online, key=lambda n: (math.dist(self._xy(n.lon, n.lat), scene), n.id))
-            back_m = planner.length_m(self._xy(near.lon, near.lat), target)
+        if self._online_xy and target.reachable:
+            _, near = min((math.dist(xy, scene), nest_id) for nest_id, xy in self._online_xy)
+            back_m = planner.length_m(dict(self._online_xy)[near], target)
         return target, back_m
 
     def _estimate(
@@ -634,10 +649,10 @@ class DispatchCore:
             (m for m in self.missions.values() if m.incident_id == incident_id), key=lambda m: m.id
         )
 
-    def _best_remaining_eta(self, incident_id: str) -> float:
+    def _best_remaining_eta(self, incident_id: str, missions: list[Mission]) -> float:
         entry = self.incidents[incident_id]
         best = math.inf
-        for mission in self._missions_of(incident_id):
+        for mission in missions:
             drone = self.drones.get(mission.drone_id)
             if drone is None or not drone.has_position:
                 continue
