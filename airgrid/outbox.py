@@ -194,6 +194,9 @@ class OutboxRelay:
         self.wakeup = asyncio.Event()
         self.handed_over: list[Committed] = []
         self.read_wanted = True
+        self.marking: set[int] = set()
+        """Ids handed over and published whose mark is still being written."""
+        self._mark_tasks: set[asyncio.Task[None]] = set()
         self.caught_up = False
         """True after a read found no backlog: then rows handed over by a commit are newer
         than anything pending, and may go out in commit order without reading them back."""
@@ -201,8 +204,14 @@ class OutboxRelay:
         """Set while the LISTEN connection is up (PostgreSQL only)."""
 
     def notify(self) -> None:
-        """Publish whatever is pending now (read from the table). Commits that enqueue wake
-        the relay by themselves; call this after writing outbox rows some other way."""
+        """Publish what is pending now. Commits that enqueue hand their rows over by
+        themselves, so while the relay is caught up this reads nothing; otherwise it reads
+        the table."""
+        if not self.caught_up:
+            self.read_wanted = True
+        self.wakeup.set()
+
+    def _read_now(self) -> None:
         self.read_wanted = True
         self.wakeup.set()
 
@@ -213,18 +222,36 @@ class OutboxRelay:
             self.handed_over.extend(rows)
             self.wakeup.set()
         else:
-            self.notify()
+            self._read_now()
 
     async def publish_handed_over(self) -> int:
         rows, self.handed_over = self.handed_over, []
         if not rows:
             return 0
         try:
-            await self._publish(rows)
+            await self._send(rows)
         except BaseException:
             self.caught_up = False  # they stay pending in the table; the read finds them
+            self.read_wanted = True
             raise
+        # Marked in the background: the next commit's rows need not wait for this write.
+        ids = [row.id for row in rows]
+        self.marking.update(ids)
+        task = asyncio.create_task(self._mark_soon(ids))
+        self._mark_tasks.add(task)
+        task.add_done_callback(self._mark_tasks.discard)
         return len(rows)
+
+    async def _mark_soon(self, ids: list[int]) -> None:
+        try:
+            await self._mark(ids)
+        except Exception as error:  # the rows stay pending: a later read republishes them
+            log.warning(
+                "outbox relay could not mark published rows; they will be sent again",
+                extra={"service": self.service, "error": repr(error)},
+            )
+        finally:
+            self.marking.difference_update(ids)
 
     async def publish_pending(self) -> int:
         async with self.sessions() as session:
@@ -239,6 +266,7 @@ class OutboxRelay:
             ).all()
         OUTBOX_BACKLOG.labels(self.service).set(len(rows))
         self.caught_up = len(rows) < self.batch_size
+        rows = [row for row in rows if row.id not in self.marking]
         if not rows:
             return 0
         try:
@@ -250,6 +278,10 @@ class OutboxRelay:
 
     async def _publish(self, rows: Sequence[OutboxRecord | Committed]) -> None:
         """Send in order, wait for every acknowledgement, then mark them published."""
+        await self._send(rows)
+        await self._mark([row.id for row in rows])
+
+    async def _send(self, rows: Sequence[OutboxRecord | Committed]) -> None:
         futures = [
             await self.producer.send(
                 row.topic,
@@ -262,17 +294,17 @@ class OutboxRelay:
             for row in rows
         ]
         await asyncio.gather(*futures)
+
+    async def _mark(self, ids: list[int]) -> None:
         async with self.sessions() as session, session.begin():
             if session.get_bind().dialect.name == "postgresql":
                 # Losing this mark in a crash only republishes (consumers deduplicate on
                 # ce_id), so it need not wait for the WAL flush: the relay is free sooner.
                 await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
             await session.execute(
-                update(OutboxRecord)
-                .where(OutboxRecord.id.in_([row.id for row in rows]))
-                .values(published_at=utcnow())
+                update(OutboxRecord).where(OutboxRecord.id.in_(ids)).values(published_at=utcnow())
             )
-        OUTBOX_PUBLISHED.labels(self.service).inc(len(rows))
+        OUTBOX_PUBLISHED.labels(self.service).inc(len(ids))
 
     async def run(self) -> None:
         _local_relays.setdefault(self.service, weakref.WeakSet()).add(self)
@@ -286,6 +318,8 @@ class OutboxRelay:
             await self._publish_forever()
         finally:
             _local_relays.get(self.service, weakref.WeakSet()).discard(self)
+            for task in list(self._mark_tasks):
+                task.cancel()
             if listener is not None:
                 listener.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -342,7 +376,7 @@ class OutboxRelay:
                 await connection.add_listener(OUTBOX_CHANNEL, self._on_notify)
                 self.listening.set()
                 failures = 0
-                self.notify()  # rows committed while nobody listened
+                self._read_now()  # rows committed while nobody listened
                 await lost.wait()
             except asyncio.CancelledError:
                 raise
@@ -362,7 +396,7 @@ class OutboxRelay:
     def _on_notify(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
         service, _, token = payload.partition(" ")
         if service == self.service and token != _PROCESS_TOKEN:
-            self.notify()
+            self._read_now()
 
 
 def _engine_of(sessions: async_sessionmaker[AsyncSession]) -> AsyncEngine | None:
