@@ -88,8 +88,37 @@ def create_engine(settings: Settings) -> AsyncEngine:
 
         return engine
     return create_async_engine(
-        url, pool_size=10, max_overflow=10, pool_pre_ping=True, pool_timeout=10
+        url,
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=True,
+        pool_timeout=10,
+        connect_args=postgres_tls(settings),
     )
+
+
+def postgres_tls(settings: Settings) -> dict[str, Any]:
+    """asyncpg connect arguments for AIRGRID_DATABASE_SSL_MODE (disable, require, verify-ca,
+    verify-full) with an optional CA bundle and client certificate."""
+    mode = settings.database_ssl_mode.lower()
+    if mode == "disable":
+        return {}
+    if mode not in ("require", "verify-ca", "verify-full"):
+        raise DatabaseUnavailable(
+            f"AIRGRID_DATABASE_SSL_MODE={mode!r} is not one of disable, require, verify-ca, "
+            "verify-full"
+        )
+    import ssl
+
+    context = ssl.create_default_context(cafile=settings.database_ssl_rootcert)
+    if mode == "require":  # encrypted, server not verified (libpq's meaning of require)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif mode == "verify-ca":
+        context.check_hostname = False
+    if settings.database_ssl_cert:
+        context.load_cert_chain(settings.database_ssl_cert, settings.database_ssl_key)
+    return {"ssl": context}
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
