@@ -415,7 +415,13 @@ class DispatchWorker:
         which = change.WhichOneof("entity")
         if which == "drone":
             self.specs[change.drone.id] = change.drone
-            view = drone_view(change.drone, self.states.get(change.drone.id))
+            state = self.states.get(change.drone.id)
+            if state is None and not self.state_view.caught_up.is_set():
+                # Its state is on the way (both views replay at start-up) and feeds the core
+                # then; a drone fed without one looks unlinked, and a restored mission would
+                # fail and be re-dispatched for "link lost".
+                return
+            view = drone_view(change.drone, state)
             self.jobs.put_nowait((lambda: self._decide(self.core.upsert_drone(view)), None))
         elif which == "nest":
             nest = nest_view(change.nest)
