@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install proto proto-check lint typecheck unit integration e2e clean test-observability deploy-generate promtool
+.PHONY: run test install proto proto-check lint typecheck unit integration e2e clean chaos test-observability deploy-generate promtool
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ lint: install
 
 typecheck: install
 	$(BIN)/mypy airgrid services gateways loadtests
+
+## chaos: the fault suite (worker kills, broker and database outages under load) with figures
+chaos: install
+	$(BIN)/python -m loadtests.chaos.run
 
 clean:
 	rm -rf $(VENV) .airgrid .pytest_cache .mypy_cache .ruff_cache
