@@ -252,8 +252,12 @@ async def faults(
             load.phase = f"kill-{service}"
             stack.kill(service)
             stack.start(service)
-            recovered = await wait_ready(stack, service)
-            figures.append(f"SIGKILL {service}: ready again after {recovered:.1f} s")
+            try:
+                recovered = f"{await wait_ready(stack, service):.1f} s"
+            except NotRecovered as error:
+                failures.append(str(error))
+                recovered = "NOT RECOVERED"
+            figures.append(f"SIGKILL {service}: ready again after {recovered}")
             await asyncio.sleep(3)
 
         load.phase = "broker-down"
