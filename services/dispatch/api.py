@@ -19,7 +19,7 @@ from starlette.responses import Response
 from airgrid.auth import CurrentPrincipal, Principal, Role, require_role
 from airgrid.db import transaction, utcnow
 from airgrid.geo import point_in_polygon
-from airgrid.outbox import enqueue
+from airgrid.outbox import OutboxRecord, enqueue
 from airgrid.problems import Problem
 from airgrid.reference import ReferenceData
 from airgrid.service_app import Infrastructure
@@ -455,7 +455,10 @@ async def cancel_incident(
         row = await _visible_incident(session, incident_id, principal)
         if principal.role == Role.DEPARTMENT and row.department != principal.department:
             raise Problem(403, "Forbidden", "Only the reporting department may cancel it.")
-        if row.status in ("completed", "cancelled"):
+        cancelled_before = await session.scalar(
+            select(OutboxRecord.id).where(OutboxRecord.ce_id == f"{incident_id}:cancelled")
+        )
+        if row.status in ("completed", "cancelled") or cancelled_before is not None:
             raise Problem(409, "Already closed", f"Incident {incident_id} is already {row.status}.")
         now = utcnow()
         await store.cancel_incident(session, incident=row, at=now, reason=reason)
