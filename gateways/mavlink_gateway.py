@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ from pymavlink.dialects.v20 import common as mavlink
 from airgrid.bus import now_ms
 from airgrid.v1 import command_pb2, telemetry_pb2
 from gateways.airgrid_link import RegisteredDrone
+from gateways.command_outcome import Outcome, report_command
 from gateways.mavlink_codec import (
     TELEMETRY_MESSAGES,
     CommandLong,
@@ -34,8 +35,6 @@ from gateways.mavlink_codec import (
     telemetry_of,
 )
 from gateways.metrics import (
-    COMMAND_RTT,
-    COMMANDS,
     DECODE_ERRORS,
     DEVICES_LINKED,
     MESSAGES_IN,
@@ -53,7 +52,6 @@ RETRIES = 5
 LINK_LOST_FAULT = "mavlink_link_lost"
 
 Submit = Callable[[telemetry_pb2.Telemetry], None]
-Outcome = Callable[[command_pb2.DroneCommand, bool, str], Awaitable[None]]
 
 
 class CommandFailed(RuntimeError):
@@ -347,18 +345,11 @@ class MavlinkGateway(asyncio.DatagramProtocol):
                     peer.mission_id, peer.airborne_on_mission = previous
                 raise
         except CommandFailed as failure:
-            COMMANDS.labels(GATEWAY, "failed").inc()
-            log.warning("command not delivered", extra={**context, "reason": str(failure)})
-            if self.outcome is not None:
-                await self.outcome(command, False, f"{kind} not delivered over MAVLink: {failure}")
+            await report_command(
+                self.outcome, command, GATEWAY, "MAVLink", context, log, started, failure
+            )
             return
-        elapsed = time.perf_counter() - started
-        COMMAND_RTT.labels(GATEWAY).observe(elapsed)
-        COMMANDS.labels(GATEWAY, "accepted").inc()
-        log.info("command acknowledged", extra={**context, "rtt_ms": round(elapsed * 1000, 1)})
-        if self.outcome is not None:
-            reason = f"{kind} acknowledged over MAVLink in {elapsed * 1000:.0f} ms"
-            await self.outcome(command, True, reason)
+        await report_command(self.outcome, command, GATEWAY, "MAVLink", context, log, started)
 
     async def _command(self, peer: Peer, command: CommandLong) -> None:
         """COMMAND_LONG until COMMAND_ACK ACCEPTED; `confirmation` counts the retries."""

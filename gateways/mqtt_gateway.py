@@ -18,7 +18,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,7 @@ from airgrid.bus import now_ms
 from airgrid.geo import haversine_m
 from airgrid.v1 import command_pb2, telemetry_pb2
 from gateways.airgrid_link import RegisteredDrone
+from gateways.command_outcome import Outcome, report_command
 from gateways.dji_codec import (
     OSD,
     SERVICES,
@@ -49,7 +50,6 @@ from gateways.dji_codec import (
     topic_of,
 )
 from gateways.metrics import (
-    COMMAND_RTT,
     COMMANDS,
     DECODE_ERRORS,
     DEVICES_LINKED,
@@ -71,7 +71,6 @@ PENDING_PUBLISHES = 1000
 DOCK_SILENCE_S = 10.0
 
 Submit = Callable[[telemetry_pb2.Telemetry], None]
-Outcome = Callable[[command_pb2.DroneCommand, bool, str], Awaitable[None]]
 
 
 class CommandFailed(RuntimeError):
@@ -366,19 +365,11 @@ class MqttGateway:
                 craft.airborne_on_mission = bool(craft.report and craft.report.alt_m > 0.5)
             await self.call(craft.dock_sn, calls[0])
         except CommandFailed as failure:
-            COMMANDS.labels(GATEWAY, "failed").inc()
-            log.warning("command not delivered", extra={**context, "reason": str(failure)})
-            if self.outcome is not None:
-                await self.outcome(command, False, f"{kind} not delivered over MQTT: {failure}")
-            return
-        elapsed = time.perf_counter() - started
-        COMMAND_RTT.labels(GATEWAY).observe(elapsed)
-        COMMANDS.labels(GATEWAY, "accepted").inc()
-        log.info("command acknowledged", extra={**context, "rtt_ms": round(elapsed * 1000, 1)})
-        if self.outcome is not None:
-            await self.outcome(
-                command, True, f"{kind} acknowledged over MQTT in {elapsed * 1000:.0f} ms"
+            await report_command(
+                self.outcome, command, GATEWAY, "MQTT", context, log, started, failure
             )
+            return
+        await report_command(self.outcome, command, GATEWAY, "MQTT", context, log, started)
         if len(calls) > 1 or command.hold_seconds > 0:
             craft.follow_up = asyncio.create_task(
                 self._follow_up(craft, command, calls[0], calls[1:])
