@@ -8,11 +8,12 @@ If-Match. Every write is audited and published on airgrid.registry.changes.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -194,65 +195,6 @@ async def get_department(
     return DepartmentRead.model_validate(service.document_of(row))
 
 
-@router.post(
-    "/departments",
-    status_code=201,
-    response_model=DepartmentRead,
-    responses=WRITE_PROBLEMS,
-    summary="Create a department (admin)",
-)
-async def create_department(
-    body: DepartmentCreate, principal: AdminPrincipal, request: Request, response: Response
-) -> DepartmentRead:
-    async with _writing(request) as session:
-        row = await service.create(session, kind="department", body=body, actor=_actor(principal))
-    _with_etag(response, row)
-    return DepartmentRead.model_validate(service.document_of(row))
-
-
-@router.patch(
-    "/departments/{code}",
-    response_model=DepartmentRead,
-    responses=WRITE_PROBLEMS,
-    summary="Update a department (admin, If-Match)",
-)
-async def update_department(
-    code: str,
-    body: DepartmentUpdate,
-    principal: AdminPrincipal,
-    request: Request,
-    response: Response,
-    if_match: IfMatch = None,
-) -> DepartmentRead:
-    async with _writing(request) as session:
-        row = await service.update(
-            session,
-            kind="department",
-            key=code,
-            body=body,
-            if_match=if_match,
-            actor=_actor(principal),
-        )
-    _with_etag(response, row)
-    return DepartmentRead.model_validate(service.document_of(row))
-
-
-@router.delete(
-    "/departments/{code}",
-    status_code=204,
-    responses=WRITE_PROBLEMS,
-    summary="Delete a department (admin, If-Match)",
-)
-async def delete_department(
-    code: str, principal: AdminPrincipal, request: Request, if_match: IfMatch = None
-) -> Response:
-    async with _writing(request) as session:
-        await service.delete(
-            session, kind="department", key=code, if_match=if_match, actor=_actor(principal)
-        )
-    return Response(status_code=204)
-
-
 # -- nests -------------------------------------------------------------------------------
 
 
@@ -290,65 +232,6 @@ async def get_nest(
         row = await service.find(session, "nest", nest_id)
     _with_etag(response, row)
     return NestRead.model_validate(service.document_of(row))
-
-
-@router.post(
-    "/nests",
-    status_code=201,
-    response_model=NestRead,
-    responses=WRITE_PROBLEMS,
-    summary="Create a nest (admin)",
-)
-async def create_nest(
-    body: NestCreate, principal: AdminPrincipal, request: Request, response: Response
-) -> NestRead:
-    async with _writing(request) as session:
-        row = await service.create(session, kind="nest", body=body, actor=_actor(principal))
-    _with_etag(response, row)
-    return NestRead.model_validate(service.document_of(row))
-
-
-@router.patch(
-    "/nests/{nest_id}",
-    response_model=NestRead,
-    responses=WRITE_PROBLEMS,
-    summary="Update a nest: status, wind, slots (admin, If-Match)",
-)
-async def update_nest(
-    nest_id: str,
-    body: NestUpdate,
-    principal: AdminPrincipal,
-    request: Request,
-    response: Response,
-    if_match: IfMatch = None,
-) -> NestRead:
-    async with _writing(request) as session:
-        row = await service.update(
-            session,
-            kind="nest",
-            key=nest_id,
-            body=body,
-            if_match=if_match,
-            actor=_actor(principal),
-        )
-    _with_etag(response, row)
-    return NestRead.model_validate(service.document_of(row))
-
-
-@router.delete(
-    "/nests/{nest_id}",
-    status_code=204,
-    responses=WRITE_PROBLEMS,
-    summary="Delete an empty nest (admin, If-Match)",
-)
-async def delete_nest(
-    nest_id: str, principal: AdminPrincipal, request: Request, if_match: IfMatch = None
-) -> Response:
-    async with _writing(request) as session:
-        await service.delete(
-            session, kind="nest", key=nest_id, if_match=if_match, actor=_actor(principal)
-        )
-    return Response(status_code=204)
 
 
 # -- drones ------------------------------------------------------------------------------
@@ -404,65 +287,6 @@ async def get_drone(
     return DroneRead.model_validate(service.document_of(row))
 
 
-@router.post(
-    "/drones",
-    status_code=201,
-    response_model=DroneRead,
-    responses=WRITE_PROBLEMS,
-    summary="Register a drone at a nest with a free charging slot (admin)",
-)
-async def create_drone(
-    body: DroneCreate, principal: AdminPrincipal, request: Request, response: Response
-) -> DroneRead:
-    async with _writing(request) as session:
-        row = await service.create(session, kind="drone", body=body, actor=_actor(principal))
-    _with_etag(response, row)
-    return DroneRead.model_validate(service.document_of(row))
-
-
-@router.patch(
-    "/drones/{drone_id}",
-    response_model=DroneRead,
-    responses=WRITE_PROBLEMS,
-    summary="Update a drone: home nest, status, capabilities (admin, If-Match)",
-)
-async def update_drone(
-    drone_id: str,
-    body: DroneUpdate,
-    principal: AdminPrincipal,
-    request: Request,
-    response: Response,
-    if_match: IfMatch = None,
-) -> DroneRead:
-    async with _writing(request) as session:
-        row = await service.update(
-            session,
-            kind="drone",
-            key=drone_id,
-            body=body,
-            if_match=if_match,
-            actor=_actor(principal),
-        )
-    _with_etag(response, row)
-    return DroneRead.model_validate(service.document_of(row))
-
-
-@router.delete(
-    "/drones/{drone_id}",
-    status_code=204,
-    responses=WRITE_PROBLEMS,
-    summary="Delete a drone (admin, If-Match)",
-)
-async def delete_drone(
-    drone_id: str, principal: AdminPrincipal, request: Request, if_match: IfMatch = None
-) -> Response:
-    async with _writing(request) as session:
-        await service.delete(
-            session, kind="drone", key=drone_id, if_match=if_match, actor=_actor(principal)
-        )
-    return Response(status_code=204)
-
-
 # -- geofences ---------------------------------------------------------------------------
 
 
@@ -513,63 +337,141 @@ async def get_geofence(
     return GeofenceRead.model_validate(service.document_of(row))
 
 
-@router.post(
-    "/geofences",
-    status_code=201,
-    response_model=GeofenceRead,
-    responses=WRITE_PROBLEMS,
-    summary="Create a no-fly zone from a GeoJSON polygon (admin)",
-)
-async def create_geofence(
-    body: GeofenceCreate, principal: AdminPrincipal, request: Request, response: Response
-) -> GeofenceRead:
-    async with _writing(request) as session:
-        row = await service.create(session, kind="geofence", body=body, actor=_actor(principal))
-    _with_etag(response, row)
-    return GeofenceRead.model_validate(service.document_of(row))
+# -- writes: one table of entity kinds, the same create, update and delete for each ----------
 
 
-@router.patch(
-    "/geofences/{geofence_id}",
-    response_model=GeofenceRead,
-    responses=WRITE_PROBLEMS,
-    summary="Update a no-fly zone (admin, If-Match)",
-)
-async def update_geofence(
-    geofence_id: str,
-    body: GeofenceUpdate,
-    principal: AdminPrincipal,
-    request: Request,
-    response: Response,
-    if_match: IfMatch = None,
-) -> GeofenceRead:
-    async with _writing(request) as session:
-        row = await service.update(
-            session,
-            kind="geofence",
-            key=geofence_id,
-            body=body,
-            if_match=if_match,
-            actor=_actor(principal),
-        )
-    _with_etag(response, row)
-    return GeofenceRead.model_validate(service.document_of(row))
+@dataclass(frozen=True)
+class WritableKind:
+    """How one entity kind is written. `kind` names it to the use cases (service.ROWS gives its
+    table), in the audit log and on airgrid.registry.changes. Every write is admin only."""
+
+    kind: str
+    path: str  # the collection; one entity is at {path}/{key}
+    key: str  # the path parameter naming one entity
+    create: type[BaseModel]
+    update: type[BaseModel]
+    read: type[BaseModel]
+    create_summary: str
+    update_summary: str
+    delete_summary: str
 
 
-@router.delete(
-    "/geofences/{geofence_id}",
-    status_code=204,
-    responses=WRITE_PROBLEMS,
-    summary="Delete a no-fly zone (admin, If-Match)",
-)
-async def delete_geofence(
-    geofence_id: str, principal: AdminPrincipal, request: Request, if_match: IfMatch = None
-) -> Response:
-    async with _writing(request) as session:
-        await service.delete(
-            session, kind="geofence", key=geofence_id, if_match=if_match, actor=_actor(principal)
-        )
-    return Response(status_code=204)
+WRITABLE_KINDS = (
+    WritableKind(
+        "department", "/departments", "code",
+        DepartmentCreate, DepartmentUpdate, DepartmentRead,
+        "Create a department (admin)",
+        "Update a department (admin, If-Match)",
+        "Delete a department (admin, If-Match)",
+    ),
+    WritableKind(
+        "nest", "/nests", "nest_id",
+        NestCreate, NestUpdate, NestRead,
+        "Create a nest (admin)",
+        "Update a nest: status, wind, slots (admin, If-Match)",
+        "Delete an empty nest (admin, If-Match)",
+    ),
+    WritableKind(
+        "drone", "/drones", "drone_id",
+        DroneCreate, DroneUpdate, DroneRead,
+        "Register a drone at a nest with a free charging slot (admin)",
+        "Update a drone: home nest, status, capabilities (admin, If-Match)",
+        "Delete a drone (admin, If-Match)",
+    ),
+    WritableKind(
+        "geofence", "/geofences", "geofence_id",
+        GeofenceCreate, GeofenceUpdate, GeofenceRead,
+        "Create a no-fly zone from a GeoJSON polygon (admin)",
+        "Update a no-fly zone (admin, If-Match)",
+        "Delete a no-fly zone (admin, If-Match)",
+    ),
+)  # fmt: skip
+
+
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+
+
+def _typed(endpoint: Endpoint, **annotations: Any) -> Endpoint:
+    """Give a generic endpoint one kind's types where FastAPI reads them: the body's schema and
+    the path parameter's name, so each kind's OpenAPI is as if written out by hand."""
+    endpoint.__annotations__.update(annotations)
+    return endpoint
+
+
+def _route_writes(entity: WritableKind) -> None:
+    async def create(
+        body: BaseModel, principal: AdminPrincipal, request: Request, response: Response
+    ) -> BaseModel:
+        async with _writing(request) as session:
+            row = await service.create(
+                session, kind=entity.kind, body=body, actor=_actor(principal)
+            )
+        _with_etag(response, row)
+        return entity.read.model_validate(service.document_of(row))
+
+    async def update(
+        key: str,
+        body: BaseModel,
+        principal: AdminPrincipal,
+        request: Request,
+        response: Response,
+        if_match: IfMatch = None,
+    ) -> BaseModel:
+        async with _writing(request) as session:
+            row = await service.update(
+                session,
+                kind=entity.kind,
+                key=key,
+                body=body,
+                if_match=if_match,
+                actor=_actor(principal),
+            )
+        _with_etag(response, row)
+        return entity.read.model_validate(service.document_of(row))
+
+    async def delete(
+        key: str, principal: AdminPrincipal, request: Request, if_match: IfMatch = None
+    ) -> Response:
+        async with _writing(request) as session:
+            await service.delete(
+                session, kind=entity.kind, key=key, if_match=if_match, actor=_actor(principal)
+            )
+        return Response(status_code=204)
+
+    key = Annotated[str, Path(alias=entity.key)]
+    one = f"{entity.path}/{{{entity.key}}}"
+    router.add_api_route(
+        entity.path,
+        _typed(create, body=entity.create),
+        methods=["POST"],
+        name=f"create_{entity.kind}",
+        status_code=201,
+        response_model=entity.read,
+        responses=WRITE_PROBLEMS,
+        summary=entity.create_summary,
+    )
+    router.add_api_route(
+        one,
+        _typed(update, key=key, body=entity.update),
+        methods=["PATCH"],
+        name=f"update_{entity.kind}",
+        response_model=entity.read,
+        responses=WRITE_PROBLEMS,
+        summary=entity.update_summary,
+    )
+    router.add_api_route(
+        one,
+        _typed(delete, key=key),
+        methods=["DELETE"],
+        name=f"delete_{entity.kind}",
+        status_code=204,
+        responses=WRITE_PROBLEMS,
+        summary=entity.delete_summary,
+    )
+
+
+for _entity in WRITABLE_KINDS:
+    _route_writes(_entity)
 
 
 # -- credentials -------------------------------------------------------------------------
