@@ -3,44 +3,21 @@ HTTP, the assignment decision out on Kafka and visible over HTTP."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TypeVar
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from airgrid.auth import Role, issue_credential
-from airgrid.bus import Producer, client_options, ensure_topics, now_ms, topic_name
+from airgrid.bus import Producer, client_options, now_ms, topic_name
 from airgrid.config import Settings
-from airgrid.db import create_engine, session_factory
 from airgrid.reference import load_reference
 from airgrid.topics import DISPATCH_DECISIONS, TELEMETRY_RAW
 from airgrid.v1 import dispatch_pb2, telemetry_pb2
-from tests.conftest import free_port
+from tests.e2e.conftest import RunningServices, eventually, issue_keys
 
 pytestmark = pytest.mark.e2e
-
-T = TypeVar("T")
-SERVICES = ("registry", "telemetry", "dispatch")
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result is not None:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 @dataclass
@@ -51,73 +28,10 @@ class Stack:
     operator_key: str
 
 
-async def _issue(settings: Settings) -> tuple[str, str]:
-    engine = create_engine(settings)
-    try:
-        async with session_factory(engine)() as session, session.begin():
-            _, fire = issue_credential(session, role=Role.DEPARTMENT, department="fire")
-            _, operator = issue_credential(session, role=Role.OPERATOR)
-    finally:
-        await engine.dispose()
-    return fire, operator
-
-
 @pytest.fixture(scope="module")
-async def stack(
-    settings: Settings, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Stack]:
-    import uuid
-
-    s = settings.model_copy(update={"topic_prefix": f"e{uuid.uuid4().hex[:8]}."})
-    await ensure_topics(s)
-    fire_key, operator_key = await _issue(s)
-    ports = {name: free_port() for name in SERVICES}
-    logs = tmp_path_factory.mktemp("e2e-logs")
-    env = dict(os.environ)
-    env.update(
-        {
-            "AIRGRID_KAFKA_BOOTSTRAP": s.bootstrap_servers,
-            "AIRGRID_DATABASE_URL": s.sqlalchemy_url,
-            "AIRGRID_TOPIC_PREFIX": s.topic_prefix,
-            "AIRGRID_STATE_DIR": str(s.state_dir),
-            "AIRGRID_OUTBOX_POLL_SECONDS": "0.2",
-            **{f"AIRGRID_{name.upper()}_PORT": str(port) for name, port in ports.items()},
-        }
-    )
-    children = {
-        name: subprocess.Popen(
-            [sys.executable, "-m", "airgrid", "serve", name],
-            env=env,
-            stdout=(logs / f"{name}.log").open("wb"),
-            stderr=subprocess.STDOUT,
-        )
-        for name in SERVICES
-    }
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    try:
-        async with httpx.AsyncClient(timeout=2.0) as client:
-            for name in SERVICES:
-
-                async def ready(name: str = name) -> bool | None:
-                    if children[name].poll() is not None:
-                        log = Path(logs / f"{name}.log").read_text()
-                        raise AssertionError(f"{name} exited:\n{log[-3000:]}")
-                    try:
-                        r = await client.get(f"{urls[name]}/readyz")
-                    except httpx.HTTPError:
-                        return None
-                    return True if r.status_code == 200 else None
-
-                await eventually(ready, 60, f"{name} ready")
-        yield Stack(s, urls, fire_key, operator_key)
-    finally:
-        for child in children.values():
-            child.terminate()
-        for child in children.values():
-            try:
-                child.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                child.kill()
+async def stack(running_services: RunningServices) -> Stack:
+    keys = await issue_keys(running_services.settings)
+    return Stack(running_services.settings, running_services.urls, keys.fire, keys.operator)
 
 
 async def test_operations_endpoints_answer_on_every_service(stack: Stack) -> None:

@@ -8,50 +8,31 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 import socket
-import subprocess
-import sys
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aiomqtt
 import httpx
 import pytest
 from pymavlink.dialects.v20 import common as mavlink
 
-from airgrid.auth import Role, issue_credential
 from airgrid.bus import ensure_topics
 from airgrid.config import Settings
-from airgrid.db import create_engine, session_factory
 from airgrid.migrate import upgrade
 from airgrid.reference import DroneSpec, NestSpec, load_reference
 from gateways.simulated_dock import SimulatedDock
 from gateways.simulated_mavlink import SimulatedMavlinkDrone
 from tests.conftest import _recreate_database, free_port
+from tests.e2e.conftest import RunningServices, eventually, issue_keys
 
 pytestmark = pytest.mark.e2e
 
-T = TypeVar("T")
-SERVICES = ("registry", "telemetry", "dispatch")
 MQTT_HOST, MQTT_PORT = "127.0.0.1", 1883
 TIME_SCALE = 20.0
 SYSTEM_ID = 7
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result is not None:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.2)
 
 
 def free_udp_port() -> int:
@@ -93,149 +74,102 @@ class Stack:
     simulated_dock: SimulatedDock
 
 
-async def _issue(settings: Settings, nests: list[str]) -> tuple[str, str, list[str]]:
-    engine = create_engine(settings)
-    try:
-        async with session_factory(engine)() as session, session.begin():
-            _, fire = issue_credential(session, role=Role.DEPARTMENT, department="fire")
-            _, operator = issue_credential(session, role=Role.OPERATOR)
-            gateways = [
-                issue_credential(session, role=Role.GATEWAY, nest_id=nest)[1] for nest in nests
-            ]
-    finally:
-        await engine.dispose()
-    return fire, operator, gateways
-
-
-def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "airgrid", *args],
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-
-
 @pytest.fixture(scope="module")
-async def stack(
-    settings: Settings, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Stack]:
+async def e2e_settings(settings: Settings) -> AsyncIterator[Settings]:
+    """A database of this module's own: missions of other tests never make these drones busy."""
     run = uuid.uuid4().hex[:8]
-    # A database of this module's own: missions of other tests never make these drones busy.
     database = f"{settings.sqlalchemy_url}_gw{run}"
     await _recreate_database(database)
     s = settings.model_copy(update={"topic_prefix": f"g{run}.", "database_url": database})
-    await asyncio.to_thread(upgrade, s)
-    await ensure_topics(s)
+    try:
+        await asyncio.to_thread(upgrade, s)
+        await ensure_topics(s)
+        yield s
+    finally:
+        await _recreate_database(database, create=False)
+
+
+@pytest.fixture(scope="module")
+async def stack(running_services: RunningServices) -> AsyncIterator[Stack]:
+    """Both gateways as processes in front of the running services, and a simulated drone
+    speaking to each."""
+    services = running_services
+    run = uuid.uuid4().hex[:8]
     mav, dock = pick_drones()
-    fire_key, operator_key, (mav_key, dock_key) = await _issue(s, [mav[1].id, dock[1].id])
-    ports = {name: free_port() for name in SERVICES}
+    keys = await issue_keys(services.settings, [mav[1].id, dock[1].id])
+    mav_key, dock_key = keys.gateways
     metrics = {"mavlink": free_port(), "mqtt": free_port()}
     udp_port = free_udp_port()
     mqtt_prefix = f"airgrid-test/{run}/"
-    logs = tmp_path_factory.mktemp("gateway-logs")
-    env = dict(os.environ)
-    env.update(
-        {
-            "AIRGRID_KAFKA_BOOTSTRAP": s.bootstrap_servers,
-            "AIRGRID_DATABASE_URL": s.sqlalchemy_url,
-            "AIRGRID_TOPIC_PREFIX": s.topic_prefix,
-            "AIRGRID_STATE_DIR": str(s.state_dir),
-            "AIRGRID_OUTBOX_POLL_SECONDS": "0.2",
-            **{f"AIRGRID_{name.upper()}_PORT": str(port) for name, port in ports.items()},
-        }
+    services.spawn(
+        "gateway-mavlink",
+        [
+            "gateway",
+            "mavlink",
+            "--key",
+            mav_key,
+            "--system",
+            f"{SYSTEM_ID}={mav[0].id}",
+            "--listen",
+            f"127.0.0.1:{udp_port}",
+            "--metrics-port",
+            str(metrics["mavlink"]),
+        ],
     )
-    children = {name: _spawn(["serve", name], env, logs / f"{name}.log") for name in SERVICES}
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    services.spawn(
+        "gateway-mqtt",
+        [
+            "gateway",
+            "mqtt",
+            "--key",
+            dock_key,
+            "--dock",
+            f"DOCK-{run}={dock[1].id}",
+            "--aircraft",
+            f"AC-{run}={dock[0].id}",
+            "--broker",
+            f"{MQTT_HOST}:{MQTT_PORT}",
+            "--topic-prefix",
+            mqtt_prefix,
+            "--metrics-port",
+            str(metrics["mqtt"]),
+        ],
+    )
+    metric_urls = {k: f"http://127.0.0.1:{p}/metrics" for k, p in metrics.items()}
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        for name, url in metric_urls.items():
+
+            async def up(name: str = name, url: str = url) -> bool | None:
+                services.check_running(f"gateway-{name}")
+                try:
+                    return True if (await client.get(url)).status_code == 200 else None
+                except httpx.HTTPError:
+                    return None
+
+            await eventually(up, 60, f"gateway {name} serving /metrics")
+    simulated_drone = SimulatedMavlinkDrone(
+        *mav, system_id=SYSTEM_ID, gateway=("127.0.0.1", udp_port), time_scale=TIME_SCALE
+    )
+    simulated_dock = SimulatedDock(
+        *dock,
+        dock_sn=f"DOCK-{run}",
+        aircraft_sn=f"AC-{run}",
+        host=MQTT_HOST,
+        port=MQTT_PORT,
+        topic_prefix=mqtt_prefix,
+        time_scale=TIME_SCALE,
+    )
     stop = asyncio.Event()
-    simulations: list[asyncio.Task[None]] = []
+    simulations = [
+        asyncio.create_task(simulated_drone.run(stop)),
+        asyncio.create_task(simulated_dock.run(stop)),
+    ]
     try:
-        async with httpx.AsyncClient(timeout=2.0) as client:
-            for name in SERVICES:
-
-                async def ready(name: str = name) -> bool | None:
-                    if children[name].poll() is not None:
-                        log = (logs / f"{name}.log").read_text()
-                        raise AssertionError(f"{name} exited:\n{log[-3000:]}")
-                    try:
-                        r = await client.get(f"{urls[name]}/readyz")
-                    except httpx.HTTPError:
-                        return None
-                    return True if r.status_code == 200 else None
-
-                await eventually(ready, 60, f"{name} ready")
-        children["gateway-mavlink"] = _spawn(
-            [
-                "gateway",
-                "mavlink",
-                "--key",
-                mav_key,
-                "--system",
-                f"{SYSTEM_ID}={mav[0].id}",
-                "--listen",
-                f"127.0.0.1:{udp_port}",
-                "--metrics-port",
-                str(metrics["mavlink"]),
-            ],
-            env,
-            logs / "gateway-mavlink.log",
-        )
-        children["gateway-mqtt"] = _spawn(
-            [
-                "gateway",
-                "mqtt",
-                "--key",
-                dock_key,
-                "--dock",
-                f"DOCK-{run}={dock[1].id}",
-                "--aircraft",
-                f"AC-{run}={dock[0].id}",
-                "--broker",
-                f"{MQTT_HOST}:{MQTT_PORT}",
-                "--topic-prefix",
-                mqtt_prefix,
-                "--metrics-port",
-                str(metrics["mqtt"]),
-            ],
-            env,
-            logs / "gateway-mqtt.log",
-        )
-        metric_urls = {k: f"http://127.0.0.1:{p}/metrics" for k, p in metrics.items()}
-        async with httpx.AsyncClient(timeout=2.0) as client:
-            for name, url in metric_urls.items():
-
-                async def up(name: str = name, url: str = url) -> bool | None:
-                    child = children[f"gateway-{name}"]
-                    if child.poll() is not None:
-                        log = (logs / f"gateway-{name}.log").read_text()
-                        raise AssertionError(f"gateway {name} exited:\n{log[-3000:]}")
-                    try:
-                        return True if (await client.get(url)).status_code == 200 else None
-                    except httpx.HTTPError:
-                        return None
-
-                await eventually(up, 60, f"gateway {name} serving /metrics")
-        simulated_drone = SimulatedMavlinkDrone(
-            *mav, system_id=SYSTEM_ID, gateway=("127.0.0.1", udp_port), time_scale=TIME_SCALE
-        )
-        simulated_dock = SimulatedDock(
-            *dock,
-            dock_sn=f"DOCK-{run}",
-            aircraft_sn=f"AC-{run}",
-            host=MQTT_HOST,
-            port=MQTT_PORT,
-            topic_prefix=mqtt_prefix,
-            time_scale=TIME_SCALE,
-        )
-        simulations = [
-            asyncio.create_task(simulated_drone.run(stop)),
-            asyncio.create_task(simulated_dock.run(stop)),
-        ]
         yield Stack(
-            s,
-            urls,
-            fire_key,
-            operator_key,
+            services.settings,
+            services.urls,
+            keys.fire,
+            keys.operator,
             mav,
             dock,
             udp_port,
@@ -247,14 +181,6 @@ async def stack(
     finally:
         stop.set()
         await asyncio.gather(*simulations, return_exceptions=True)
-        for child in children.values():
-            child.terminate()
-        for child in children.values():
-            try:
-                child.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                child.kill()
-        await _recreate_database(database, create=False)
 
 
 def metric(text: str, name: str, **labels: str) -> float:
