@@ -18,13 +18,13 @@ import orjson
 
 from airgrid.bus import now_ms
 from airgrid.reference import DroneSpec, NestSpec
-from airgrid.sim.physics import SimDrone, apply_command, step
+from airgrid.sim.physics import SimDrone, apply_command
 from airgrid.v1 import command_pb2, telemetry_pb2
 from gateways.dji_codec import MODE_CODE_OF_FLIGHT, OSD, SERVICES, SERVICES_REPLY, topic_of
+from gateways.simulated_flight import flight_ticks
 
 log = logging.getLogger("airgrid.sim.dock")
 
-TICK_S = 0.1
 # DJI result codes used here: 0 success, 314000 "the device cannot do this now".
 RESULT_OK = 0
 RESULT_REFUSED = 314000
@@ -153,17 +153,9 @@ class SimulatedDock:
         ) as client:
             await client.subscribe(topic_of(self.dock_sn, SERVICES, self.prefix), qos=1)
             server = asyncio.create_task(self._serve(client))
-            last = loop.time()
-            next_dock = next_aircraft = last
-            mode = self.drone.mode
+            next_dock = next_aircraft = loop.time()
             try:
-                while not stop.is_set():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), TICK_S)
-                    now = loop.time()
-                    step(self.drone, min(1.0, now - last) * self.time_scale)
-                    last = now
-                    changed, mode = self.drone.mode != mode, self.drone.mode
+                async for now, changed in flight_ticks(self.drone, stop, self.time_scale):
                     if self.drone.airborne and (now >= next_aircraft or changed):
                         payload = self._envelope(self.aircraft_osd())
                         await client.publish(topic_of(self.aircraft_sn, OSD, self.prefix), payload)

@@ -17,7 +17,7 @@ from typing import Any
 from pymavlink.dialects.v20 import common as mavlink
 
 from airgrid.reference import DroneSpec, NestSpec
-from airgrid.sim.physics import SimDrone, apply_command, step
+from airgrid.sim.physics import SimDrone, apply_command
 from airgrid.v1 import command_pb2, telemetry_pb2
 from gateways.mavlink_codec import (
     FLIGHT_TO_SUB_MODE,
@@ -26,10 +26,9 @@ from gateways.mavlink_codec import (
     flight_command_of,
     px4_custom_mode,
 )
+from gateways.simulated_flight import flight_ticks
 
 log = logging.getLogger("airgrid.sim.mavlink")
-
-TICK_S = 0.1
 
 
 class SimulatedMavlinkDrone(asyncio.DatagramProtocol):
@@ -211,18 +210,9 @@ class SimulatedMavlinkDrone(asyncio.DatagramProtocol):
         self.transport, _ = await loop.create_datagram_endpoint(
             lambda: self, local_addr=("127.0.0.1", 0)
         )
-        last = loop.time()
-        next_heartbeat = next_status = next_position = last
-        mode = self.drone.mode
+        next_heartbeat = next_status = next_position = loop.time()
         try:
-            while not stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), TICK_S)
-                now = loop.time()
-                step(self.drone, min(1.0, now - last) * self.time_scale)
-                last = now
-                changed = self.drone.mode != mode
-                mode = self.drone.mode
+            async for now, changed in flight_ticks(self.drone, stop, self.time_scale):
                 if now >= next_heartbeat or changed:
                     self._heartbeat()
                     next_heartbeat = now + 1.0
