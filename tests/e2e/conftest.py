@@ -66,6 +66,16 @@ async def issue_keys(settings: Settings, gateway_nests: Sequence[str] = ()) -> K
 
 
 @dataclass
+class ServiceStack:
+    """The running services and the keys a suite calls them with."""
+
+    settings: Settings
+    urls: dict[str, str]
+    fire_key: str
+    operator_key: str
+
+
+@dataclass
 class RunningServices:
     settings: Settings
     urls: dict[str, str]  # service name -> base URL

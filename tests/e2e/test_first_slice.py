@@ -4,37 +4,27 @@ HTTP, the assignment decision out on Kafka and visible over HTTP."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from airgrid.bus import Producer, client_options, now_ms, topic_name
-from airgrid.config import Settings
 from airgrid.reference import load_reference
 from airgrid.topics import DISPATCH_DECISIONS, TELEMETRY_RAW
 from airgrid.v1 import dispatch_pb2, telemetry_pb2
-from tests.e2e.conftest import RunningServices, eventually, issue_keys
+from tests.e2e.conftest import RunningServices, ServiceStack, eventually, issue_keys
 
 pytestmark = pytest.mark.e2e
 
 
-@dataclass
-class Stack:
-    settings: Settings
-    urls: dict[str, str]
-    fire_key: str
-    operator_key: str
-
-
 @pytest.fixture(scope="module")
-async def stack(running_services: RunningServices) -> Stack:
+async def stack(running_services: RunningServices) -> ServiceStack:
     keys = await issue_keys(running_services.settings)
-    return Stack(running_services.settings, running_services.urls, keys.fire, keys.operator)
+    return ServiceStack(running_services.settings, running_services.urls, keys.fire, keys.operator)
 
 
-async def test_operations_endpoints_answer_on_every_service(stack: Stack) -> None:
+async def test_operations_endpoints_answer_on_every_service(stack: ServiceStack) -> None:
     async with httpx.AsyncClient(timeout=5.0) as client:
         for name, url in stack.urls.items():
             assert (await client.get(f"{url}/healthz")).json()["status"] == "ok", name
@@ -44,7 +34,7 @@ async def test_operations_endpoints_answer_on_every_service(stack: Stack) -> Non
             assert (await client.get(f"{url}/openapi.json")).status_code == 200
 
 
-async def test_registry_serves_the_seeded_fleet(stack: Stack) -> None:
+async def test_registry_serves_the_seeded_fleet(stack: ServiceStack) -> None:
     headers = {"Authorization": f"Bearer {stack.operator_key}"}
     async with httpx.AsyncClient(base_url=stack.urls["registry"], timeout=5.0) as client:
         drones = (await client.get("/v1/drones", headers=headers, params={"limit": 1})).json()
@@ -54,7 +44,7 @@ async def test_registry_serves_the_seeded_fleet(stack: Stack) -> None:
     assert departments["total"] == 11
 
 
-async def test_incident_in_over_http_decision_out_on_kafka(stack: Stack) -> None:
+async def test_incident_in_over_http_decision_out_on_kafka(stack: ServiceStack) -> None:
     s = stack.settings
     reference = load_reference()
     producer = Producer(s, source="tests/e2e")
@@ -152,7 +142,7 @@ async def test_incident_in_over_http_decision_out_on_kafka(stack: Stack) -> None
             await consumer.stop()
 
 
-async def test_bad_incidents_get_problem_details(stack: Stack) -> None:
+async def test_bad_incidents_get_problem_details(stack: ServiceStack) -> None:
     fire = {"Authorization": f"Bearer {stack.fire_key}"}
     url = f"{stack.urls['dispatch']}/v1/incidents"
     good = {

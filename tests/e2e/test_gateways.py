@@ -26,7 +26,7 @@ from airgrid.reference import DroneSpec, NestSpec, load_reference
 from gateways.simulated_dock import SimulatedDock
 from gateways.simulated_mavlink import SimulatedMavlinkDrone
 from tests.conftest import _recreate_database, free_port
-from tests.e2e.conftest import RunningServices, eventually, issue_keys
+from tests.e2e.conftest import RunningServices, ServiceStack, eventually, issue_keys
 
 pytestmark = pytest.mark.e2e
 
@@ -60,11 +60,9 @@ def scene_near(nest: NestSpec) -> list[float]:
 
 
 @dataclass
-class Stack:
-    settings: Settings
-    urls: dict[str, str]
-    fire_key: str
-    operator_key: str
+class Stack(ServiceStack):
+    """The services with both gateways in front and a simulated drone speaking to each."""
+
     mavlink: tuple[DroneSpec, NestSpec]
     dock: tuple[DroneSpec, NestSpec]
     udp_port: int
@@ -91,8 +89,6 @@ async def e2e_settings(settings: Settings) -> AsyncIterator[Settings]:
 
 @pytest.fixture(scope="module")
 async def stack(running_services: RunningServices) -> AsyncIterator[Stack]:
-    """Both gateways as processes in front of the running services, and a simulated drone
-    speaking to each."""
     services = running_services
     run = uuid.uuid4().hex[:8]
     mav, dock = pick_drones()
