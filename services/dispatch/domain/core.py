@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from airgrid.geo import LocalProjection
-from services.dispatch.domain.drone_index import DroneGrid
+from services.dispatch.domain.drone_index import DroneGrid, IdleDrones
 from services.dispatch.domain.eta import Estimate, estimate, launch_overhead_s
 from services.dispatch.domain.model import (
     Assigned,
@@ -35,6 +35,7 @@ from services.dispatch.domain.model import (
 )
 from services.dispatch.domain.nofly import DetourPlanner, NoFlyZone, Target, planner_for
 from services.dispatch.domain.patrols import PatrolRoute
+from services.dispatch.domain.run_cards import SITE_RADIUS_M, DockedGroup, RunCards
 from services.dispatch.domain.stages import observed_stage
 
 XY = tuple[float, float]
@@ -57,6 +58,10 @@ class CoreSettings:
     preempt_max_priority: int = 1  # incidents at this priority or more urgent may preempt
     patrol_keep_docked: int = 2  # idle drones a nest keeps docked before it sends a patrol
     patrol_interval_s: float = 1800.0
+
+
+# What a search heap entry stands for: a launch group, a live grid cell, or (None) a drone.
+_Entry = DockedGroup | tuple[int, int] | None
 
 
 @dataclass(frozen=True)
@@ -97,14 +102,23 @@ class DispatchCore:
         self.routes: dict[str, PatrolRoute] = {}
         self.route_flown_ms: dict[str, int] = {}
         self.now_ms = 0
-        self.index = DroneGrid(self.settings.cell_m)
+        # Idle drones: docked ones at their nests by run card, the others (in the air, or
+        # docked away from their nest) in a live grid searched ring by ring.
+        self.live = DroneGrid(self.settings.cell_m)
+        self.cards = RunCards(self.settings.cell_m)
+        self.index = IdleDrones(self.live, self.cards)  # every idle drone, either way
         self._planners: dict[frozenset[str], DetourPlanner] = {}
+        # The planner of the zones active now, and the time until which that set holds.
+        self._planner_now: tuple[DetourPlanner, float] | None = None
+        # The latest prepared scene: (planner, scene xy, target, return leg in metres).
+        self._prepared: tuple[DetourPlanner, XY, Target, float] | None = None
         self._vmax = 1.0
         # Counts changes that may make a waiting incident servable without draining the queue
         # (a drone moved or its battery changed a little; a no-fly zone changed): _serve
         # re-tries only the waiting incidents searched before the latest such change.
         self._quiet_changes = 0
         self._online_xy: list[tuple[str, XY]] = []  # online nests, projected once
+        self._nest_xy: dict[str, XY] = {}  # every nest, projected once
 
     # -- geometry ------------------------------------------------------------------------
 
@@ -114,8 +128,13 @@ class DispatchCore:
         return self.projection.to_xy(lon, lat)
 
     def planner(self) -> DetourPlanner:
-        """The detour planner of the no-fly zones active now, built once per set."""
-        active = frozenset(z.id for z in self.zones.values() if z.active_at(self.now_ms))
+        """The detour planner of the no-fly zones active now, built once per set; the set is
+        looked up again only when the clock passes the next zone's start or end."""
+        now = self.now_ms
+        current = self._planner_now
+        if current is not None and now < current[1]:
+            return current[0]
+        active = frozenset(z.id for z in self.zones.values() if z.active_at(now))
         planner = self._planners.get(active)
         if planner is None:
             if self.projection is None:
@@ -124,24 +143,39 @@ class DispatchCore:
             zones = [self.zones[z] for z in sorted(active)]
             planner = planner_for(zones, self.projection, margin_m=self.settings.detour_margin_m)
             self._planners[active] = planner
+        changes = [
+            t
+            for z in self.zones.values()
+            for t in (z.active_from_ms, z.active_until_ms + 1 if z.active_until_ms else 0)
+            if t > now
+        ]
+        self._planner_now = (planner, min(changes, default=math.inf))
         return planner
 
     def path_to(self, drone: DroneView, lon: float, lat: float) -> tuple[tuple[float, float], ...]:
         """Waypoints (lon/lat) a drone flies to reach a point, around the no-fly zones."""
         assert drone.lon is not None and drone.lat is not None and self.projection is not None
         planner = self.planner()
-        waypoints = planner.path(self._xy(drone.lon, drone.lat), planner.target(self._xy(lon, lat)))
+        waypoints = planner.path(self._xy(drone.lon, drone.lat), self._target(self._xy(lon, lat)))
         return tuple(self.projection.to_lon_lat(*p) for p in waypoints)
 
     # -- inputs: world ---------------------------------------------------------------------
 
     def upsert_nest(self, nest: NestView) -> list[Decision]:
-        self._xy(nest.lon, nest.lat)
+        xy = self._xy(nest.lon, nest.lat)
         self.nests[nest.id] = nest
+        self._nest_xy[nest.id] = xy
         self._online_xy = [
             (n.id, self._xy(n.lon, n.lat)) for n in sorted(self.nests.values(), key=lambda n: n.id)
             if n.online
         ]  # fmt: skip
+        self._prepared = None
+        if self.cards.set_nest(nest.id, xy):
+            # Idle drones of this nest go to (or leave) its run cards.
+            for drone_id in sorted([*self.live.where, *self.cards.where]):
+                drone = self.drones[drone_id]
+                if drone.home_nest == nest.id:
+                    self._reindex(drone)
         return self.drain_queue()
 
     def upsert_zone(self, zone: NoFlyZone | None, zone_id: str = "") -> list[Decision]:
@@ -151,6 +185,8 @@ class DispatchCore:
         else:
             self.zones[zone.id] = zone
         self._planners.clear()
+        self._planner_now = None
+        self._prepared = None
         self._quiet_changes += 1
         return []
 
@@ -273,7 +309,7 @@ class DispatchCore:
             )
             self.missions[m.id] = m
             self.busy[m.drone_id] = m.id
-            self.index.remove(m.drone_id)
+            self._unindex(m.drone_id)
             entry = self.incidents.get(m.incident_id)
             if entry is not None:
                 entry.open_slots.discard(m.slot)
@@ -384,7 +420,7 @@ class DispatchCore:
             )  # fmt: skip
             self.missions[mission_id] = mission
             self.busy[drone.id] = mission_id
-            self.index.remove(drone.id)
+            self._unindex(drone.id)
             path = self.path_to(drone, incident.lon, incident.lat)
             assignments.append(
                 Assignment(
@@ -431,14 +467,36 @@ class DispatchCore:
 
     # -- search --------------------------------------------------------------------------------
 
+    def _target(self, scene: XY) -> Target:
+        """The planner's target for a scene, shared with the latest prepared one."""
+        planner = self.planner()
+        prepared = self._prepared
+        if prepared is not None and prepared[0] is planner and prepared[1] == scene:
+            return prepared[2]
+        return planner.target(scene)
+
     def _prepare(self, incident: IncidentRequest) -> tuple[Target, float]:
+        """The scene's target and the return leg to the online nest nearest to it (the scene
+        cell's run card names the few nests that can be the nearest)."""
         planner = self.planner()
         scene = self._xy(incident.lon, incident.lat)
+        prepared = self._prepared
+        if prepared is not None and prepared[0] is planner and prepared[1] == scene:
+            return prepared[2], prepared[3]
         target = planner.target(scene)
         back_m = 0.0
         if self._online_xy and target.reachable:
-            _, near = min((math.dist(xy, scene), nest_id) for nest_id, xy in self._online_xy)
-            back_m = planner.length_m(dict(self._online_xy)[near], target)
+            best: tuple[float, str] = (math.inf, "")
+            nests = self.nests
+            for lower, nest_id in self.cards.card(scene):
+                if lower > best[0] + 1e-6:
+                    break
+                if nests[nest_id].online:
+                    found = (math.dist(self._nest_xy[nest_id], scene), nest_id)
+                    if found < best:
+                        best = found
+            back_m = planner.length_m(self._nest_xy[best[1]], target)
+        self._prepared = (planner, scene, target, back_m)
         return target, back_m
 
     def _estimate(
@@ -456,37 +514,60 @@ class DispatchCore:
     def _search(
         self, incident: IncidentRequest, need: int
     ) -> tuple[list[_Candidate], list[Estimate]]:
-        """Best-first search of idle drones: rings of the grid feed a heap of lower bounds
-        (launch overhead + straight distance at the drone's speed); full estimates (detours,
-        battery) run only for drones that could still beat the need-th best found."""
+        """Best-first search of idle drones, exact: a heap of lower bounds on the time to
+        scene is fed by two sources, nearest first: the scene cell's run card (nests with
+        idle docked drones, then their launch groups) and the rings of the live grid (drones
+        in the air or away from their nest). Full estimates (detours, battery) run only for
+        drones that could still beat the need-th best found.
+
+        The infeasible estimates are complete when fewer than `need` drones are feasible
+        (then every capable idle drone was estimated); they give the reason for the queue."""
         target, back_m = self._prepare(incident)
-        scene = self._xy(incident.lon, incident.lat)
+        scene = target.xy
         needs = incident.required_capabilities
-        # Entries: (lower bound on ETA rounded, -battery, drone id, cell). A cell's entry
-        # sorts before any drone with the same bound and is opened when it reaches the top.
-        heap: list[tuple[float, float, str, tuple[int, int] | None]] = []
+        # Entries: (lower bound on ETA rounded, -battery, drone id, sequence, what). A cell,
+        # nest or group sorts before any drone with the same bound and opens at the top.
+        heap: list[tuple[float, float, str, int, _Entry]] = []
         feasible: list[_Candidate] = []
         infeasible: list[Estimate] = []
-        rings = self.index.ring_cells(scene)
+        deferred: list[tuple[DockedGroup, int, float]] = []  # infeasible tails of groups
+        rings = self.live.ring_cells(scene)
         next_ring = next(rings, None)
         vmax = self._vmax
+        cards = self.cards
+        sites = cards.sites
+        walk = cards.card(scene) if sites else ()
+        pos = 0
+        card_over, card_speed = cards.min_overhead_s, cards.max_speed_mps
+        seq = 0
         while True:
+            while pos < len(walk) and walk[pos][1] not in sites:
+                pos += 1
+            nest_bound = (
+                card_over + max(0.0, walk[pos][0] - SITE_RADIUS_M) / card_speed
+                if pos < len(walk)
+                else math.inf
+            )
             ring_bound = next_ring[0] / vmax if next_ring is not None else math.inf
-            if heap and heap[0][0] <= ring_bound:
+            source_bound = min(nest_bound, ring_bound)
+            if heap and heap[0][0] <= source_bound:
                 if len(feasible) >= need:
                     kth = sorted(c.key for c in feasible)[need - 1]
                     if kth < heap[0][:3]:
                         break
-                _, _, drone_id, cell = heapq.heappop(heap)
-                if cell is not None:
-                    for member, (x, y) in self.index.cells[cell].items():
+                _, _, drone_id, _, what = heapq.heappop(heap)
+                if isinstance(what, DockedGroup):
+                    self._open_group(what, incident, target, back_m, need, feasible, deferred)
+                    continue
+                if what is not None:
+                    for member, (x, y) in self.live.cells[what].items():
                         drone = self.drones[member]
                         if not needs <= drone.capabilities:
                             continue
                         lower = launch_overhead_s(drone) + math.hypot(
                             x - scene[0], y - scene[1]
                         ) / (drone.cruise_speed_mps)
-                        heapq.heappush(heap, (round(lower, 1), -drone.battery_pct, member, None))
+                        heapq.heappush(heap, (round(lower, 1), -drone.battery_pct, member, 0, None))
                     continue
                 drone = self.drones[drone_id]
                 found, path_m = self._estimate(drone, incident, target, back_m)
@@ -496,16 +577,69 @@ class DispatchCore:
                 else:
                     infeasible.append(found)
                 continue
-            if next_ring is None:
+            if source_bound == math.inf:
                 break
             if len(feasible) >= need:
                 kth = sorted(c.key for c in feasible)[need - 1]
-                if kth[0] < round(ring_bound, 1) and (not heap or kth < heap[0][:3]):
+                if kth[0] < round(source_bound, 1) and (not heap or kth < heap[0][:3]):
                     break
+            seq += 1
+            if nest_bound <= ring_bound:
+                for group in sites[walk[pos][1]].values():
+                    lower = group.overhead_s + math.dist(group.xy, scene) / group.speed_mps
+                    seq += 1
+                    heapq.heappush(heap, (round(lower - 1e-6, 1), -math.inf, "", seq, group))
+                pos += 1
+                continue
+            assert next_ring is not None
             for distance, cell in next_ring[1]:
-                heapq.heappush(heap, (round(distance / vmax, 1), -math.inf, "", cell))
+                seq += 1
+                heapq.heappush(heap, (round(distance / vmax, 1), -math.inf, "", seq, cell))
             next_ring = next(rings, None)
+        if len(feasible) < need:
+            for group, start, path_m in deferred:
+                for drone in group.ordered()[start:]:
+                    if needs <= drone.capabilities:
+                        infeasible.append(
+                            estimate(
+                                drone, incident, self.nests, reserve_pct=self.reserve_pct,
+                                path_m=path_m, back_m=back_m,
+                            )
+                        )  # fmt: skip
         return feasible, infeasible
+
+    def _open_group(
+        self,
+        group: DockedGroup,
+        incident: IncidentRequest,
+        target: Target,
+        back_m: float,
+        need: int,
+        feasible: list[_Candidate],
+        deferred: list[tuple[DockedGroup, int, float]],
+    ) -> None:
+        """The best `need` capable, feasible members of a launch group (they share one
+        time to scene, so the order is most battery, then id). Once a member cannot cover
+        the trip, no later one can: the rest is kept aside, estimated only if the search
+        ends short."""
+        path_m = self.planner().length_m(group.xy, target)
+        needs = incident.required_capabilities
+        taken = 0
+        for i, drone in enumerate(group.ordered()):
+            if not needs <= drone.capabilities:
+                continue
+            found = estimate(
+                drone, incident, self.nests, reserve_pct=self.reserve_pct,
+                path_m=path_m, back_m=back_m,
+            )  # fmt: skip
+            if not found.feasible:
+                deferred.append((group, i, path_m))
+                return
+            key = (round(found.eta_seconds, 1), -drone.battery_pct, drone.id)
+            feasible.append(_Candidate(key, found, path_m))
+            taken += 1
+            if taken >= need:
+                return
 
     def _takeable(
         self, entry: IncidentSlots, incident: IncidentRequest, may_preempt: bool
@@ -515,7 +649,7 @@ class DispatchCore:
         pool: list[_Candidate] = []
         target: Target | None = None
         back_m = 0.0
-        for mission in sorted(self.missions.values(), key=lambda m: m.id):
+        for mission in self.missions.values():  # the pool is sorted by key below
             owner = self.incidents.get(mission.incident_id)
             if owner is None or owner is entry or mission.stage not in _OUTBOUND:
                 continue
@@ -613,14 +747,10 @@ class DispatchCore:
         self._release(mission)
         drone = self.drones.get(mission.drone_id)
         nest_id = drone.home_nest if drone is not None else ""
-        if drone is not None and drone.has_position:
+        if drone is not None and drone.has_position and self._online_xy:
             assert drone.lon is not None and drone.lat is not None
-            online = [n for n in self.nests.values() if n.online]
-            if online:
-                here = self._xy(drone.lon, drone.lat)
-                nest_id = min(
-                    online, key=lambda n: (math.dist(self._xy(n.lon, n.lat), here), n.id)
-                ).id
+            here = self._xy(drone.lon, drone.lat)
+            nest_id = min((math.dist(xy, here), n) for n, xy in self._online_xy)[1]
         return [
             StageReached(mission.id, mission.incident_id, mission.drone_id, stage, now, reason),
             DroneOrder(
@@ -676,7 +806,7 @@ class DispatchCore:
         if any(e.open_slots for e in self.incidents.values()):
             return []  # incidents wait: idle drones are theirs, not the patrols'
         docked: dict[str, list[DroneView]] = {}
-        for drone_id in sorted(self.index.where):
+        for drone_id in sorted([*self.live.where, *self.cards.where]):
             drone = self.drones[drone_id]
             if not drone.airborne:
                 docked.setdefault(drone.home_nest, []).append(drone)
@@ -712,7 +842,7 @@ class DispatchCore:
                 mission_id, request.id, drone.id, 0, MissionStage.ASSIGNED, 0.0, now
             )
             self.busy[drone.id] = mission_id
-            self.index.remove(drone.id)
+            self._unindex(drone.id)
             entry.open_slots.clear()
             entry.attempts = 1
             assignment = Assignment(
@@ -775,9 +905,19 @@ class DispatchCore:
     def _reindex(self, drone: DroneView) -> None:
         if self._idle(drone):
             assert drone.lon is not None and drone.lat is not None
-            self.index.put(drone.id, self._xy(drone.lon, drone.lat))
+            xy = self._xy(drone.lon, drone.lat)
+            if self.cards.fits(drone, xy):
+                self.live.remove(drone.id)
+                self.cards.put(drone, xy)
+            else:
+                self.cards.remove(drone.id)
+                self.live.put(drone.id, xy)
         else:
-            self.index.remove(drone.id)
+            self._unindex(drone.id)
+
+    def _unindex(self, drone_id: str) -> None:
+        self.live.remove(drone_id)
+        self.cards.remove(drone_id)
 
 
 def _queue_key(entry: IncidentSlots) -> tuple[int, int, str]:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Protocol
 
 XY = tuple[float, float]
 
@@ -111,3 +112,29 @@ def _ring(cx: int, cy: int, k: int) -> Iterator[tuple[int, int]]:
     for y in range(cy - k + 1, cy + k):
         yield (cx - k, y)
         yield (cx + k, y)
+
+
+class IdleDrones:
+    """Every idle drone the core may send, whichever index holds it (the live grid or the
+    run cards' docked groups): `where` maps each one's id to its place there."""
+
+    def __init__(self, *indexes: _HasWhere) -> None:
+        self.indexes = indexes
+
+    @property
+    def where(self) -> dict[str, object]:
+        found: dict[str, object] = {}
+        for index in self.indexes:
+            found.update(index.where)
+        return found
+
+    def __len__(self) -> int:
+        return sum(len(index.where) for index in self.indexes)
+
+    def __contains__(self, drone_id: object) -> bool:
+        return any(drone_id in index.where for index in self.indexes)
+
+
+class _HasWhere(Protocol):
+    @property
+    def where(self) -> Mapping[str, object]: ...
