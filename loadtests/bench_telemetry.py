@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import cProfile
+import gc
 import multiprocessing
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -15,9 +18,11 @@ from pathlib import Path
 from tempfile import mkdtemp
 from typing import Any
 
+import asyncpg
 import orjson
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from airgrid.broker import EmbeddedBroker
@@ -63,6 +68,10 @@ class Figures:
     backlog_cpu_us: float = 0.0
     live_cpu_us: float = 0.0
     handled_rate: float = 0.0
+    # Where a tail latency can come from in the worker's process, during the live load:
+    # event-loop stalls (a 5 ms sleep that wakes late) and garbage collections.
+    loop_stall_ms: list[float] = field(default_factory=list)
+    gc_pause_ms: list[float] = field(default_factory=list)
 
 
 def drone_ids(count: int) -> list[str]:
@@ -371,6 +380,60 @@ def live_load(
     asyncio.run(produce())
 
 
+class _Profile:
+    """cProfile of one phase of the worker's process when AIRGRID_BENCH_PROFILE names a
+    directory (`<phase>.prof` there; read with `python -m pstats`); otherwise nothing."""
+
+    def __init__(self, phase: str) -> None:
+        folder = os.environ.get("AIRGRID_BENCH_PROFILE")
+        self.path = Path(folder) / f"{phase}.prof" if folder else None
+        self.profiler = cProfile.Profile() if self.path else None
+        if self.profiler is not None:
+            self.profiler.enable()
+
+    def save(self) -> None:
+        if self.profiler is not None and self.path is not None:
+            self.profiler.disable()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.profiler.dump_stats(self.path)
+            self.profiler = None
+
+
+class LoopWatch:
+    """Samples how late a 5 ms sleep wakes up (event-loop stalls, wall time) and the CPU time
+    of every garbage collection, in the worker's process, while running."""
+
+    def __init__(self) -> None:
+        self.stalls: list[float] = []
+        self.gc_pauses: list[float] = []
+        self._gc_started = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def _on_gc(self, phase: str, _info: dict[str, int]) -> None:
+        # CPU time of the collecting thread: on a shared machine wall time would add the
+        # time the process waited for a core.
+        if phase == "start":
+            self._gc_started = time.thread_time()
+        elif self._gc_started:
+            self.gc_pauses.append((time.thread_time() - self._gc_started) * 1000)
+
+    async def _sample(self) -> None:
+        while True:
+            asked = time.perf_counter()
+            await asyncio.sleep(0.005)
+            self.stalls.append((time.perf_counter() - asked) * 1000 - 5)
+
+    def start(self) -> None:
+        gc.callbacks.append(self._on_gc)
+        self._task = asyncio.create_task(self._sample())
+
+    def stop(self) -> None:
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
+        if self._task is not None:
+            self._task.cancel()
+
+
 def percentile(samples: list[float], q: float) -> float:
     if not samples:
         return float("nan")
@@ -415,6 +478,7 @@ async def run_pipeline_bench(settings: Settings, cfg: BenchConfig) -> Figures:
     task = asyncio.create_task(worker.run(stop))
     context = multiprocessing.get_context("spawn")
     observing = ObserverProcess(context, settings)
+    profile = _Profile("backlog")
     cpu_started = time.process_time()
     try:
         while worker.handled < cfg.records:
@@ -423,9 +487,13 @@ async def run_pipeline_bench(settings: Settings, cfg: BenchConfig) -> Figures:
             await asyncio.sleep(0.05)
         figures.pipeline_rate = worker.handled / (worker.last_batch_at - worker.first_batch_at)
         figures.backlog_cpu_us = (time.process_time() - cpu_started) / worker.handled * 1e6
+        profile.save()
 
         await observing.start()
         before = worker.handled
+        profile = _Profile("live")
+        watch = LoopWatch()
+        watch.start()
         started = time.perf_counter()
         cpu_started = time.process_time()
         produced = context.Value("q", 0)
@@ -450,6 +518,9 @@ async def run_pipeline_bench(settings: Settings, cfg: BenchConfig) -> Figures:
             await asyncio.sleep(0.1)
         figures.handled_rate = (worker.handled - before) / (time.perf_counter() - started)
         live_cpu_s = time.process_time() - cpu_started
+        profile.save()
+        watch.stop()
+        figures.loop_stall_ms, figures.gc_pause_ms = watch.stalls, watch.gc_pauses
         figures.live_cpu_us = live_cpu_s / max(worker.handled - before, 1) * 1e6
         await asyncio.sleep(0.5)  # the observers' last fetch
         figures.state_ms, figures.feed_ms = await observing.samples()
@@ -466,10 +537,39 @@ async def run_pipeline_bench(settings: Settings, cfg: BenchConfig) -> Figures:
     return figures
 
 
+PRIVATE_DATABASE_SERVER = "postgresql+asyncpg://postgres@127.0.0.1:5432"
+
+
+async def _admin(url: str, statement: str) -> None:
+    """Runs `statement` on the server of `url`, connected to its `postgres` database."""
+    parsed = make_url(url)
+    admin = await asyncpg.connect(
+        host=parsed.host or "127.0.0.1",
+        port=parsed.port or 5432,
+        user=parsed.username or "postgres",
+        password=parsed.password,
+        database="postgres",
+    )
+    try:
+        await admin.execute(statement)
+    finally:
+        await admin.close()
+
+
 def run(cfg: BenchConfig, settings: Settings, print_line: Callable[[str], None]) -> Figures:
-    """Runs the benchmark on a fresh topic prefix; an embedded broker on a free port if none."""
+    """Runs the benchmark on a fresh topic prefix; an embedded broker on a free port if none.
+    The track goes to PostgreSQL, the production path (asyncpg COPY): AIRGRID_DATABASE_URL when
+    set, else a private database on 127.0.0.1:5432, created here and dropped at the end."""
     broker: EmbeddedBroker | None = None
     overrides: dict[str, Any] = {"topic_prefix": f"bench{uuid.uuid4().hex[:6]}."}
+    private_db: str | None = None
+    if settings.database_url:
+        database = f"{make_url(settings.database_url).render_as_string(hide_password=True)}"
+    else:
+        private_db = f"{PRIVATE_DATABASE_SERVER}/airgrid_bench_{uuid.uuid4().hex[:8]}"
+        asyncio.run(_admin(private_db, f'CREATE DATABASE "{make_url(private_db).database}"'))
+        overrides["database_url"] = private_db
+        database = f"{private_db} (private, dropped after the run)"
     if settings.embedded_kafka:
         broker = EmbeddedBroker(port=_free_port(), log_file=Path(mkdtemp()) / "broker.log")
         broker.start()
@@ -479,13 +579,15 @@ def run(cfg: BenchConfig, settings: Settings, print_line: Callable[[str], None])
         upgrade(bench_settings)
         print_line(
             f"telemetry bench: {cfg.records} pre-produced records, {cfg.drones} drones, "
-            f"then {cfg.rate:.0f} records/s for {cfg.seconds:.0f} s; "
-            f"database {bench_settings.sqlalchemy_url.split('@')[-1]}"
+            f"then {cfg.rate:.0f} records/s for {cfg.seconds:.0f} s; database {database}"
         )
         figures = asyncio.run(run_pipeline_bench(bench_settings, cfg))
     finally:
         if broker is not None:
             broker.stop()
+        if private_db is not None:
+            name = make_url(private_db).database
+            asyncio.run(_admin(private_db, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     ratio = figures.pipeline_rate / figures.bare_rate if figures.bare_rate else float("nan")
     print_line(f"(a) bare aiokafka consume+decode : {figures.bare_rate:10,.0f} records/s")
     print_line(f"(b) full pipeline (1 worker)     : {figures.pipeline_rate:10,.0f} records/s")
@@ -503,6 +605,12 @@ def run(cfg: BenchConfig, settings: Settings, print_line: Callable[[str], None])
             f"{name:<14} p50 {percentile(samples, 0.5):7.1f} ms   "
             f"p99 {percentile(samples, 0.99):7.1f} ms   ({len(samples)} samples)"
         )
+    stalls, pauses = figures.loop_stall_ms, figures.gc_pause_ms
+    print_line(
+        f"worker event loop, live: stall p99 {percentile(stalls, 0.99):.1f} ms, "
+        f"max {max(stalls, default=0.0):.1f} ms; {len(pauses)} GC runs, "
+        f"longest {max(pauses, default=0.0):.1f} ms CPU, total {sum(pauses):.0f} ms CPU"
+    )
     return figures
 
 

@@ -20,9 +20,7 @@ from airgrid.bus import (
     REASON_HEADER,
     ConsumerSpec,
     Producer,
-    SeenIds,
     TopicView,
-    header,
     now_ms,
     start_group_consumer,
     topic_name,
@@ -41,6 +39,7 @@ from airgrid.topics import (
     feed_topic,
 )
 from airgrid.v1 import alert_pb2, command_pb2, drone_state_pb2, registry_pb2, telemetry_pb2
+from services.telemetry import heap
 from services.telemetry.batched_sends import PartitionedBatches
 from services.telemetry.domain import state as drone_state
 from services.telemetry.domain.anomalies import (
@@ -146,8 +145,6 @@ MAX_BATCHES_IN_FLIGHT = 16
 MAX_RECORDS_IN_FLIGHT = 32_000
 # Link lost is checked whenever event time moved on by this much (it fires after 15 s).
 LINK_CHECK_STEP_MS = 250
-# A geofence created or changed in the registry takes effect on the stream within this.
-ZONES_REFRESH_MS = 1_000
 
 
 async def await_batch(done: asyncio.Future[Any]) -> None:
@@ -178,7 +175,6 @@ class _Decided:
     newest: dict[str, tuple[telemetry_pb2.Telemetry, int]] = field(default_factory=dict)
     last_seq: dict[str, int] = field(default_factory=dict)
     nests: dict[str, str] = field(default_factory=dict)
-    ce_ids: list[str] = field(default_factory=list)
     redelivered: int = 0
 
 
@@ -257,12 +253,17 @@ class TelemetryWorker:
             )
         )
         self._latest: dict[str, drone_state_pb2.DroneState] = {}
-        self._seen = SeenIds()
+        # Per raw-topic partition: the offset up to which every record is fully processed
+        # (its batch acknowledged, in read order); and after a rewind, up to where the
+        # records read again were already processed (dropped as redeliveries). Offsets, not a
+        # memory of ids: constant memory, nothing to read per record.
+        self._processed: dict[tuple[str, int], int] = {}
+        self._replay_until: dict[tuple[str, int], int] = {}
         self._last_batch_ms = clock()
         self._state_topic = topic_name(settings, DRONE_STATE)
         self._zones: list[NoFlyZone] | None = None
         self._link_checked_ms = 0
-        self._zones_at = 0
+        self._follow_zones(registry)
         self._raw_topic = topic_name(settings, TELEMETRY_RAW)
         self._feed_topics = {
             code: topic_name(settings, feed_topic(code)) for code in DEPARTMENT_CODES
@@ -291,6 +292,25 @@ class TelemetryWorker:
             return frozenset()
         return frozenset(tp.partition for tp in self._consumer.assignment())
 
+    def _follow_zones(self, registry: TopicView) -> None:
+        """The no-fly zones are rebuilt from the registry view only after a registry change
+        that can alter them (a geofence, a deletion): a new zone applies to the next batch,
+        and no batch walks the registry when nothing changed."""
+        chained = registry.on_update
+
+        def on_registry_change(key: str, change: Any) -> None:
+            if chained is not None:
+                chained(key, change)
+            if change is None or change.deleted or change.HasField("geofence"):
+                self._zones = None
+
+        registry.on_update = on_registry_change
+
+    def processed(self, offsets: dict[TopicPartition, int]) -> None:
+        """Records before `offsets` (next offset per partition) are done; call in read order."""
+        for tp, offset in offsets.items():
+            self._processed[(tp.topic, tp.partition)] = offset
+
     def on_command(self, drone_id: str, command: Any) -> None:
         """Keeps the commanded path of each drone for the off-route rule."""
         if command is None:
@@ -311,6 +331,7 @@ class TelemetryWorker:
         await self.states.caught_up.wait()
         log.info("telemetry worker starting", extra={"drones_with_state": len(self.states.items)})
         await self.track.warm()
+        heap.settle()
         consumer = await start_group_consumer(self.settings, self.spec)
         self._consumer = consumer
         ticker = asyncio.create_task(self._silence_ticker(), name="telemetry-silence")
@@ -355,11 +376,13 @@ class TelemetryWorker:
                 ):
                     done, offsets, count = in_flight.popleft()
                     await done
+                    self.processed(offsets)
                     committer.add(offsets)
                     waiting -= count
             while in_flight:
                 done, offsets, _ = in_flight.popleft()
                 await done
+                self.processed(offsets)
                 committer.add(offsets)
             await committer.drain()
         except BaseException:
@@ -372,12 +395,16 @@ class TelemetryWorker:
         """After a failed batch: forget what was decided but not acknowledged, and read again
         from the committed offsets."""
         self._latest.clear()
+        self._replay_until.clear()
         for tp in consumer.assignment():
             committed = await consumer.committed(tp)
-            if committed is None:
+            if committed is None:  # no commit (or a broker that lost its data): no replay bound
                 await consumer.seek_to_beginning(tp)
-            else:
-                consumer.seek(tp, committed)
+                continue
+            consumer.seek(tp, committed)
+            done = self._processed.get((tp.topic, tp.partition), 0)
+            if committed < done:
+                self._replay_until[(tp.topic, tp.partition)] = done
 
     async def _silence_ticker(self) -> None:
         while True:
@@ -397,6 +424,11 @@ class TelemetryWorker:
     async def handle(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         """One batch, start to broker acknowledgement (tests and the pipelined loop share it)."""
         await await_batch(await self.start_batch(records))
+        ends: dict[TopicPartition, int] = {}
+        for record in records:
+            tp = TopicPartition(record.topic, record.partition)
+            ends[tp] = max(ends.get(tp, 0), record.offset + 1)
+        self.processed(ends)
 
     async def start_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> asyncio.Future[Any]:
         """Decides a batch, queues the track write and every output, and returns the future of
@@ -411,14 +443,9 @@ class TelemetryWorker:
         now = self.clock()
         self._last_batch_ms = now
         decided = _Decided()
-        seen = self._seen
+        if self._replay_until:
+            records = self._without_redeliveries(records, decided)
         for record in records:
-            ce_id = header(record, "ce_id")
-            if ce_id:
-                if seen.contains(ce_id):
-                    decided.redelivered += 1
-                    continue
-                decided.ce_ids.append(ce_id)
             self._decide(record, decided, now)
         if decided.redelivered:
             RECORDS_CONSUMED.labels(CONSUMER, "redelivered").inc(decided.redelivered)
@@ -435,12 +462,28 @@ class TelemetryWorker:
             if result.cancelled() or result.exception() is not None:
                 return
             TRACK_POINTS.inc(len(decided.track))
-            for ce_id in decided.ce_ids:
-                seen.remember(ce_id)
             self._account(len(decided.accepted), states, decided.rejected, transitions)
 
         done.add_done_callback(account)
         return done
+
+    def _without_redeliveries(
+        self, records: list[ConsumerRecord[bytes, bytes]], decided: _Decided
+    ) -> list[ConsumerRecord[bytes, bytes]]:
+        """After a rewind: the records read again that were processed before it are dropped;
+        a partition's bound goes once its reading passed it."""
+        kept = []
+        replay = self._replay_until
+        for record in records:
+            key = (record.topic, record.partition)
+            bound = replay.get(key)
+            if bound is not None:
+                if record.offset < bound:
+                    decided.redelivered += 1
+                    continue
+                del replay[key]
+            kept.append(record)
+        return kept
 
     def _conflated_states(
         self, decided: _Decided, now: int
@@ -485,11 +528,9 @@ class TelemetryWorker:
         return transitions
 
     def _no_fly_zones(self) -> list[NoFlyZone]:
-        """The registry view's no-fly zones, rebuilt at most every ZONES_REFRESH_MS: reading
-        them walks the whole registry, too much for every small batch at the live rate."""
-        now = self.clock()
-        if self._zones is None or now - self._zones_at >= ZONES_REFRESH_MS:
-            self._zones, self._zones_at = no_fly_zones(self.registry), now
+        """The registry view's no-fly zones, rebuilt after a change that can alter them."""
+        if self._zones is None:
+            self._zones = no_fly_zones(self.registry)
         return self._zones
 
     def _forget_moved_drones(self) -> None:

@@ -19,6 +19,7 @@ from airgrid.bus import Producer, TopicView, client_options, ensure_topics, now_
 from airgrid.config import Settings
 from airgrid.db import create_engine
 from airgrid.topics import (
+    ALERTS,
     DRONE_STATE,
     INCIDENTS,
     MISSION_EVENTS,
@@ -26,7 +27,14 @@ from airgrid.topics import (
     TELEMETRY_RAW,
     feed_topic,
 )
-from airgrid.v1 import drone_state_pb2, incident_pb2, mission_pb2, registry_pb2, telemetry_pb2
+from airgrid.v1 import (
+    alert_pb2,
+    drone_state_pb2,
+    incident_pb2,
+    mission_pb2,
+    registry_pb2,
+    telemetry_pb2,
+)
 from services.telemetry.feeds import FeedRouting, incident_view, mission_view
 from services.telemetry.store import track_points
 from services.telemetry.stream import TelemetryWorker, registry_view, state_view
@@ -212,3 +220,75 @@ async def test_a_batch_publishes_the_newest_state_per_drone_and_tracks_every_rec
     assert await track() == expected_track
     again = await read_all(settings, topic_name(settings, DRONE_STATE), 2)
     assert len(again) == 2
+
+
+ZONE = [(121.50, 31.20), (121.52, 31.20), (121.52, 31.22), (121.50, 31.22)]
+
+
+async def test_a_no_fly_zone_added_while_running_applies_to_the_next_batch(rig: Rig) -> None:
+    """The worker re-reads the zones after a registry change, not on a timer: a zone published
+    while the worker runs catches the next record inside it."""
+    settings, producer = rig.settings, rig.producer
+    run = uuid.uuid4().hex[:6]
+    drone = f"dr-z-{run}"
+    change = registry_pb2.RegistryChange(
+        entity_id=drone,
+        version=1,
+        drone=registry_pb2.Drone(id=drone, home_nest="nest-a", status="active"),
+    )
+    await producer.send_and_wait(
+        REGISTRY_CHANGES, change.SerializeToString(), key=drone, ce_type="test"
+    )
+    for view in rig.views:
+        await view.start()
+    for view in rig.views:
+        await asyncio.wait_for(view.caught_up.wait(), DEADLINE_S)
+    base = now_ms()
+
+    def inside(seq: int) -> telemetry_pb2.Telemetry:
+        return telemetry_pb2.Telemetry(
+            drone_id=drone,
+            seq=seq,
+            event_time_ms=base + seq * 200,
+            lon=121.51,
+            lat=31.21,
+            alt_m=80.0,
+            battery_pct=90.0,
+            flight_mode=telemetry_pb2.FLIGHT_MODE_CRUISING,
+        )
+
+    await producer.send_and_wait(
+        TELEMETRY_RAW, inside(1).SerializeToString(), key=drone, ce_type="test"
+    )
+    first = await read_all(settings, topic_name(settings, TELEMETRY_RAW), 1)
+    await rig.worker.handle(first)  # no zone yet: no breach
+
+    fence_id = f"nfz-{run}"
+    fence = registry_pb2.RegistryChange(
+        entity_id=fence_id,
+        version=1,
+        geofence=registry_pb2.Geofence(
+            id=fence_id,
+            kind="no-fly",
+            ring_lon=[p[0] for p in ZONE],
+            ring_lat=[p[1] for p in ZONE],
+        ),
+    )
+    await producer.send_and_wait(
+        REGISTRY_CHANGES, fence.SerializeToString(), key=fence_id, ce_type="test"
+    )
+    deadline = time.monotonic() + DEADLINE_S
+    while fence_id not in rig.views[0].items:
+        assert time.monotonic() < deadline, "the registry view did not see the zone"
+        await asyncio.sleep(0.05)
+    await producer.send_and_wait(
+        TELEMETRY_RAW, inside(2).SerializeToString(), key=drone, ce_type="test"
+    )
+    raw = await read_all(settings, topic_name(settings, TELEMETRY_RAW), 2)
+    await rig.worker.handle([r for r in raw if r.offset not in {x.offset for x in first}])
+
+    alerts = await read_all(settings, topic_name(settings, ALERTS), 1)
+    breaches = [alert_pb2.Alert.FromString(r.value or b"") for r in alerts]
+    assert [(a.kind, a.drone_id, a.subject_id, a.active) for a in breaches] == [
+        (alert_pb2.ALERT_KIND_GEOFENCE_BREACH, drone, fence_id, True)
+    ]
