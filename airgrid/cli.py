@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,6 +13,9 @@ from typing import Annotated, Any
 import typer
 
 from airgrid.config import get_settings
+
+# When this command started (after the interpreter and typer loaded), for `up`'s milestones.
+_STARTED_MS = int(time.time() * 1000)
 
 app = typer.Typer(
     help="airgrid: the backend of a city's shared-drone air grid.",
@@ -61,6 +65,10 @@ def up(
     keep_data: Annotated[
         bool, typer.Option(help="Keep the embedded SQLite data of the last run.")
     ] = False,
+    duration: Annotated[
+        float | None,
+        typer.Option(help="Stop by itself after this many seconds of dashboard (headless runs)."),
+    ] = None,
 ) -> None:
     """Everything in one command: broker, database, the three services, the simulator and a
     live dashboard (fleet, incidents, time to scene, SLA share, coverage, throughput)."""
@@ -75,6 +83,8 @@ def up(
         seed=seed,
         keep_data=keep_data,
         faults=faults,
+        duration_s=duration,
+        started_ms=_STARTED_MS,
     )
     raise typer.Exit(code)
 

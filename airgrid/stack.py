@@ -87,13 +87,47 @@ async def write_demo_credentials(settings: Settings) -> Path:
     return path
 
 
+class Milestones:
+    """When `airgrid up` reached each step toward its first SLA figure, in wall-clock ms: the
+    stack ready, the first incident posted, its first decision, the first drone on scene and
+    the first SLA share shown. Each is printed once, with the seconds since start."""
+
+    STEPS = ("stack ready", "first incident posted", "first decision", "first on scene")
+
+    def __init__(self, started_ms: int) -> None:
+        self.started_ms = started_ms
+        self.at_ms: dict[str, int] = {}
+
+    def reach(self, step: str, at_ms: int) -> str | None:
+        """Record step at at_ms; the line to print the first time, None after."""
+        if step in self.at_ms or not at_ms:
+            return None
+        self.at_ms[step] = at_ms
+        return (
+            f"milestone {step}: +{(at_ms - self.started_ms) / 1000:.1f} s after start "
+            f"(epoch_ms {at_ms})"
+        )
+
+    def from_outcomes(self, outcomes: Outcomes) -> list[str]:
+        """Lines for the steps the outcomes show for the first time."""
+        posted = outcomes.posted()
+        found = {
+            "first incident posted": min((o.posted_ms for o in posted), default=0),
+            "first decision": min(
+                (o.first_decision_ms for o in posted if o.first_decision_ms), default=0
+            ),
+            "first on scene": min((t for o in posted if (t := outcomes.on_scene_at(o))), default=0),
+        }
+        return [line for step, at in found.items() if (line := self.reach(step, at))]
+
+
 class Dashboard:
     """What `airgrid up` shows: fleet by status, incidents by department and stage, time to
     scene, the SLA share, coverage and throughput; one screen, readable at a glance."""
 
-    def __init__(self, sla: float) -> None:
+    def __init__(self, sla: float, *, started: float | None = None) -> None:
         self.sla = sla
-        self.started = time.monotonic()
+        self.started = time.monotonic() if started is None else started
         self.outcomes = Outcomes()
         self.coverage = CoverageSeries()
 
@@ -111,9 +145,11 @@ class Dashboard:
             ("incidents posted / on scene", f"{summary['incidents_posted']} / {tts['count']}"),
             ("time to scene p50 / p95", f"{_s(tts.get('p50_s'))} / {_s(tts.get('p95_s'))}"),
             (
-                f"on scene within {self.sla:.0f} s",
+                f"on scene within {self.sla:.0f} s (arrived)",
                 _pct(share) if share is not None else "after the first arrival",
             ),
+            (f"open on track (ETA ≤ {self.sla:.0f} s)", _on_track(*self.outcomes.on_track(
+                _now_ms(), self.sla))),
             ("coverage (zone within SLA)", _pct(coverage)),
             ("decision latency p50 / p95", f"{_ms(latency.get('p50_s'))} / "
              f"{_ms(latency.get('p95_s'))}"),
@@ -151,6 +187,10 @@ class Dashboard:
 
     def line(self, sim: SimStats | None) -> str:
         return " | ".join(f"{what}: {value}" for what, value in self.rows(sim))
+
+
+def _on_track(good: int, open_: int) -> str:
+    return "no open incident" if not open_ else f"{good} of {open_}"
 
 
 def _pct(value: float | None) -> str:
@@ -246,7 +286,7 @@ class Stack:
                             pending.discard(name)
                 if time.monotonic() > deadline:
                     raise StackError(f"not ready after {timeout:.0f}s: {', '.join(pending)}")
-                await asyncio.sleep(0.3)
+                await asyncio.sleep(0.1)
 
     def tail(self, name: str, lines: int = 15) -> str:
         path = self.logs / f"{name}.log"
@@ -289,23 +329,33 @@ async def bring_up(
     stack: Stack, settings: Settings, *, keep_data: bool, say: Callable[[str], None]
 ) -> Settings:
     """Broker, schema, topics, demo credentials and the services, ready; returns the settings
-    the stack runs with (the embedded broker's address filled in)."""
+    the stack runs with (the embedded broker's address filled in).
+
+    Steps that do not depend on each other overlap: the broker starts while the schema
+    migrates, and the demo credentials are written while the services start."""
+    began = time.monotonic()
+
+    def took() -> str:
+        return f"[dim](+{time.monotonic() - began:.1f} s)[/]"
+
     if not keep_data:
         _fresh_embedded_database(settings)
     if settings.embedded_kafka:
         say(f"[bold]broker[/] starting the embedded Tansu broker on port {stack.broker_port}")
-    stack.start_broker()
+    say("[bold]database[/] migrating " + settings.sqlalchemy_url.split("@")[-1])
+    await asyncio.gather(
+        asyncio.to_thread(stack.start_broker), asyncio.to_thread(upgrade, settings)
+    )
     if stack.broker is not None:
         settings = settings.model_copy(update={"kafka_bootstrap": stack.broker.bootstrap})
-    say("[bold]database[/] migrating " + settings.sqlalchemy_url.split("@")[-1])
-    await asyncio.to_thread(upgrade, settings)
     await ensure_topics(settings)
-    path = await write_demo_credentials(settings)
-    say(f"[bold]credentials[/] demo keys for every department, the operator and gateways: {path}")
+    say(f"[bold]topics[/] and schema ready {took()}")
     ports = ", ".join(f"{name} :{settings.port_of(name)}" for name in SERVICES)
     say(f"[bold]services[/] starting {ports}")
     stack.start_services(settings)
-    await stack.wait_ready()
+    path, _ = await asyncio.gather(write_demo_credentials(settings), stack.wait_ready())
+    say(f"[bold]credentials[/] demo keys for every department, the operator and gateways: {path}")
+    say(f"[bold]services[/] ready {took()}")
     return settings
 
 
@@ -319,14 +369,20 @@ async def _run(
     seed: int,
     keep_data: bool,
     faults: str,
+    duration_s: float | None = None,
+    started_ms: int | None = None,
 ) -> None:
+    started_ms = started_ms or _now_ms()
+    milestones = Milestones(started_ms)
     settings = await bring_up(stack, settings, keep_data=keep_data, say=console.print)
+    console.print(milestones.reach("stack ready", _now_ms()) or "")
     console.print(
         "[bold green]ready[/] — docs at "
         + ", ".join(f"{settings.url_of(s)}/docs" for s in SERVICES)
         + "; Ctrl-C stops everything"
     )
-    dashboard = Dashboard(settings.sla_seconds)
+    dashboard = Dashboard(settings.sla_seconds, started=time.monotonic() - (
+        _now_ms() - started_ms) / 1000)  # fmt: skip
     tasks: list[asyncio.Task[Any]] = [
         asyncio.create_task(follow_outcomes(settings, dashboard.outcomes), name="dashboard"),
         asyncio.create_task(
@@ -351,18 +407,23 @@ async def _run(
                 name="sim",
             )
         )
+    ends = None if duration_s is None else time.monotonic() + duration_s
     try:
         if sys.stdout.isatty():
             with Live(dashboard.render(stats), refresh_per_second=2) as live:
-                while True:
+                while ends is None or time.monotonic() < ends:
                     await asyncio.sleep(0.5)
                     _check(stack, tasks)
+                    for line in milestones.from_outcomes(dashboard.outcomes):
+                        live.console.print(line)
                     live.update(dashboard.render(stats))
         else:
-            while True:
+            while ends is None or time.monotonic() < ends:
                 for _ in range(10):
                     await asyncio.sleep(0.5)
                     _check(stack, tasks)
+                    for line in milestones.from_outcomes(dashboard.outcomes):
+                        print(line, flush=True)
                 print(dashboard.line(stats), flush=True)
     finally:
         for task in tasks:
@@ -420,8 +481,11 @@ def run_stack(
     seed: int = 7,
     keep_data: bool = False,
     faults: str = "none",
+    duration_s: float | None = None,
+    started_ms: int | None = None,
 ) -> int:
-    """`airgrid up`: runs until SIGINT or SIGTERM; returns the exit code."""
+    """`airgrid up`: runs until SIGINT or SIGTERM (or for duration_s seconds); returns the
+    exit code. started_ms: when the command started, for the start-up milestones."""
     stack = Stack(settings)
     main = _run(
         stack,
@@ -432,6 +496,8 @@ def run_stack(
         seed=seed,
         keep_data=keep_data,
         faults=faults,
+        duration_s=duration_s,
+        started_ms=started_ms,
     )
     return _run_until_stopped(stack, main)
 

@@ -2,8 +2,9 @@
 
 Reports are due at the nominal rates of SPEC §7 (5 Hz airborne, 0.5 Hz docked) and at once
 when a drone changes flight mode, so the dispatch core sees launches and arrivals promptly.
-Docked drones' first reports are staggered over one interval, so a fleet of 186 does not
-report in a single tick. No I/O and no clock: `now_ms` is an input.
+Docked drones' first reports are staggered over half a second, so a fleet of 186 does not
+report in a single tick and dispatch knows all of it promptly. No I/O and no clock: `now_ms`
+is an input.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ from airgrid.sim.physics import (
 from airgrid.v1 import command_pb2, telemetry_pb2
 
 log = logging.getLogger("airgrid.sim")
+
+# The fleet's first reports are spread over this long (then each drone keeps its own phase),
+# so dispatch knows every drone within half a second of the start without one burst of 186.
+FIRST_REPORT_SPREAD_MS = 500
 
 
 @dataclass(frozen=True)
@@ -75,13 +80,18 @@ class Fleet:
             # A seq base taken from the clock keeps seq increasing across simulator restarts.
             drone.seq = seq_base
             self.drones[spec.id] = drone
-        docked_interval = self.rates.interval_ms(airborne=False)
+        spread = min(FIRST_REPORT_SPREAD_MS, self.rates.interval_ms(airborne=False))
         count = max(1, len(self.drones))
         self._next_report_ms: dict[str, int] = {
-            drone_id: start_ms + (i * docked_interval) // count
-            for i, drone_id in enumerate(self.drones)
+            drone_id: start_ms + (i * spread) // count for i, drone_id in enumerate(self.drones)
         }
+        self._unreported = set(self.drones)
         self._reported_mode: dict[str, int] = {i: d.mode for i, d in self.drones.items()}
+
+    @property
+    def all_reported(self) -> bool:
+        """Every drone has sent at least one report (dispatch knows the whole fleet)."""
+        return not self._unreported
 
     def __iter__(self) -> Iterator[SimDrone]:
         return iter(self.drones.values())
@@ -180,6 +190,7 @@ class Fleet:
                 continue
             drone.seq += 1
             due.append(telemetry_of(drone, drone_id, now_ms))
+            self._unreported.discard(drone_id)
             self._reported_mode[drone_id] = drone.mode
             self._next_report_ms[drone_id] = now_ms + self.rates.interval_ms(drone.airborne)
         return due

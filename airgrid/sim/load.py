@@ -15,7 +15,7 @@ import itertools
 import math
 import random
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from airgrid.geo import LocalProjection, point_in_polygon
@@ -69,6 +69,10 @@ class ScheduledIncident:
     seq: int = 0
 
 
+def _shifted(event: ScheduledIncident, origin: float) -> ScheduledIncident:
+    return replace(event, offset_s=round(event.offset_s - origin, 6)) if origin else event
+
+
 class LoadModel:
     """Draws the incident schedule of a profile: a non-homogeneous Poisson process (thinning)
     over departments, with hot spots, a priority mix and duplicate reports."""
@@ -118,20 +122,26 @@ class LoadModel:
         return self.rate_per_min / 60.0 * hour_factor(self.start_hour + offset_s / 3600.0)
 
     def events(self) -> Iterator[ScheduledIncident]:
-        """The incidents of an endless run, in time order (duplicates included)."""
+        """The incidents of an endless run, in time order (duplicates included).
+
+        The run starts at an arrival: the city's incidents are already flowing when the twin
+        starts, so the first report comes at offset 0, not after a random first wait (the
+        process seen from one of its arrivals is the same Poisson process)."""
         peak = self.rate_per_min / 60.0 * max(HOUR_FACTORS)
         if peak <= 0:
             return
         later: list[tuple[float, int, ScheduledIncident]] = []
         t = 0.0
+        origin: float | None = None
         while True:
             t += self.rng.expovariate(peak)
             while later and later[0][0] <= t:
-                yield heapq.heappop(later)[2]
+                yield _shifted(heapq.heappop(later)[2], origin or 0.0)
             if self.rng.random() * peak > self.rate_at(t):
                 continue  # thinning: fewer incidents at quiet hours
             first = self._draw(t)
-            yield first
+            origin = t if origin is None else origin
+            yield _shifted(first, origin)
             if self.rng.random() < DUPLICATE_SHARE:
                 again = self._duplicate(first)
                 heapq.heappush(later, (again.offset_s, again.seq, again))

@@ -37,6 +37,8 @@ class IncidentOutcome:
     on_scene_ms: int = 0
     completed_ms: int = 0
     posted_here: bool = False
+    # When the assigned drone is expected on scene (decided + the core's ETA), 0 unknown.
+    expected_on_scene_ms: int = 0
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -91,6 +93,15 @@ class Outcomes:
         if decision.kind == dispatch_pb2.DECISION_KIND_ASSIGNED:
             o.assigned_ms = o.assigned_ms or decision.decided_time_ms
             o.queued = False
+            if decision.assignments:
+                eta_s = min(a.eta_seconds for a in decision.assignments)
+                o.expected_on_scene_ms = decision.decided_time_ms + round(eta_s * 1000)
+        elif decision.kind in (
+            dispatch_pb2.DECISION_KIND_PREEMPTED,
+            dispatch_pb2.DECISION_KIND_REDISPATCHED,
+            dispatch_pb2.DECISION_KIND_CANCELLED,
+        ):
+            o.expected_on_scene_ms = 0  # its drone was taken or failed: no ETA until re-assigned
         elif decision.kind == dispatch_pb2.DECISION_KIND_QUEUED:
             o.queued = not o.on_scene_ms
         elif decision.kind == dispatch_pb2.DECISION_KIND_LINKED:
@@ -163,6 +174,25 @@ class Outcomes:
         if not total:
             return None
         return sum(1 for t in times if t <= sla) / total
+
+    def on_track(self, now_ms: int, sla: float) -> tuple[int, int]:
+        """(on track, open): open incidents are accepted, not on scene, not linked and still
+        within the SLA; on track are those whose assigned drone's ETA (from the decision) is
+        within the SLA. A forecast from the decisions, not an arrival."""
+        open_ = [
+            o
+            for o in self.posted()
+            if o.accepted_ms
+            and not o.linked_to
+            and not self.on_scene_at(o)
+            and now_ms - o.accepted_ms <= sla * 1000
+        ]
+        good = sum(
+            1
+            for o in open_
+            if o.expected_on_scene_ms and o.expected_on_scene_ms - o.accepted_ms <= sla * 1000
+        )
+        return good, len(open_)
 
     def decision_latencies_s(self) -> list[float]:
         return [

@@ -55,6 +55,11 @@ MAX_STEP_S = 1.0
 # Commands older than this (a first run reading the topic's history) are not flown.
 MAX_COMMAND_AGE_S = 300.0
 HTTP_TIMEOUT_S = 10.0
+# How long the broker may hold an empty fetch of drone commands: the floor on the delay from a
+# dispatch decision to the drone's launch (Tansu answers an empty fetch only when it runs out).
+COMMAND_FETCH_WAIT_MS = 20
+# Most seconds the incident load waits for the fleet's first reports.
+FLEET_REPORT_WAIT_S = 5.0
 
 
 @dataclass
@@ -160,9 +165,30 @@ async def run_sim(
     )
     consumer: AIOKafkaConsumer | None = None
     tasks: list[asyncio.Task[None]] = []
+
+    def spawn(coro: Coroutine[Any, Any, None], name: str) -> None:
+        tasks.append(asyncio.create_task(coro, name=name))
+
     try:
+        # Telemetry and incidents flow at once: the first incident is posted as soon as every
+        # drone has reported once (so dispatch picks the nearest, not the first it hears of),
+        # while the command consumer still joins its group (it reads from the earliest
+        # offset, so commands decided meanwhile are flown as soon as it has joined).
         await sender.start()
-        spec = ConsumerSpec(topics=[DRONE_COMMANDS], group_id=CONSUMER_GROUP, max_records=500)
+        reported = asyncio.Event()
+        spawn(_tick_loop(fleet, sender, stats, stop, schedule, reported), "telemetry")
+        if load is not None:
+            url = f"{(dispatch_url or settings.url_of('dispatch')).rstrip('/')}/v1/incidents"
+            spawn(
+                _incident_loop(load, url, keys, load_s, stats, stop, outcomes, reported),
+                "incidents",
+            )
+        spec = ConsumerSpec(
+            topics=[DRONE_COMMANDS],
+            group_id=CONSUMER_GROUP,
+            max_records=500,
+            fetch_max_wait_ms=COMMAND_FETCH_WAIT_MS,
+        )
         consumer = await start_group_consumer(settings, spec)
         handler = _CommandHandler(fleet, stats)
         log.info(
@@ -178,15 +204,7 @@ async def run_sim(
                 "bootstrap": settings.bootstrap_servers,
             },
         )
-
-        def spawn(coro: Coroutine[Any, Any, None], name: str) -> None:
-            tasks.append(asyncio.create_task(coro, name=name))
-
         spawn(run_batches(consumer, handler, spec=spec, name="sim-commands", stop=stop), "commands")
-        spawn(_tick_loop(fleet, sender, stats, stop, schedule), "telemetry")
-        if load is not None:
-            url = f"{(dispatch_url or settings.url_of('dispatch')).rstrip('/')}/v1/incidents"
-            spawn(_incident_loop(load, url, keys, load_s, stats, stop, outcomes), "incidents")
         await _until_done(tasks, stop, duration_s)
     finally:
         stop.set()
@@ -411,9 +429,10 @@ async def _tick_loop(
     stats: SimStats,
     stop: asyncio.Event,
     faults: list[FaultEvent],
+    reported: asyncio.Event | None = None,
 ) -> None:
     """Step the fleet every TICK_S, inject the faults due and send the telemetry due,
-    acknowledged per tick."""
+    acknowledged per tick; `reported` is set once every drone has reported."""
     loop = asyncio.get_running_loop()
     last = loop.time()
     began = last
@@ -437,6 +456,8 @@ async def _tick_loop(
         stats.by_status = fleet.by_status()
         if records:
             await sender.send(records, stats)
+        if reported is not None and not reported.is_set() and fleet.all_reported:
+            reported.set()
 
 
 async def _incident_loop(
@@ -447,11 +468,15 @@ async def _incident_loop(
     stats: SimStats,
     stop: asyncio.Event,
     outcomes: Outcomes | None,
+    reported: asyncio.Event | None = None,
 ) -> None:
-    """Post each scheduled incident at its offset; each post runs on its own so a slow one
-    never holds back the schedule."""
+    """Post each scheduled incident at its offset, counted from the moment every drone has
+    reported once; each post runs on its own so a slow one never holds back the schedule."""
     in_flight: set[asyncio.Task[None]] = set()
     loop = asyncio.get_running_loop()
+    if reported is not None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(reported.wait(), FLEET_REPORT_WAIT_S)
     began = loop.time()
     async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_S) as client:
         try:

@@ -201,3 +201,72 @@ def test_percentiles_and_distributions() -> None:
     assert percentile([10.0, 20.0, 30.0, 40.0], 50) == pytest.approx(25.0)
     d = distribution([100.0, 200.0, 400.0], 300.0)
     assert d["count"] == 3 and d["within_sla_share"] == pytest.approx(0.6667, abs=1e-4)
+
+
+def test_a_run_starts_at_an_arrival_and_keeps_the_seeded_gaps() -> None:
+    for profile in ("nominal", "busy", "surge"):
+        schedule = LoadModel(REFERENCE, profile=profile, seed=7).schedule(600)
+        assert schedule[0].offset_s == 0.0 and schedule[0].duplicate_of is None
+        offsets = [s.offset_s for s in schedule]
+        assert offsets == sorted(offsets) and len(set(offsets)) == len(offsets)
+    again = LoadModel(REFERENCE, profile="busy", seed=7).schedule(600)
+    assert [s.offset_s for s in again] == [
+        s.offset_s for s in LoadModel(REFERENCE, profile="busy", seed=7).schedule(600)
+    ]
+
+
+def test_open_incidents_are_on_track_when_the_assigned_eta_is_within_the_sla() -> None:
+    o = Outcomes()
+    for i in range(4):
+        o.on_posted(f"i{i}", department="fire", priority=2, type="t", at_ms=0)
+    assigned = dispatch_pb2.DECISION_KIND_ASSIGNED
+
+    def assign(incident_id: str, eta_s: float) -> None:
+        o.on_decision(
+            dispatch_pb2.DispatchDecision(
+                decision_id=f"{incident_id}-a",
+                incident_id=incident_id,
+                kind=assigned,
+                incident_accepted_time_ms=1000,
+                decided_time_ms=2000,
+                assignments=[dispatch_pb2.Assignment(drone_id="d", eta_seconds=eta_s)],
+            )
+        )
+
+    assign("i0", 120.0)  # on track
+    assign("i1", 400.0)  # assigned, but its drone arrives past the SLA
+    o.on_decision(dispatch_pb2.DispatchDecision.FromString(
+        decision("i2", dispatch_pb2.DECISION_KIND_QUEUED, 1000, 1100)))  # fmt: skip
+    assign("i3", 60.0)
+    on_scene = mission_pb2.MISSION_STAGE_ON_SCENE
+    o.on_mission(mission_pb2.MissionEvent(incident_id="i3", stage=on_scene, event_time_ms=60_000))
+    assert o.on_track(now_ms=100_000, sla=300.0) == (1, 3)  # i3 arrived: no longer open
+    # A drone taken away leaves its incident without an ETA until it is assigned again.
+    o.on_decision(dispatch_pb2.DispatchDecision.FromString(
+        decision("i0", dispatch_pb2.DECISION_KIND_PREEMPTED, 1000, 3000)))  # fmt: skip
+    assert o.on_track(now_ms=100_000, sla=300.0) == (0, 3)
+    assert o.on_track(now_ms=400_000, sla=300.0) == (0, 0)  # past the SLA: misses, not open
+
+
+def test_milestones_are_reported_once_each_from_the_outcomes() -> None:
+    from airgrid.stack import Milestones
+
+    m = Milestones(started_ms=10_000)
+    assert m.reach("stack ready", 15_000) == (
+        "milestone stack ready: +5.0 s after start (epoch_ms 15000)"
+    )
+    assert m.reach("stack ready", 16_000) is None
+    o = Outcomes()
+    assert m.from_outcomes(o) == []
+    o.on_posted("i0", department="fire", priority=1, type="t", at_ms=16_000)
+    o.on_decision(dispatch_pb2.DispatchDecision.FromString(
+        decision("i0", dispatch_pb2.DECISION_KIND_ASSIGNED, 15_900, 16_100)))  # fmt: skip
+    lines = m.from_outcomes(o)
+    assert [line.split(":")[0] for line in lines] == [
+        "milestone first incident posted",
+        "milestone first decision",
+    ]
+    on_scene = mission_pb2.MISSION_STAGE_ON_SCENE
+    o.on_mission(mission_pb2.MissionEvent(incident_id="i0", stage=on_scene, event_time_ms=70_000))
+    assert m.from_outcomes(o) == ["milestone first on scene: +60.0 s after start (epoch_ms 70000)"]
+    assert m.from_outcomes(o) == []
