@@ -23,12 +23,15 @@ from airgrid.reference import ReferenceData
 from services.dispatch.domain.core import DispatchCore
 from services.dispatch.domain.coverage import CoverageGrid, CoverageSnapshot, reachers_of
 from services.dispatch.domain.model import Decision, DroneOrder, DroneView, OrderKind
+from services.dispatch.domain.patrols import PatrolRoute
 from services.dispatch.domain.rebalance import (
     Donor,
     Move,
     NestSite,
+    PatrolPolicy,
     Rebalancer,
     RebalanceSettings,
+    patrol_budget,
 )
 
 COVERAGE_RATIO = Gauge(
@@ -40,6 +43,9 @@ COVERAGE_DRONES = Gauge(
 )
 REBALANCE_MOVES = Counter(
     "airgrid_rebalance_moves_total", "Idle drones sent to another nest to close coverage holes."
+)
+PATROL_BUDGET = Gauge(
+    "airgrid_patrol_budget", "Routine-inspection patrols that may start now (0: fleet stretched)."
 )
 
 # A docked drone this close to a nest is at that nest (positions are GPS fixes).
@@ -64,6 +70,10 @@ class CoverageKeeper:
         )
         self.last_run_ms = 0
         self.last: CoverageSnapshot | None = None
+        self.patrol_policy = PatrolPolicy()
+        # Every patrol route of the core (it is handed only the routes it may start now).
+        self._routes: dict[str, PatrolRoute] = {}
+        self._routes_of: DispatchCore | None = None
 
     @staticmethod
     def available(core: DispatchCore) -> list[DroneView]:
@@ -102,6 +112,7 @@ class CoverageKeeper:
         COVERAGE_RATIO.set(snapshot.ratio)
         COVERAGE_DRONES.set(snapshot.reachers)
         self.last = snapshot
+        self.gate_patrols(core, coverage=snapshot.ratio, idle=len(available))
         sites = [
             NestSite(n.id, *self.projection.to_xy(n.lon, n.lat))
             for n in sorted(core.nests.values(), key=lambda n: n.id)
@@ -126,6 +137,32 @@ class CoverageKeeper:
         )
         REBALANCE_MOVES.inc(len(moves))
         return [_order(m) for m in moves]
+
+    def gate_patrols(self, core: DispatchCore, *, coverage: float, idle: int) -> int:
+        """Hand the core only the patrol routes it may start now (those flying, plus as many
+        due routes as the patrol budget allows); returns the budget."""
+        if self._routes_of is not core:  # a new core (start-up, rebuilt): take its routes
+            self._routes_of = core
+            self._routes = dict(core.routes)
+        if not self._routes:
+            return 0
+        flying = {e.request.patrol_route for e in core.incidents.values()}
+        flying.discard("")
+        budget = patrol_budget(
+            self.patrol_policy,
+            fleet=len(core.drones),
+            idle=idle,
+            patrolling=len(flying),
+            coverage=coverage,
+        )
+        due = sorted(
+            (r for r in self._routes.values() if r.id not in flying),
+            key=lambda r: (core.route_flown_ms.get(r.id, 0), r.id),
+        )
+        allowed = [self._routes[i] for i in sorted(flying) if i in self._routes]
+        core.set_patrol_routes([*allowed, *due[:budget]])
+        PATROL_BUDGET.set(budget)
+        return budget
 
     def _docked_at(self, drones: list[DroneView], sites: list[NestSite]) -> dict[str, str]:
         found: dict[str, str] = {}

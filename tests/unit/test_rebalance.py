@@ -135,3 +135,20 @@ def test_settle_forgets_arrived_reassigned_and_timed_out_moves() -> None:
     assert planner.in_transit == {"c": ("east", 0), "d": ("mid", 0)}
     planner.settle(docked_at={}, idle={"c", "d"}, now_ms=61_000)
     assert planner.in_transit == {}
+
+
+def test_patrol_budget_is_zero_while_the_fleet_is_stretched() -> None:
+    from services.dispatch.domain.rebalance import PatrolPolicy, patrol_budget
+
+    policy = PatrolPolicy(min_coverage=0.99, min_idle_share=0.5, max_share=0.2)
+    # A quiet fleet of 100: at most 20 on patrol at once.
+    assert patrol_budget(policy, fleet=100, idle=100, patrolling=0, coverage=1.0) == 20
+    assert patrol_budget(policy, fleet=100, idle=80, patrolling=15, coverage=1.0) == 5
+    # Only the idle drones above half the fleet may go.
+    assert patrol_budget(policy, fleet=100, idle=53, patrolling=0, coverage=1.0) == 3
+    assert patrol_budget(policy, fleet=100, idle=40, patrolling=0, coverage=1.0) == 0
+    # A hole in coverage stops new patrols whatever the idle count.
+    assert patrol_budget(policy, fleet=100, idle=100, patrolling=0, coverage=0.98) == 0
+    assert patrol_budget(policy, fleet=0, idle=0, patrolling=0, coverage=1.0) == 0
+    off = PatrolPolicy(enabled=False)
+    assert patrol_budget(off, fleet=100, idle=10, patrolling=50, coverage=0.5) == 100

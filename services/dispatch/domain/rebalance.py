@@ -163,3 +163,35 @@ def _best_move(
                     Move(donor.drone_id, donor.nest_id, site.id, gain, loss, round(distance, 1)),
                 )
     return best[1] if best is not None else None
+
+
+# -- routine inspection under load ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PatrolPolicy:
+    """When routine inspection may take idle drones: only while the fleet has room to spare.
+
+    Patrols are the lowest-ranked work, but a patrolling drone is away from its nest for a
+    ~12 min sortie; at a surge those drones are missing from the idle pool. New patrols start
+    only while coverage is at least min_coverage and at least min_idle_share of the fleet is
+    idle, and never more than max_share of the fleet patrols at once (74 routes of ~12 min
+    every 30 min need ~30 drones on average, so 20 % keeps the cadence at normal load)."""
+
+    enabled: bool = True
+    min_coverage: float = 0.99
+    min_idle_share: float = 0.5
+    max_share: float = 0.2
+
+
+def patrol_budget(
+    policy: PatrolPolicy, *, fleet: int, idle: int, patrolling: int, coverage: float
+) -> int:
+    """How many more patrols may start now (0 while the fleet is stretched)."""
+    if not policy.enabled:
+        return max(0, fleet)  # no limit beyond the core's own
+    if fleet <= 0 or coverage < policy.min_coverage:
+        return 0
+    spare = idle - math.ceil(policy.min_idle_share * fleet)
+    room = math.floor(policy.max_share * fleet) - patrolling
+    return max(0, min(spare, room))
