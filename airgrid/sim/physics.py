@@ -26,10 +26,11 @@ LANDING = FlightMode.FLIGHT_MODE_LANDING
 ARRIVAL_RADIUS_M = 15.0
 # The autopilot's failsafe: below this charge an outbound or loitering drone heads home.
 CRITICAL_BATTERY_PCT = 10.0
-CHARGE_PCT_PER_S = 0.5
-# Constant current up to this charge, then constant voltage: the rate tapers toward 100 %.
-CHARGE_TAPER_FROM_PCT = 80.0
-CHARGE_MIN_PCT_PER_S = 0.1
+# A dock's charging curve, after DJI Dock 2 (20 -> 90 % in about 32 min): 70 % in 1,920 s at
+# constant current, then constant voltage, the rate tapering toward 100 %.
+CHARGE_PCT_PER_S = 70.0 / 1920.0
+CHARGE_TAPER_FROM_PCT = 90.0
+CHARGE_MIN_PCT_PER_S = 0.01
 # Extra power drawn per m/s of wind, and the slowest ground speed a headwind leaves.
 WIND_DRAIN_PER_MPS = 0.02
 MIN_GROUND_SPEED_SHARE = 0.3

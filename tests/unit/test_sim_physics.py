@@ -12,6 +12,7 @@ from airgrid.sim.fleet import Fleet, ReportRates
 from airgrid.sim.incidents import NO_FLY_KINDS, IncidentGenerator
 from airgrid.sim.physics import (
     ARRIVAL_RADIUS_M,
+    CHARGE_PCT_PER_S,
     CRITICAL_BATTERY_PCT,
     CRUISING,
     DOCKED,
@@ -125,9 +126,9 @@ def test_battery_drains_in_flight_faster_when_climbing_and_charges_docked() -> N
 
     docked = docked_drone()
     docked.battery_pct = 40.0
-    step(docked, 10.0)
-    assert docked.battery_pct == pytest.approx(45.0)
-    step(docked, 1000.0)
+    step(docked, 600.0)
+    assert docked.battery_pct == pytest.approx(40.0 + 600 * CHARGE_PCT_PER_S)
+    step(docked, 4 * 3600.0)
     assert docked.battery_pct == 100.0
 
 
