@@ -175,33 +175,3 @@ def test_the_keeper_fills_holes_but_never_at_a_nest_reported_offline() -> None:
     ]  # fmt: skip
     assert again and first not in {o.nest_id for o in again}
     assert keeper.rebalance(core, 11_000) == []  # within the interval: no second pass
-
-
-def test_the_keeper_hands_the_core_patrols_only_within_the_patrol_budget() -> None:
-    from airgrid.geo import LocalProjection
-    from services.dispatch.domain.patrols import patrol_routes
-
-    reference = load_reference(None)
-    core = _core_with_fleet(set())
-    projection = LocalProjection(*reference.zone.centre)
-    routes = patrol_routes(
-        reference.zone.boundary, [(n.id, n.lon, n.lat) for n in reference.nests], projection
-    )
-    core.set_patrol_routes(routes)
-    keeper = CoverageKeeper(reference, Settings())
-    fleet = len(core.drones)
-    budget = keeper.gate_patrols(core, coverage=1.0, idle=fleet)
-    assert budget == math.floor(keeper.patrol_policy.max_share * fleet) < len(routes)
-    assert len(core.routes) == budget
-    core.tick(2000)
-    started = {e.request.patrol_route for e in core.incidents.values() if e.request.patrol_route}
-    assert 0 < len(started) <= budget
-    # The fleet stretched (few idle drones, coverage down): no new patrol, the flying keep on.
-    assert keeper.gate_patrols(core, coverage=0.9, idle=fleet // 3) == 0
-    assert set(core.routes) == started
-    core.tick(3000)
-    assert {e.request.patrol_route for e in core.incidents.values()} == started
-    # Room again: the routes not flown yet come back, oldest first.
-    assert keeper.gate_patrols(core, coverage=1.0, idle=fleet) == max(
-        0, math.floor(keeper.patrol_policy.max_share * fleet) - len(started)
-    )
