@@ -3,6 +3,7 @@ force reference that estimates every idle drone: same drones, same ETAs, same re
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections import Counter
 from dataclasses import replace
@@ -11,7 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.dispatch.domain.core import DispatchCore
-from services.dispatch.domain.model import DroneView, IncidentRequest, NestView, mission_id_for
+from services.dispatch.domain.model import (
+    Assigned,
+    DroneView,
+    IncidentRequest,
+    NestView,
+    mission_id_for,
+)
 from services.dispatch.domain.nofly import NoFlyZone
 from services.dispatch.domain.run_cards import SITE_RADIUS_M, RunCards
 
@@ -102,6 +109,11 @@ def brute_force(
     """Estimate every idle capable drone; the best `need` feasible ones, the reasons of the
     infeasible ones and their ids."""
     target, back_m = core._prepare(incident)
+    if target.reachable:
+        online = [n for n in core.nests.values() if n.online]
+        scene = core._xy(incident.lon, incident.lat)
+        near = min(online, key=lambda n: (math.dist(core._xy(n.lon, n.lat), scene), n.id))
+        assert back_m == core.planner().length_m(core._xy(near.lon, near.lat), target)
     feasible, reasons, infeasible = [], Counter[str](), set()
     for drone in core.drones.values():
         if not core._idle(drone) or not incident.required_capabilities <= drone.capabilities:
@@ -148,13 +160,17 @@ def test_accepting_assigns_the_brute_force_best(
         incident = replace(incident, priority=max(2, incident.priority))
         expected, _, _ = brute_force(core, incident, incident.drones_needed)
         decisions = core.accept(incident, 1_000)
-        assigned = [
-            (a.drone_id, a.eta_seconds)
+        assignments = [
+            a
             for d in decisions
-            if getattr(d, "incident_id", "") == incident.id and hasattr(d, "assignments")
+            if isinstance(d, Assigned) and d.incident_id == incident.id
             for a in d.assignments
         ]
-        assert assigned == [(drone_id, round(eta, 1)) for drone_id, eta in expected]
+        assert [(a.drone_id, a.eta_seconds) for a in assignments] == [
+            (drone_id, round(eta, 1)) for drone_id, eta in expected
+        ]
+        for a in assignments:  # the path flown is the planner's, shortcut or not
+            assert a.path == core.path_to(core.drones[a.drone_id], incident.lon, incident.lat)
 
 
 def test_only_docked_drones_near_their_nest_go_to_the_cards() -> None:
@@ -173,7 +189,7 @@ def test_a_card_lists_every_nest_nearest_first_with_a_true_lower_bound() -> None
     for nest_id, xy in positions.items():
         cards.set_nest(nest_id, xy)
     for scene in [(10.0, 10.0), (2900.0, 50.0), (-700.0, 3900.0), (60_000.0, -5.0)]:
-        card = cards.card(scene)
+        card = cards.card(scene).nests
         assert sorted(n for _, n in card) == sorted(positions)
         assert [d for d, _ in card] == sorted(d for d, _ in card)
         for lower, nest_id in card:

@@ -35,7 +35,7 @@ from services.dispatch.domain.model import (
 )
 from services.dispatch.domain.nofly import DetourPlanner, NoFlyZone, Target, planner_for
 from services.dispatch.domain.patrols import PatrolRoute
-from services.dispatch.domain.run_cards import SITE_RADIUS_M, DockedGroup, RunCards
+from services.dispatch.domain.run_cards import SITE_RADIUS_M, DockedGroup, RunCard, RunCards
 from services.dispatch.domain.stages import observed_stage
 
 XY = tuple[float, float]
@@ -70,6 +70,7 @@ class _Candidate:
     estimate: Estimate
     path_m: float
     mission: Mission | None = None  # set when the drone is taken from other work
+    straight: bool = False  # known to fly straight to the scene (its run card says so)
 
 
 class DispatchCore:
@@ -421,7 +422,12 @@ class DispatchCore:
             self.missions[mission_id] = mission
             self.busy[drone.id] = mission_id
             self._unindex(drone.id)
-            path = self.path_to(drone, incident.lon, incident.lat)
+            if pick.straight:
+                assert self.projection is not None
+                xy = self._xy(incident.lon, incident.lat)
+                path: tuple[tuple[float, float], ...] = (self.projection.to_lon_lat(*xy),)
+            else:
+                path = self.path_to(drone, incident.lon, incident.lat)
             assignments.append(
                 Assignment(
                     mission_id,
@@ -486,18 +492,29 @@ class DispatchCore:
         target = planner.target(scene)
         back_m = 0.0
         if self._online_xy and target.reachable:
-            best: tuple[float, str] = (math.inf, "")
-            nests = self.nests
-            for lower, nest_id in self.cards.card(scene):
-                if lower > best[0] + 1e-6:
-                    break
-                if nests[nest_id].online:
-                    found = (math.dist(self._nest_xy[nest_id], scene), nest_id)
-                    if found < best:
-                        best = found
-            back_m = planner.length_m(self._nest_xy[best[1]], target)
+            self.cards.set_obstacles(planner.boxes)
+            card = self.cards.card(scene)
+            near = self._nearest_online(scene, card)
+            start = self._nest_xy[near]
+            if near in card.clear:
+                back_m = math.hypot(start[0] - scene[0], start[1] - scene[1])
+            else:
+                back_m = planner.length_m(start, target)
         self._prepared = (planner, scene, target, back_m)
         return target, back_m
+
+    def _nearest_online(self, xy: XY, card: RunCard | None = None) -> str:
+        """The online nest nearest to xy (ties by id), walking its run card nearest first."""
+        best: tuple[float, str] = (math.inf, "")
+        nests = self.nests
+        for lower, nest_id in (card or self.cards.card(xy)).nests:
+            if lower > best[0] + 1e-6:
+                break
+            if nests[nest_id].online:
+                found = (math.dist(self._nest_xy[nest_id], xy), nest_id)
+                if found < best:
+                    best = found
+        return best[1]
 
     def _estimate(
         self, drone: DroneView, incident: IncidentRequest, target: Target, back_m: float
@@ -536,40 +553,62 @@ class DispatchCore:
         vmax = self._vmax
         cards = self.cards
         sites = cards.sites
-        walk = cards.card(scene) if sites else ()
+        clear: frozenset[str] = frozenset()
+        walk: tuple[tuple[float, str], ...] = ()
+        if sites:
+            cards.set_obstacles(self.planner().boxes)
+            card = cards.card(scene)
+            walk, clear = card.nests, card.clear
         pos = 0
         card_over, card_speed = cards.min_overhead_s, cards.max_speed_mps
         seq = 0
+        kth: tuple[float, float, str] | None = None  # the need-th best key found so far
+        counted = 0  # len(feasible) when kth was taken
+        scene_x, scene_y = scene
+        live_cells = self.live.cells
+        drones = self.drones
+        push, pop = heapq.heappush, heapq.heappop
+        nest_bound = ring_bound = math.inf
+        moved_walk = moved_ring = True
         while True:
-            while pos < len(walk) and walk[pos][1] not in sites:
-                pos += 1
-            nest_bound = (
-                card_over + max(0.0, walk[pos][0] - SITE_RADIUS_M) / card_speed
-                if pos < len(walk)
-                else math.inf
-            )
-            ring_bound = next_ring[0] / vmax if next_ring is not None else math.inf
-            source_bound = min(nest_bound, ring_bound)
+            if moved_walk:
+                while pos < len(walk) and walk[pos][1] not in sites:
+                    pos += 1
+                nest_bound = (
+                    card_over + max(0.0, walk[pos][0] - SITE_RADIUS_M) / card_speed
+                    if pos < len(walk)
+                    else math.inf
+                )
+                moved_walk = False
+            if moved_ring:
+                ring_bound = next_ring[0] / vmax if next_ring is not None else math.inf
+                moved_ring = False
+            source_bound = nest_bound if nest_bound < ring_bound else ring_bound
+            if len(feasible) >= need and counted != len(feasible):
+                keys = [c.key for c in feasible]
+                kth = min(keys) if need == 1 else sorted(keys)[need - 1]
+                counted = len(feasible)
             if heap and heap[0][0] <= source_bound:
-                if len(feasible) >= need:
-                    kth = sorted(c.key for c in feasible)[need - 1]
-                    if kth < heap[0][:3]:
-                        break
-                _, _, drone_id, _, what = heapq.heappop(heap)
+                if kth is not None and kth < heap[0][:3]:
+                    break
+                _, _, drone_id, _, what = pop(heap)
                 if isinstance(what, DockedGroup):
-                    self._open_group(what, incident, target, back_m, need, feasible, deferred)
+                    straight = what.key[2] in clear
+                    self._open_group(
+                        what, incident, target, back_m, need, feasible, deferred, straight
+                    )
                     continue
                 if what is not None:
-                    for member, (x, y) in self.live.cells[what].items():
-                        drone = self.drones[member]
+                    for member, (x, y) in live_cells[what].items():
+                        drone = drones[member]
                         if not needs <= drone.capabilities:
                             continue
-                        lower = launch_overhead_s(drone) + math.hypot(
-                            x - scene[0], y - scene[1]
-                        ) / (drone.cruise_speed_mps)
-                        heapq.heappush(heap, (round(lower, 1), -drone.battery_pct, member, 0, None))
+                        lower = launch_overhead_s(drone) + math.hypot(x - scene_x, y - scene_y) / (
+                            drone.cruise_speed_mps
+                        )
+                        push(heap, (round(lower, 1), -drone.battery_pct, member, 0, None))
                     continue
-                drone = self.drones[drone_id]
+                drone = drones[drone_id]
                 found, path_m = self._estimate(drone, incident, target, back_m)
                 if found.feasible:
                     key = (round(found.eta_seconds, 1), -drone.battery_pct, drone_id)
@@ -579,23 +618,29 @@ class DispatchCore:
                 continue
             if source_bound == math.inf:
                 break
-            if len(feasible) >= need:
-                kth = sorted(c.key for c in feasible)[need - 1]
-                if kth[0] < round(source_bound, 1) and (not heap or kth < heap[0][:3]):
-                    break
-            seq += 1
+            if (
+                kth is not None
+                and kth[0] < round(source_bound, 1)
+                and (not heap or kth < heap[0][:3])
+            ):
+                break
             if nest_bound <= ring_bound:
                 for group in sites[walk[pos][1]].values():
-                    lower = group.overhead_s + math.dist(group.xy, scene) / group.speed_mps
+                    gx, gy = group.xy
+                    lower = group.overhead_s + math.hypot(gx - scene_x, gy - scene_y) / (
+                        group.speed_mps
+                    )
                     seq += 1
-                    heapq.heappush(heap, (round(lower - 1e-6, 1), -math.inf, "", seq, group))
+                    push(heap, (round(lower - 1e-6, 1), -math.inf, "", seq, group))
                 pos += 1
+                moved_walk = True
                 continue
             assert next_ring is not None
             for distance, cell in next_ring[1]:
                 seq += 1
-                heapq.heappush(heap, (round(distance / vmax, 1), -math.inf, "", seq, cell))
+                push(heap, (round(distance / vmax, 1), -math.inf, "", seq, cell))
             next_ring = next(rings, None)
+            moved_ring = True
         if len(feasible) < need:
             for group, start, path_m in deferred:
                 for drone in group.ordered()[start:]:
@@ -617,12 +662,17 @@ class DispatchCore:
         need: int,
         feasible: list[_Candidate],
         deferred: list[tuple[DockedGroup, int, float]],
+        straight: bool,
     ) -> None:
         """The best `need` capable, feasible members of a launch group (they share one
         time to scene, so the order is most battery, then id). Once a member cannot cover
         the trip, no later one can: the rest is kept aside, estimated only if the search
-        ends short."""
-        path_m = self.planner().length_m(group.xy, target)
+        ends short. A straight group's leg is not looked up in the planner."""
+        if straight:
+            start, scene = group.xy, target.xy
+            path_m = math.hypot(start[0] - scene[0], start[1] - scene[1])
+        else:
+            path_m = self.planner().length_m(group.xy, target)
         needs = incident.required_capabilities
         taken = 0
         for i, drone in enumerate(group.ordered()):
@@ -636,7 +686,7 @@ class DispatchCore:
                 deferred.append((group, i, path_m))
                 return
             key = (round(found.eta_seconds, 1), -drone.battery_pct, drone.id)
-            feasible.append(_Candidate(key, found, path_m))
+            feasible.append(_Candidate(key, found, path_m, straight=straight))
             taken += 1
             if taken >= need:
                 return
@@ -749,8 +799,7 @@ class DispatchCore:
         nest_id = drone.home_nest if drone is not None else ""
         if drone is not None and drone.has_position and self._online_xy:
             assert drone.lon is not None and drone.lat is not None
-            here = self._xy(drone.lon, drone.lat)
-            nest_id = min((math.dist(xy, here), n) for n, xy in self._online_xy)[1]
+            nest_id = self._nearest_online(self._xy(drone.lon, drone.lat))
         return [
             StageReached(mission.id, mission.incident_id, mission.drone_id, stage, now, reason),
             DroneOrder(

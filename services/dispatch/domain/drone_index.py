@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator, Mapping
 from typing import Protocol
@@ -65,13 +66,16 @@ class DroneGrid:
         x0, y0, x1, y1 = self._bounds
         last = max(abs(cx - x0), abs(cx - x1), abs(cy - y0), abs(cy - y1))
         size = self.cell_m
+        px, py = xy
+        cells = self.cells
         for k in range(last + 1):
             found: list[tuple[float, tuple[int, int]]] = []
-            for cell in _ring(cx, cy, k):
-                if cell in self.cells:
+            for ox, oy in _ring_offsets(k):
+                cell = (cx + ox, cy + oy)
+                if cell in cells:
                     lx, ly = cell[0] * size, cell[1] * size
-                    dx = max(lx - xy[0], 0.0, xy[0] - lx - size)
-                    dy = max(ly - xy[1], 0.0, xy[1] - ly - size)
+                    dx = lx - px if lx > px else (px - lx - size if px > lx + size else 0.0)
+                    dy = ly - py if ly > py else (py - ly - size if py > ly + size else 0.0)
                     found.append((math.hypot(dx, dy), cell))
             yield (max(0, k - 1) * size, found)
 
@@ -100,6 +104,12 @@ class DroneGrid:
             if found:
                 found.sort()
                 yield (max(0, k - 1) * self.cell_m, found)
+
+
+@functools.cache
+def _ring_offsets(k: int) -> tuple[tuple[int, int], ...]:
+    """The cells of ring k around (0, 0), in _ring's order."""
+    return tuple(_ring(0, 0, k))
 
 
 def _ring(cx: int, cy: int, k: int) -> Iterator[tuple[int, int]]:

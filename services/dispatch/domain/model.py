@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 import uuid
 from dataclasses import dataclass, field
 
 # Stable namespace so that the same incident and slot always yield the same mission id,
 # which makes a replay of the log produce identical decisions.
 _MISSION_NAMESPACE = uuid.UUID("6f3b1c84-6d0f-4d7e-9a51-1f1d2f8f0a11")
+_NAMESPACE_BYTES = _MISSION_NAMESPACE.bytes
 
 
 class MissionStage(enum.StrEnum):
@@ -226,7 +228,13 @@ Decision = (
 
 
 def mission_id_for(incident_id: str, slot: int, attempt: int) -> str:
-    return str(uuid.uuid5(_MISSION_NAMESPACE, f"{incident_id}/{slot}/{attempt}"))
+    """uuid5(namespace, "incident/slot/attempt") as text, without building UUID objects."""
+    name = f"{incident_id}/{slot}/{attempt}".encode()
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).digest())
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest[:16].hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass

@@ -89,6 +89,7 @@ class DetourPlanner:
                 continue
             xs, ys = [p[0] for p in points], [p[1] for p in points]
             self.polygons.append(_Polygon(tuple(points), (min(xs), min(ys), max(xs), max(ys))))
+        self.boxes = tuple(polygon.box for polygon in self.polygons)
         self.nodes: list[XY] = []
         for polygon in self.polygons:
             self.nodes.extend(

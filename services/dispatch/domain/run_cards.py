@@ -65,9 +65,19 @@ class DockedGroup:
         return self._ordered
 
 
-# A card: (lower bound on the distance from any point of the cell in metres, nest id),
-# nearest first.
-RunCard = tuple[tuple[float, str], ...]
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1
+
+
+@dataclass(frozen=True)
+class RunCard:
+    """One response cell's plan: (lower bound on the distance from any point of the cell in
+    metres, nest id) nearest first, and the nests whose legs to any point of the cell (from
+    anywhere within SITE_RADIUS_M of the nest) pass no no-fly zone's bounding box, so they
+    are straight lines."""
+
+    nests: tuple[tuple[float, str], ...]
+    clear: frozenset[str]
+
 
 # Cards are built in one pass for the nests' bounding box widened by this much; a scene
 # farther out gets its card on first use.
@@ -84,6 +94,7 @@ class RunCards:
         self.where: dict[str, tuple[str, GroupKey]] = {}  # drone id -> (nest id, group key)
         self.min_overhead_s = math.inf  # least launch overhead of any drone ever docked here
         self.max_speed_mps = 0.0  # fastest drone ever docked here
+        self.obstacles: tuple[Box, ...] = ()  # bounding boxes of the active no-fly zones
         self._cards: dict[tuple[int, int], RunCard] | None = None
 
     def __len__(self) -> int:
@@ -101,6 +112,12 @@ class RunCards:
         self.anchors[nest_id] = xy
         self._cards = None
         return True
+
+    def set_obstacles(self, boxes: tuple[Box, ...]) -> None:
+        """The active no-fly zones' bounding boxes; the cards are rebuilt when they change."""
+        if boxes is not self.obstacles and boxes != self.obstacles:
+            self.obstacles = boxes
+            self._cards = None
 
     def fits(self, drone: DroneView, xy: XY) -> bool:
         """A docked drone within SITE_RADIUS_M of its known home nest is searched by card."""
@@ -169,7 +186,8 @@ class RunCards:
         return self._build([(i, j) for i in range(i0, i1 + 1) for j in range(j0, j1 + 1)])
 
     def _build(self, cells: list[tuple[int, int]]) -> dict[tuple[int, int], RunCard]:
-        """Cards for cells, in one vectorized pass: nests by distance from the cell's square."""
+        """Cards for cells, in one vectorized pass: nests by distance from the cell's square,
+        and which nests' legs to the cell stay clear of every obstacle's box."""
         ids = sorted(self.anchors)
         nx = np.array([self.anchors[n][0] for n in ids])
         ny = np.array([self.anchors[n][1] for n in ids])
@@ -182,4 +200,18 @@ class RunCards:
         order = np.argsort(distance, axis=1, kind="stable")
         ranked = np.take_along_axis(distance, order, axis=1).tolist()
         names = np.array(ids, dtype=object)[order].tolist()
-        return {cell: tuple(zip(ranked[k], names[k], strict=True)) for k, cell in enumerate(cells)}
+        # The box holding every leg from near the nest to the cell, against each obstacle's.
+        r = SITE_RADIUS_M
+        lx, hx = np.minimum(x0, nx - r), np.maximum(x0 + size, nx + r)
+        ly, hy = np.minimum(y0, ny - r), np.maximum(y0 + size, ny + r)
+        hit = np.zeros(distance.shape, dtype=bool)
+        for bx0, by0, bx1, by1 in self.obstacles:
+            hit |= ~((hx < bx0) | (lx > bx1) | (hy < by0) | (ly > by1))
+        every = np.array(ids, dtype=object)
+        return {
+            cell: RunCard(
+                tuple(zip(ranked[k], names[k], strict=True)),
+                frozenset(every[~hit[k]].tolist()),
+            )
+            for k, cell in enumerate(cells)
+        }
