@@ -39,6 +39,8 @@ class Infrastructure:
     producer: Producer
     authenticator: Authenticator
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # Readiness of a worker that supervises itself: "ok" or what it is doing instead.
+    checks: dict[str, Callable[[], str]] = field(default_factory=dict)
 
     @classmethod
     async def open(cls, service: str, settings: Settings) -> Infrastructure:
@@ -88,6 +90,8 @@ class Infrastructure:
             checks["broker"] = "ok"
         except Exception as error:
             checks["broker"] = f"unreachable: {error!r}"
+        for name, check in self.checks.items():
+            checks[name] = check()
         for task in self.tasks:
             if task.done():
                 checks[task.get_name()] = "stopped"

@@ -36,6 +36,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         app.state.worker = worker
         infra.spawn(relay.run(), "outbox-relay")
         infra.spawn(worker.run(), "dispatch-worker")
+        infra.checks["dispatch-worker"] = worker.status.check
         try:
             yield
         finally:

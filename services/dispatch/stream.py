@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
 import uuid
-import zlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import ConsumerRecord
 from prometheus_client import Counter, Histogram
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from airgrid.bus import ConsumerSpec, SeenIds, TopicView, header, run_batches, start_group_consumer
+from airgrid.bus import (
+    ConsumerSpec,
+    SeenIds,
+    TopicView,
+    ensure_topics,
+    header,
+    run_batches,
+    start_group_consumer,
+    wait_for_broker,
+)
 from airgrid.config import Settings
 from airgrid.db import transaction
 from airgrid.geo import LocalProjection
@@ -46,6 +54,7 @@ from airgrid.v1 import (
     telemetry_pb2,
 )
 from services.dispatch import store
+from services.dispatch.broker_watch import BrokerWatch
 from services.dispatch.coverage import CoverageKeeper
 from services.dispatch.domain.core import CoreSettings, DispatchCore
 from services.dispatch.domain.model import (
@@ -71,6 +80,14 @@ from services.dispatch.domain.nofly import NoFlyZone
 from services.dispatch.domain.patrols import patrol_routes
 from services.dispatch.metrics import record_decisions
 from services.dispatch.models import IncidentRow
+from services.dispatch.supervisor import (
+    WRITING,
+    RunEnded,
+    WorkerStatus,
+    stop_quietly,
+    supervise,
+)
+from services.dispatch.writer_lock import WriterLock
 
 log = logging.getLogger("airgrid.dispatch")
 
@@ -201,7 +218,13 @@ Job = Callable[[], Awaitable[None]]
 class DispatchWorker:
     """One task owns the core; Kafka views, the incident consumer and the clock queue work
     for it. Each core call's decisions are stored with their outbox records in one
-    transaction; when the database refuses them the core is rebuilt from the database."""
+    transaction; when the database refuses them the core is rebuilt from the database.
+
+    `run` is supervised: whenever a run ends for any reason but shutdown (the broker gone or
+    replaced by an empty one, the writer lock's connection lost, decisions that could not be
+    stored, a Kafka client failing), it is logged, readiness says so, and after a bounded
+    back-off a new run re-acquires the writer role, re-creates the topics and its Kafka
+    clients, and rebuilds the core from the database, as a restart would."""
 
     def __init__(self, infra: Infrastructure, relay: OutboxRelay) -> None:
         self.infra = infra
@@ -211,6 +234,8 @@ class DispatchWorker:
         self.core = self._new_core()
         # Coverage and rebalancing (issue 6): reads the core, emits RETURN-to-nest orders.
         self.coverage = CoverageKeeper(self.reference, settings)
+        # What the views told earlier runs; kept across runs, so that a run after a broker
+        # that lost its data still knows the fleet until the views tell it anew.
         self.specs: dict[str, registry_pb2.Drone] = {}
         self.states: dict[str, drone_state_pb2.DroneState] = {}
         self.nest_views: dict[str, NestView] = {}
@@ -218,18 +243,14 @@ class DispatchWorker:
         self.jobs: asyncio.Queue[tuple[Job, asyncio.Future[None] | None]] = asyncio.Queue()
         self.seen = SeenIds()
         self._rebuilding = False
-        self.registry_view = TopicView(
-            settings,
-            REGISTRY_CHANGES,
-            registry_pb2.RegistryChange.FromString,
-            on_update=self._on_registry,
+        self.status = WorkerStatus()
+        self.writer = WriterLock(
+            infra.engine, f"airgrid-dispatch/{settings.topic_prefix}/{self.reference.zone.name}"
         )
-        self.state_view = TopicView(
-            settings,
-            DRONE_STATE,
-            drone_state_pb2.DroneState.FromString,
-            on_update=self._on_state,
-        )
+        self._failure = asyncio.Event()
+        self._failure_error: BaseException | None = None
+        self.registry_view, self.state_view = self._new_views()
+        self._views_started = False
         # fetch_max_wait_ms (issue 5 part B, POST -> decision latency): the embedded broker
         # holds an empty fetch for the whole wait even when an incident arrives meanwhile;
         # 10 ms keeps that delay far under the 50 ms target at ~100 idle fetches/s.
@@ -253,70 +274,118 @@ class DispatchWorker:
             )
         return core
 
-    # -- start-up ------------------------------------------------------------------------
+    def _new_views(self) -> tuple[TopicView, TopicView]:
+        settings = self.infra.settings
+        registry_view = TopicView(
+            settings,
+            REGISTRY_CHANGES,
+            registry_pb2.RegistryChange.FromString,
+            on_update=self._on_registry,
+        )
+        state_view = TopicView(
+            settings,
+            DRONE_STATE,
+            drone_state_pb2.DroneState.FromString,
+            on_update=self._on_state,
+        )
+        return registry_view, state_view
+
+    # -- supervision -----------------------------------------------------------------------
 
     async def run(self) -> None:
-        writer_lock = await self._become_the_writer()
+        """Run until cancelled; every run that ends otherwise is started again."""
+        await supervise(self._run_once, self.status, name="dispatch worker")
+
+    async def _run_once(self) -> None:
+        settings = self.infra.settings
+        self.status.set("waiting for the broker", ready=False)
+        await wait_for_broker(settings, timeout=60)
+        self.status.set("acquiring the writer role", ready=False)
+
+        def standing_by() -> None:
+            log.warning(
+                "another dispatch worker writes for this zone; standing by",
+                extra={"zone": self.reference.zone.name},
+            )
+            self.status.set("standing by for the zone's writer", ready=True)
+
+        await self.writer.acquire(on_standby=standing_by)
         try:
+            self.status.set("restoring", ready=False)
+            # An empty broker came back: the declared topics, before any client of this run
+            # asks for them and gets the broker's defaults.
+            await ensure_topics(settings)
             await self._run_as_writer()
         finally:
-            if writer_lock is not None:
-                await writer_lock.close()
-
-    async def _become_the_writer(self) -> AsyncConnection | None:
-        """One writer per zone partition: a PostgreSQL session advisory lock on the zone of
-        this deployment (its topic prefix). A second worker waits here as a standby; when
-        the writer dies, even by SIGKILL, its connection closes, the lock is released and
-        the standby takes over, restoring from the database."""
-        engine = self.infra.engine
-        if engine.dialect.name != "postgresql":
-            return None  # SQLite: one embedded process, nothing to share
-        name = f"airgrid-dispatch/{self.infra.settings.topic_prefix}/{self.reference.zone.name}"
-        key = zlib.crc32(name.encode())
-        connection = await engine.connect()
-        waited = False
-        try:
-            while True:
-                got = await connection.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": key})
-                await connection.commit()  # the lock is the session's; no open transaction
-                if got:
-                    break
-                if not waited:
-                    log.warning(
-                        "another dispatch worker writes for this zone; standing by",
-                        extra={"zone": self.reference.zone.name},
-                    )
-                    waited = True
-                await asyncio.sleep(0.5)
-        except BaseException:
-            await connection.close()
-            raise
-        log.info("dispatch worker is the zone's writer", extra={"zone": self.reference.zone.name})
-        return connection
+            await self.writer.release()
 
     async def _run_as_writer(self) -> None:
-        await self._restore()
-        owner = asyncio.create_task(self._own_core(), name="dispatch-core")
-        ticker: asyncio.Task[None] | None = None
+        """One run as the writer: rebuild the core, start the views, the clock and the
+        incident consumer, and return (by raising) when any of them ends or a watch fires."""
+        self.jobs = asyncio.Queue()
+        self._failure = asyncio.Event()
+        self._failure_error = None
+        # A new core from the database, fed with what earlier runs knew of the fleet; what it
+        # decides at once is stored before anything else.
+        await self._decide(await self._rebuild())
+        if self._views_started:  # a view reads once; later runs read through new ones
+            self.registry_view, self.state_view = self._new_views()
+        self._views_started = True
+        broker_watch = BrokerWatch(settings=self.infra.settings, topics=_WATCHED_TOPICS)
+        tasks = [
+            asyncio.create_task(self._own_core(), name="dispatch-core"),
+            asyncio.create_task(self.writer.watch(), name="dispatch-writer-lock"),
+            asyncio.create_task(broker_watch.watch(), name="dispatch-broker-watch"),
+            asyncio.create_task(self._failed(), name="dispatch-failure"),
+            asyncio.create_task(self._consume(), name="dispatch-incidents"),
+        ]
         try:
-            await self.registry_view.start()
-            await self.state_view.start()
-            await asyncio.wait_for(self.registry_view.caught_up.wait(), timeout=60)
-            await asyncio.wait_for(self.state_view.caught_up.wait(), timeout=60)
-            # Restored incidents that never got an outcome get one now.
-            await self._submit(self._report_waiting)
-            ticker = asyncio.create_task(self._tick_forever(), name="dispatch-clock")
-            consumer = await start_group_consumer(self.infra.settings, self.spec)
-            try:
-                await run_batches(consumer, self._handle_incidents, spec=self.spec, name="dispatch")
-            finally:
-                await consumer.stop()
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # raises why the run ends
+            ended = ", ".join(sorted(t.get_name() for t in done))
+            raise RunEnded("ended", f"{ended} ended")
         finally:
-            if ticker is not None:
-                ticker.cancel()
-            owner.cancel()
-            await self.registry_view.stop()
-            await self.state_view.stop()
+            WRITING.set(0)
+            self.status.set("stopping", ready=False)
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                await _settle(task)
+            await stop_quietly(self.registry_view.stop, "registry view")
+            await stop_quietly(self.state_view.stop, "drone state view")
+
+    async def _consume(self) -> None:
+        await self.registry_view.start()
+        await self.state_view.start()
+        await asyncio.wait_for(self.registry_view.caught_up.wait(), timeout=60)
+        await asyncio.wait_for(self.state_view.caught_up.wait(), timeout=60)
+        # Restored incidents that never got an outcome get one now.
+        await self._submit(self._report_waiting)
+        ticker = asyncio.create_task(self._tick_forever(), name="dispatch-clock")
+        consumer = None
+        try:
+            consumer = await start_group_consumer(self.infra.settings, self.spec)
+            self.status.set("ok", ready=True)
+            WRITING.set(1)
+            log.info("dispatch worker consuming incidents")
+            await run_batches(consumer, self._handle_incidents, spec=self.spec, name="dispatch")
+        finally:
+            ticker.cancel()
+            await _settle(ticker)
+            if consumer is not None:
+                await stop_quietly(consumer.stop, "incident consumer")
+
+    async def _failed(self) -> None:
+        await self._failure.wait()
+        raise self._failure_error or RunEnded("error", "the dispatch core failed")
+
+    def _fail(self, error: BaseException) -> None:
+        """End this run: the core holds decisions the database does not have, so it must be
+        rebuilt from the database."""
+        if not self._failure.is_set():
+            self._failure_error = error
+            self._failure.set()
 
     async def _restore(self) -> None:
         async with self.infra.sessions() as session:
@@ -495,11 +564,14 @@ class DispatchWorker:
         await self._decide(self.core.cancel(cancelled.incident_id, _now_ms()))
 
     async def _decide(self, decisions: list[Decision]) -> None:
-        """Store a core call's decisions and their outbox records in one transaction."""
+        """Store a core call's decisions and their outbox records in one transaction, behind
+        the writer's fence. Decisions that cannot be stored end the run: the core now holds
+        what the database does not, so the next run rebuilds it from the database."""
         if not decisions:
             return
         try:
             async with transaction(self.infra.sessions) as session:
+                await self.writer.fence(session)
                 for decision in decisions:
                     await self._store(session, decision)
         except IntegrityError:
@@ -517,13 +589,20 @@ class DispatchWorker:
                     except IntegrityError:
                         continue
                 else:
-                    log.error(
+                    raise RunEnded(
+                        "error",
                         "the dispatch core keeps disagreeing with the database; is a second "
-                        "dispatch worker writing for this zone? Restart the dispatch service."
+                        "dispatch worker writing for this zone?",
                     )
+            except Exception as error:
+                self._fail(error)
+                raise
             finally:
                 self._rebuilding = False
             return
+        except Exception as error:
+            self._fail(error)
+            raise
         self.relay.notify()
         record_decisions(decisions, self.core)
         for decision in decisions:
@@ -755,6 +834,15 @@ class DispatchWorker:
             payload=message.SerializeToString(),
             ce_id=ce_id,
         )
+
+
+_WATCHED_TOPICS = (INCIDENTS, REGISTRY_CHANGES, DRONE_STATE)
+
+
+async def _settle(task: asyncio.Task[None]) -> None:
+    """Wait for a cancelled task to finish; why it ended was reported already or is moot."""
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
 
 
 async def run_worker(settings: Settings) -> None:
