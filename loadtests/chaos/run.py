@@ -1,31 +1,33 @@
 """The fault suite (`make chaos`): the three services as processes on a private PostgreSQL and a
-private embedded broker, incidents posted all along, and one fault after another:
+private embedded broker, incidents posted all along, chaos drones sending telemetry, and one
+fault after another:
 
-1. SIGKILL each service's worker process, restart it;
+1. SIGKILL each service's process, restart it;
 2. stop the broker for 30 s, then start an empty one on the same port;
 3. stop PostgreSQL for 10 s, then start it again.
 
-Afterwards: every accepted incident has exactly one outcome, no drone holds two missions. Prints
-the figures (accepted during faults, outcomes, time to recover) and exits non-zero on a breach.
+Real alert conditions (a drone going silent, a battery below the threshold, a drone inside a
+no-fly zone) are injected in every phase. Afterwards: every accepted incident has exactly one
+outcome, no drone holds two missions, no 5xx but 503, and no alert lost for a real condition
+(see loadtests/README.md for the rule). Prints the figures of each phase and PASS or FAIL;
+exits 1 on a breach. Every wait is bounded; a service that does not recover is named.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import httpx
 from sqlalchemy import text
 
 from airgrid.auth import Role, issue_credential
@@ -33,136 +35,90 @@ from airgrid.broker import EmbeddedBroker
 from airgrid.config import Settings
 from airgrid.db import create_engine, session_factory
 from airgrid.migrate import upgrade
+from loadtests.chaos.alert_rule import KINDS, AlertVerdict, Condition, by_phase, judge
+from loadtests.chaos.alert_watch import AlertWatch
+from loadtests.chaos.fleet import ChaosFleet, register_fleet
+from loadtests.chaos.incident_load import DEPARTMENTS, OUTCOMES, IncidentLoad, incident_outcomes
 from loadtests.chaos.postgres import PrivatePostgres, free_port
+from loadtests.chaos.probes import dispatch_decides, telemetry_applies
+from loadtests.chaos.stack import SERVICES, Readiness, Stack
 
-SERVICES = ("registry", "telemetry", "dispatch")
-OUTCOMES = {"queued", "assigned", "launched", "on_scene", "completed", "cancelled"}
-DEPARTMENTS = ("fire", "police", "health", "traffic")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Durations of one run; `--quick` shortens them."""
+
+    broker_outage: float = 30.0
+    database_outage: float = 10.0
+    steady: float = 5.0
+    after_fault: float = 5.0
+    start_timeout: float = 120.0
+    restart_timeout: float = 90.0
+    broker_recovery_timeout: float = 180.0
+    database_recovery_timeout: float = 120.0
+    # Alerts of the conditions injected so far must be seen before the broker is replaced
+    # (afterwards they could not be: the records are gone). Link lost takes 15 s of silence.
+    alerts_before_outage_timeout: float = 60.0
+    alerts_at_end_timeout: float = 90.0
+    outcomes_timeout: float = 120.0
+
+
+QUICK = Timings(broker_outage=10.0, database_outage=5.0, steady=3.0, after_fault=3.0)
 
 
 @dataclass
-class Load:
-    """What the incident load saw, per phase."""
-
-    accepted: list[str] = field(default_factory=list)
-    answers: Counter[tuple[str, int]] = field(default_factory=Counter)
-    phase: str = "steady"
+class Phase:
+    name: str
+    started: float
+    seconds: float = 0.0
+    recovery: list[Readiness] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
-class Stack:
-    settings: Settings
-    env: dict[str, str]
-    ports: dict[str, int]
-    logs: Path
-    children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+class Run:
+    """Everything the report needs."""
 
-    def url(self, service: str) -> str:
-        return f"http://127.0.0.1:{self.ports[service]}"
+    work: Path
+    load: IncidentLoad
+    phases: list[Phase] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    began: float = field(default_factory=time.monotonic)
 
-    def start(self, service: str) -> None:
-        self.children[service] = subprocess.Popen(
-            [sys.executable, "-m", "airgrid", "serve", service],
-            env=self.env,
-            stdout=(self.logs / f"{service}.log").open("ab"),
-            stderr=subprocess.STDOUT,
-        )
+    def begin(self, name: str) -> Phase:
+        if self.phases:
+            self.phases[-1].seconds = time.monotonic() - self.phases[-1].started
+        phase = Phase(name, time.monotonic())
+        self.phases.append(phase)
+        self.load.phase = name
+        progress(f"phase {name}")
+        return phase
 
-    def kill(self, service: str) -> None:
-        child = self.children[service]
-        child.send_signal(signal.SIGKILL)
-        child.wait()
-
-    def stop_all(self) -> None:
-        for child in self.children.values():
-            if child.poll() is None:
-                child.terminate()
-        for child in self.children.values():
-            try:
-                child.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                child.kill()
-
-
-class NotRecovered(RuntimeError):
-    """A service did not become ready again in time; the message has its last /readyz."""
-
-
-async def wait_ready(stack: Stack, service: str, timeout: float = 90) -> float:
-    started = time.monotonic()
-    last = "no answer"
-    async with httpx.AsyncClient(timeout=5) as client:
-        while time.monotonic() - started < timeout:
-            try:
-                r = await client.get(f"{stack.url(service)}/readyz")
-                if r.status_code == 200:
-                    return time.monotonic() - started
-                last = r.text[:400]
-            except httpx.HTTPError as error:
-                last = repr(error)
-            await asyncio.sleep(0.25)
-    raise NotRecovered(
-        f"{service} not ready after {timeout:.0f} s (last /readyz: {last}); "
-        f"see {stack.logs}/{service}.log"
-    )
-
-
-async def recovery(stack: Stack, timeout: float, failures: list[str]) -> str:
-    """Seconds until every service is ready again, or why one is not."""
-    try:
-        return f"{max([await wait_ready(stack, s, timeout) for s in SERVICES]):.1f} s"
-    except NotRecovered as error:
-        failures.append(str(error))
-        return "NOT RECOVERED"
-
-
-async def post_incidents(stack: Stack, keys: dict[str, str], load: Load, rate: float) -> None:
-    """Departments post incidents at `rate` per second until cancelled; retries on 503."""
-    async with httpx.AsyncClient(base_url=stack.url("dispatch"), timeout=10) as client:
-        n = 0
-        while True:
-            department = DEPARTMENTS[n % len(DEPARTMENTS)]
-            n += 1
-            body: dict[str, Any] = {
-                "type": "fire" if department == "fire" else "medical_aed",
-                "priority": 1 + n % 4,
-                "location": {"type": "Point", "coordinates": [114.40 + (n % 7) * 0.01, 30.48]},
-                "required_capabilities": [],
-                "drones_needed": 1,
-                "on_scene_seconds": 60,
-                "description": f"chaos load {n}",
-            }
-            headers = {
-                "Authorization": f"Bearer {keys[department]}",
-                "Idempotency-Key": uuid.uuid4().hex,
-            }
-            try:
-                r = await client.post("/v1/incidents", json=body, headers=headers)
-                load.answers[(load.phase, r.status_code)] += 1
-                if r.status_code == 201:
-                    load.accepted.append(r.json()["id"])
-            except httpx.HTTPError:
-                load.answers[(load.phase, 0)] += 1
-            await asyncio.sleep(1 / rate)
-
-
-async def outcomes(stack: Stack, operator: str, ids: list[str], timeout: float) -> dict[str, str]:
-    statuses: dict[str, str] = {}
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(base_url=stack.url("dispatch"), timeout=10) as client:
-        while time.monotonic() < deadline:
-            for incident_id in ids:
-                if statuses.get(incident_id) in OUTCOMES:
-                    continue
-                r = await client.get(
-                    f"/v1/incidents/{incident_id}", headers={"Authorization": f"Bearer {operator}"}
+    def recovered(self, phase: Phase, results: list[Readiness], what: str) -> None:
+        phase.recovery.extend(results)
+        progress(f"  {what}: ready after " + ", ".join(r.describe() for r in results))
+        for result in results:
+            if result.seconds is None:
+                self.failures.append(
+                    f"{result.service} did not recover after {what} (last seen: "
+                    f"{result.last}); see {self.work}/{result.service.split()[0]}.log"
                 )
-                if r.status_code == 200:
-                    statuses[incident_id] = r.json()["status"]
-            if all(statuses.get(i) in OUTCOMES for i in ids):
-                break
-            await asyncio.sleep(1)
-    return statuses
+
+
+def progress(line: str) -> None:
+    print(f"[chaos {time.strftime('%H:%M:%S')}] {line}", flush=True)
+
+
+async def bounded(awaitable: Awaitable[T], seconds: float, what: str, run: Run) -> T | None:
+    """`awaitable` within `seconds`, or None with a failure naming `what`."""
+    try:
+        return await asyncio.wait_for(awaitable, seconds)
+    except TimeoutError:
+        run.failures.append(f"{what} did not finish within {seconds:.0f} s")
+        progress(f"  {what}: gave up after {seconds:.0f} s")
+        return None
 
 
 async def issue_keys(settings: Settings) -> dict[str, str]:
@@ -175,51 +131,98 @@ async def issue_keys(settings: Settings) -> dict[str, str]:
                     session, role=Role.DEPARTMENT, department=department
                 )
             _, keys["operator"] = issue_credential(session, role=Role.OPERATOR)
+            _, keys["admin"] = issue_credential(session, role=Role.ADMIN, label="chaos")
     finally:
         await engine.dispose()
     return keys
 
 
-async def drones_with_two_missions(settings: Settings) -> list[Any]:
+async def double_missions(settings: Settings) -> tuple[int, int]:
+    """(drones holding two active missions, incident slots with two active missions)."""
+    active = "stage IN ('assigned', 'launched', 'on_scene')"
     engine = create_engine(settings)
     try:
         async with engine.connect() as conn:
-            result = await conn.execute(
+            drones = await conn.execute(
                 text(
-                    "SELECT drone_id, count(*) FROM missions WHERE stage IN "
-                    "('assigned', 'launched', 'on_scene') GROUP BY drone_id HAVING count(*) > 1"
+                    f"SELECT drone_id FROM missions WHERE {active} "
+                    "GROUP BY drone_id HAVING count(*) > 1"
                 )
             )
-            return list(result.all())
+            slots = await conn.execute(
+                text(
+                    f"SELECT incident_id, slot FROM missions WHERE {active} "
+                    "GROUP BY incident_id, slot HAVING count(*) > 1"
+                )
+            )
+            return len(drones.all()), len(slots.all())
     finally:
         await engine.dispose()
 
 
-async def run(rate: float, broker_outage: float, database_outage: float) -> int:
+async def alerts_seen(
+    watch: AlertWatch, conditions: list[Condition], timeout: float
+) -> AlertVerdict:
+    """Waits (bounded) until every condition so far has its alert; the verdict either way."""
+    deadline = time.monotonic() + timeout
+    while True:
+        verdict = judge(conditions, list(watch.alerts.values()))
+        if verdict.ok or time.monotonic() > deadline:
+            return verdict
+        await asyncio.sleep(1.0)
+
+
+async def recovery(
+    stack: Stack, keys: dict[str, str], fleet: ChaosFleet, services: tuple[str, ...], timeout: float
+) -> list[Readiness]:
+    """Measured together from now: /readyz of `services`, then dispatch deciding an incident
+    posted now and telemetry applying a record sent now."""
+    return list(
+        await asyncio.gather(
+            *(stack.ready(service, timeout) for service in services),
+            dispatch_decides(stack.url("dispatch"), keys["fire"], keys["operator"], timeout),
+            telemetry_applies(
+                stack.url("telemetry"), keys["operator"], fleet.control_drone, timeout
+            ),
+        )
+    )
+
+
+def drone_count(phases_with_conditions: int) -> int:
+    return phases_with_conditions * len(KINDS) + 3  # 3 never get a condition
+
+
+PHASES_WITH_CONDITIONS = (
+    "steady",
+    *(f"kill-{s}" for s in SERVICES),
+    "broker-down",
+    "after-broker",
+    "database-down",
+    "after-database",
+)
+
+
+async def run(rate: float, timings: Timings) -> int:
     work = Path(tempfile.mkdtemp(prefix="airgrid-chaos-"))
+    progress(f"logs in {work}")
     pg = PrivatePostgres()
     pg.init()
     broker = EmbeddedBroker(port=free_port(), log_file=work / "broker.log")
     try:
         broker.start()
-        return await faults(work, pg, broker, rate, broker_outage, database_outage)
+        return await faults(Run(work, IncidentLoad()), pg, broker, rate, timings)
     finally:
         broker.stop()
         pg.destroy()
 
 
 async def faults(
-    work: Path,
-    pg: PrivatePostgres,
-    broker: EmbeddedBroker,
-    rate: float,
-    broker_outage: float,
-    database_outage: float,
+    run: Run, pg: PrivatePostgres, broker: EmbeddedBroker, rate: float, timings: Timings
 ) -> int:
     settings = Settings(
         kafka_bootstrap=broker.bootstrap,
         database_url=pg.url,
-        state_dir=work / "state",
+        state_dir=run.work / "state",
         topic_prefix="chaos.",
         outbox_poll_seconds=0.2,
     )
@@ -237,86 +240,244 @@ async def faults(
             **{f"AIRGRID_{n.upper()}_PORT": str(p) for n, p in ports.items()},
         }
     )
-    stack = Stack(settings, env, ports, work)
-    load = Load()
-    figures: list[str] = []
-    failures: list[str] = []
+    stack = Stack(settings, env, ports, run.work)
+    load = run.load
+    watch = AlertWatch(settings)
+    background: list[asyncio.Task[Any]] = []
+    statuses: dict[str, str] = {}
+    doubled = (0, 0)
+    fleet: ChaosFleet | None = None
     try:
+        phase = run.begin("start")
         for service in SERVICES:
             stack.start(service)
-            await wait_ready(stack, service)
-        loader = asyncio.create_task(post_incidents(stack, keys, load, rate))
-        await asyncio.sleep(5)
+        run.recovered(phase, await stack.all_ready(timings.start_timeout), "start")
+        if run.failures:
+            return report(run, load, statuses, doubled, fleet, None, watch)
+        drones = await register_fleet(
+            stack.url("registry"), keys["admin"], drone_count(len(PHASES_WITH_CONDITIONS))
+        )
+        fleet = ChaosFleet(settings, drones)
+        background.append(asyncio.create_task(watch.run(), name="alert-watch"))
+        background.append(asyncio.create_task(fleet.run(), name="chaos-fleet"))
+        background.append(
+            asyncio.create_task(load.post(stack.url("dispatch"), keys, rate), name="load")
+        )
+        await asyncio.sleep(timings.steady)  # every drone known to the worker before any fault
+
+        phase = run.begin("steady")
+        fleet.inject_all(phase.name)
+        await asyncio.sleep(timings.steady)
 
         for service in SERVICES:
-            load.phase = f"kill-{service}"
+            phase = run.begin(f"kill-{service}")
+            fleet.inject_all(phase.name)
+            await asyncio.sleep(1.0)
             stack.kill(service)
             stack.start(service)
-            try:
-                recovered = f"{await wait_ready(stack, service):.1f} s"
-            except NotRecovered as error:
-                failures.append(str(error))
-                recovered = "NOT RECOVERED"
-            figures.append(f"SIGKILL {service}: ready again after {recovered}")
-            await asyncio.sleep(3)
+            results = await recovery(stack, keys, fleet, (service,), timings.restart_timeout)
+            run.recovered(phase, results, f"SIGKILL {service}")
+            await asyncio.sleep(3.0)
 
-        load.phase = "broker-down"
+        phase = run.begin("before-broker")
+        before = await alerts_seen(watch, fleet.conditions, timings.alerts_before_outage_timeout)
+        seen = len(fleet.conditions) - len(before.lost)
+        phase.notes.append(f"conditions alerted before the outage: {seen}/{len(fleet.conditions)}")
+        progress("  " + phase.notes[-1])
+
+        phase = run.begin("broker-down")
         broker.stop()
-        await asyncio.sleep(broker_outage)
+        progress(f"  broker stopped for {timings.broker_outage:.0f} s")
+        await asyncio.sleep(timings.broker_outage / 3)
+        fleet.inject_all(phase.name)
+        await asyncio.sleep(timings.broker_outage * 2 / 3)
         broker.start()
-        figures.append(
-            f"broker down {broker_outage:.0f} s, empty broker back: all ready after "
-            f"{await recovery(stack, 180, failures)}"
-        )
-        load.phase = "after-broker"
-        await asyncio.sleep(5)
+        watch.reconnect()
+        progress("  empty broker started on the same port")
+        results = await recovery(stack, keys, fleet, SERVICES, timings.broker_recovery_timeout)
+        run.recovered(phase, results, "the broker outage")
 
-        load.phase = "database-down"
-        pg.stop()
-        await asyncio.sleep(database_outage)
-        pg.start()
-        figures.append(
-            f"database down {database_outage:.0f} s: all ready after "
-            f"{await recovery(stack, 120, failures)}"
-        )
-        load.phase = "after-database"
-        await asyncio.sleep(5)
-        loader.cancel()
+        phase = run.begin("after-broker")
+        fleet.inject_all(phase.name)
+        await asyncio.sleep(timings.after_fault)
 
-        statuses = await outcomes(stack, keys["operator"], load.accepted, timeout=120)
-        doubled = await drones_with_two_missions(settings)
+        phase = run.begin("database-down")
+        await asyncio.to_thread(pg.stop)
+        progress(f"  PostgreSQL stopped for {timings.database_outage:.0f} s")
+        await asyncio.sleep(timings.database_outage / 3)
+        fleet.inject_all(phase.name)
+        await asyncio.sleep(timings.database_outage * 2 / 3)
+        await asyncio.to_thread(pg.start)
+        results = await recovery(stack, keys, fleet, SERVICES, timings.database_recovery_timeout)
+        run.recovered(phase, results, "the database outage")
+
+        phase = run.begin("after-database")
+        fleet.inject_all(phase.name)
+        await asyncio.sleep(timings.after_fault)
+        background[-1].cancel()  # the incident load
+
+        phase = run.begin("checks")
+        ids = list(load.accepted)
+        progress(f"  waiting for the outcomes of {len(ids)} incidents")
+        statuses = (
+            await bounded(
+                outcomes(stack, keys["operator"], ids, timings.outcomes_timeout),
+                timings.outcomes_timeout + 30,
+                "reading the outcomes",
+                run,
+            )
+            or {}
+        )
+        doubled = await bounded(double_missions(settings), 30, "the mission check", run) or (0, 0)
+        progress(f"  waiting for the alerts of {len(fleet.conditions)} conditions")
+        verdict = await alerts_seen(watch, fleet.conditions, timings.alerts_at_end_timeout)
+        phase.seconds = time.monotonic() - phase.started
+        return report(run, load, statuses, doubled, fleet, verdict, watch)
     finally:
+        for task in background:
+            task.cancel()
+        for task in background:
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(task, 15)
         stack.stop_all()
 
-    missing = [i for i in load.accepted if statuses.get(i) not in OUTCOMES]
-    phases: dict[str, Counter[int]] = {}
-    for (phase, code), count in load.answers.items():
-        phases.setdefault(phase, Counter())[code] += count
+
+def report(
+    run: Run,
+    load: IncidentLoad,
+    statuses: dict[str, str],
+    doubled: tuple[int, int],
+    fleet: ChaosFleet | None,
+    verdict: AlertVerdict | None,
+    watch: AlertWatch,
+) -> int:
+    accepted_ids = list(load.accepted)
+    missing = [i for i in accepted_ids if statuses.get(i) not in OUTCOMES]
+    other_5xx = sum(n for (_, code), n in load.answers.items() if code >= 500 and code != 503)
     print("\nairgrid fault suite")
-    for line in figures:
-        print("  " + line)
-    for phase, codes in phases.items():
-        print(f"  {phase:16} answers {dict(sorted(codes.items()))}")
-    print(f"  accepted incidents: {len(load.accepted)} (ids unique: {len(set(load.accepted))})")
-    print(f"  outcomes: {dict(Counter(statuses.values()))}")
-    print(f"  without an outcome: {len(missing)}; drones holding two missions: {len(doubled)}")
-    print(f"  logs: {work}")
-    five_hundreds = sum(c for (_, code), c in load.answers.items() if code >= 500 and code != 503)
-    ok = not missing and not doubled and len(set(load.accepted)) == len(load.accepted)
-    ok = ok and five_hundreds == 0 and not failures
-    for failure in failures:
-        print("  " + failure)
-    print("  PASS" if ok else f"  FAIL (5xx other than 503: {five_hundreds})")
+    print(
+        f"  {'phase':15} {'s':>5} {'posted':>6} {'201':>4} {'503':>4} {'429':>4} {'other':>5}  "
+        "outcomes of the incidents accepted in the phase"
+    )
+    for phase in run.phases:
+        codes = load.codes(phase.name)
+        ids = [i for i in accepted_ids if load.phase_of[i] == phase.name]
+        phase_outcomes = dict(sorted(Counter(statuses.get(i, "NONE") for i in ids).items()))
+        other = sum(n for code, n in codes.items() if code not in (201, 503, 429))
+        print(
+            f"  {phase.name:15} {phase.seconds:5.0f} {sum(codes.values()):6} {codes[201]:4} "
+            f"{codes[503]:4} {codes[429]:4} {other:5}  {phase_outcomes or ''}"
+        )
+        if phase.recovery:
+            print(f"  {'':15} ready again: " + ", ".join(r.describe() for r in phase.recovery))
+        for note in phase.notes:
+            print(f"  {'':15} {note}")
+    other_codes: Counter[int] = Counter()
+    for (_, code), n in load.answers.items():
+        if code not in (201, 503, 429):
+            other_codes[code] += n
+    if other_codes:
+        print(f"  other answers (0 = no answer): {dict(sorted(other_codes.items()))}")
+    print(f"  accepted incidents: {len(accepted_ids)} (ids unique: {len(set(accepted_ids))})")
+    print(f"  outcomes: {dict(sorted(Counter(statuses.values()).items()))}")
+    print(
+        f"  without an outcome: {len(missing)}; drones holding two missions: {doubled[0]}; "
+        f"incident slots with two missions: {doubled[1]}"
+    )
+    if fleet is not None and verdict is not None:
+        alerted = len(verdict.alerted)
+        print(
+            f"  alert conditions injected: {len(fleet.conditions)}, alerted: {alerted}, "
+            f"lost: {len(verdict.lost)}, duplicate alerts: {verdict.duplicates}"
+        )
+        for phase_name, (got, injected) in by_phase(verdict, fleet.conditions).items():
+            print(f"    {phase_name:15} {got}/{injected}")
+        print(
+            f"  other active alerts (no condition injected): {dict(verdict.unmatched)}; "
+            f"alerts observed: {len(watch.alerts)} (per broker: {watch.per_broker}); "
+            f"chaos telemetry records sent: {fleet.sent}"
+        )
+        for condition in verdict.lost:
+            run.failures.append(
+                f"alert lost: {condition.kind} of {condition.drone_id}, injected in "
+                f"{condition.phase}"
+            )
+    elif fleet is not None:
+        run.failures.append("the alert check did not run")
+    ok = (
+        not missing
+        and doubled == (0, 0)
+        and len(set(accepted_ids)) == len(accepted_ids)
+        and other_5xx == 0
+        and not run.failures
+        and verdict is not None
+    )
+    print(f"  total {time.monotonic() - run.began:.0f} s; logs: {run.work}")
+    for failure in run.failures:
+        print("  FAILURE: " + failure)
+    if missing:
+        print(f"  FAILURE: {len(missing)} accepted incidents without an outcome")
+    if other_5xx:
+        print(f"  FAILURE: {other_5xx} answers 5xx other than 503")
+    print("  PASS" if ok else "  FAIL")
     return 0 if ok else 1
+
+
+# -- shared with the soak (loadtests/soak.py): its stack, load and outcomes -------------------
+
+__all__ = [
+    "OUTCOMES",
+    "SERVICES",
+    "Load",
+    "Stack",
+    "issue_keys",
+    "main",
+    "outcomes",
+    "post_incidents",
+    "wait_ready",
+]
+
+Load = IncidentLoad
+
+
+class NotRecovered(RuntimeError):
+    """A service did not become ready in time; the message has its last /readyz."""
+
+
+async def wait_ready(stack: Stack, service: str, timeout: float = 90) -> float:
+    result = await stack.ready(service, timeout)
+    if result.seconds is None:
+        raise NotRecovered(
+            f"{service} not ready after {timeout:.0f} s (last /readyz: {result.last}); "
+            f"see {stack.logs}/{service}.log"
+        )
+    return result.seconds
+
+
+async def post_incidents(stack: Stack, keys: dict[str, str], load: Load, rate: float) -> None:
+    await load.post(stack.url("dispatch"), keys, rate)
+
+
+async def outcomes(stack: Stack, operator: str, ids: list[str], timeout: float) -> dict[str, str]:
+    return await incident_outcomes(stack.url("dispatch"), operator, ids, timeout)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--rate", type=float, default=2.0, help="incidents per second")
-    parser.add_argument("--broker-outage", type=float, default=30.0, help="seconds")
-    parser.add_argument("--database-outage", type=float, default=10.0, help="seconds")
+    parser.add_argument("--broker-outage", type=float, help="seconds (default 30, quick 10)")
+    parser.add_argument("--database-outage", type=float, help="seconds (default 10, quick 5)")
+    parser.add_argument("--quick", action="store_true", help="shorter outages and pauses")
     args = parser.parse_args()
-    sys.exit(asyncio.run(run(args.rate, args.broker_outage, args.database_outage)))
+    timings = QUICK if args.quick else Timings()
+    overrides: dict[str, float] = {}
+    if args.broker_outage is not None:
+        overrides["broker_outage"] = args.broker_outage
+    if args.database_outage is not None:
+        overrides["database_outage"] = args.database_outage
+    if overrides:
+        timings = Timings(**{**timings.__dict__, **overrides})
+    sys.exit(asyncio.run(run(args.rate, timings)))
 
 
 if __name__ == "__main__":
