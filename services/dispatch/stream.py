@@ -251,6 +251,7 @@ class DispatchWorker:
         self._failure_error: BaseException | None = None
         self.registry_view, self.state_view = self._new_views()
         self._views_started = False
+        self._idle_drone_moved = False
         # fetch_max_wait_ms (issue 5 part B, POST -> decision latency): the embedded broker
         # holds an empty fetch for the whole wait even when an incident arrives meanwhile;
         # 10 ms keeps that delay far under the 50 ms target at ~100 idle fetches/s.
@@ -449,10 +450,21 @@ class DispatchWorker:
         period = self.infra.settings.dispatch_tick_seconds
         while True:
             await asyncio.sleep(period)
-            done = self._submit(lambda: self._decide(self.core.tick(_now_ms())))
+            done = self._submit(self._tick)
             # Coverage gauge and rebalancing (issue 6): idle drones move to close holes.
             self._submit(lambda: self._decide(self.coverage.rebalance(self.core, _now_ms())))
             await asyncio.wait([done])
+
+    async def _tick(self) -> None:
+        decisions = self.core.tick(_now_ms())
+        if self._idle_drone_moved:
+            # The core re-tries its queue when a drone's availability changes, not when an idle
+            # drone only moves or its battery drifts (an airborne idle drone flying into reach
+            # of a waiting incident); the clock does that, at most once a tick and only after
+            # such a change. With nothing waiting the drain finds nothing to try.
+            self._idle_drone_moved = False
+            decisions += self.core.drain_queue()
+        await self._decide(decisions)
 
     # -- the single owner of the core ------------------------------------------------------
 
@@ -522,7 +534,13 @@ class DispatchWorker:
             return
         view = drone_view(spec, state)
         at = state.event_time_ms or _now_ms()
-        self.jobs.put_nowait((lambda: self._decide(self.core.upsert_drone(view, at)), None))
+        self.jobs.put_nowait((lambda: self._decide(self._drone_reported(view, at)), None))
+
+    def _drone_reported(self, view: DroneView, at: int) -> list[Decision]:
+        decisions = self.core.upsert_drone(view, at)
+        if view.id not in self.core.busy:
+            self._idle_drone_moved = True  # the next clock tick re-tries the queue
+        return decisions
 
     async def _handle_incidents(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         waits = []
