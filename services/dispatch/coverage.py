@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -21,10 +22,11 @@ from airgrid.geo import LocalProjection
 from airgrid.problems import Problem
 from airgrid.reference import ReferenceData
 from services.dispatch.domain.core import DispatchCore
-from services.dispatch.domain.coverage import CoverageGrid, CoverageSnapshot, reachers_of
+from services.dispatch.domain.coverage import CoverageGrid, CoverageSnapshot, Reacher, reachers_of
 from services.dispatch.domain.model import Decision, DroneOrder, DroneView, OrderKind
 from services.dispatch.domain.patrols import PatrolRoute
 from services.dispatch.domain.rebalance import (
+    BoolArray,
     Donor,
     Move,
     NestSite,
@@ -74,6 +76,8 @@ class CoverageKeeper:
         # Every patrol route of the core (it is handed only the routes it may start now).
         self._routes: dict[str, PatrolRoute] = {}
         self._routes_of: DispatchCore | None = None
+        # Per capability class (and its members): the cells it reaches from home.
+        self._areas: dict[tuple[str, frozenset[str]], BoolArray] = {}
 
     @staticmethod
     def available(core: DispatchCore) -> list[DroneView]:
@@ -135,8 +139,81 @@ class CoverageKeeper:
         moves = self.rebalancer.plan(
             grid=self.grid, reachers=reachers, donors=donors, sites=sites, now_ms=now_ms
         )
+        moves += self._rebalance_classes(core, reachers, donors, sites, now_ms)
         REBALANCE_MOVES.inc(len(moves))
         return [_order(m) for m in moves]
+
+    def _rebalance_classes(
+        self,
+        core: DispatchCore,
+        reachers: list[Reacher],
+        donors: list[Donor],
+        sites: list[NestSite],
+        now_ms: int,
+    ) -> list[Move]:
+        """Then the scarce capabilities (zoom, gas sensor, loudspeaker …), fewest drones
+        first: where a class's idle drones no longer reach the cells its fleet reaches from
+        home, move one of that class's idle drones there. Any drone covers the zone, but
+        only a few can answer a gas leak."""
+        moves: list[Move] = []
+        left = self.rebalancer.settings.max_moves_per_round
+        for capability, members in self._classes(core):
+            if left <= 0:
+                break
+            area = self._class_area(core, capability, members)
+            found = self.rebalancer.plan(
+                grid=self.grid,
+                reachers=[r for r in reachers if r.drone_id in members],
+                donors=[d for d in donors if d.drone_id in members],
+                sites=sites,
+                now_ms=now_ms,
+                area=area,
+                max_moves=left,
+            )
+            moves += found
+            left -= len(found)
+        return moves
+
+    @staticmethod
+    def _classes(core: DispatchCore) -> list[tuple[str, frozenset[str]]]:
+        """The capabilities some drones have and others lack, fewest drones first."""
+        by_capability: dict[str, set[str]] = {}
+        for drone in core.drones.values():
+            for capability in drone.capabilities:
+                by_capability.setdefault(capability, set()).add(drone.id)
+        fleet = len(core.drones)
+        return sorted(
+            ((c, frozenset(ids)) for c, ids in by_capability.items() if len(ids) < fleet),
+            key=lambda item: (len(item[1]), item[0]),
+        )
+
+    def _class_area(
+        self, core: DispatchCore, capability: str, members: frozenset[str]
+    ) -> BoolArray:
+        """The cells the class's drones reach docked and charged at their home nests."""
+        key = (capability, members)
+        found = self._areas.get(key)
+        if found is None:
+            home = []
+            for drone_id in sorted(members):
+                drone = core.drones[drone_id]
+                nest = core.nests.get(drone.home_nest)
+                if nest is None:
+                    continue
+                home.append(
+                    replace(drone, lon=nest.lon, lat=nest.lat, battery_pct=100.0, airborne=False,
+                            link_ok=True, faults=(), active=True)
+                )  # fmt: skip
+            at_home = reachers_of(
+                home,
+                {n.id: replace(n, online=True, wind_mps=0.0) for n in core.nests.values()},
+                self.projection,
+                sla_seconds=self.sla_seconds,
+                reserve_pct=self.reserve_pct,
+            )
+            found = self.grid.counts(at_home) > 0
+            self._areas[key] = found
+        return found
 
     def gate_patrols(self, core: DispatchCore, *, coverage: float, idle: int) -> int:
         """Hand the core only the patrol routes it may start now (those flying, plus as many

@@ -152,3 +152,36 @@ def test_patrol_budget_is_zero_while_the_fleet_is_stretched() -> None:
     assert patrol_budget(policy, fleet=0, idle=0, patrolling=0, coverage=1.0) == 0
     off = PatrolPolicy(enabled=False)
     assert patrol_budget(off, fleet=100, idle=10, patrolling=50, coverage=0.5) == 100
+
+
+def test_the_keeper_moves_a_scarce_capability_into_the_cells_only_its_class_left() -> None:
+    from dataclasses import replace
+
+    from airgrid.config import Settings
+    from airgrid.reference import load_reference
+    from services.dispatch.coverage import CoverageKeeper
+    from services.dispatch.domain.model import DroneOrder, OrderKind
+    from tests.unit.test_patrol_budget import _docked_reference_fleet
+
+    reference = load_reference(None)
+    core = _docked_reference_fleet()
+    gas = sorted(d.id for d in reference.drones if "gas_sensor" in d.capabilities)
+    centre_lon = reference.zone.centre[0]
+    east = {n.id for n in reference.nests if n.lon > centre_lon}
+    kept = {core.drones[i].home_nest for i in gas} & east
+    assert kept and len(kept) < len(gas)
+    # Every gas-sensor drone in the west is busy elsewhere (lost link here).
+    for drone_id in gas:
+        if core.drones[drone_id].home_nest not in kept:
+            core.upsert_drone(replace(core.drones[drone_id], link_ok=False), 2000)
+    keeper = CoverageKeeper(reference, Settings())
+    assert keeper.snapshot(core).ratio >= 0.995  # the zone itself is still covered
+    orders = [o for o in keeper.rebalance(core, 10_000) if isinstance(o, DroneOrder)]
+    moved = [o for o in orders if o.drone_id in gas]
+    assert moved and all(o.kind == OrderKind.RETURN and o.nest_id not in kept for o in moved)
+    assert all(core.drones[o.drone_id].home_nest in kept for o in moved)
+    # A second keeper over the same world makes the same moves.
+    again = CoverageKeeper(reference, Settings()).rebalance(core, 10_000)
+    assert [(o.drone_id, o.nest_id) for o in again if isinstance(o, DroneOrder)] == [
+        (o.drone_id, o.nest_id) for o in orders
+    ]

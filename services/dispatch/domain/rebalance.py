@@ -5,8 +5,10 @@ reaches; for every usable nest it counts the holes a drone docked there would cl
 gain); for every idle docked drone it counts the cells only that drone reaches (the loss if
 it leaves). It sends the donor with the best gain - loss, nearest first on ties, then
 updates the counts and looks again, up to a few moves per round. Drones already on their way
-count as covering their destination, so two drones are never sent to one hole. Pure: the
-caller passes positions, reaches and the time.
+count as covering their destination, so two drones are never sent to one hole. The same
+planner runs per capability class over the cells that class reaches from home (`area`), so
+scarce sensors (zoom, gas, loudspeaker) are spread too. Pure: the caller passes positions,
+reaches and the time.
 """
 
 from __future__ import annotations
@@ -15,7 +17,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+import numpy.typing as npt
+
 from services.dispatch.domain.coverage import CoverageGrid, IntArray, Reacher
+
+BoolArray = npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True)
@@ -23,7 +30,7 @@ class RebalanceSettings:
     enabled: bool = True
     trigger_ratio: float = 0.995  # below this coverage share the planner moves drones
     max_moves_per_round: int = 3
-    max_in_transit: int = 12
+    max_in_transit: int = 16
     min_battery_pct: float = 60.0  # a donor must arrive able to fly a full SLA mission
     min_net_gain_cells: int = 4  # 4 cells of 250 m = 0.25 km² gained at least
     transit_timeout_s: float = 900.0
@@ -83,19 +90,31 @@ class Rebalancer:
         donors: Sequence[Donor],
         sites: Sequence[NestSite],
         now_ms: int,
+        area: BoolArray | None = None,
+        max_moves: int | None = None,
     ) -> list[Move]:
-        """The moves to make now (each recorded as in transit); empty when coverage is fine."""
+        """The moves to make now (each recorded as in transit); empty when coverage is fine.
+
+        area: the cells that count (default: the whole zone), e.g. the cells a capability's
+        drones reach from their home nests; reachers and donors are then that class's. At
+        most max_moves moves (default: the round's limit)."""
         if not self.settings.enabled or not sites:
             return []
+        limit = self.settings.max_moves_per_round if max_moves is None else max_moves
+        mask: BoolArray = np.ones(len(grid), dtype=bool) if area is None else area
+        wanted = int(mask.sum())
+        if wanted == 0 or limit <= 0:
+            return []
         sites_by_id = {s.id: s for s in sites}
+        members = {r.drone_id for r in reachers} | {d.drone_id for d in donors}
         in_transit = set(self.in_transit)
         standing = [r for r in reachers if r.drone_id not in in_transit]
         counts = grid.counts(standing)
-        # Drones on their way cover their destination already.
+        # Drones on their way (of this class) cover their destination already.
         typical = _typical_reach(reachers)
-        for nest_id, _ in self.in_transit.values():
+        for drone_id, (nest_id, _) in self.in_transit.items():
             site = sites_by_id.get(nest_id)
-            if site is not None:
+            if site is not None and (area is None or drone_id in members):
                 counts += grid.reached_by(site.x, site.y, typical)
         moves: list[Move] = []
         pool = sorted(
@@ -108,15 +127,11 @@ class Rebalancer:
             ),
             key=lambda d: d.drone_id,
         )
-        while (
-            len(moves) < self.settings.max_moves_per_round
-            and len(self.in_transit) < self.settings.max_in_transit
-            and pool
-        ):
-            covered = int((counts > 0).sum())
-            if covered / len(grid) >= self.settings.trigger_ratio:
+        while len(moves) < limit and len(self.in_transit) < self.settings.max_in_transit and pool:
+            covered = int(((counts > 0) & mask).sum())
+            if covered / wanted >= self.settings.trigger_ratio:
                 break
-            move = _best_move(grid, counts, pool, sites)
+            move = _best_move(grid, counts, pool, sites, mask)
             if move is None or move.gain_cells - move.loss_cells < self.settings.min_net_gain_cells:
                 break
             donor = next(d for d in pool if d.drone_id == move.drone_id)
@@ -135,14 +150,18 @@ def _typical_reach(reachers: Sequence[Reacher]) -> float:
 
 
 def _best_move(
-    grid: CoverageGrid, counts: IntArray, pool: Sequence[Donor], sites: Sequence[NestSite]
+    grid: CoverageGrid,
+    counts: IntArray,
+    pool: Sequence[Donor],
+    sites: Sequence[NestSite],
+    mask: BoolArray,
 ) -> Move | None:
-    holes = counts == 0
+    holes = (counts == 0) & mask
     best: tuple[tuple[int, float, str, str], Move] | None = None
     # Gains depend on the reach, which differs little between donors: group by it.
     gains: dict[tuple[str, float], int] = {}
     for donor in pool:
-        alone = (counts == 1) & (grid.reached_by(donor.x, donor.y, donor.reach_m) > 0)
+        alone = (counts == 1) & mask & (grid.reached_by(donor.x, donor.y, donor.reach_m) > 0)
         loss = int(alone.sum())
         for site in sites:
             if site.id == donor.nest_id:
