@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import sys
 import tempfile
@@ -205,6 +206,13 @@ PHASES_WITH_CONDITIONS = (
 async def run(rate: float, timings: Timings) -> int:
     work = Path(tempfile.mkdtemp(prefix="airgrid-chaos-"))
     progress(f"logs in {work}")
+    # The runner's own Kafka clients complain loudly while the broker is down: to a file.
+    logging.basicConfig(
+        filename=work / "runner.log",
+        level=logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        force=True,
+    )
     pg = PrivatePostgres()
     pg.init()
     broker = EmbeddedBroker(port=free_port(), log_file=work / "broker.log")
@@ -395,7 +403,8 @@ def report(
         print(
             f"  other active alerts (no condition injected): {dict(verdict.unmatched)}; "
             f"alerts observed: {len(watch.alerts)} (per broker: {watch.per_broker}); "
-            f"chaos telemetry records sent: {fleet.sent}"
+            f"chaos telemetry records acknowledged: {fleet.sent} "
+            f"(send attempts failed: {fleet.failed_sends})"
         )
         for condition in verdict.lost:
             run.failures.append(
