@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import math
 import random
 import socket
@@ -67,6 +68,7 @@ class Figures:
     service_ms: dict[tuple[int, float], list[float]] = field(default_factory=dict)
     core_full_ms: dict[int, list[float]] = field(default_factory=dict)
     core_search_ms: dict[int, list[float]] = field(default_factory=dict)
+    core_decode_ms: dict[int, list[float]] = field(default_factory=dict)
     redis_ms: dict[int, list[float]] = field(default_factory=dict)
     postgis_ms: dict[int, list[float]] = field(default_factory=dict)
     post_immediate_ms: list[float] = field(default_factory=list)
@@ -223,25 +225,34 @@ def decision_latency(
 
 def core_queries(
     core: DispatchCore, reference: ReferenceData, queries: int, seed: int
-) -> tuple[list[float], list[float], list[tuple[float, float]]]:
+) -> tuple[list[float], list[float], list[float], list[tuple[float, float]]]:
+    """The full decision (decode, search, feasibility, detours, the decisions) per query,
+    then, in a second pass over the same queries, the record decode alone and the candidate
+    search alone. Two passes, so that no query finds the scene its previous measurement
+    prepared (the core keeps the latest scene's target and return leg)."""
     from services.dispatch.stream import request_of
 
     rng = random.Random(seed)
     base = now_ms()
-    full, search, points = [], [], []
-    for i in range(queries):
-        record = incident_bytes(reference, rng, 10_000_000 + i, base)
-        incident = incident_pb2.IncidentEvent.FromString(record).accepted
-        points.append((incident.lon, incident.lat))
-        t0 = time.perf_counter()
-        core.candidates(request_of(incident), 1)
-        search.append((time.perf_counter() - t0) * 1000)
+    records = [incident_bytes(reference, rng, 10_000_000 + i, base) for i in range(queries)]
+    full, decode, search, points = [], [], [], []
+    for record in records:
         t0 = time.perf_counter()
         decisions = decide(core, record, base)
         full.append((time.perf_counter() - t0) * 1000)
         assert any(isinstance(d, Assigned) for d in decisions) or decisions
+        incident = incident_pb2.IncidentEvent.FromString(record).accepted
+        points.append((incident.lon, incident.lat))
         core.cancel(incident.id, base)
-    return full, search, points
+    for record in records:
+        t0 = time.perf_counter()
+        request = request_of(incident_pb2.IncidentEvent.FromString(record).accepted)
+        t1 = time.perf_counter()
+        core.candidates(request, 1)
+        t2 = time.perf_counter()
+        decode.append((t1 - t0) * 1000)
+        search.append((t2 - t1) * 1000)
+    return full, decode, search, points
 
 
 def sla_reach_km(drones: list[BenchDrone]) -> float:
@@ -538,9 +549,15 @@ def run(cfg: BenchConfig, settings: Settings, print_line: Print) -> Figures:
         f"fleets {', '.join(str(f) for f in cfg.fleets)}, rates {cfg.rates} incidents/s"
     )
     print_line("(a) decision latency, incident consumed -> decision produced (in-process core)")
+    print_line("    (each fleet loaded, then gc.freeze(), as a worker after its restore)")
     for size in cfg.fleets:
         drones = fleet(reference, size, random.Random(cfg.seed))
         core = build_core(reference, drones, now_ms())
+        # As a worker does once it has restored its state: the long-lived objects (fleet,
+        # run cards, reference data) leave the collector's generations, so a full collection
+        # no longer walks them in the middle of a decision.
+        gc.collect()
+        gc.freeze()
         decision_latency(core, reference, 10_000.0, 50, cfg.seed)  # warm the caches
         for rate in cfg.rates:
             count = max(cfg.min_samples, int(rate * cfg.seconds))
@@ -554,9 +571,11 @@ def run(cfg: BenchConfig, settings: Settings, print_line: Print) -> Figures:
                 f"x{_ratio(DECISION_P99_TARGET_MS, p99):.1f}"
             )
             print_line(_line("      of which the core working", service))
-        full, search, points = core_queries(core, reference, cfg.queries, cfg.seed)
+        full, decode, search, points = core_queries(core, reference, cfg.queries, cfg.seed)
+        gc.unfreeze()
         figures.core_full_ms[size] = full
         figures.core_search_ms[size] = search
+        figures.core_decode_ms[size] = decode
         redis_samples = redis_geosearch(cfg.redis_url, drones, points)
         postgis_samples = asyncio.run(postgis_knn(cfg.postgres_admin_url, drones, points))
         print_line(
@@ -564,6 +583,7 @@ def run(cfg: BenchConfig, settings: Settings, print_line: Print) -> Figures:
             f"nearest, Redis within the {sla_reach_km(drones):.1f} km SLA reach)"
         )
         print_line(_line("  core full decision", full))
+        print_line(_line("    of which the record decode", decode))
         print_line(_line("  core candidate search only", search))
         core_p50 = statistics.median(full)
         for peer, found, store in (
