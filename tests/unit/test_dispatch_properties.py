@@ -24,6 +24,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from airgrid.v1.telemetry_pb2 import FlightMode
 from services.dispatch.domain.core import CoreSettings, DispatchCore
 from services.dispatch.domain.eta import estimate
 from services.dispatch.domain.model import (
@@ -112,12 +113,23 @@ state_ops = st.tuples(
 )
 # A telemetry report of an idle or busy drone in flight: it moved, its battery drained a bit.
 move_ops = st.tuples(st.just("move"), st.integers(0, 11), offsets, st.floats(0.0, 3.0))
+# A busy drone reports progress on its mission: flying out, at the scene, heading home (where
+# it may be retasked), or docked again; its battery drained a little or a lot.
+progress_ops = st.tuples(
+    st.just("progress"),
+    st.integers(0, 50),
+    st.sampled_from(["out", "scene", "home", "docked"]),
+    offsets,
+    st.floats(0.0, 60.0),
+)
 ops = st.lists(
     st.one_of(
         incident_ops,
         incident_ops,
         state_ops,
         move_ops,
+        progress_ops,
+        progress_ops,
         st.tuples(
             st.just("fail"), st.integers(0, 50), st.sampled_from(["link", "fault", "battery"])
         ),
@@ -326,6 +338,29 @@ def run(
                     old, lon=LON + dx, lat=LAT + dy, battery_pct=max(0.0, old.battery_pct - drained)
                 )
                 decisions = core.upsert_drone(moved, now)
+        elif kind == "progress" and core.missions:
+            _, k, phase, (dx, dy), drained = op
+            mission = core.missions[sorted(core.missions)[k % len(core.missions)]]
+            old = core.drones[mission.drone_id]
+            scene = referee.requests.get(mission.incident_id)
+            nest = next(x for x in NESTS if x.id == old.home_nest)
+            lon, lat = LON + dx, LAT + dy
+            if phase == "scene" and scene is not None:
+                lon, lat = scene.lon, scene.lat
+            elif phase == "docked":
+                lon, lat = nest.lon, nest.lat
+            mode = {
+                "out": FlightMode.FLIGHT_MODE_CRUISING,
+                "scene": FlightMode.FLIGHT_MODE_HOVERING,
+                "home": FlightMode.FLIGHT_MODE_RETURNING,
+                "docked": FlightMode.FLIGHT_MODE_DOCKED,
+            }[phase]
+            reported = replace(
+                old, lon=lon, lat=lat, airborne=phase != "docked", mode=mode,
+                reported_mission=mission.id,
+                battery_pct=max(core.reserve_pct, old.battery_pct - drained),
+            )  # fmt: skip
+            decisions = core.upsert_drone(reported, now)
         elif kind == "fail" and core.missions:
             _, k, how = op
             mission = core.missions[sorted(core.missions)[k % len(core.missions)]]

@@ -206,7 +206,21 @@ class DispatchCore:
         if mission_id is not None:
             decisions.extend(self._follow(self.missions[mission_id], drone, now))
         self._reindex(drone)
-        if drone.id in self.busy or not self._has_waiting():
+        if not self._has_waiting():
+            return decisions
+        if drone.id in self.busy:
+            mission = self.missions.get(self.busy[drone.id])
+            if mission is not None and self._yields(mission):
+                # A drone heading home (or on patrol) may serve a waiting incident: all of
+                # them are tried when it turns home, and a move counts as a quiet change.
+                turned_home = any(
+                    isinstance(d, StageReached) and d.stage == MissionStage.RETURNING
+                    for d in decisions
+                )
+                if turned_home:
+                    decisions.extend(self.drain_queue())
+                else:
+                    self._quiet_changes += 1
             return decisions
         if previous is not None and _same_availability(previous, drone) and not decisions:
             self._quiet_changes += 1
@@ -386,6 +400,7 @@ class DispatchCore:
         entry.tried_at = self._quiet_changes
         slots = sorted(entry.open_slots)
         idle, seen = self._search(incident, len(slots))
+        idle.extend(self._spare(incident))
         idle.sort(key=lambda c: c.key)
         left = self.settings.sla_seconds - (now - incident.accepted_ms) / 1000.0
         may_preempt = not incident.patrol_route and entry.rank <= self.settings.preempt_max_priority
@@ -411,7 +426,9 @@ class DispatchCore:
         victims: list[str] = []
         for slot, pick in chosen:
             drone = self.drones[pick.estimate.drone_id]
-            if pick.mission is not None:
+            if pick.mission is not None and pick.mission.stage == MissionStage.RETURNING:
+                decisions.extend(self._retask(pick.mission, incident.id, now))
+            elif pick.mission is not None:
                 victims.append(pick.mission.incident_id)
                 decisions.extend(self._preempt(pick.mission, incident.id, now))
             mission_id = mission_id_for(incident.id, slot, entry.attempts)
@@ -691,20 +708,56 @@ class DispatchCore:
             if taken >= need:
                 return
 
-    def _takeable(
-        self, entry: IncidentSlots, incident: IncidentRequest, may_preempt: bool
-    ) -> list[_Candidate]:
-        """Drones on lower-ranked work that could serve: patrols for anyone, lower-priority
-        incidents only for the urgent. Best first."""
+    def _yields(self, mission: Mission) -> bool:
+        """Work that gives its drone up to any incident for which it is the best choice: a
+        mission whose drone heads home (its scene work is done), and a patrol sortie (the
+        lowest rank of all)."""
+        if mission.stage == MissionStage.RETURNING:
+            return True
+        owner = self.incidents.get(mission.incident_id)
+        return owner is not None and bool(owner.request.patrol_route) and mission.stage in _OUTBOUND
+
+    def _spare(self, incident: IncidentRequest) -> list[_Candidate]:
+        """Feasible drones whose work yields (heading home, or on patrol): they compete with
+        the idle drones on the same key. A drone heading home must still be in the air, and
+        its battery must cover the new trip, the time on scene and the way to the nearest
+        nest with the reserve, like any other."""
         pool: list[_Candidate] = []
         target: Target | None = None
         back_m = 0.0
+        needs = incident.required_capabilities
+        for mission in self.missions.values():  # the caller sorts by key
+            if not self._yields(mission):
+                continue  # (a drone heading home may fly again for another slot of its own)
+            drone = self.drones.get(mission.drone_id)
+            if drone is None or not self._healthy(drone) or not needs <= drone.capabilities:
+                continue
+            if mission.stage == MissionStage.RETURNING and not drone.airborne:
+                continue
+            if target is None:
+                target, back_m = self._prepare(incident)
+            found, path_m = self._estimate(drone, incident, target, back_m)
+            if found.feasible:
+                key = (round(found.eta_seconds, 1), -drone.battery_pct, drone.id)
+                pool.append(_Candidate(key, found, path_m, mission))
+        return pool
+
+    def _takeable(
+        self, entry: IncidentSlots, incident: IncidentRequest, may_preempt: bool
+    ) -> list[_Candidate]:
+        """Drones on lower-priority incidents that an urgent incident could take when that is
+        the only way to meet the SLA (patrols and drones heading home are spare: see
+        _spare). Best first."""
+        pool: list[_Candidate] = []
+        target: Target | None = None
+        back_m = 0.0
+        if not may_preempt:
+            return pool
         for mission in self.missions.values():  # the pool is sorted by key below
             owner = self.incidents.get(mission.incident_id)
             if owner is None or owner is entry or mission.stage not in _OUTBOUND:
                 continue
-            is_patrol = bool(owner.request.patrol_route)
-            if not is_patrol and not (may_preempt and owner.rank > entry.rank):
+            if owner.request.patrol_route or owner.rank <= entry.rank:
                 continue
             drone = self.drones.get(mission.drone_id)
             if drone is None or not self._healthy(drone):
@@ -741,6 +794,22 @@ class DispatchCore:
             self.on_scene.discard(mission.incident_id)
         owner.reason = "preempted: waiting for another drone"
         decisions.append(Queued(mission.incident_id, tuple(sorted(owner.open_slots)), owner.reason))
+        return decisions
+
+    def _retask(self, mission: Mission, by_incident: str, now: int) -> list[Decision]:
+        """A drone heading home takes new work: its finished mission completes here."""
+        entry = self.incidents.get(mission.incident_id)
+        reason = f"retasked on its way home to incident {by_incident}"
+        decisions: list[Decision] = [
+            StageReached(
+                mission.id, mission.incident_id, mission.drone_id, MissionStage.COMPLETED, now,
+                reason,
+            )
+        ]  # fmt: skip
+        self._release(mission)
+        if entry is not None and entry.request.patrol_route:
+            self.route_flown_ms[entry.request.patrol_route] = now
+        self._close_if_done(mission.incident_id, now)
         return decisions
 
     def _follow(self, mission: Mission, drone: DroneView, now: int) -> list[Decision]:
