@@ -95,7 +95,11 @@ class RunCards:
         self.min_overhead_s = math.inf  # least launch overhead of any drone ever docked here
         self.max_speed_mps = 0.0  # fastest drone ever docked here
         self.obstacles: tuple[Box, ...] = ()  # bounding boxes of the active no-fly zones
-        self._cards: dict[tuple[int, int], RunCard] | None = None
+        self._cards: dict[tuple[int, int], RunCard] = {}
+        self._order: dict[tuple[int, int], tuple[tuple[float, str], ...]] | None = None
+        self._clear_by_cell: dict[tuple[int, int], frozenset[str]] | None = None
+        self._shared: dict[bytes, frozenset[str]] = {}  # the few distinct clear sets
+        self._index_nests()
 
     def __len__(self) -> int:
         return len(self.where)
@@ -110,14 +114,20 @@ class RunCards:
         if self.anchors.get(nest_id) == xy:
             return False
         self.anchors[nest_id] = xy
-        self._cards = None
+        self._cards = {}
+        self._order = None
+        self._clear_by_cell = None
+        self._shared = {}
         return True
 
     def set_obstacles(self, boxes: tuple[Box, ...]) -> None:
-        """The active no-fly zones' bounding boxes; the cards are rebuilt when they change."""
+        """The active no-fly zones' bounding boxes; the clear legs are redone when they
+        change."""
         if boxes is not self.obstacles and boxes != self.obstacles:
             self.obstacles = boxes
-            self._cards = None
+            self._cards = {}
+            self._clear_by_cell = None
+            self._shared = {}
 
     def fits(self, drone: DroneView, xy: XY) -> bool:
         """A docked drone within SITE_RADIUS_M of its known home nest is searched by card."""
@@ -164,34 +174,54 @@ class RunCards:
     # -- cards ------------------------------------------------------------------------------
 
     def card(self, xy: XY) -> RunCard:
-        """The card of the response cell holding xy."""
-        cards = self._cards
-        if cards is None:
-            cards = self._cards = self._build_all()
+        """The card of the response cell holding xy. The nest order of every cell is built in
+        one pass after a nest change (slow: tuples for every cell), which legs are clear in
+        one quicker pass after the no-fly zones change; a cell outside the nests' area gets
+        its own on first use."""
         cell = (math.floor(xy[0] / self.cell_m), math.floor(xy[1] / self.cell_m))
-        found = cards.get(cell)
+        found = self._cards.get(cell)
         if found is None:
-            found = cards[cell] = self._build([cell])[cell]
+            if self._order is None:
+                self._index_nests()
+                self._order = self._nest_order(self._all_cells())
+            if self._clear_by_cell is None:
+                self._clear_by_cell = self._clear(list(self._order))
+            nests = self._order.get(cell)
+            if nests is None:
+                nests = self._order[cell] = self._nest_order([cell])[cell]
+            clear = self._clear_by_cell.get(cell)
+            if clear is None:
+                clear = self._clear_by_cell[cell] = self._clear([cell])[cell]
+            found = self._cards[cell] = RunCard(nests, clear)
         return found
 
-    def _build_all(self) -> dict[tuple[int, int], RunCard]:
-        if not self.anchors:
-            return {}
-        xs = [p[0] for p in self.anchors.values()]
-        ys = [p[1] for p in self.anchors.values()]
-        size = self.cell_m
-        margin = CARD_MARGIN_M
-        i0, i1 = math.floor((min(xs) - margin) / size), math.floor((max(xs) + margin) / size)
-        j0, j1 = math.floor((min(ys) - margin) / size), math.floor((max(ys) + margin) / size)
-        return self._build([(i, j) for i in range(i0, i1 + 1) for j in range(j0, j1 + 1)])
+    def _index_nests(self) -> None:
+        self._ids = sorted(self.anchors)
+        self._nx = np.array([self.anchors[n][0] for n in self._ids], dtype=np.float64)
+        self._ny = np.array([self.anchors[n][1] for n in self._ids], dtype=np.float64)
+        self._names = np.array(self._ids, dtype=object)
 
-    def _build(self, cells: list[tuple[int, int]]) -> dict[tuple[int, int], RunCard]:
-        """Cards for cells, in one vectorized pass: nests by distance from the cell's square,
-        and which nests' legs to the cell stay clear of every obstacle's box."""
-        ids = sorted(self.anchors)
-        nx = np.array([self.anchors[n][0] for n in ids])
-        ny = np.array([self.anchors[n][1] for n in ids])
-        size = self.cell_m
+    def _all_cells(self) -> list[tuple[int, int]]:
+        if not self.anchors:
+            return []
+        size, margin = self.cell_m, CARD_MARGIN_M
+        i0, i1 = (
+            math.floor((v + m) / size)
+            for v, m in ((self._nx.min(), -margin), (self._nx.max(), margin))
+        )
+        j0, j1 = (
+            math.floor((v + m) / size)
+            for v, m in ((self._ny.min(), -margin), (self._ny.max(), margin))
+        )
+        return [(i, j) for i in range(i0, i1 + 1) for j in range(j0, j1 + 1)]
+
+    def _nest_order(
+        self, cells: list[tuple[int, int]]
+    ) -> dict[tuple[int, int], tuple[tuple[float, str], ...]]:
+        """For cells, in one vectorized pass: the nests by distance from the cell's square."""
+        if not cells:
+            return {}
+        size, nx, ny = self.cell_m, self._nx, self._ny
         x0 = np.array([c[0] for c in cells], dtype=np.float64)[:, None] * size
         y0 = np.array([c[1] for c in cells], dtype=np.float64)[:, None] * size
         dx = np.maximum(np.maximum(x0 - nx, 0.0), nx - (x0 + size))
@@ -199,19 +229,29 @@ class RunCards:
         distance = np.hypot(dx, dy)
         order = np.argsort(distance, axis=1, kind="stable")
         ranked = np.take_along_axis(distance, order, axis=1).tolist()
-        names = np.array(ids, dtype=object)[order].tolist()
-        # The box holding every leg from near the nest to the cell, against each obstacle's.
-        r = SITE_RADIUS_M
+        names = self._names[order].tolist()
+        return {c: tuple(zip(ranked[k], names[k], strict=True)) for k, c in enumerate(cells)}
+
+    def _clear(self, cells: list[tuple[int, int]]) -> dict[tuple[int, int], frozenset[str]]:
+        """For cells, in one vectorized pass: the nests whose legs to the cell (from within
+        SITE_RADIUS_M of the nest) stay out of every obstacle's box. Few distinct sets
+        occur; each is kept once."""
+        if not cells:
+            return {}
+        size, r, nx, ny = self.cell_m, SITE_RADIUS_M, self._nx, self._ny
+        x0 = np.array([c[0] for c in cells], dtype=np.float64)[:, None] * size
+        y0 = np.array([c[1] for c in cells], dtype=np.float64)[:, None] * size
         lx, hx = np.minimum(x0, nx - r), np.maximum(x0 + size, nx + r)
         ly, hy = np.minimum(y0, ny - r), np.maximum(y0 + size, ny + r)
-        hit = np.zeros(distance.shape, dtype=bool)
+        hit = np.zeros((len(cells), len(self._ids)), dtype=bool)
         for bx0, by0, bx1, by1 in self.obstacles:
             hit |= ~((hx < bx0) | (lx > bx1) | (hy < by0) | (ly > by1))
-        every = np.array(ids, dtype=object)
-        return {
-            cell: RunCard(
-                tuple(zip(ranked[k], names[k], strict=True)),
-                frozenset(every[~hit[k]].tolist()),
-            )
-            for k, cell in enumerate(cells)
-        }
+        packed = np.packbits(hit, axis=1)
+        found: dict[tuple[int, int], frozenset[str]] = {}
+        for k, cell in enumerate(cells):
+            key = packed[k].tobytes()
+            clear = self._shared.get(key)
+            if clear is None:
+                clear = self._shared[key] = frozenset(self._names[~hit[k]].tolist())
+            found[cell] = clear
+        return found
