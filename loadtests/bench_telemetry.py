@@ -40,6 +40,7 @@ from airgrid.topics import (
     TELEMETRY_RAW,
 )
 from airgrid.v1 import drone_state_pb2, incident_pb2, mission_pb2, registry_pb2, telemetry_pb2
+from loadtests import bench_faust
 from services.telemetry.batched_sends import PartitionedBatches
 from services.telemetry.feeds import FeedRouting, incident_view, mission_view
 from services.telemetry.store import track_points
@@ -55,11 +56,14 @@ class BenchConfig:
     rate: float = 10 * NOMINAL_RECORDS_PER_S
     seconds: float = 15.0
     on_mission_fraction: float = 0.2
+    # The faust agent is slow enough that a part of the records gives its rate.
+    faust_records: int = 20_000
 
 
 @dataclass
 class Figures:
     bare_rate: float = 0.0
+    faust_rate: float = 0.0
     pipeline_rate: float = 0.0
     state_ms: list[float] = field(default_factory=list)
     feed_ms: list[float] = field(default_factory=list)
@@ -434,6 +438,17 @@ class LoopWatch:
             self._task.cancel()
 
 
+async def faust_rate(context: Any, settings: Settings, records: int) -> float:
+    """(c) A faust-streaming agent decoding the same records, in a child process."""
+    result = context.Value("d", 0.0)
+    child = context.Process(
+        target=bench_faust.measure, args=(settings.model_dump_json(), records, result)
+    )
+    child.start()
+    await asyncio.to_thread(child.join)
+    return float(result.value)
+
+
 def percentile(samples: list[float], q: float) -> float:
     if not samples:
         return float("nan")
@@ -450,6 +465,9 @@ async def run_pipeline_bench(settings: Settings, cfg: BenchConfig) -> Figures:
     next_seq = await preproduce(settings, drones, missions, cfg.records)
 
     figures.bare_rate = await bare_loop(settings, cfg.records)
+    context = multiprocessing.get_context("spawn")
+    if cfg.faust_records:
+        figures.faust_rate = await faust_rate(context, settings, cfg.faust_records)
 
     engine = create_engine(settings)
     await clear_bench_track(engine)
@@ -476,7 +494,6 @@ async def run_pipeline_bench(settings: Settings, cfg: BenchConfig) -> Figures:
     await asyncio.wait_for(missions_view.caught_up.wait(), 60)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
-    context = multiprocessing.get_context("spawn")
     observing = ObserverProcess(context, settings)
     profile = _Profile("backlog")
     cpu_started = time.process_time()
@@ -592,6 +609,12 @@ def run(cfg: BenchConfig, settings: Settings, print_line: Callable[[str], None])
     print_line(f"(a) bare aiokafka consume+decode : {figures.bare_rate:10,.0f} records/s")
     print_line(f"(b) full pipeline (1 worker)     : {figures.pipeline_rate:10,.0f} records/s")
     print_line(f"ratio (b)/(a)                    : {ratio:10.3f}  (target >= 0.25, goal 0.5)")
+    if figures.faust_rate:
+        print_line(
+            f"(c) faust agent, decode only     : {figures.faust_rate:10,.0f} records/s "
+            f"(first {cfg.faust_records:,}; ratio (c)/(a) "
+            f"{figures.faust_rate / figures.bare_rate:.3f})"
+        )
     print_line(
         f"live load {cfg.rate:,.0f} records/s asked, {figures.produced_rate:,.0f}/s produced, "
         f"{figures.handled_rate:,.0f}/s handled (until the backlog drained)"
