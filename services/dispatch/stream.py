@@ -252,6 +252,11 @@ class DispatchWorker:
         self.registry_view, self.state_view = self._new_views()
         self._views_started = False
         self._idle_drone_moved = False
+        # While the views replay their topics at the start of a run, they only fill the dicts
+        # above; the core is then built once from the database and their latest word (one
+        # upsert per drone, not one per record of the log, each of which could re-try the
+        # whole queue), as after a refusal by the database.
+        self._replaying = True
         # fetch_max_wait_ms (issue 5 part B, POST -> decision latency): the embedded broker
         # holds an empty fetch for the whole wait even when an incident arrives meanwhile;
         # 10 ms keeps that delay far under the 50 ms target at ~100 idle fetches/s.
@@ -326,9 +331,7 @@ class DispatchWorker:
         self.jobs = asyncio.Queue()
         self._failure = asyncio.Event()
         self._failure_error = None
-        # A new core from the database, fed with what earlier runs knew of the fleet; what it
-        # decides at once is stored before anything else.
-        await self._decide(await self._rebuild())
+        self._replaying = True
         if self._views_started:  # a view reads once; later runs read through new ones
             self.registry_view, self.state_view = self._new_views()
         self._views_started = True
@@ -361,8 +364,11 @@ class DispatchWorker:
         await self.state_view.start()
         await asyncio.wait_for(self.registry_view.caught_up.wait(), timeout=60)
         await asyncio.wait_for(self.state_view.caught_up.wait(), timeout=60)
-        # Restored incidents that never got an outcome get one now.
-        await self._submit(self._report_waiting)
+        # The core starts from the database and the views' latest word on each drone, nest
+        # and zone; from here on every change goes to it as it comes. Restored incidents that
+        # never got an outcome get one now.
+        self._replaying = False
+        await self._submit(self._restore_core)
         ticker = asyncio.create_task(self._tick_forever(), name="dispatch-clock")
         consumer = None
         try:
@@ -376,6 +382,9 @@ class DispatchWorker:
             await _settle(ticker)
             if consumer is not None:
                 await stop_quietly(consumer.stop, "incident consumer")
+
+    async def _restore_core(self) -> None:
+        await self._report_waiting(await self._rebuild())
 
     async def _failed(self) -> None:
         await self._failure.wait()
@@ -496,6 +505,8 @@ class DispatchWorker:
         which = change.WhichOneof("entity")
         if which == "drone":
             self.specs[change.drone.id] = change.drone
+            if self._replaying:
+                return
             state = self.states.get(change.drone.id)
             if state is None and not self.state_view.caught_up.is_set():
                 # Its state is on the way (both views replay at start-up) and feeds the core
@@ -507,6 +518,8 @@ class DispatchWorker:
         elif which == "nest":
             nest = nest_view(change.nest)
             self.nest_views[nest.id] = nest
+            if self._replaying:
+                return
             self.jobs.put_nowait((lambda: self._decide(self.core.upsert_nest(nest)), None))
         elif which == "geofence":
             zone = zone_of(change.geofence)
@@ -515,12 +528,16 @@ class DispatchWorker:
                 self.zone_views[fence_id] = zone
             else:
                 self.zone_views.pop(fence_id, None)
+            if self._replaying:
+                return
             self.jobs.put_nowait(
                 (lambda: self._decide(self.core.upsert_zone(zone, fence_id)), None)
             )
         elif change.deleted and change.deleted_kind == "geofence":
             self.zone_views.pop(change.entity_id, None)
             fence_id = change.entity_id
+            if self._replaying:
+                return
             self.jobs.put_nowait(
                 (lambda: self._decide(self.core.upsert_zone(None, fence_id)), None)
             )
@@ -530,7 +547,7 @@ class DispatchWorker:
             return
         self.states[state.drone_id] = state
         spec = self.specs.get(state.drone_id)
-        if spec is None:
+        if spec is None or self._replaying:
             return
         view = drone_view(spec, state)
         at = state.event_time_ms or _now_ms()
