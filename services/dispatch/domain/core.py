@@ -616,14 +616,19 @@ class DispatchCore:
                     )
                     continue
                 if what is not None:
+                    # A drone whose bound already exceeds the need-th best is never needed.
+                    cap = kth[0] if kth is not None else math.inf
                     for member, (x, y) in live_cells[what].items():
                         drone = drones[member]
                         if not needs <= drone.capabilities:
                             continue
-                        lower = launch_overhead_s(drone) + math.hypot(x - scene_x, y - scene_y) / (
-                            drone.cruise_speed_mps
+                        lower = round(
+                            launch_overhead_s(drone)
+                            + math.hypot(x - scene_x, y - scene_y) / drone.cruise_speed_mps,
+                            1,
                         )
-                        push(heap, (round(lower, 1), -drone.battery_pct, member, 0, None))
+                        if lower <= cap:
+                            push(heap, (lower, -drone.battery_pct, member, 0, None))
                     continue
                 drone = drones[drone_id]
                 found, path_m = self._estimate(drone, incident, target, back_m)
@@ -653,9 +658,12 @@ class DispatchCore:
                 moved_walk = True
                 continue
             assert next_ring is not None
+            cap = kth[0] if kth is not None else math.inf
             for distance, cell in next_ring[1]:
-                seq += 1
-                push(heap, (round(distance / vmax, 1), -math.inf, "", seq, cell))
+                lower = round(distance / vmax, 1)
+                if lower <= cap:
+                    seq += 1
+                    push(heap, (lower, -math.inf, "", seq, cell))
             next_ring = next(rings, None)
             moved_ring = True
         if len(feasible) < need:
