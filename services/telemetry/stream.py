@@ -141,6 +141,10 @@ _AIRBORNE = frozenset(
     }
 )
 POSITION_ITEM = "drone.position"
+# Rejected for live state but kept in the track: an out-of-order record is a real, late
+# position; a duplicate may be the replay of a batch whose state was published but whose track
+# write failed (the (drone_id, seq) key keeps a point that is already stored once).
+_TRACKED_REJECTIONS = frozenset({Reason.OUT_OF_ORDER, Reason.DUPLICATE})
 MAX_BATCHES_IN_FLIGHT = 16
 MAX_RECORDS_IN_FLIGHT = 32_000
 # Link lost is checked whenever event time moved on by this much (it fires after 15 s).
@@ -575,8 +579,8 @@ class TelemetryWorker:
         rejection = validate(telemetry, known_drones=self.drones, last_seq=last_seq, now_ms=now)
         if rejection is not None:
             decided.rejected.append(_Rejected(record, drone_id or key, rejection))
-            if rejection.reason is Reason.OUT_OF_ORDER:
-                decided.track.append(telemetry)  # a real, late position: history keeps it
+            if rejection.reason in _TRACKED_REJECTIONS:
+                decided.track.append(telemetry)
             return
         decided.last_seq[drone_id] = telemetry.seq
         decided.accepted.append(telemetry)

@@ -8,6 +8,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -167,3 +168,91 @@ async def test_two_workers_share_the_load_and_one_takes_over_when_the_other_stop
     finally:
         await engine.dispose()
     assert sorted(rows) == sorted((d, 40) for d in drones)
+
+
+async def test_a_batch_whose_track_write_fails_is_read_again_and_every_point_is_stored_once(
+    fresh_prefix: Settings,
+) -> None:
+    """The database refuses one track write: the worker rewinds to its last commit and reads
+    the records again. Its state had already been published, so the replayed records are now
+    duplicates or out of order for live state; the track still gets every point exactly once
+    and live state ends at the newest seq."""
+    settings = fresh_prefix
+    await ensure_topics(settings)
+    producer = Producer(settings, source="airgrid/test")
+    await producer.start()
+    run = uuid.uuid4().hex[:6]
+    drones = [f"dr-r{i}-{run}" for i in range(12)]
+    for drone_id in drones:
+        change = registry_pb2.RegistryChange(
+            entity_id=drone_id,
+            version=1,
+            drone=registry_pb2.Drone(id=drone_id, home_nest="nest-a", status="active"),
+        )
+        await producer.send(
+            REGISTRY_CHANGES, change.SerializeToString(), key=drone_id, ce_type="test"
+        )
+    await producer.flush()
+
+    async def produce(first_seq: int, last_seq: int) -> None:
+        base = now_ms()
+        for seq in range(first_seq, last_seq + 1):
+            for drone_id in drones:
+                value = telemetry_pb2.Telemetry(
+                    drone_id=drone_id,
+                    seq=seq,
+                    event_time_ms=base + seq,
+                    lon=121.4,
+                    lat=31.1,
+                    alt_m=80.0,
+                    battery_pct=90.0,
+                    flight_mode=telemetry_pb2.FLIGHT_MODE_CRUISING,
+                )
+                await producer.send(
+                    TELEMETRY_RAW, value.SerializeToString(), key=drone_id, ce_type="test"
+                )
+        await producer.flush()
+
+    running = RunningWorker(settings, producer)
+    track = running.worker.track
+    real_write = track._write
+    refused = asyncio.Event()
+
+    async def refuse_once(engine: Any, records: Any) -> None:
+        if not refused.is_set() and any(r.seq > 10 for r in records):
+            refused.set()
+            raise ConnectionError("the database went away for this write")
+        await real_write(engine, records)
+
+    track._write = refuse_once
+    try:
+        await running.start()
+        await produce(1, 10)
+        await eventually(lambda: all(running.last_seq(d) == 10 for d in drones), "seq 10")
+        await produce(11, 20)
+        await eventually(refused.is_set, "the refused track write")
+        await eventually(lambda: all(running.last_seq(d) == 20 for d in drones), "seq 20")
+        await produce(21, 25)
+        await eventually(lambda: all(running.last_seq(d) == 25 for d in drones), "seq 25")
+
+        async def stored() -> list[tuple[str, int, int]]:
+            async with running.engine.connect() as connection:
+                rows = await connection.execute(
+                    sa.select(
+                        track_points.c.drone_id,
+                        sa.func.count(),
+                        sa.func.count(sa.distinct(track_points.c.seq)),
+                    )
+                    .where(track_points.c.drone_id.in_(drones))
+                    .group_by(track_points.c.drone_id)
+                )
+                return sorted((r[0], r[1], r[2]) for r in rows)
+
+        expected = sorted((d, 25, 25) for d in drones)
+        deadline = time.monotonic() + DEADLINE_S
+        while (rows := await stored()) != expected:
+            assert time.monotonic() < deadline, f"track rows {rows}"
+            await asyncio.sleep(0.2)
+    finally:
+        await running.stop()
+        await producer.stop()
