@@ -75,15 +75,9 @@ RECORD_TO_STATE_SECONDS = Histogram(
 )
 
 
-class RegisteredDrones:
-    """The drone ids the registry currently knows, read through the registry-changes view."""
-
-    def __init__(self, view: TopicView) -> None:
-        self.view = view
-
-    def __contains__(self, drone_id: object) -> bool:
-        change = self.view.items.get(drone_id) if isinstance(drone_id, str) else None
-        return change is not None and change.HasField("drone") and not change.deleted
+def is_drone(change: Any) -> bool:
+    """A registry change that leaves a registered drone under its key."""
+    return change is not None and change.HasField("drone") and not change.deleted
 
 
 def registry_view(
@@ -241,7 +235,9 @@ class TelemetryWorker:
         self.engine = engine
         self.routing = routing
         self.track = TrackWriter(engine)
-        self.drones = RegisteredDrones(registry)
+        # The registry view's drone ids, kept as a set by its update hook (validation asks for
+        # every record; a set lookup is cheaper than reading the change each time).
+        self.drones: set[str] = {key for key, change in registry.items.items() if is_drone(change)}
         self.clock = clock
         self.spec = ConsumerSpec(
             topics=[TELEMETRY_RAW],
@@ -267,7 +263,7 @@ class TelemetryWorker:
         self._state_topic = topic_name(settings, DRONE_STATE)
         self._zones: list[NoFlyZone] | None = None
         self._link_checked_ms = 0
-        self._follow_zones(registry)
+        self._follow_registry(registry)
         self._raw_topic = topic_name(settings, TELEMETRY_RAW)
         self._feed_topics = {
             code: topic_name(settings, feed_topic(code)) for code in DEPARTMENT_CODES
@@ -296,15 +292,19 @@ class TelemetryWorker:
             return frozenset()
         return frozenset(tp.partition for tp in self._consumer.assignment())
 
-    def _follow_zones(self, registry: TopicView) -> None:
-        """The no-fly zones are rebuilt from the registry view only after a registry change
-        that can alter them (a geofence, a deletion): a new zone applies to the next batch,
-        and no batch walks the registry when nothing changed."""
+    def _follow_registry(self, registry: TopicView) -> None:
+        """Keeps the registered drone ids, and rebuilds the no-fly zones from the registry view
+        only after a change that can alter them (a geofence, a deletion): a new zone applies
+        to the next batch, and no batch walks the registry when nothing changed."""
         chained = registry.on_update
 
         def on_registry_change(key: str, change: Any) -> None:
             if chained is not None:
                 chained(key, change)
+            if is_drone(change):
+                self.drones.add(key)
+            else:
+                self.drones.discard(key)
             if change is None or change.deleted or change.HasField("geofence"):
                 self._zones = None
 
