@@ -283,6 +283,26 @@ async def open_incidents(session: AsyncSession) -> Sequence[IncidentRow]:
     ).all()
 
 
+async def undecided_incidents(
+    session: AsyncSession, *, accepted_before: datetime, limit: int = 500
+) -> Sequence[IncidentRow]:
+    """Incidents accepted before `accepted_before` that still have no decision and are not
+    linked to another: their record may never reach the worker (a broker that lost it)."""
+    return (
+        await session.scalars(
+            select(IncidentRow)
+            .where(
+                IncidentRow.status == IncidentStatus.ACCEPTED.value,
+                IncidentRow.linked_to.is_(None),
+                IncidentRow.patrol_route.is_(None),
+                IncidentRow.accepted_at < accepted_before,
+            )
+            .order_by(IncidentRow.accepted_at, IncidentRow.id)
+            .limit(limit)
+        )
+    ).all()
+
+
 async def open_links(session: AsyncSession) -> dict[str, str]:
     """Live duplicates and the incident each is linked to."""
     rows = (

@@ -9,7 +9,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import ConsumerRecord
@@ -457,9 +457,13 @@ class DispatchWorker:
 
     async def _tick_forever(self) -> None:
         period = self.infra.settings.dispatch_tick_seconds
+        swept = time.monotonic()
         while True:
             await asyncio.sleep(period)
             done = self._submit(self._tick)
+            if time.monotonic() - swept >= _SWEEP_SECONDS:
+                swept = time.monotonic()
+                self._submit(self._decide_undecided)
             # Coverage gauge and rebalancing (issue 6): idle drones move to close holes.
             self._submit(lambda: self._decide(self.coverage.rebalance(self.core, _now_ms())))
             await asyncio.wait([done])
@@ -473,6 +477,26 @@ class DispatchWorker:
             # such a change. With nothing waiting the drain finds nothing to try.
             self._idle_drone_moved = False
             decisions += self.core.drain_queue()
+        await self._decide(decisions)
+
+    async def _decide_undecided(self) -> None:
+        """Incidents committed a while ago that still have no decision and that the core has
+        never seen: their record did not reach this worker (an empty broker can lose a record
+        after acknowledging it), so they are taken from the database, as at a restart. One
+        whose record arrives later is a replay the core ignores."""
+        before = datetime.now(UTC) - timedelta(seconds=_SWEEP_AFTER_SECONDS)
+        async with self.infra.sessions() as session:
+            rows = await store.undecided_incidents(session, accepted_before=before)
+        missed = [row for row in rows if row.id not in self.core.seen_incidents]
+        if not missed:
+            return
+        log.warning(
+            "incidents without a decision whose record never arrived; deciding them now",
+            extra={"incidents": len(missed), "first": missed[0].id},
+        )
+        decisions: list[Decision] = []
+        for row in missed:
+            decisions += self.core.accept(request_of_row(row), _now_ms())
         await self._decide(decisions)
 
     # -- the single owner of the core ------------------------------------------------------
@@ -872,6 +896,9 @@ class DispatchWorker:
 
 
 _WATCHED_TOPICS = (INCIDENTS, REGISTRY_CHANGES, DRONE_STATE)
+# How often, and after how long without a decision, incidents are taken from the database.
+_SWEEP_SECONDS = 10.0
+_SWEEP_AFTER_SECONDS = 10.0
 
 
 async def _settle(task: asyncio.Task[None]) -> None:

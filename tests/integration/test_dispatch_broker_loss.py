@@ -14,6 +14,7 @@ import functools
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,9 +27,10 @@ from airgrid.auth import Role
 from airgrid.broker import EmbeddedBroker
 from airgrid.bus import ensure_topics
 from airgrid.config import Settings
-from airgrid.db import create_engine
+from airgrid.db import create_engine, session_factory
 from airgrid.migrate import upgrade
 from services.dispatch.app import build_app
+from services.dispatch.models import IncidentRow
 from tests.conftest import _drop_database, _recreate_database, free_port
 from tests.integration.test_dispatch_crash import assert_outcomes
 from tests.integration.test_dispatch_flow import NEST, credential, publish_fleet
@@ -158,3 +160,43 @@ async def test_worker_recovers_from_an_empty_broker(
     finally:
         await engine.dispose()
     print(f"\nbroker loss: readyz while down said {during!r}; {len(ids)} incidents decided")
+
+
+async def test_an_incident_whose_record_never_arrives_still_gets_a_decision(
+    loss_settings: Settings,
+) -> None:
+    """An empty broker can lose a record after acknowledging it (seen in `make chaos`): the
+    incident is committed, its record never reaches the worker. The worker's sweep finds
+    it in the database and decides it."""
+    s = loss_settings
+    await ensure_topics(s)
+    await publish_fleet(s)
+    engine = create_engine(s)
+    app = build_app(s)
+    incident_id = f"inc_lost{uuid.uuid4().hex[:16]}"
+    try:
+        async with app.router.lifespan_context(app):
+            worker = app.state.worker
+
+            async def ready() -> bool | None:
+                return True if worker.status.check() == "ok" else None
+
+            await eventually(ready, 60, "the dispatch worker ready")
+            lon, lat = NEST.lon + 0.004, NEST.lat + 0.002
+            async with session_factory(engine)() as session, session.begin():
+                session.add(
+                    IncidentRow(
+                        id=incident_id, department="fire", reported_by="test", type="fire",
+                        priority=2, lon=lon, lat=lat,
+                        geometry={"type": "Point", "coordinates": [lon, lat]},
+                        required_capabilities=[], drones_needed=1, on_scene_seconds=300,
+                        description="its record was lost", shared_with=[], status="accepted",
+                        accepted_at=datetime.now(UTC) - timedelta(seconds=20),
+                    )
+                )  # fmt: skip
+            decided = functools.partial(status_of, engine, incident_id)
+            status = await eventually(decided, 60, "a decision taken from the database")
+            await assert_outcomes(engine, {incident_id})
+    finally:
+        await engine.dispose()
+    print(f"\nlost record: {incident_id} decided from the database ({status})")
