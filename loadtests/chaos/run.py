@@ -426,6 +426,9 @@ def report(
         print("  FAILURE: " + failure)
     if missing:
         print(f"  FAILURE: {len(missing)} accepted incidents without an outcome")
+        for incident_id in missing[:10]:
+            status = statuses.get(incident_id, "not read")
+            print(f"    {incident_id} ({load.phase_of[incident_id]}): {status}")
     if other_5xx:
         print(f"  FAILURE: {other_5xx} answers 5xx other than 503")
     print("  PASS" if ok else "  FAIL")
