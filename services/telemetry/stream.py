@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import murmur2
 from prometheus_client import Counter, Histogram
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -40,18 +43,26 @@ from airgrid.topics import (
 )
 from airgrid.v1 import alert_pb2, command_pb2, drone_state_pb2, registry_pb2, telemetry_pb2
 from services.telemetry import heap
+from services.telemetry.alert_state import (
+    AlertStateRow,
+    AlertStateWriter,
+    last_tracked,
+    raised_alerts,
+)
 from services.telemetry.batched_sends import PartitionedBatches
 from services.telemetry.domain import state as drone_state
 from services.telemetry.domain.anomalies import (
     AlertKind,
     AnomalyDetector,
     AnomalyRules,
+    LastSeen,
     NoFlyZone,
     Position,
     Transition,
 )
 from services.telemetry.domain.validation import Reason, Rejection, validate
 from services.telemetry.feeds import FeedRouting, encode_item
+from services.telemetry.pending_alerts import Outgoing, PendingAlert, PendingAlerts
 from services.telemetry.track_writer import TrackWriter
 
 log = logging.getLogger("airgrid.telemetry")
@@ -66,6 +77,13 @@ REJECTED = Counter(
 )
 ALERTS_RAISED = Counter(
     "airgrid_telemetry_alerts_total", "Alert transitions published.", ["kind", "active"]
+)
+ALERTS_DROPPED = Counter(
+    "airgrid_telemetry_alerts_dropped_total",
+    "Unacknowledged alerts dropped because too many waited (a long broker outage).",
+)
+ALERTS_RESENT = Counter(
+    "airgrid_telemetry_alerts_resent_total", "Alert sends tried again after a failed produce."
 )
 TRACK_POINTS = Counter("airgrid_telemetry_track_points_total", "Track points written (batched).")
 RECORD_TO_STATE_SECONDS = Histogram(
@@ -143,6 +161,7 @@ MAX_BATCHES_IN_FLIGHT = 16
 MAX_RECORDS_IN_FLIGHT = 32_000
 # Link lost is checked whenever event time moved on by this much (it fires after 15 s).
 LINK_CHECK_STEP_MS = 250
+ALERT_STATE_DRAIN_SECONDS = 5.0
 
 
 async def await_batch(done: asyncio.Future[Any]) -> None:
@@ -150,6 +169,7 @@ async def await_batch(done: asyncio.Future[Any]) -> None:
 
 
 ALERT_EVENT = "airgrid.alert"
+FEED_ALERT_EVENT = "airgrid.feed.alert"
 
 
 @dataclass
@@ -272,6 +292,11 @@ class TelemetryWorker:
         self._batches = PartitionedBatches(producer.raw)
         self._source_partition: dict[str, TopicPartition] = {}
         self._consumer: AIOKafkaConsumer | None = None
+        # Alerts wait here until the broker acknowledged them (sent again after a failure);
+        # acknowledged ones are saved for the worker that takes their drone over.
+        self._pending_alerts = PendingAlerts()
+        self._alert_states = AlertStateWriter(engine)
+        self._taken_over: frozenset[TopicPartition] = frozenset()
         self._state_headers = [
             ("ce_specversion", b"1.0"),
             ("ce_source", producer.source.encode()),
@@ -352,6 +377,8 @@ class TelemetryWorker:
         finally:
             ticker.cancel()
             await consumer.stop()
+            with contextlib.suppress(Exception):  # saved alert state, for the next owner
+                await asyncio.wait_for(self._alert_states.drain(), ALERT_STATE_DRAIN_SECONDS)
 
     async def _pipelined(self, consumer: AIOKafkaConsumer, stop: asyncio.Event | None) -> None:
         """At least once, pipelined: the next batch is decided while earlier ones await their
@@ -368,6 +395,8 @@ class TelemetryWorker:
                     timeout_ms=self.spec.timeout_ms if not in_flight else 2,
                     max_records=self.spec.max_records,
                 )
+                if consumer.assignment() != self._taken_over:
+                    await self.take_over(consumer)
                 if batches:
                     records = [r for partition in batches.values() for r in partition]
                     offsets = {tp: msgs[-1].offset + 1 for tp, msgs in batches.items()}
@@ -410,11 +439,63 @@ class TelemetryWorker:
             if committed < done:
                 self._replay_until[(tp.topic, tp.partition)] = done
 
+    async def take_over(self, consumer: AIOKafkaConsumer) -> None:
+        """After the group gave this worker partitions (start-up or rebalance): seeds the
+        anomaly detector with the drones of the partitions it did not own, before their
+        first records are decided."""
+        assigned = frozenset(consumer.assignment())
+        new = {tp.partition for tp in assigned - self._taken_over}
+        self._taken_over = assigned
+        if not new:
+            return
+        count = (
+            len(consumer.partitions_for_topic(self._raw_topic) or ()) or TELEMETRY_RAW.partitions
+        )
+        try:
+            restored = await self.restore_anomalies(new, count)
+        except Exception:  # the database is down: those drones start from new records
+            log.exception("anomaly state not restored for the partitions taken over")
+            return
+        log.info(
+            "anomaly state restored",
+            extra={"partitions": sorted(new), "drones": restored},
+        )
+
+    async def restore_anomalies(self, partitions: Collection[int], count: int) -> int:
+        """Seeds, for each drone of `partitions` (of `count`) the detector does not watch yet,
+        when it was last heard of (the newer of its live state and its newest track point:
+        the track survives an empty broker) and which of its alerts are raised (saved once
+        acknowledged). Then link lost fires for a drone silent across the take-over, and a
+        condition already alerted is not raised again. Returns how many drones were seeded."""
+        candidates = {
+            drone_id
+            for drone_id in self.drones | self.states.items.keys()
+            if not self.anomalies.knows(drone_id) and raw_partition(drone_id, count) in partitions
+        }
+        if not candidates:
+            return 0
+        tracked = await last_tracked(self.engine, candidates)
+        raised = await raised_alerts(self.engine, candidates)
+        restored = 0
+        for drone_id in candidates:
+            last = tracked.get(drone_id)
+            state = self.states.items.get(drone_id)
+            if state is not None and (last is None or state.event_time_ms > last.event_time_ms):
+                last = LastSeen(state.event_time_ms, state.lon, state.lat)
+            if last is None:  # never heard of: nothing to judge
+                continue
+            self.anomalies.restore(drone_id, last, raised.get(drone_id, ()))
+            partition = raw_partition(drone_id, count)
+            self._source_partition[drone_id] = TopicPartition(self._raw_topic, partition)
+            restored += 1
+        return restored
+
     async def _silence_ticker(self) -> None:
         while True:
             await asyncio.sleep(1.0)
             try:
                 await self.check_silence()
+                await self.send_alerts()
             except Exception:  # a broker hiccup here must not end the worker
                 log.exception("link-lost check failed; retrying")
 
@@ -466,7 +547,7 @@ class TelemetryWorker:
             if result.cancelled() or result.exception() is not None:
                 return
             TRACK_POINTS.inc(len(decided.track))
-            self._account(len(decided.accepted), states, decided.rejected, transitions)
+            self._account(len(decided.accepted), states, decided.rejected)
 
         done.add_done_callback(account)
         return done
@@ -557,8 +638,7 @@ class TelemetryWorker:
         self._forget_moved_drones()
         transitions = self.anomalies.advance(now)
         if transitions:
-            await asyncio.gather(*await self._send({}, [], transitions))
-            self._account(0, {}, [], transitions)
+            await self._send({}, [], transitions)
 
     def _decide(self, record: ConsumerRecord[bytes, bytes], decided: _Decided, now: int) -> None:
         key = record.key.decode("utf-8", "replace") if record.key else None
@@ -598,7 +678,9 @@ class TelemetryWorker:
     ) -> list[asyncio.Future[Any]]:
         futures: list[asyncio.Future[Any]] = []
         for transition in transitions:
-            futures.extend(await self._alert(transition, states))
+            self._queue_alert(transition, states)
+        if transitions or self._pending_alerts:
+            await self.send_alerts()
         if states:
             await self._batches.know(self._hot_topics)
             ce_time = datetime.now(UTC).isoformat().encode()
@@ -623,10 +705,7 @@ class TelemetryWorker:
         accepted: int,
         states: dict[str, drone_state_pb2.DroneState],
         rejected: list[_Rejected],
-        transitions: list[Transition],
     ) -> None:
-        for transition in transitions:
-            ALERTS_RAISED.labels(transition.kind.value, str(transition.active).lower()).inc()
         acked = self.clock()
         for state in states.values():
             RECORD_TO_STATE_SECONDS.observe(max((acked - state.event_time_ms) / 1000, 0.0))
@@ -685,9 +764,11 @@ class TelemetryWorker:
         for code in departments:
             self._batches.add(self._feed_topics[code], key, item, headers)
 
-    async def _alert(
+    def _queue_alert(
         self, transition: Transition, states: dict[str, drone_state_pb2.DroneState]
-    ) -> list[asyncio.Future[Any]]:
+    ) -> None:
+        """Builds the alert and its feed copies once (one id for every attempt) and queues
+        them; `send_alerts` sends them until the broker acknowledges."""
         alert_id = uuid.uuid4().hex
         alert = alert_pb2.Alert(
             alert_id=alert_id,
@@ -710,34 +791,111 @@ class TelemetryWorker:
                 "detail": transition.message,
             },
         )
-        futures = [
-            await self.producer.send(
-                ALERTS, alert.SerializeToString(), key=transition.drone_id, ce_type=ALERT_EVENT
-            )
-        ]
+        records = [Outgoing(ALERTS, alert.SerializeToString(), ALERT_EVENT)]
         state = (
             states.get(transition.drone_id)
             or self._latest.get(transition.drone_id)
             or self.states.items.get(transition.drone_id)
         )
         departments = self.routing.departments_of(state.mission_id) if state is not None else ()
-        item = encode_item(
-            f"alert.{transition.kind.value}",
-            {
-                "alert_id": alert_id,
-                "drone_id": transition.drone_id,
-                "subject_id": alert.subject_id,
-                "active": transition.active,
-                "message": transition.message,
-                "lon": transition.lon,
-                "lat": transition.lat,
-                "event_time_ms": transition.event_time_ms,
-            },
-        )
-        for code in departments:
-            futures.append(
-                await self.producer.send(
-                    feed_topic(code), item, key=transition.drone_id, ce_type="airgrid.feed.alert"
-                )
+        if departments:
+            item = encode_item(
+                f"alert.{transition.kind.value}",
+                {
+                    "alert_id": alert_id,
+                    "drone_id": transition.drone_id,
+                    "subject_id": alert.subject_id,
+                    "active": transition.active,
+                    "message": transition.message,
+                    "lon": transition.lon,
+                    "lat": transition.lat,
+                    "event_time_ms": transition.event_time_ms,
+                },
             )
-        return futures
+            records += [Outgoing(feed_topic(code), item, FEED_ALERT_EVENT) for code in departments]
+        pending = PendingAlert(
+            alert_id,
+            transition.drone_id,
+            transition.kind.value,
+            transition.subject_id if transition.kind is AlertKind.GEOFENCE_BREACH else "",
+            transition.active,
+            transition.event_time_ms,
+            records,
+        )
+        for dropped in self._pending_alerts.add(pending):
+            ALERTS_DROPPED.inc()
+            log.error(
+                "unacknowledged alert dropped: too many waiting",
+                extra={"alert_id": dropped.alert_id, "drone_id": dropped.drone_id},
+            )
+
+    async def send_alerts(self) -> None:
+        """Sends every due alert (new, or whose send failed), each record with the alert's id
+        as ce_id. An alert is done only once the broker acknowledged all its records; then it
+        is counted and its state saved. Never raises: a failure leaves the alert due."""
+        for alert in self._pending_alerts.due():
+            if alert.attempts > 1:
+                ALERTS_RESENT.inc()
+            futures: list[asyncio.Future[Any]] = []
+            try:
+                for record in alert.records:
+                    futures.append(
+                        await self.producer.send(
+                            record.topic,
+                            record.value,
+                            key=alert.drone_id,
+                            ce_type=record.ce_type,
+                            ce_id=alert.alert_id,
+                        )
+                    )
+            except Exception as error:  # not even queued (no metadata, producer closed)
+                for future in futures:
+                    future.add_done_callback(_retrieve)
+                self._pending_alerts.failed(alert.alert_id)
+                log.warning(
+                    "alert not sent; will retry",
+                    extra={"alert_id": alert.alert_id, "error": repr(error)},
+                )
+                continue
+            sent = asyncio.gather(*futures)
+            sent.add_done_callback(functools.partial(self._alert_sent, alert))
+
+    def _alert_sent(self, alert: PendingAlert, sent: asyncio.Future[Any]) -> None:
+        error = None if sent.cancelled() else sent.exception()
+        if sent.cancelled() or error is not None:
+            self._pending_alerts.failed(alert.alert_id)
+            log.warning(
+                "alert not acknowledged; will retry",
+                extra={"alert_id": alert.alert_id, "error": repr(error)},
+            )
+            return
+        if self._pending_alerts.acknowledged(alert.alert_id) is None:
+            return
+        ALERTS_RAISED.labels(alert.kind, str(alert.active).lower()).inc()
+        self._alert_states.add(
+            AlertStateRow(
+                alert.drone_id,
+                alert.kind,
+                alert.subject_id,
+                alert.active,
+                alert.alert_id,
+                alert.event_time_ms,
+            )
+        )
+
+    @property
+    def pending_alerts(self) -> int:
+        """Alerts decided but not yet acknowledged by the broker."""
+        return len(self._pending_alerts)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def raw_partition(drone_id: str, count: int) -> int:
+    """The raw-topic partition of a drone's records (the default murmur2 partitioner's pick
+    for its key, as every producer of the topic uses)."""
+    hashed: int = murmur2(drone_id.encode())
+    return (hashed & 0x7FFFFFFF) % count

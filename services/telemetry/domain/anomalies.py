@@ -50,6 +50,21 @@ class Position(NamedTuple):
     airborne: bool
 
 
+class LastSeen(NamedTuple):
+    """Where and when a drone was last heard of (its newest accepted record)."""
+
+    event_time_ms: int
+    lon: float
+    lat: float
+
+
+class RaisedAlert(NamedTuple):
+    """An alert currently raised for a drone: its kind and subject (a zone for a breach)."""
+
+    kind: AlertKind
+    subject_id: str
+
+
 @dataclass(frozen=True)
 class Transition:
     """An alert starting (active) or clearing (not active) for one drone."""
@@ -100,6 +115,27 @@ class AnomalyDetector:
         for drone_id in drone_ids:
             self._flags.pop(drone_id, None)
 
+    def knows(self, drone_id: str) -> bool:
+        return drone_id in self._flags
+
+    def restore(self, drone_id: str, last: LastSeen, raised: Iterable[RaisedAlert]) -> None:
+        """Seeds a drone this worker just took over (start-up or rebalance) from durable
+        state: when it was last heard of, and which of its alerts are raised. Then a drone
+        silent across the take-over still gets its link-lost alert, and a condition already
+        alerted is not raised again. A drone this worker already watches keeps its flags."""
+        if drone_id in self._flags:
+            return
+        flags = self._flags[drone_id] = _DroneFlags(last.event_time_ms, last.lon, last.lat)
+        for kind, subject_id in raised:
+            if kind is AlertKind.LOW_BATTERY:
+                flags.low_battery = True
+            elif kind is AlertKind.LINK_LOST:
+                flags.link_lost = True
+            elif kind is AlertKind.OFF_ROUTE:
+                flags.off_route = True
+            elif kind is AlertKind.GEOFENCE_BREACH and subject_id:
+                flags.breached.add(subject_id)
+
     def set_path(self, drone_id: str, path: list[tuple[float, float]]) -> None:
         """The commanded path; an empty path means the drone has no route to keep."""
         if path:
@@ -112,14 +148,16 @@ class AnomalyDetector:
         if flags is None:
             flags = self._flags[position.drone_id] = _DroneFlags()
         out: list[Transition] = []
+        # Only a record newer than the last one seen before the silence is a recovery (a
+        # replay of older records after a restart is not).
+        if flags.link_lost and position.event_time_ms > flags.last_event_ms:
+            flags.link_lost = False
+            out.append(self._transition(AlertKind.LINK_LOST, position, False, "link recovered"))
         if position.event_time_ms >= flags.last_event_ms:
             flags.last_event_ms = position.event_time_ms
             flags.lon, flags.lat = position.lon, position.lat
         if position.event_time_ms > self.watermark_ms:
             self.watermark_ms = position.event_time_ms
-        if flags.link_lost:
-            flags.link_lost = False
-            out.append(self._transition(AlertKind.LINK_LOST, position, False, "link recovered"))
         out.extend(self._battery(flags, position))
         if zones or flags.breached:
             out.extend(self._geofence(flags, position, zones))
