@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from prometheus_client import Counter, Histogram
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -373,6 +373,7 @@ class DispatchWorker:
         consumer = None
         try:
             consumer = await start_group_consumer(self.infra.settings, self.spec)
+            await _rewind_offsets_past_the_end(consumer)
             self.status.set("ok", ready=True)
             WRITING.set(1)
             log.info("dispatch worker consuming incidents")
@@ -899,6 +900,26 @@ _WATCHED_TOPICS = (INCIDENTS, REGISTRY_CHANGES, DRONE_STATE)
 # How often, and after how long without a decision, incidents are taken from the database.
 _SWEEP_SECONDS = 10.0
 _SWEEP_AFTER_SECONDS = 10.0
+
+
+async def _rewind_offsets_past_the_end(consumer: AIOKafkaConsumer) -> None:
+    """Offsets out of range on a broker that lost its log: the group's committed offset of a
+    partition can lie past the partition's end (an empty broker, or the embedded one's ends
+    going backwards). The consumer would wait there and skip every record written below it,
+    so such partitions are read from their start; what was decided already is a replay."""
+    partitions = sorted(consumer.assignment())
+    if not partitions:
+        return
+    ends = await consumer.end_offsets(partitions)
+    for tp in partitions:
+        committed = await consumer.committed(tp)
+        if committed is not None and committed > ends[tp]:
+            log.warning(
+                "committed offset past the partition's end; reading it from the start",
+                extra={"partition": f"{tp.topic}[{tp.partition}]", "committed": committed,
+                       "end": ends[tp]},
+            )  # fmt: skip
+            await consumer.seek_to_beginning(tp)
 
 
 async def _settle(task: asyncio.Task[None]) -> None:

@@ -20,15 +20,17 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import REGISTRY
 from sqlalchemy import text
 
 from airgrid.auth import Role
 from airgrid.broker import EmbeddedBroker
-from airgrid.bus import ensure_topics
+from airgrid.bus import client_options, ensure_topics, topic_name
 from airgrid.config import Settings
 from airgrid.db import create_engine, session_factory
 from airgrid.migrate import upgrade
+from airgrid.topics import INCIDENTS
 from services.dispatch.app import build_app
 from services.dispatch.models import IncidentRow
 from tests.conftest import _drop_database, _recreate_database, free_port
@@ -200,3 +202,49 @@ async def test_an_incident_whose_record_never_arrives_still_gets_a_decision(
     finally:
         await engine.dispose()
     print(f"\nlost record: {incident_id} decided from the database ({status})")
+
+
+async def test_committed_offsets_past_the_end_are_read_from_the_start(
+    loss_settings: Settings,
+) -> None:
+    """A broker that lost its log keeps the group's committed offsets past a partition's end
+    (seen with the embedded broker after its replacement): the worker reads such partitions
+    from their start instead of waiting past the records written below."""
+    s = loss_settings
+    await ensure_topics(s)
+    await publish_fleet(s)
+    key = await credential(s, Role.DEPARTMENT, "fire")
+    name = topic_name(s, INCIDENTS)
+    committer = AIOKafkaConsumer(
+        **client_options(s), group_id=f"{s.topic_prefix}airgrid-dispatch", enable_auto_commit=False
+    )
+    await committer.start()
+    try:
+        tps = [TopicPartition(name, p) for p in range(INCIDENTS.partitions)]
+        committer.assign(tps)
+        await committer.commit({tp: 1_000 for tp in tps})
+    finally:
+        await committer.stop()
+    consumed = REGISTRY.get_sample_value(
+        "airgrid_consumer_records_total", {"consumer": "dispatch", "outcome": "ok"}
+    )
+    engine = create_engine(s)
+    app = build_app(s)
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://d") as client:
+
+                async def ready() -> bool | None:
+                    return True if await worker_check(client) == "ok" else None
+
+                await eventually(ready, 60, "the dispatch worker ready")
+                incident_id = await post(client, key, 7)
+                decided = functools.partial(status_of, engine, incident_id)
+                await eventually(decided, 60, "a decision")
+        after = REGISTRY.get_sample_value(
+            "airgrid_consumer_records_total", {"consumer": "dispatch", "outcome": "ok"}
+        )
+        assert (after or 0.0) > (consumed or 0.0), "decided by the sweep, not from its record"
+    finally:
+        await engine.dispose()
