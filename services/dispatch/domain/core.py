@@ -58,6 +58,10 @@ class CoreSettings:
     preempt_max_priority: int = 1  # incidents at this priority or more urgent may preempt
     patrol_keep_docked: int = 2  # idle drones a nest keeps docked before it sends a patrol
     patrol_interval_s: float = 1800.0
+    # A closed incident's id is kept this long (core time) so a replay of its record decides
+    # nothing; older replays are refused by the worker, which passes only incidents still
+    # accepted or queued in the database.
+    replay_horizon_s: float = 3600.0
 
 
 # What a search heap entry stands for: a launch group, a live grid cell, or (None) a drone.
@@ -95,10 +99,12 @@ class DispatchCore:
         self.busy: dict[str, str] = {}  # drone id -> mission id
         self.missions: dict[str, Mission] = {}
         self.incidents: dict[str, IncidentSlots] = {}  # live: open slots or active missions
-        self.seen_incidents: set[str] = set()  # every incident ever accepted: replays are no-ops
-        self.links: dict[str, str] = {}  # duplicate incident -> primary incident
-        self.on_scene: set[str] = set()  # incidents with a drone on scene (SLA met)
-        self.alerted: set[tuple[str, SlaAlertKind]] = set()
+        # Incidents accepted, live or closed within the replay horizon: replays are no-ops.
+        self.seen_incidents: set[str] = set()
+        self.links: dict[str, str] = {}  # live duplicate incident -> its live primary
+        self.on_scene: set[str] = set()  # live incidents with a drone on scene (SLA met)
+        self.alerted: set[tuple[str, SlaAlertKind]] = set()  # of live incidents
+        self._closed: dict[str, int] = {}  # closed incident -> when (core ms), oldest first
         self.zones: dict[str, NoFlyZone] = {}
         self.routes: dict[str, PatrolRoute] = {}
         self.route_flown_ms: dict[str, int] = {}
@@ -278,7 +284,7 @@ class DispatchCore:
     def cancel(self, incident_id: str, now_ms: int | None = None) -> list[Decision]:
         """Forget an incident: its drones return and waiting incidents may take them."""
         now = self._advance(now_ms)
-        self.incidents.pop(incident_id, None)
+        self._drop(incident_id)
         decisions: list[Decision] = []
         for mission in self._missions_of(incident_id):
             decisions.extend(self._end(mission, MissionStage.CANCELLED, now, "cancelled"))
@@ -338,7 +344,8 @@ class DispatchCore:
         self.on_scene.update(on_scene)
         self.alerted.update(alerted)  # SLA alerts raised before the restart are not raised again
         for incident_id in [i for i, e in self.incidents.items() if not self._live(e)]:
-            del self.incidents[incident_id]
+            self._drop(incident_id)
+        self.alerted = {a for a in self.alerted if a[0] in self.incidents}
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -795,7 +802,7 @@ class DispatchCore:
         if owner is None:
             return decisions
         if owner.request.patrol_route:
-            del self.incidents[mission.incident_id]
+            self._drop(mission.incident_id)
             return decisions
         owner.open_slots.add(mission.slot)
         if not self._missions_of(mission.incident_id):
@@ -863,7 +870,7 @@ class DispatchCore:
         if entry is None:
             return decisions
         if entry.request.patrol_route:
-            del self.incidents[mission.incident_id]
+            self._drop(mission.incident_id)
             return decisions
         entry.open_slots.add(mission.slot)
         decisions.extend(self._serve(entry, now, report_queued=True))
@@ -895,7 +902,21 @@ class DispatchCore:
     def _close_if_done(self, incident_id: str, now: int) -> None:
         entry = self.incidents.get(incident_id)
         if entry is not None and not self._live(entry):
-            del self.incidents[incident_id]
+            self._drop(incident_id)
+
+    def _drop(self, incident_id: str) -> None:
+        """An incident closes: what the core kept about it goes, except its id (and its
+        duplicates' ids), kept for the replay horizon."""
+        self.incidents.pop(incident_id, None)
+        self.on_scene.discard(incident_id)
+        for kind in SlaAlertKind:
+            self.alerted.discard((incident_id, kind))
+        closed = [incident_id, *(d for d, p in self.links.items() if p == incident_id)]
+        for closed_id in closed:
+            self.links.pop(closed_id, None)
+            if closed_id in self.seen_incidents:
+                self._closed.pop(closed_id, None)  # keeps the dict ordered by time
+                self._closed[closed_id] = self.now_ms
 
     def _live(self, entry: IncidentSlots) -> bool:
         return bool(entry.open_slots) or bool(self._missions_of(entry.request.id))
@@ -984,7 +1005,19 @@ class DispatchCore:
     def _advance(self, now_ms: int | None) -> int:
         if now_ms is not None and now_ms > self.now_ms:
             self.now_ms = now_ms
+            self._forget_closed()
         return self.now_ms
+
+    def _forget_closed(self) -> None:
+        """Ids of incidents closed longer than the replay horizon ago leave seen_incidents."""
+        oldest = self.now_ms - self.settings.replay_horizon_s * 1000
+        while self._closed:
+            incident_id, closed_ms = next(iter(self._closed.items()))
+            if closed_ms >= oldest:
+                return
+            del self._closed[incident_id]
+            if incident_id not in self.incidents and incident_id not in self.links:
+                self.seen_incidents.discard(incident_id)
 
     def _has_waiting(self) -> bool:
         return any(e.open_slots for e in self.incidents.values())
