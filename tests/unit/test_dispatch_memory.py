@@ -81,3 +81,16 @@ def test_a_duplicate_is_remembered_while_its_primary_is_live() -> None:
     c.tick(far)  # the horizon passes while inc-1 is still flying
     assert "inc-2" in c.seen_incidents
     assert c.accept(report(2, 1000, "police"), far) == []
+
+
+def test_the_soak_compares_median_levels_not_single_samples() -> None:
+    """RSS alternating between two levels is no growth; a steady rise still is."""
+    from loadtests.soak import memory_growth
+
+    times = [15.0 * i for i in range(1, 41)]  # 10 min of samples every 15 s
+    swinging = [(t, {"dispatch": 153.0 if i % 3 else 169.0}) for i, t in enumerate(times)]
+    *_, growth = memory_growth(swinging, 120.0, 120.0)["dispatch"]
+    assert growth == 0.0
+    leaking = [(t, {"dispatch": 150.0 + 3.0 * t / 60}) for t in times]  # +2 %/min
+    base, end, growth = memory_growth(leaking, 120.0, 120.0)["dispatch"]
+    assert base < end and growth > 10.0
