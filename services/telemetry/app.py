@@ -18,6 +18,7 @@ from services.telemetry.feeds import FeedHub, FeedRouting, incident_view, missio
 from services.telemetry.metrics import initialise_labels
 from services.telemetry.store import purge_older_than
 from services.telemetry.stream import TelemetryWorker, command_view, registry_view, state_view
+from services.telemetry.view_recovery import ViewRecovery
 
 log = logging.getLogger("airgrid.telemetry")
 
@@ -35,6 +36,12 @@ async def enforce_retention(infra: Infrastructure, settings: Settings) -> None:
         except Exception:
             log.exception("track retention failed; retrying later")
         await asyncio.sleep(RETENTION_CHECK_SECONDS)
+
+
+async def cancel_and_wait(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
 
 
 def build_app(settings: Settings | None = None) -> FastAPI:
@@ -77,6 +84,11 @@ def build_app(settings: Settings | None = None) -> FastAPI:
             stack.push_async_callback(hub.stop)
             app.state.worker = worker
             infra.spawn(worker.run(), "telemetry-worker")
+            # An empty broker on the same address leaves the views' positions past its end;
+            # cancelled before the views stop (the stack unwinds in reverse).
+            recovery = ViewRecovery(settings, [registry, states, incidents, missions, commands])
+            watching = asyncio.create_task(recovery.run(), name="telemetry-view-recovery")
+            stack.push_async_callback(cancel_and_wait, watching)
             infra.spawn(enforce_retention(infra, settings), "telemetry-retention")
             yield
 

@@ -19,6 +19,9 @@ from airgrid.topics import Topic
 
 # Beyond this many waiting alerts (a long broker outage with many drones) the oldest goes.
 MAX_PENDING_ALERTS = 10_000
+# An attempt neither acknowledged nor failed after this long is tried again (a send to a
+# broker replaced meanwhile can stay unanswered; the producer's own timeout is 15 s).
+ACK_TIMEOUT_MS = 30_000
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class PendingAlert:
     records: Sequence[Outgoing]
     attempts: int = 0
     in_flight: bool = False
+    sent_at_ms: int = 0
 
     @property
     def subject(self) -> tuple[str, str, str]:
@@ -49,8 +53,11 @@ class PendingAlert:
 
 
 class PendingAlerts:
-    def __init__(self, capacity: int = MAX_PENDING_ALERTS) -> None:
+    def __init__(
+        self, capacity: int = MAX_PENDING_ALERTS, ack_timeout_ms: int = ACK_TIMEOUT_MS
+    ) -> None:
         self.capacity = capacity
+        self.ack_timeout_ms = ack_timeout_ms
         self._waiting: OrderedDict[str, PendingAlert] = OrderedDict()
         self.dropped = 0
 
@@ -67,19 +74,21 @@ class PendingAlerts:
         self.dropped += len(dropped)
         return dropped
 
-    def due(self) -> list[PendingAlert]:
-        """The alerts to send now, marked in flight: not in flight already, and no earlier
-        alert of the same subject still unacknowledged."""
+    def due(self, now_ms: int) -> list[PendingAlert]:
+        """The alerts to send now, marked in flight: not in flight already (or unanswered for
+        longer than the ack timeout), and no earlier alert of the same subject still
+        unacknowledged."""
         blocked: set[tuple[str, str, str]] = set()
         out = []
         for alert in self._waiting.values():
             if alert.subject in blocked:
                 continue
             blocked.add(alert.subject)
-            if alert.in_flight:
+            if alert.in_flight and now_ms - alert.sent_at_ms < self.ack_timeout_ms:
                 continue
             alert.in_flight = True
             alert.attempts += 1
+            alert.sent_at_ms = now_ms
             out.append(alert)
         return out
 
@@ -92,3 +101,10 @@ class PendingAlerts:
         alert = self._waiting.get(alert_id)
         if alert is not None:
             alert.in_flight = False
+
+    def not_sent(self, alert_id: str) -> None:
+        """The alert was handed out by `due` but not tried: due again, no attempt counted."""
+        alert = self._waiting.get(alert_id)
+        if alert is not None and alert.in_flight:
+            alert.in_flight = False
+            alert.attempts -= 1

@@ -833,7 +833,8 @@ class TelemetryWorker:
         """Sends every due alert (new, or whose send failed), each record with the alert's id
         as ce_id. An alert is done only once the broker acknowledged all its records; then it
         is counted and its state saved. Never raises: a failure leaves the alert due."""
-        for alert in self._pending_alerts.due():
+        due = self._pending_alerts.due(self.clock())
+        for position, alert in enumerate(due):
             if alert.attempts > 1:
                 ALERTS_RESENT.inc()
             futures: list[asyncio.Future[Any]] = []
@@ -856,7 +857,11 @@ class TelemetryWorker:
                     "alert not sent; will retry",
                     extra={"alert_id": alert.alert_id, "error": repr(error)},
                 )
-                continue
+                # The producer could not even queue it (each such try can wait for the
+                # request timeout): the rest waits for the next round.
+                for later in due[position + 1 :]:
+                    self._pending_alerts.not_sent(later.alert_id)
+                return
             sent = asyncio.gather(*futures)
             sent.add_done_callback(functools.partial(self._alert_sent, alert))
 

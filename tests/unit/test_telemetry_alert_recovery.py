@@ -89,14 +89,30 @@ def pending(alert_id: str, drone: str = "d1", kind: str = "low_battery") -> Pend
 def test_a_failed_alert_is_due_again_with_the_same_id_until_acknowledged() -> None:
     queue = PendingAlerts()
     queue.add(pending("a1"))
-    assert [a.alert_id for a in queue.due()] == ["a1"]
-    assert queue.due() == []  # in flight: not sent twice at once
+    assert [a.alert_id for a in queue.due(0)] == ["a1"]
+    assert queue.due(0) == []  # in flight: not sent twice at once
     queue.failed("a1")
-    again = queue.due()
+    again = queue.due(0)
     assert [(a.alert_id, a.attempts) for a in again] == [("a1", 2)]
     assert queue.acknowledged("a1") is not None
-    assert len(queue) == 0 and queue.due() == []
+    assert len(queue) == 0 and queue.due(0) == []
     assert queue.acknowledged("a1") is None  # a late second acknowledgement is a no-op
+
+
+def test_an_alert_handed_out_but_not_tried_is_due_again_without_an_attempt() -> None:
+    queue = PendingAlerts()
+    queue.add(pending("a1"))
+    queue.due(0)
+    queue.not_sent("a1")
+    assert [(a.alert_id, a.attempts) for a in queue.due(0)] == [("a1", 1)]
+
+
+def test_an_attempt_never_answered_is_tried_again_after_the_ack_timeout() -> None:
+    queue = PendingAlerts(ack_timeout_ms=30_000)
+    queue.add(pending("a1"))
+    queue.due(1_000)
+    assert queue.due(30_999) == []
+    assert [(a.alert_id, a.attempts) for a in queue.due(31_000)] == [("a1", 2)]
 
 
 def test_alerts_of_one_subject_leave_in_order_others_do_not_wait() -> None:
@@ -104,11 +120,11 @@ def test_alerts_of_one_subject_leave_in_order_others_do_not_wait() -> None:
     queue.add(pending("raise"))
     queue.add(pending("clear"))
     queue.add(pending("other", drone="d2"))
-    assert [a.alert_id for a in queue.due()] == ["raise", "other"]
+    assert [a.alert_id for a in queue.due(0)] == ["raise", "other"]
     queue.failed("raise")
-    assert [a.alert_id for a in queue.due()] == ["raise"]  # the clear still waits behind it
+    assert [a.alert_id for a in queue.due(0)] == ["raise"]  # the clear still waits behind it
     queue.acknowledged("raise")
-    assert [a.alert_id for a in queue.due()] == ["clear"]
+    assert [a.alert_id for a in queue.due(0)] == ["clear"]
 
 
 def test_the_queue_is_bounded_and_drops_the_oldest() -> None:
@@ -117,7 +133,7 @@ def test_the_queue_is_bounded_and_drops_the_oldest() -> None:
     assert queue.add(pending("a2", drone="d2")) == []
     dropped = queue.add(pending("a3", drone="d3"))
     assert [a.alert_id for a in dropped] == ["a1"] and queue.dropped == 1
-    assert [a.alert_id for a in queue.due()] == ["a2", "a3"]
+    assert [a.alert_id for a in queue.due(0)] == ["a2", "a3"]
 
 
 def test_a_drones_raw_partition_is_the_default_partitioners_pick() -> None:

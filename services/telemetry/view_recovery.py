@@ -1,0 +1,81 @@
+"""Re-reads the telemetry service's topic views after the broker was lost or came back empty.
+
+A view reads its topic with a plain consumer that keeps its own positions. When an empty
+broker (the embedded one keeps its data in memory) comes back on the same address, those
+positions point past the end of the new, short log; Tansu answers such fetches with nothing
+(no out-of-range error to reset on), so the view saw nothing until the new log grew past
+the old offset: the 150-170 s before the state API showed new records after `make chaos`'s
+empty broker. The dispatch worker's broker watch notices exactly this (a watched partition
+ends before an offset seen there, a topic is missing, or the broker stayed unreachable); on
+it every view is stopped and read again from the beginning of the new log, once the broker
+answers and the declared topics exist. A view keeps its items meanwhile, so the API goes on
+serving the last known state, which newer records then replace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from aiokafka.errors import KafkaError
+from prometheus_client import Counter
+
+from airgrid.bus import BrokerUnavailable, TopicView, ensure_topics, wait_for_broker
+from airgrid.config import Settings
+from services.dispatch.broker_watch import BrokerLost, BrokerWatch
+
+log = logging.getLogger("airgrid.telemetry")
+
+VIEWS_REREAD = Counter(
+    "airgrid_telemetry_views_reread_total",
+    "Times the telemetry service re-read its topic views after losing the broker.",
+)
+
+
+class ViewRecovery:
+    def __init__(
+        self,
+        settings: Settings,
+        views: Sequence[TopicView],
+        *,
+        period_seconds: float = 1.0,
+        grace_seconds: float = 10.0,
+    ) -> None:
+        self.settings = settings
+        self.views = list(views)
+        self.period_seconds = period_seconds
+        self.grace_seconds = grace_seconds
+
+    async def run(self) -> None:
+        """Never returns: watch, and after each loss re-read every view."""
+        while True:
+            watch = BrokerWatch(
+                self.settings,
+                [view.topic for view in self.views],
+                period_seconds=self.period_seconds,
+                grace_seconds=self.grace_seconds,
+            )
+            try:
+                await watch.watch()
+            except BrokerLost as lost:
+                log.warning("broker lost; re-reading the topic views", extra={"why": str(lost)})
+            await self.reread()
+
+    async def reread(self) -> None:
+        """Once the broker answers: the declared topics (an empty broker has none), then every
+        view read again from the beginning."""
+        while True:
+            try:
+                await wait_for_broker(self.settings, timeout=30)
+                await ensure_topics(self.settings)
+                for view in self.views:
+                    await view.stop()
+                    await view.start()
+            except (BrokerUnavailable, KafkaError, OSError) as error:
+                log.warning("topic views not re-read yet", extra={"error": repr(error)})
+                await asyncio.sleep(self.period_seconds)
+                continue
+            VIEWS_REREAD.inc()
+            log.info("topic views re-read", extra={"views": len(self.views)})
+            return

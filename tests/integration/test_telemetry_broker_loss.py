@@ -1,0 +1,115 @@
+"""Integration: the telemetry service across a broker replaced by an EMPTY one on the same
+port (Tansu keeps its data in memory), as `make chaos` does, on a broker of this module's own
+so that stopping it disturbs no other test.
+
+The state view (behind `GET /v1/drones/{id}/state`) is read again from the beginning of the
+new log, so a new record shows at once, not when the new log grows past the old offset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client import REGISTRY
+
+from airgrid.broker import EmbeddedBroker
+from airgrid.bus import Producer, ensure_topics
+from airgrid.config import Settings
+from airgrid.topics import DRONE_STATE
+from airgrid.v1 import drone_state_pb2
+from services.telemetry.stream import state_view
+from services.telemetry.view_recovery import ViewRecovery
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.integration
+
+DEADLINE_S = 90.0
+
+
+class ReplaceableBroker:
+    def __init__(self, log_dir: Path) -> None:
+        self.port = free_port()
+        self.log_dir = log_dir
+        self.broker = self._new()
+        self.broker.start()
+
+    def _new(self) -> EmbeddedBroker:
+        return EmbeddedBroker(port=self.port, log_file=self.log_dir / f"broker-{time.time()}.log")
+
+    @property
+    def bootstrap(self) -> str:
+        return self.broker.bootstrap
+
+    def stop(self) -> None:
+        self.broker.stop()
+
+    def start_empty(self) -> None:
+        self.broker = self._new()
+        self.broker.start()
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[ReplaceableBroker]:
+    replaceable = ReplaceableBroker(tmp_path)
+    try:
+        yield replaceable
+    finally:
+        replaceable.stop()
+
+
+async def eventually(check: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.2)
+
+
+def counted(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0
+
+
+async def test_the_state_view_reads_the_new_log_of_an_empty_broker_from_its_beginning(
+    settings: Settings, broker: ReplaceableBroker
+) -> None:
+    private = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap})
+    await ensure_topics(private)
+    producer = Producer(private, source="airgrid/test")
+    await producer.start()
+    # 300 states of one drone: the view's position on its partition ends at offset 300.
+    for seq in range(1, 301):
+        state = drone_state_pb2.DroneState(drone_id="d1", last_seq=seq)
+        await producer.send(DRONE_STATE, state.SerializeToString(), key="d1", ce_type="test")
+    await producer.flush()
+    view = state_view(private)
+    await view.start()
+    recovery = ViewRecovery(private, [view], period_seconds=0.5, grace_seconds=2.0)
+    watching = asyncio.create_task(recovery.run())
+    rereads = counted("airgrid_telemetry_views_reread_total")
+    try:
+        await eventually(lambda: "d1" in view.items and view.items["d1"].last_seq == 300, "view")
+        broker.stop()
+        broker.start_empty()
+        # The new log holds a handful of records, far below the old offset 300.
+        seq = 1_000
+        while view.items["d1"].last_seq < 1_000:
+            seq += 1
+            state = drone_state_pb2.DroneState(drone_id="d1", last_seq=seq)
+            try:
+                await producer.send_and_wait(
+                    DRONE_STATE, state.SerializeToString(), key="d1", ce_type="test"
+                )
+            except Exception:  # the producer reconnects to the new broker
+                seq -= 1
+            assert seq < 1_000 + DEADLINE_S, "the view never read the new broker's log"
+            await asyncio.sleep(0.5)
+        assert counted("airgrid_telemetry_views_reread_total") > rereads
+        assert view.items["d1"].last_seq <= seq < 1_300  # read long before offset 300
+    finally:
+        watching.cancel()
+        await asyncio.gather(watching, return_exceptions=True)
+        await view.stop()
+        await producer.stop()
