@@ -837,6 +837,10 @@ class TelemetryWorker:
         for position, alert in enumerate(due):
             if alert.attempts > 1:
                 ALERTS_RESENT.inc()
+                log.info(
+                    "alert sent again",
+                    extra={"alert_id": alert.alert_id, "attempt": alert.attempts},
+                )
             futures: list[asyncio.Future[Any]] = []
             try:
                 for record in alert.records:
