@@ -65,6 +65,7 @@ class Figures:
     bare_rate: float = 0.0
     faust_rate: float = 0.0
     pipeline_rate: float = 0.0
+    raw_ms: list[float] = field(default_factory=list)
     state_ms: list[float] = field(default_factory=list)
     feed_ms: list[float] = field(default_factory=list)
     produced_rate: float = 0.0
@@ -276,16 +277,20 @@ def observe(settings_json: str, ready: Any, done: Any, results: Any) -> None:
     settings = Settings.model_validate_json(settings_json)
 
     async def run() -> None:
+        # The baseline: the same records seen on the raw topic by a bare consumer, i.e. the
+        # producer -> broker -> consumer hop alone, with the same fetch wait as the worker.
+        raw = Observer(settings, [topic_name(settings, TELEMETRY_RAW)], _raw_event_time)
         state = Observer(settings, [topic_name(settings, DRONE_STATE)], _state_event_time)
         feed = Observer(settings, [topic_name(settings, t) for t in FEEDS], _feed_event_time)
-        await state.start()
-        await feed.start()
-        state.since_ms = feed.since_ms = now_ms()
+        observers = (raw, state, feed)
+        for observer in observers:
+            await observer.start()
+        raw.since_ms = state.since_ms = feed.since_ms = now_ms()
         ready.set()
         await asyncio.to_thread(done.wait)
-        await state.stop()
-        await feed.stop()
-        results.send((state.samples, feed.samples))
+        for observer in observers:
+            await observer.stop()
+        results.send((raw.samples, state.samples, feed.samples))
 
     asyncio.run(run())
 
@@ -305,10 +310,10 @@ class ObserverProcess:
         if not await asyncio.to_thread(self.ready.wait, 60):
             raise RuntimeError("the observer process did not start within 60 s")
 
-    async def samples(self) -> tuple[list[float], list[float]]:
+    async def samples(self) -> tuple[list[float], list[float], list[float]]:
         self.done.set()
-        state, feed = await asyncio.to_thread(self.results.recv)
-        return list(state), list(feed)
+        raw, state, feed = await asyncio.to_thread(self.results.recv)
+        return list(raw), list(state), list(feed)
 
     def stop(self) -> None:
         self.done.set()
@@ -316,6 +321,10 @@ class ObserverProcess:
             self.process.join(timeout=10)
             if self.process.is_alive():
                 self.process.kill()
+
+
+def _raw_event_time(value: bytes) -> int:
+    return int(telemetry_pb2.Telemetry.FromString(value).event_time_ms)
 
 
 def _state_event_time(value: bytes) -> int:
@@ -540,7 +549,7 @@ async def run_pipeline_bench(settings: Settings, cfg: BenchConfig) -> Figures:
         figures.loop_stall_ms, figures.gc_pause_ms = watch.stalls, watch.gc_pauses
         figures.live_cpu_us = live_cpu_s / max(worker.handled - before, 1) * 1e6
         await asyncio.sleep(0.5)  # the observers' last fetch
-        figures.state_ms, figures.feed_ms = await observing.samples()
+        figures.raw_ms, figures.state_ms, figures.feed_ms = await observing.samples()
     finally:
         stop.set()
         observing.stop()
@@ -623,10 +632,21 @@ def run(cfg: BenchConfig, settings: Settings, print_line: Callable[[str], None])
         f"worker process CPU per record: {figures.backlog_cpu_us:.1f} us (backlog), "
         f"{figures.live_cpu_us:.1f} us (live)"
     )
-    for name, samples in (("record->state", figures.state_ms), ("record->feed", figures.feed_ms)):
+    base = percentile(figures.raw_ms, 0.99)
+    for name, samples in (
+        ("record->raw", figures.raw_ms),
+        ("record->state", figures.state_ms),
+        ("record->feed", figures.feed_ms),
+    ):
+        p99 = percentile(samples, 0.99)
+        against = (
+            "baseline: the broker hop alone"
+            if samples is figures.raw_ms
+            else (f"{p99 / base:.1f}x the broker hop" if base else "")
+        )
         print_line(
             f"{name:<14} p50 {percentile(samples, 0.5):7.1f} ms   "
-            f"p99 {percentile(samples, 0.99):7.1f} ms   ({len(samples)} samples)"
+            f"p99 {p99:7.1f} ms   ({len(samples)} samples)  {against}"
         )
     stalls, pauses = figures.loop_stall_ms, figures.gc_pause_ms
     print_line(
