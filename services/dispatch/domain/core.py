@@ -407,7 +407,7 @@ class DispatchCore:
         entry.tried_at = self._quiet_changes
         slots = sorted(entry.open_slots)
         idle, seen = self._search(incident, len(slots))
-        idle.extend(self._spare(incident))
+        idle.extend(self._spare(incident, _kth_eta(idle, len(slots))))
         idle.sort(key=lambda c: c.key)
         left = self.settings.sla_seconds - (now - incident.accepted_ms) / 1000.0
         may_preempt = not incident.patrol_route and entry.rank <= self.settings.preempt_max_priority
@@ -732,15 +732,18 @@ class DispatchCore:
         owner = self.incidents.get(mission.incident_id)
         return owner is not None and bool(owner.request.patrol_route) and mission.stage in _OUTBOUND
 
-    def _spare(self, incident: IncidentRequest) -> list[_Candidate]:
+    def _spare(self, incident: IncidentRequest, cap: float) -> list[_Candidate]:
         """Feasible drones whose work yields (heading home, or on patrol): they compete with
         the idle drones on the same key. A drone heading home must still be in the air, and
         its battery must cover the new trip, the time on scene and the way to the nearest
-        nest with the reserve, like any other."""
+        nest with the reserve, like any other. Only the need best idle drones can be chosen,
+        so a drone whose lower bound on the time to scene exceeds the need-th best idle
+        drone's (`cap`) is not estimated (the full estimate, with detours, is the cost)."""
         pool: list[_Candidate] = []
         target: Target | None = None
         back_m = 0.0
         needs = incident.required_capabilities
+        scene_x, scene_y = self._xy(incident.lon, incident.lat)
         for mission in self.missions.values():  # the caller sorts by key
             if not self._yields(mission):
                 continue  # (a drone heading home may fly again for another slot of its own)
@@ -749,6 +752,14 @@ class DispatchCore:
                 continue
             if mission.stage == MissionStage.RETURNING and not drone.airborne:
                 continue
+            if drone.has_position and cap < math.inf:
+                assert drone.lon is not None and drone.lat is not None
+                x, y = self._xy(drone.lon, drone.lat)
+                lower = launch_overhead_s(drone) + math.hypot(x - scene_x, y - scene_y) / (
+                    drone.cruise_speed_mps
+                )
+                if round(lower, 1) > cap:
+                    continue
             if target is None:
                 target, back_m = self._prepare(incident)
             found, path_m = self._estimate(drone, incident, target, back_m)
@@ -1104,3 +1115,11 @@ def _why(incident: IncidentRequest, infeasible: list[Estimate], feasible_left: i
     reasons = Counter(c.reason for c in infeasible)
     reason, _ = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[0]
     return f"no feasible drone: {reason}"
+
+
+def _kth_eta(candidates: list[_Candidate], need: int) -> float:
+    """The need-th best time to scene among the candidates (their key's rounded ETA), or
+    infinity when there are fewer."""
+    if len(candidates) < need:
+        return math.inf
+    return sorted(c.key[0] for c in candidates)[need - 1]
