@@ -45,9 +45,14 @@ async def _eventually_json(
 
 @pytest.fixture
 async def twin(settings: Settings, tmp_path: Path) -> AsyncIterator[tuple[Settings, SimStats]]:
-    """The three services on free ports with the simulated fleet reporting (no incidents)."""
+    """The three services on free ports with the simulated fleet reporting (no incidents), on
+    a database of their own: the dispatch worker restores every open incident in its database,
+    and other tests' incidents on the same reference drones must not make this fleet busy."""
+    run = uuid.uuid4().hex[:8]
+    database = f"{settings.sqlalchemy_url}_tw{run}"
+    await _recreate_database(database)
     s = report_settings(
-        settings.model_copy(update={"topic_prefix": f"c{uuid.uuid4().hex[:8]}."}),
+        settings.model_copy(update={"topic_prefix": f"c{run}.", "database_url": database}),
         run_dir=tmp_path / "twin",
     )
     stack = Stack(s)
@@ -64,6 +69,7 @@ async def twin(settings: Settings, tmp_path: Path) -> AsyncIterator[tuple[Settin
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(sim, timeout=20)
         await asyncio.to_thread(stack.stop)
+        await _recreate_database(database, create=False)
 
 
 async def test_coverage_answers_with_sane_numbers_for_the_docked_fleet(
