@@ -6,16 +6,13 @@ A suite that needs a database or topic prefix of its own overrides `e2e_settings
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import httpx
 import pytest
@@ -25,21 +22,9 @@ from airgrid.bus import ensure_topics
 from airgrid.config import Settings
 from airgrid.db import create_engine, session_factory
 from tests.conftest import free_port
+from tests.eventually import eventually
 
-T = TypeVar("T")
 SERVICES = ("registry", "telemetry", "dispatch")
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float, what: str) -> T:
-    """The first result of `check` that is not None; an AssertionError after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result is not None:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 @dataclass(frozen=True)

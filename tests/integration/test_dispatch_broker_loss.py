@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -34,24 +33,13 @@ from airgrid.topics import INCIDENTS
 from services.dispatch.app import build_app
 from services.dispatch.models import IncidentRow
 from tests.conftest import _drop_database, _recreate_database, free_port
+from tests.eventually import eventually
 from tests.integration.test_dispatch_crash import assert_outcomes
 from tests.integration.test_dispatch_flow import NEST, credential, publish_fleet
 
 pytestmark = pytest.mark.integration
-T = TypeVar("T")
 
 DECIDED = ("queued", "assigned", "launched", "on_scene")
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result is not None:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 def restarts(cause: str) -> float:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -20,25 +18,14 @@ from airgrid.topics import DRONE_COMMANDS, DRONE_STATE, REGISTRY_CHANGES
 from airgrid.v1 import command_pb2, drone_state_pb2, registry_pb2, telemetry_pb2
 from services.dispatch import idempotency
 from services.dispatch.app import build_app
+from tests.eventually import eventually
 
 pytestmark = pytest.mark.integration
-T = TypeVar("T")
 
 REFERENCE = load_reference()
 NEST = REFERENCE.nests[0]
 FLEET = [d for d in REFERENCE.drones if d.home_nest == NEST.id][:2]
 SCENE = [NEST.lon + 0.005, NEST.lat + 0.003]
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result is not None:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def publish_fleet(settings: Settings) -> None:

@@ -6,10 +6,9 @@ this module's own, so that no other test's waiting incident takes the one drone.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -22,26 +21,15 @@ from airgrid.topics import DRONE_STATE, REGISTRY_CHANGES
 from airgrid.v1 import drone_state_pb2, registry_pb2, telemetry_pb2
 from services.dispatch.app import build_app
 from tests.conftest import _drop_database, _recreate_database
+from tests.eventually import eventually
 from tests.integration.test_dispatch_flow import NEST, REFERENCE, credential
 
 pytestmark = pytest.mark.integration
-T = TypeVar("T")
 
 DRONE = next(d for d in REFERENCE.drones if d.home_nest == NEST.id)
 SCENE = (NEST.lon + 0.003, NEST.lat + 0.002)
 FAR = (NEST.lon + 0.12, NEST.lat + 0.05)  # about 13 km away
 BATTERY = 42.0  # enough for the scene from close by, not from 13 km (reserve 20 %)
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result is not None:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 @pytest.fixture

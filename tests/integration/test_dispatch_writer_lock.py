@@ -6,10 +6,7 @@ back as the writer."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
 import asyncpg
 import httpx
@@ -23,21 +20,10 @@ from airgrid.config import Settings
 from airgrid.db import create_engine, session_factory
 from services.dispatch.app import build_app
 from services.dispatch.writer_lock import WriterLock, WriterLockLost
+from tests.eventually import eventually
 from tests.integration.test_dispatch_flow import NEST, credential, publish_fleet
 
 pytestmark = pytest.mark.integration
-T = TypeVar("T")
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result is not None:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def terminate_backend(settings: Settings, pid: int) -> None:

@@ -9,9 +9,7 @@ import contextlib
 import os
 import shutil
 import subprocess
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import TypeVar
+from collections.abc import AsyncIterator, Iterator
 
 import aiomqtt
 import orjson
@@ -22,8 +20,8 @@ from gateways.airgrid_link import RegisteredDrone
 from gateways.dji_codec import ServiceCall, topic_of
 from gateways.mqtt_gateway import MqttGateway
 from tests.conftest import free_port
+from tests.eventually import eventually
 
-T = TypeVar("T")
 # Debian installs the broker in sbin, which is not on every user's PATH.
 MOSQUITTO = shutil.which(
     "mosquitto", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/usr/local/sbin"
@@ -39,17 +37,6 @@ DOCK_OSD = {
     "sub_device": {"device_sn": "AC1"},
     "drone_charge_state": {"capacity_percent": 90},
 }
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result is not None:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 class Broker:

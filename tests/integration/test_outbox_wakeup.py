@@ -7,10 +7,8 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import select
@@ -20,21 +18,10 @@ from airgrid.config import Settings
 from airgrid.db import create_engine, session_factory, transaction
 from airgrid.outbox import OutboxRecord, OutboxRelay, enqueue
 from airgrid.topics import INCIDENTS
+from tests.eventually import eventually
 
 pytestmark = pytest.mark.integration
-T = TypeVar("T")
 AN_HOUR = 3600.0
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result is not None:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 class Relayed:
