@@ -20,6 +20,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from airgrid.config import Settings
 from airgrid.observability import watch_consumer
 from airgrid.topics import ALL_TOPICS, Topic
+from airgrid.worker_runs import stop_quietly
 
 log = logging.getLogger("airgrid.bus")
 
@@ -409,7 +410,10 @@ class TopicView:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
         if self._consumer is not None:
-            await self._consumer.stop()
+            # Stopped while the broker is unreachable, aiokafka's fetcher lets a stray
+            # CancelledError escape; a view's owner stops it in clean-up, where that would
+            # end the owner as if it had been cancelled.
+            await stop_quietly(self._consumer.stop, f"view of {self.topic.name}")
 
 
 async def wait_for_broker(settings: Settings, timeout: float = 30.0) -> None:

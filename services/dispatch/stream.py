@@ -17,6 +17,7 @@ from prometheus_client import Counter, Histogram
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from airgrid.broker_watch import BrokerWatch
 from airgrid.bus import (
     ConsumerSpec,
     SeenIds,
@@ -53,8 +54,8 @@ from airgrid.v1 import (
     registry_pb2,
     telemetry_pb2,
 )
+from airgrid.worker_runs import RunEnded, stop_quietly
 from services.dispatch import store
-from services.dispatch.broker_watch import BrokerWatch
 from services.dispatch.coverage import CoverageKeeper
 from services.dispatch.domain.core import CoreSettings, DispatchCore
 from services.dispatch.domain.model import (
@@ -80,13 +81,7 @@ from services.dispatch.domain.nofly import NoFlyZone
 from services.dispatch.domain.patrols import patrol_routes
 from services.dispatch.metrics import record_decisions
 from services.dispatch.models import IncidentRow
-from services.dispatch.supervisor import (
-    WRITING,
-    RunEnded,
-    WorkerStatus,
-    stop_quietly,
-    supervise,
-)
+from services.dispatch.supervisor import WRITING, WorkerStatus, supervise
 from services.dispatch.writer_lock import WriterLock
 
 log = logging.getLogger("airgrid.dispatch")
@@ -356,8 +351,8 @@ class DispatchWorker:
                 task.cancel()
             for task in tasks:
                 await _settle(task)
-            await stop_quietly(self.registry_view.stop, "registry view")
-            await stop_quietly(self.state_view.stop, "drone state view")
+            await self.registry_view.stop()
+            await self.state_view.stop()
 
     async def _consume(self) -> None:
         await self.registry_view.start()

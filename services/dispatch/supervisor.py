@@ -15,6 +15,7 @@ from prometheus_client import Counter, Gauge
 
 from airgrid.bus import BrokerUnavailable
 from airgrid.service_app import is_database_down
+from airgrid.worker_runs import RunEnded, cancelled_by_owner
 
 log = logging.getLogger("airgrid.dispatch")
 
@@ -28,14 +29,6 @@ WRITING = Gauge(
     "airgrid_dispatch_worker_writing",
     "1 while this process's dispatch worker is the zone's writer and consumes incidents.",
 )
-
-
-class RunEnded(RuntimeError):
-    """A run of the worker has to end; `cause` is the bounded label of the restart counter."""
-
-    def __init__(self, cause: str, message: str) -> None:
-        super().__init__(message)
-        self.cause = cause
 
 
 class WorkerStatus:
@@ -68,32 +61,6 @@ class Backoff:
             self.failures = 0
         self.failures += 1
         return float(min(self.limit, self.first * 2 ** (self.failures - 1)))
-
-
-def cancelled_by_owner() -> bool:
-    """True when this task itself is being cancelled (shutdown), as opposed to a
-    CancelledError that escaped from a library's internal task."""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
-
-
-async def stop_quietly(stop: Callable[[], Awaitable[None]], what: str) -> None:
-    """Stop a Kafka client without letting its clean-up end the worker.
-
-    aiokafka's fetcher, stopped while the broker is unreachable, lets the CancelledError of
-    its own retry pause escape from `stop()` (Fetcher.close cancels and awaits a fetch task
-    that is sleeping in its back-off). Raised in a `finally`, that error replaced the real
-    one and ended the worker task as if it had been cancelled: silently."""
-    try:
-        await stop()
-    except asyncio.CancelledError:
-        if cancelled_by_owner():
-            raise
-        log.warning(
-            "a Kafka client raised a stray cancellation while stopping", extra={"client": what}
-        )
-    except Exception as error:
-        log.warning("a Kafka client failed to stop", extra={"client": what, "error": repr(error)})
 
 
 def cause_of(error: BaseException) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.dispatch.supervisor import RunEnded
+from airgrid.worker_runs import RunEnded
 
 log = logging.getLogger("airgrid.dispatch")
 

@@ -16,6 +16,7 @@ from airgrid.bus import TopicView, client_options, topic_name
 from airgrid.config import Settings
 from airgrid.topics import DEPARTMENT_CODES, FEEDS, INCIDENTS, MISSION_EVENTS, feed_topic
 from airgrid.v1 import incident_pb2, mission_pb2
+from airgrid.worker_runs import stop_quietly
 from services.telemetry.metrics import SSE_CLIENTS
 
 log = logging.getLogger("airgrid.telemetry")
@@ -152,7 +153,7 @@ class FeedHub:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
         if self._consumer is not None:
-            await self._consumer.stop()
+            await stop_quietly(self._consumer.stop, "feed consumer")
 
 
 def feed_of(department: str) -> str:

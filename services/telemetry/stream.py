@@ -42,6 +42,7 @@ from airgrid.topics import (
     feed_topic,
 )
 from airgrid.v1 import alert_pb2, command_pb2, drone_state_pb2, registry_pb2, telemetry_pb2
+from airgrid.worker_runs import stop_quietly
 from services.telemetry import heap
 from services.telemetry.alert_state import (
     AlertStateRow,
@@ -376,7 +377,7 @@ class TelemetryWorker:
                     await self._rewind(consumer)
         finally:
             ticker.cancel()
-            await consumer.stop()
+            await stop_quietly(consumer.stop, "telemetry consumer")
             with contextlib.suppress(Exception):  # saved alert state, for the next owner
                 await asyncio.wait_for(self._alert_states.drain(), ALERT_STATE_DRAIN_SECONDS)
 

@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter
 
+from airgrid.broker_watch import BrokerLost, BrokerWatch
 from airgrid.bus import BrokerUnavailable, TopicView, ensure_topics, wait_for_broker
 from airgrid.config import Settings
-from services.dispatch.broker_watch import BrokerLost, BrokerWatch
 
 log = logging.getLogger("airgrid.telemetry")
 

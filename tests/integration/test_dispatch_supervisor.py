@@ -14,7 +14,7 @@ from airgrid.broker import EmbeddedBroker
 from airgrid.bus import TopicView, ensure_topics
 from airgrid.config import Settings
 from airgrid.topics import REGISTRY_CHANGES
-from services.dispatch.supervisor import Backoff, WorkerStatus, stop_quietly, supervise
+from services.dispatch.supervisor import Backoff, WorkerStatus, supervise
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
@@ -40,7 +40,7 @@ async def test_stopping_a_view_while_the_broker_is_down_does_not_cancel_the_call
 ) -> None:
     """aiokafka's fetcher, stopped while the broker is unreachable, lets the CancelledError of
     its retry pause escape from stop(); in the worker's clean-up that ended the task as if
-    it had been cancelled. stop_quietly absorbs it, unless the caller is being cancelled."""
+    it had been cancelled. TopicView.stop absorbs it, unless the caller is being cancelled."""
     s = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap})
     await ensure_topics(s, [REGISTRY_CHANGES])
     view = TopicView(s, REGISTRY_CHANGES, bytes)
@@ -50,7 +50,7 @@ async def test_stopping_a_view_while_the_broker_is_down_does_not_cancel_the_call
     await asyncio.sleep(1.0)  # the fetcher is now retrying against a closed port
 
     async def clean_up() -> str:
-        await stop_quietly(view.stop, "registry view")
+        await view.stop()
         return "stopped"
 
     task = asyncio.create_task(clean_up())

@@ -23,7 +23,7 @@ from aiokafka.errors import KafkaError
 from airgrid.bus import client_options, topic_name
 from airgrid.config import Settings
 from airgrid.topics import Topic
-from services.dispatch.supervisor import RunEnded, stop_quietly
+from airgrid.worker_runs import RunEnded, stop_quietly
 
 
 class BrokerLost(RunEnded):
@@ -80,7 +80,10 @@ class BrokerWatch:
 
     async def probe(self) -> None:
         admin, offsets = await self._clients()
-        described = await admin.describe_topics()  # all topics: creates none
+        # All topics, although only a few are watched: aiokafka's public admin call asks for
+        # named topics with allow_auto_topic_creation set, and a broker that auto-creates
+        # would bring a lost topic back with its defaults, hiding the very loss watched for.
+        described = await admin.describe_topics()
         partitions = {
             t["topic"]: [p["partition"] for p in t["partitions"]]
             for t in described
