@@ -22,3 +22,14 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(every)
+
+
+async def until(
+    check: Callable[[], bool], timeout: float, what: str, *, every: float = 0.1
+) -> None:
+    """Poll a plain yes/no `check` until it holds; an AssertionError after `timeout` s."""
+
+    async def holds() -> bool | None:
+        return True if check() else None
+
+    await eventually(holds, timeout, what, every=every)

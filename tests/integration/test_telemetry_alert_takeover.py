@@ -13,39 +13,18 @@ import sqlalchemy as sa
 from airgrid.bus import Producer, TopicView, ensure_topics, now_ms
 from airgrid.config import Settings
 from airgrid.db import create_engine
-from airgrid.topics import ALERTS, REGISTRY_CHANGES, TELEMETRY_RAW
-from airgrid.v1 import alert_pb2, registry_pb2, telemetry_pb2
+from airgrid.topics import ALERTS
+from airgrid.v1 import alert_pb2
 from services.telemetry.alert_state import drone_alert_state
-from tests.integration.test_telemetry_workers import RunningWorker, eventually
+from tests.eventually import until
+from tests.integration.telemetry_rig import (
+    DEADLINE_S,
+    RunningWorker,
+    register_drones,
+    send_cruising,
+)
 
 pytestmark = pytest.mark.integration
-
-
-async def register(producer: Producer, drones: list[str]) -> None:
-    for drone_id in drones:
-        change = registry_pb2.RegistryChange(
-            entity_id=drone_id,
-            version=1,
-            drone=registry_pb2.Drone(id=drone_id, home_nest="nest-a", status="active"),
-        )
-        await producer.send(
-            REGISTRY_CHANGES, change.SerializeToString(), key=drone_id, ce_type="test"
-        )
-    await producer.flush()
-
-
-async def send(producer: Producer, drone_id: str, seq: int, at_ms: int, battery: float) -> None:
-    value = telemetry_pb2.Telemetry(
-        drone_id=drone_id,
-        seq=seq,
-        event_time_ms=at_ms,
-        lon=121.4,
-        lat=31.1,
-        alt_m=80.0,
-        battery_pct=battery,
-        flight_mode=telemetry_pb2.FLIGHT_MODE_CRUISING,
-    )
-    await producer.send(TELEMETRY_RAW, value.SerializeToString(), key=drone_id, ce_type="test")
 
 
 async def test_a_drone_silent_across_a_worker_restart_gets_link_lost_once_and_no_alert_twice(
@@ -57,7 +36,7 @@ async def test_a_drone_silent_across_a_worker_restart_gets_link_lost_once_and_no
     await producer.start()
     run = uuid.uuid4().hex[:6]
     quiet, low, busy = f"dr-quiet-{run}", f"dr-low-{run}", f"dr-busy-{run}"
-    await register(producer, [quiet, low, busy])
+    await register_drones(producer, [quiet, low, busy])
     alerts: list[alert_pb2.Alert] = []
     watcher = TopicView(
         settings,
@@ -79,14 +58,16 @@ async def test_a_drone_silent_across_a_worker_restart_gets_link_lost_once_and_no
         start = now_ms() - 60_000
         await first.start()
         for seq in range(1, 4):
-            await send(producer, quiet, seq, start + seq * 1_000, 80.0)
-            await send(producer, low, seq, start + seq * 1_000, 10.0)
-            await send(producer, busy, seq, start + seq * 1_000, 80.0)
+            await send_cruising(producer, quiet, seq, start + seq * 1_000, 80.0)
+            await send_cruising(producer, low, seq, start + seq * 1_000, 10.0)
+            await send_cruising(producer, busy, seq, start + seq * 1_000, 80.0)
         await producer.flush()
-        await eventually(
-            lambda: len(active(low, alert_pb2.ALERT_KIND_LOW_BATTERY)) == 1, "low battery alert"
+        await until(
+            lambda: len(active(low, alert_pb2.ALERT_KIND_LOW_BATTERY)) == 1,
+            DEADLINE_S,
+            "low battery alert",
         )
-        await eventually(lambda: first.last_seq(quiet) == 3, "quiet's last record applied")
+        await until(lambda: first.last_seq(quiet) == 3, DEADLINE_S, "quiet's last record applied")
 
         async def saved() -> set[tuple[str, str, bool]]:
             async with engine.connect() as connection:
@@ -110,15 +91,20 @@ async def test_a_drone_silent_across_a_worker_restart_gets_link_lost_once_and_no
         # After the restart only `low` (still low) and `busy` report, 40 s of event time on.
         await second.start()
         for seq in range(4, 7):
-            await send(producer, low, seq, start + 40_000 + seq * 1_000, 10.0)
-            await send(producer, busy, seq, start + 40_000 + seq * 1_000, 80.0)
+            await send_cruising(producer, low, seq, start + 40_000 + seq * 1_000, 10.0)
+            await send_cruising(producer, busy, seq, start + 40_000 + seq * 1_000, 80.0)
         await producer.flush()
-        await eventually(
+        await until(
             lambda: len(active(quiet, alert_pb2.ALERT_KIND_LINK_LOST)) == 1,
+            DEADLINE_S,
             "the link-lost alert of the drone silent across the restart",
         )
-        await eventually(lambda: second.last_seq(low) == 6, "low's records after the restart")
-        await eventually(lambda: second.worker.pending_alerts == 0, "every alert acknowledged")
+        await until(
+            lambda: second.last_seq(low) == 6, DEADLINE_S, "low's records after the restart"
+        )
+        await until(
+            lambda: second.worker.pending_alerts == 0, DEADLINE_S, "every alert acknowledged"
+        )
     finally:
         await second.stop()
         await watcher.stop()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +24,7 @@ from airgrid.v1 import drone_state_pb2
 from services.telemetry.stream import state_view
 from services.telemetry.view_recovery import ViewRecovery
 from tests.conftest import free_port
+from tests.eventually import until
 
 pytestmark = pytest.mark.integration
 
@@ -61,13 +62,6 @@ def broker(tmp_path: Path) -> Iterator[ReplaceableBroker]:
         replaceable.stop()
 
 
-async def eventually(check: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.2)
-
-
 def counted(name: str) -> float:
     return REGISTRY.get_sample_value(name) or 0.0
 
@@ -90,7 +84,9 @@ async def test_the_state_view_reads_the_new_log_of_an_empty_broker_from_its_begi
     watching = asyncio.create_task(recovery.run())
     rereads = counted("airgrid_telemetry_views_reread_total")
     try:
-        await eventually(lambda: "d1" in view.items and view.items["d1"].last_seq == 300, "view")
+        await until(
+            lambda: "d1" in view.items and view.items["d1"].last_seq == 300, DEADLINE_S, "view"
+        )
         broker.stop()
         broker.start_empty()
         # The new log holds a handful of records, far below the old offset 300.
