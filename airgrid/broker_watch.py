@@ -13,17 +13,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from airgrid.bus import client_options, topic_name
+from airgrid.bus import (
+    client_options,
+    ensure_topics,
+    topic_name,
+    wait_for_broker,
+)
 from airgrid.config import Settings
 from airgrid.topics import Topic
 from airgrid.worker_runs import RunEnded, stop_quietly
+
+log = logging.getLogger("airgrid.broker")
 
 
 class BrokerLost(RunEnded):
@@ -128,3 +136,34 @@ class BrokerWatch:
                 await stop_quietly(admin.close, "broker watch admin")
         if offsets is not None:
             await stop_quietly(offsets.stop, "broker watch offsets")
+
+
+async def recover_after_each_loss(
+    settings: Settings,
+    topics: Sequence[Topic],
+    recover: Callable[[], Awaitable[None]],
+    *,
+    what: str,
+    period_seconds: float = 1.0,
+    grace_seconds: float = 10.0,
+) -> None:
+    """Never returns: watch the broker, and each time it is lost (or back without its data),
+    once it answers again and the declared topics exist (an empty broker has none), run
+    `recover`; a recovery that fails (the broker or the database again) is tried again."""
+    while True:
+        watch = BrokerWatch(
+            settings, topics, period_seconds=period_seconds, grace_seconds=grace_seconds
+        )
+        try:
+            await watch.watch()
+        except BrokerLost as lost:
+            log.warning(f"broker lost; {what}", extra={"why": str(lost)})
+        while True:
+            try:
+                await wait_for_broker(settings, timeout=30)
+                await ensure_topics(settings)
+                await recover()
+                break
+            except Exception as error:  # the broker or the database again: try again
+                log.warning(f"not done yet: {what}", extra={"error": repr(error)})
+                await asyncio.sleep(period_seconds)

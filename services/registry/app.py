@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
+from prometheus_client import Counter
 
+from airgrid.broker_watch import recover_after_each_loss
 from airgrid.bus import TopicView
 from airgrid.config import Settings, get_settings
 from airgrid.outbox import OutboxRelay
@@ -20,6 +22,11 @@ from services.registry.changes import publish_snapshot
 from services.registry.seed import seed_reference
 
 log = logging.getLogger("airgrid.registry")
+
+SNAPSHOTS_REPUBLISHED = Counter(
+    "airgrid_registry_snapshots_republished_total",
+    "Times the registry published its whole content again after the broker lost its data.",
+)
 
 
 def build_app(settings: Settings | None = None, *, seed: bool = True) -> FastAPI:
@@ -56,6 +63,27 @@ def build_app(settings: Settings | None = None, *, seed: bool = True) -> FastAPI
             settings, REGISTRY_CHANGES, registry_pb2.RegistryChange.FromString, on_update=on_change
         )
         await revocations.start()
+
+        async def republish() -> None:
+            """The broker came back without its data: every consumer's registry view would
+            stay empty (or stale) until the next change, so the whole registry again."""
+            async with infra.sessions() as session, session.begin():
+                count = await publish_snapshot(session)
+            relay.notify()
+            await revocations.stop()
+            await revocations.start()  # from the start of the new log
+            SNAPSHOTS_REPUBLISHED.inc()
+            log.info("registry snapshot queued again", extra={"entities": count})
+
+        infra.spawn(
+            recover_after_each_loss(
+                settings,
+                [REGISTRY_CHANGES],
+                republish,
+                what="republishing the registry",
+            ),
+            "registry-republish",
+        )
         try:
             yield
         finally:

@@ -14,15 +14,13 @@ serving the last known state, which newer records then replace.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 
-from aiokafka.errors import KafkaError
 from prometheus_client import Counter
 
-from airgrid.broker_watch import BrokerLost, BrokerWatch
-from airgrid.bus import BrokerUnavailable, TopicView, ensure_topics, wait_for_broker
+from airgrid.broker_watch import recover_after_each_loss
+from airgrid.bus import TopicView
 from airgrid.config import Settings
 
 log = logging.getLogger("airgrid.telemetry")
@@ -49,33 +47,19 @@ class ViewRecovery:
 
     async def run(self) -> None:
         """Never returns: watch, and after each loss re-read every view."""
-        while True:
-            watch = BrokerWatch(
-                self.settings,
-                [view.topic for view in self.views],
-                period_seconds=self.period_seconds,
-                grace_seconds=self.grace_seconds,
-            )
-            try:
-                await watch.watch()
-            except BrokerLost as lost:
-                log.warning("broker lost; re-reading the topic views", extra={"why": str(lost)})
-            await self.reread()
+        await recover_after_each_loss(
+            self.settings,
+            [view.topic for view in self.views],
+            self.reread,
+            what="re-reading the topic views",
+            period_seconds=self.period_seconds,
+            grace_seconds=self.grace_seconds,
+        )
 
     async def reread(self) -> None:
-        """Once the broker answers: the declared topics (an empty broker has none), then every
-        view read again from the beginning."""
-        while True:
-            try:
-                await wait_for_broker(self.settings, timeout=30)
-                await ensure_topics(self.settings)
-                for view in self.views:
-                    await view.stop()
-                    await view.start()
-            except (BrokerUnavailable, KafkaError, OSError) as error:
-                log.warning("topic views not re-read yet", extra={"error": repr(error)})
-                await asyncio.sleep(self.period_seconds)
-                continue
-            VIEWS_REREAD.inc()
-            log.info("topic views re-read", extra={"views": len(self.views)})
-            return
+        """Every view read again from the beginning of the new log."""
+        for view in self.views:
+            await view.stop()
+            await view.start()
+        VIEWS_REREAD.inc()
+        log.info("topic views re-read", extra={"views": len(self.views)})

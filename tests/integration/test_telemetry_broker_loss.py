@@ -9,57 +9,22 @@ new log, so a new record shows at once, not when the new log grows past the old 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
 
-from airgrid.broker import EmbeddedBroker
 from airgrid.bus import Producer, ensure_topics
 from airgrid.config import Settings
 from airgrid.topics import DRONE_STATE
 from airgrid.v1 import drone_state_pb2
 from services.telemetry.stream import state_view
 from services.telemetry.view_recovery import ViewRecovery
-from tests.conftest import free_port
 from tests.eventually import until
+from tests.integration.conftest import ReplaceableBroker
 
 pytestmark = pytest.mark.integration
 
 DEADLINE_S = 90.0
-
-
-class ReplaceableBroker:
-    def __init__(self, log_dir: Path) -> None:
-        self.port = free_port()
-        self.log_dir = log_dir
-        self.broker = self._new()
-        self.broker.start()
-
-    def _new(self) -> EmbeddedBroker:
-        return EmbeddedBroker(port=self.port, log_file=self.log_dir / f"broker-{time.time()}.log")
-
-    @property
-    def bootstrap(self) -> str:
-        return self.broker.bootstrap
-
-    def stop(self) -> None:
-        self.broker.stop()
-
-    def start_empty(self) -> None:
-        self.broker = self._new()
-        self.broker.start()
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[ReplaceableBroker]:
-    replaceable = ReplaceableBroker(tmp_path)
-    try:
-        yield replaceable
-    finally:
-        replaceable.stop()
 
 
 def counted(name: str) -> float:
@@ -67,8 +32,9 @@ def counted(name: str) -> float:
 
 
 async def test_the_state_view_reads_the_new_log_of_an_empty_broker_from_its_beginning(
-    settings: Settings, broker: ReplaceableBroker
+    settings: Settings, replaceable_broker: ReplaceableBroker
 ) -> None:
+    broker = replaceable_broker
     private = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap})
     await ensure_topics(private)
     producer = Producer(private, source="airgrid/test")

@@ -1,0 +1,75 @@
+"""Integration: the registry across a broker replaced by an EMPTY one on the same port. The
+registry publishes its whole content again, so a consumer that starts reading the new log
+(a dispatch or telemetry worker started after the loss) gets every drone without waiting for
+the next registry change or a registry restart."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from prometheus_client import REGISTRY
+
+from airgrid.bus import TopicView, ensure_topics
+from airgrid.config import Settings
+from airgrid.topics import REGISTRY_CHANGES
+from airgrid.v1 import registry_pb2
+from tests.eventually import until
+from tests.integration.conftest import ReplaceableBroker
+from tests.integration.test_registry_api import running_registry
+
+pytestmark = pytest.mark.integration
+
+DEADLINE_S = 90.0
+REFERENCE_DRONES = 186
+
+
+def drones_in(view: TopicView) -> int:
+    return sum(1 for change in view.items.values() if change.HasField("drone"))
+
+
+async def read_drones(settings: Settings) -> TopicView:
+    view = TopicView(settings, REGISTRY_CHANGES, registry_pb2.RegistryChange.FromString)
+    await view.start()
+    return view
+
+
+async def test_the_registry_publishes_itself_again_to_a_broker_that_lost_its_data(
+    settings: Settings, replaceable_broker: ReplaceableBroker
+) -> None:
+    private = settings.model_copy(
+        update={
+            "kafka_bootstrap": replaceable_broker.bootstrap,
+            "topic_prefix": f"rl{uuid.uuid4().hex[:8]}.",
+        }
+    )
+    await ensure_topics(private)
+    republished = REGISTRY.get_sample_value("airgrid_registry_snapshots_republished_total") or 0
+    async with running_registry(private):
+        before = await read_drones(private)
+        try:
+            await until(
+                lambda: drones_in(before) >= REFERENCE_DRONES,
+                DEADLINE_S,
+                "the start-up snapshot on the first broker",
+            )
+        finally:
+            await before.stop()
+
+        replaceable_broker.stop()
+        replaceable_broker.start_empty()
+
+        def again() -> bool:
+            count = REGISTRY.get_sample_value("airgrid_registry_snapshots_republished_total")
+            return (count or 0) > republished
+
+        await until(again, DEADLINE_S, "the registry to notice the empty broker")
+        after = await read_drones(private)  # a consumer that starts on the new log
+        try:
+            await until(
+                lambda: drones_in(after) >= REFERENCE_DRONES,
+                DEADLINE_S,
+                "every drone on the new broker",
+            )
+        finally:
+            await after.stop()
