@@ -51,6 +51,11 @@ def fail(message: str, code: int = 2) -> None:
 
 PROFILE_HELP = "Incident load profile: nominal (2/min), busy (6/min) or surge (20/min, 10x)."
 FAULTS_HELP = "Injected faults (link loss, battery, nest offline, gusts): none, light or heavy."
+START_HELP = (
+    "The fleet at the start: docked (every drone docked and full) or mid-operation (as the "
+    "last half hour of the same load leaves it: some drones heading home in the air, "
+    "batteries part-charged)."
+)
 
 
 @app.command()
@@ -69,12 +74,13 @@ def up(
         float | None,
         typer.Option(help="Stop by itself after this many seconds of dashboard (headless runs)."),
     ] = None,
+    start: Annotated[str, typer.Option(help=START_HELP)] = "mid-operation",
 ) -> None:
     """Everything in one command: broker, database, the three services, the simulator and a
     live dashboard (fleet, incidents, time to scene, SLA share, coverage, throughput)."""
     from airgrid.stack import run_stack
 
-    _check_sim_options(profile, faults)
+    _check_sim_options(profile, faults, start=start)
     code = run_stack(
         get_settings(),
         sim=sim,
@@ -85,13 +91,17 @@ def up(
         faults=faults,
         duration_s=duration,
         started_ms=_STARTED_MS,
+        start_state=start,
     )
     raise typer.Exit(code)
 
 
-def _check_sim_options(profile: str, faults: str, telemetry: str = "kafka") -> None:
+def _check_sim_options(
+    profile: str, faults: str, telemetry: str = "kafka", *, start: str = "docked"
+) -> None:
     from airgrid.sim.faults import LEVELS
     from airgrid.sim.load import PROFILES
+    from airgrid.sim.start_state import START_STATES
 
     if profile not in PROFILES:
         fail(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
@@ -99,6 +109,8 @@ def _check_sim_options(profile: str, faults: str, telemetry: str = "kafka") -> N
         fail(f"unknown fault level {faults!r}; choose one of {', '.join(LEVELS)}")
     if telemetry not in ("kafka", "http"):
         fail(f"unknown telemetry path {telemetry!r}; choose kafka or http")
+    if start not in START_STATES:
+        fail(f"unknown start state {start!r}; choose one of {', '.join(START_STATES)}")
 
 
 @app.command()
@@ -171,12 +183,16 @@ def sim_command(
             "after the load (default: the SLA plus 60 s)."
         ),
     ] = None,
+    start: Annotated[
+        str,
+        typer.Option(help=START_HELP + " The SLA figures in the README start docked."),
+    ] = "docked",
 ) -> None:
     """Drones, nests and incident load against any running stack; with --report, one measured
     run written as JSON and PNG."""
     from airgrid.observability import configure_logging
 
-    _check_sim_options(profile, faults, telemetry)
+    _check_sim_options(profile, faults, telemetry, start=start)
     settings = get_settings()
     if report is not None:
         from airgrid.sim.report import ReportRequest
@@ -195,6 +211,7 @@ def sim_command(
             start_hour=start_hour,
             telemetry_via=telemetry,
             max_drain_s=drain,
+            start_state=start,
         )
         embedded = True if embedded is None else embedded
         if embedded:
@@ -216,6 +233,7 @@ def sim_command(
                 faults=faults,
                 telemetry_via=telemetry,
                 start_hour=start_hour,
+                start_state=start,
             )
         )
     except KeyboardInterrupt:

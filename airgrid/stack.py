@@ -41,6 +41,7 @@ from airgrid.sim.report import (
     write_report,
 )
 from airgrid.sim.runner import SimStats, run_sim
+from airgrid.sim.start_state import MID_OPERATION
 from airgrid.topics import DEPARTMENT_CODES
 
 SERVICES = ("registry", "telemetry", "dispatch")
@@ -89,10 +90,12 @@ async def write_demo_credentials(settings: Settings) -> Path:
 
 class Milestones:
     """When `airgrid up` reached each step toward its first SLA figure, in wall-clock ms: the
-    stack ready, the first incident posted, its first decision, the first drone on scene and
-    the first SLA share shown. Each is printed once, with the seconds since start."""
+    stack ready, the first incident posted, its first decision, the first drone on scene (as
+    dispatch timed the arrival) and the SLA share first shown on the dashboard (when the
+    arrival reached it). Each is printed once, with the seconds since start."""
 
-    STEPS = ("stack ready", "first incident posted", "first decision", "first on scene")
+    SLA_SHOWN = "SLA share shown"
+    STEPS = ("stack ready", "first incident posted", "first decision", "first on scene", SLA_SHOWN)
 
     def __init__(self, started_ms: int) -> None:
         self.started_ms = started_ms
@@ -120,6 +123,12 @@ class Milestones:
         }
         return [line for step, at in found.items() if (line := self.reach(step, at))]
 
+    def from_dashboard(self, dashboard: Dashboard, at_ms: int) -> list[str]:
+        """The line for the moment the dashboard first has an SLA share to show, with it."""
+        share = dashboard.outcomes.sla_share(at_ms, dashboard.sla)
+        line = self.reach(self.SLA_SHOWN, at_ms) if share is not None else None
+        return [f"{line}: {_pct(share)} on scene within {dashboard.sla:.0f} s"] if line else []
+
 
 class Dashboard:
     """What `airgrid up` shows: fleet by status, incidents by department and stage, time to
@@ -144,10 +153,7 @@ class Dashboard:
             ("uptime", f"{time.monotonic() - self.started:.0f} s"),
             ("incidents posted / on scene", f"{summary['incidents_posted']} / {tts['count']}"),
             ("time to scene p50 / p95", f"{_s(tts.get('p50_s'))} / {_s(tts.get('p95_s'))}"),
-            (
-                f"on scene within {self.sla:.0f} s (arrived)",
-                _pct(share) if share is not None else "after the first arrival",
-            ),
+            (f"on scene within {self.sla:.0f} s (arrived)", self._share_text(share)),
             (f"open on track (ETA ≤ {self.sla:.0f} s)", _on_track(*self.outcomes.on_track(
                 _now_ms(), self.sla))),
             ("coverage (zone within SLA)", _pct(coverage)),
@@ -161,6 +167,16 @@ class Dashboard:
                 ("drones airborne", f"{sim.airborne} of {sim.drones}"),
             ]
         return rows
+
+    def _share_text(self, share: float | None) -> str:
+        """The SLA share, or until the first arrival what it waits for (a forecast)."""
+        if share is not None:
+            return _pct(share)
+        due_ms = self.outcomes.next_arrival_ms(_now_ms(), self.sla)
+        if not due_ms:
+            return "waiting for the first drone on scene"
+        due_s = max(0, due_ms - _now_ms()) / 1000
+        return f"waiting for the first drone on scene (due in ~{due_s:.0f} s)"
 
     def render(self, sim: SimStats | None) -> Group:
         head = Table(title="airgrid — live", show_header=False, min_width=46)
@@ -371,6 +387,7 @@ async def _run(
     faults: str,
     duration_s: float | None = None,
     started_ms: int | None = None,
+    start_state: str = MID_OPERATION,
 ) -> None:
     started_ms = started_ms or _now_ms()
     milestones = Milestones(started_ms)
@@ -403,6 +420,7 @@ async def _run(
                     stats=stats,
                     faults=faults,
                     outcomes=dashboard.outcomes,
+                    start_state=start_state,
                 ),
                 name="sim",
             )
@@ -414,7 +432,7 @@ async def _run(
                 while ends is None or time.monotonic() < ends:
                     await asyncio.sleep(0.5)
                     _check(stack, tasks)
-                    for line in milestones.from_outcomes(dashboard.outcomes):
+                    for line in _milestone_lines(milestones, dashboard):
                         live.console.print(line)
                     live.update(dashboard.render(stats))
         else:
@@ -422,7 +440,7 @@ async def _run(
                 for _ in range(10):
                     await asyncio.sleep(0.5)
                     _check(stack, tasks)
-                    for line in milestones.from_outcomes(dashboard.outcomes):
+                    for line in _milestone_lines(milestones, dashboard):
                         print(line, flush=True)
                 print(dashboard.line(stats), flush=True)
     finally:
@@ -431,6 +449,12 @@ async def _run(
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+
+def _milestone_lines(milestones: Milestones, dashboard: Dashboard) -> list[str]:
+    return milestones.from_outcomes(dashboard.outcomes) + milestones.from_dashboard(
+        dashboard, _now_ms()
+    )
 
 
 def _check(stack: Stack, tasks: list[asyncio.Task[Any]]) -> None:
@@ -483,9 +507,12 @@ def run_stack(
     faults: str = "none",
     duration_s: float | None = None,
     started_ms: int | None = None,
+    start_state: str = MID_OPERATION,
 ) -> int:
     """`airgrid up`: runs until SIGINT or SIGTERM (or for duration_s seconds); returns the
-    exit code. started_ms: when the command started, for the start-up milestones."""
+    exit code. started_ms: when the command started, for the start-up milestones;
+    start_state: the twin's fleet at the start (mid-operation by default, see
+    airgrid.sim.start_state)."""
     stack = Stack(settings)
     main = _run(
         stack,
@@ -498,6 +525,7 @@ def run_stack(
         faults=faults,
         duration_s=duration_s,
         started_ms=started_ms,
+        start_state=start_state,
     )
     return _run_until_stopped(stack, main)
 

@@ -10,7 +10,7 @@ is an input.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from airgrid.reference import ReferenceData
@@ -49,7 +49,8 @@ class ReportRates:
 
 
 class Fleet:
-    """All simulated drones, keyed by drone id, each docked at its home nest to begin with."""
+    """All simulated drones, keyed by drone id, each docked at its home nest to begin with
+    (or as `initial_state` leaves them: see `start_state`)."""
 
     def __init__(
         self,
@@ -59,6 +60,7 @@ class Fleet:
         seq_base: int = 0,
         rates: ReportRates | None = None,
         weather: Weather | None = None,
+        initial_state: Callable[[dict[str, SimDrone]], object] | None = None,
     ) -> None:
         self.rates = rates or ReportRates()
         self.weather = weather or Weather(0.0, 0.0)
@@ -80,6 +82,8 @@ class Fleet:
             # A seq base taken from the clock keeps seq increasing across simulator restarts.
             drone.seq = seq_base
             self.drones[spec.id] = drone
+        if initial_state is not None:
+            initial_state(self.drones)
         spread = min(FIRST_REPORT_SPREAD_MS, self.rates.interval_ms(airborne=False))
         count = max(1, len(self.drones))
         self._next_report_ms: dict[str, int] = {

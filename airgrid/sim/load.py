@@ -163,10 +163,7 @@ class LoadModel:
         priority = self.rng.choices(list(PRIORITY_MIX), weights=list(PRIORITY_MIX.values()))[0]
         # A type's default priority bounds how routine it can be (a fire is never priority 4).
         priority = min(priority, max(kind.default_priority, 1) + 1)
-        if self.rng.random() < HOT_SPOT_SHARE:
-            lon, lat = self._near(self.rng.choice(self.hot_spots), HOT_SPOT_SIGMA_M)
-        else:
-            lon, lat = self._uniform_point()
+        lon, lat = self.scene_point(self.rng)
         body = self._body(kind.code, priority, list(kind.required_capabilities), lon, lat)
         body["description"] = f"simulated: {kind.name} reported by {department}"
         return ScheduledIncident(
@@ -188,6 +185,19 @@ class LoadModel:
             self._next_seq(),
         )
 
+    def scene_point(self, rng: random.Random) -> tuple[float, float]:
+        """Where an incident happens: near one of the hot spots (HOT_SPOT_SHARE of them) or
+        anywhere in the zone, drawn with rng. The schedule passes its own; the twin's
+        mid-operation start passes another, so it draws the city's earlier incidents from the
+        same places without changing the schedule."""
+        if rng.random() < HOT_SPOT_SHARE:
+            return self._near(rng.choice(self.hot_spots), HOT_SPOT_SIGMA_M, rng)
+        return self._uniform_point(rng)
+
+    def allowed(self, lon: float, lat: float) -> bool:
+        """Inside the zone and outside every no-fly zone."""
+        return self._allowed(lon, lat)
+
     def _body(
         self, kind: str, priority: int, capabilities: list[str], lon: float, lat: float
     ) -> dict[str, Any]:
@@ -205,20 +215,24 @@ class LoadModel:
             return False
         return not any(point_in_polygon(lon, lat, ring) for ring in self.no_fly)
 
-    def _uniform_point(self) -> tuple[float, float]:
+    def _uniform_point(self, rng: random.Random | None = None) -> tuple[float, float]:
+        rng = rng or self.rng
         west, south, east, north = self._bbox
         for _ in range(_MAX_TRIES):
-            lon, lat = self.rng.uniform(west, east), self.rng.uniform(south, north)
+            lon, lat = rng.uniform(west, east), rng.uniform(south, north)
             if self._allowed(lon, lat):
                 return round(lon, 6), round(lat, 6)
         raise ValueError("could not draw a point inside the zone; is its boundary a valid ring?")
 
-    def _near(self, centre: tuple[float, float], sigma_m: float) -> tuple[float, float]:
+    def _near(
+        self, centre: tuple[float, float], sigma_m: float, rng: random.Random | None = None
+    ) -> tuple[float, float]:
+        rng = rng or self.rng
         cx, cy = self.projection.to_xy(*centre)
         for _ in range(100):
-            r = abs(self.rng.gauss(0.0, sigma_m))
-            a = self.rng.uniform(0.0, 2 * math.pi)
+            r = abs(rng.gauss(0.0, sigma_m))
+            a = rng.uniform(0.0, 2 * math.pi)
             lon, lat = self.projection.to_lon_lat(cx + r * math.cos(a), cy + r * math.sin(a))
             if self._allowed(lon, lat):
                 return round(lon, 6), round(lat, 6)
-        return self._uniform_point()
+        return self._uniform_point(rng)

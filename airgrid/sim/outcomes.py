@@ -194,6 +194,20 @@ class Outcomes:
         )
         return good, len(open_)
 
+    def next_arrival_ms(self, now_ms: int, sla: float) -> int:
+        """When the first drone now on its way is due on scene (its decision's ETA), of the
+        open incidents (see on_track); 0 when none is on its way."""
+        due = [
+            o.expected_on_scene_ms
+            for o in self.posted()
+            if o.accepted_ms
+            and o.expected_on_scene_ms
+            and not o.linked_to
+            and not self.on_scene_at(o)
+            and now_ms - o.accepted_ms <= sla * 1000
+        ]
+        return min(due, default=0)
+
     def decision_latencies_s(self) -> list[float]:
         return [
             (o.first_decision_ms - o.accepted_ms) / 1000.0

@@ -109,6 +109,7 @@ class ReportRequest:
     start_hour: float = 10.0
     telemetry_via: str = "kafka"
     max_drain_s: float | None = None  # default: the SLA plus a minute
+    start_state: str = "docked"  # the conservative start the README figures were taken from
 
 
 async def measure(
@@ -145,6 +146,7 @@ async def measure(
             telemetry_via=request.telemetry_via,
             start_hour=request.start_hour,
             outcomes=outcomes,
+            start_state=request.start_state,
         ),
         name="sim",
     )
@@ -185,6 +187,7 @@ async def measure(
         "run_seconds": round(time.monotonic() - began, 1),
         "time_compression": 1.0,
         "faults": request.faults,
+        "start_state": request.start_state,
         "rebalancing": settings.rebalance_enabled,
         "telemetry_via": request.telemetry_via,
         "simulator": {

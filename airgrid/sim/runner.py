@@ -40,7 +40,15 @@ from airgrid.sim.fleet import Fleet, ReportRates
 from airgrid.sim.incidents import GeneratedIncident
 from airgrid.sim.load import LoadModel
 from airgrid.sim.outcomes import Outcomes
-from airgrid.sim.physics import flight_mode_name
+from airgrid.sim.physics import SimDrone, flight_mode_name
+from airgrid.sim.start_state import (
+    DOCKED_START,
+    MID_OPERATION,
+    START_STATES,
+    PastLoad,
+    Sortie,
+    mid_operation,
+)
 from airgrid.topics import DRONE_COMMANDS, TELEMETRY_RAW
 from airgrid.v1 import command_pb2, telemetry_pb2
 
@@ -118,29 +126,22 @@ async def run_sim(
     telemetry_via: str = "kafka",
     start_hour: float = 10.0,
     outcomes: Outcomes | None = None,
+    start_state: str = DOCKED_START,
 ) -> SimStats:
     """Run until `stop` is set or `duration_s` has passed; returns the counters.
 
     Incidents follow `profile` (or a fixed total `rate_per_min`) for `load_s` seconds (the
     whole run when None); the drones keep flying until the end, so a run can drain.
+    `start_state`: every drone docked and full (`docked`), or the fleet as the last half hour
+    of the same load leaves it (`mid-operation`: see `airgrid.sim.start_state`).
     """
     if telemetry_via not in ("kafka", "http"):
         raise ValueError("telemetry_via is kafka or http")
+    if start_state not in START_STATES:
+        raise ValueError(f"start_state is one of {', '.join(START_STATES)}")
     stats = stats if stats is not None else SimStats()
     stop = stop if stop is not None else asyncio.Event()
     reference = load_reference(settings.reference_data)
-    started = now_ms()
-    fleet = Fleet(
-        reference, start_ms=started, seq_base=started, rates=rates, weather=weather_of(seed)
-    )
-    stats.drones = len(fleet)
-    schedule = fault_schedule(
-        level=faults,
-        duration_s=duration_s or 24 * 3600.0,
-        drone_ids=list(fleet.drones),
-        nest_holds=fleet.wind_hold,
-        seed=seed,
-    )
 
     path = credentials_path or settings.state_dir / "credentials.json"
     keys = _department_keys(path)
@@ -154,6 +155,36 @@ async def run_sim(
             start_hour=start_hour,
             departments=sorted(keys),
         )
+    weather = weather_of(seed)
+    sorties: list[Sortie] = []
+
+    def mid_operation_start(drones: dict[str, SimDrone]) -> None:
+        if load is not None:
+            past = PastLoad(load.rate_at, load.scene_point, load.on_scene_seconds, load.allowed)
+            sorties.extend(mid_operation(drones, past, weather=weather, seed=seed))
+
+    started = now_ms()
+    # The mid-operation warm-up flies ~200 sorties through the physics (~0.3 s): off the loop.
+    fleet = await asyncio.to_thread(
+        Fleet,
+        reference,
+        start_ms=started,
+        seq_base=started,
+        rates=rates,
+        weather=weather,
+        initial_state=mid_operation_start if start_state == MID_OPERATION else None,
+    )
+    stats.drones = len(fleet)
+    stats.airborne = fleet.airborne
+    stats.by_status = fleet.by_status()
+    schedule = fault_schedule(
+        level=faults,
+        duration_s=duration_s or 24 * 3600.0,
+        drone_ids=list(fleet.drones),
+        nest_holds=fleet.wind_hold,
+        seed=seed,
+    )
+
     gateway_keys: dict[str, str] = {}
     if telemetry_via == "http":
         gateway_keys = _read_keys(path, "gateway")
@@ -198,6 +229,9 @@ async def run_sim(
                 "profile": profile if load else "none",
                 "rate_per_min": load.rate_per_min if load else 0.0,
                 "seed": seed,
+                "start_state": start_state,
+                "airborne_at_start": fleet.airborne,
+                "warm_up_sorties": len(sorties),
                 "faults": faults,
                 "wind_mps": fleet.weather.wind_mps,
                 "telemetry_via": telemetry_via,

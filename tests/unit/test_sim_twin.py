@@ -3,6 +3,8 @@ outcome bookkeeping behind the dashboard and the SLA report."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from airgrid.geo import haversine_m, point_in_polygon
@@ -272,3 +274,31 @@ def test_milestones_are_reported_once_each_from_the_outcomes() -> None:
     o.on_mission(mission_pb2.MissionEvent(incident_id="i0", stage=on_scene, event_time_ms=70_000))
     assert m.from_outcomes(o) == ["milestone first on scene: +60.0 s after start (epoch_ms 70000)"]
     assert m.from_outcomes(o) == []
+
+
+def test_the_dashboard_says_what_it_waits_for_until_the_first_arrival() -> None:
+    from airgrid.stack import Dashboard, Milestones
+
+    dashboard = Dashboard(300.0)
+    share = dict(dashboard.rows(None))["on scene within 300 s (arrived)"]
+    assert share == "waiting for the first drone on scene"
+    milestones = Milestones(started_ms=10_000)
+    assert milestones.from_dashboard(dashboard, 20_000) == []
+    o = dashboard.outcomes
+    o.on_posted("i0", department="fire", priority=1, type="t", at_ms=16_000)
+    now = int(time.time() * 1000)
+    o.on_decision(dispatch_pb2.DispatchDecision(
+        decision_id="d", incident_id="i0", kind=dispatch_pb2.DECISION_KIND_ASSIGNED,
+        incident_accepted_time_ms=now, decided_time_ms=now,
+        assignments=[dispatch_pb2.Assignment(drone_id="d", eta_seconds=40.0)],
+    ))  # fmt: skip
+    share = dict(dashboard.rows(None))["on scene within 300 s (arrived)"]
+    assert share.startswith("waiting for the first drone on scene (due in ~")
+    on_scene = mission_pb2.MISSION_STAGE_ON_SCENE
+    o.on_mission(mission_pb2.MissionEvent(incident_id="i0", stage=on_scene, event_time_ms=now))
+    assert dict(dashboard.rows(None))["on scene within 300 s (arrived)"] == "100.0 %"
+    assert milestones.from_dashboard(dashboard, 70_000) == [
+        "milestone SLA share shown: +60.0 s after start (epoch_ms 70000): "
+        "100.0 % on scene within 300 s"
+    ]
+    assert milestones.from_dashboard(dashboard, 71_000) == []
