@@ -53,8 +53,12 @@ class BrokerWatch:
         period_seconds: float = 1.0,
         grace_seconds: float = 10.0,
         timeout_seconds: float = 5.0,
+        probed: asyncio.Event | None = None,
     ) -> None:
         self.settings = settings
+        # Set once a probe has seen the watched partitions' ends: a loss before that, to an
+        # empty broker whose topics another client re-creates, would go unnoticed.
+        self.probed = probed or asyncio.Event()
         self.names = [topic_name(settings, t) for t in topics]
         self.period_seconds = period_seconds
         self.grace_seconds = grace_seconds
@@ -110,6 +114,7 @@ class BrokerWatch:
                     "there: the broker lost its log"
                 )
             self.ends[tp] = end
+        self.probed.set()
 
     async def _clients(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
         if self._admin is None or self._offsets is None:
@@ -146,13 +151,18 @@ async def recover_after_each_loss(
     what: str,
     period_seconds: float = 1.0,
     grace_seconds: float = 10.0,
+    probed: asyncio.Event | None = None,
 ) -> None:
     """Never returns: watch the broker, and each time it is lost (or back without its data),
     once it answers again and the declared topics exist (an empty broker has none), run
     `recover`; a recovery that fails (the broker or the database again) is tried again."""
     while True:
         watch = BrokerWatch(
-            settings, topics, period_seconds=period_seconds, grace_seconds=grace_seconds
+            settings,
+            topics,
+            period_seconds=period_seconds,
+            grace_seconds=grace_seconds,
+            probed=probed,
         )
         try:
             await watch.watch()

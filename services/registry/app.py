@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -75,12 +76,14 @@ def build_app(settings: Settings | None = None, *, seed: bool = True) -> FastAPI
             SNAPSHOTS_REPUBLISHED.inc()
             log.info("registry snapshot queued again", extra={"entities": count})
 
+        app.state.broker_watching = asyncio.Event()  # set once the watch has seen the topic
         infra.spawn(
             recover_after_each_loss(
                 settings,
                 [REGISTRY_CHANGES],
                 republish,
                 what="republishing the registry",
+                probed=app.state.broker_watching,
             ),
             "registry-republish",
         )

@@ -86,7 +86,11 @@ def build_app(settings: Settings | None = None) -> FastAPI:
             infra.spawn(worker.run(), "telemetry-worker")
             # An empty broker on the same address leaves the views' positions past its end;
             # cancelled before the views stop (the stack unwinds in reverse).
-            recovery = ViewRecovery(settings, [registry, states, incidents, missions, commands])
+            recovery = ViewRecovery(
+                settings,
+                [registry, states, incidents, missions, commands],
+                also=[hub.read_new_log],  # the department feeds (SSE)
+            )
             watching = asyncio.create_task(recovery.run(), name="telemetry-view-recovery")
             stack.push_async_callback(cancel_and_wait, watching)
             infra.spawn(enforce_retention(infra, settings), "telemetry-retention")

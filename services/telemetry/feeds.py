@@ -91,7 +91,7 @@ class FeedHub:
         self._task: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
 
-    async def start(self) -> None:
+    async def start(self, *, from_beginning: bool = False) -> None:
         consumer = AIOKafkaConsumer(
             **client_options(self.settings),
             enable_auto_commit=False,
@@ -105,7 +105,10 @@ class FeedHub:
             for partition in sorted(consumer.partitions_for_topic(name) or ()):
                 tps.append(TopicPartition(name, partition))
         consumer.assign(tps)
-        await consumer.seek_to_end(*tps)
+        if from_beginning:
+            await consumer.seek_to_beginning(*tps)
+        else:
+            await consumer.seek_to_end(*tps)
         for tp in tps:  # resolve the end offsets now, so nothing after start() is skipped
             await consumer.position(tp)
         self._consumer = consumer
@@ -154,6 +157,15 @@ class FeedHub:
                 await self._task
         if self._consumer is not None:
             await stop_quietly(self._consumer.stop, "feed consumer")
+
+    async def read_new_log(self) -> None:
+        """After the broker came back without its data: its positions lie past the end of the
+        new log, where Tansu answers with nothing, so the subscribers would hear nothing until
+        the new log grew past them. Everything in the new log came after the loss: read it from
+        its beginning. The subscribers stay connected."""
+        await self.stop()
+        self._task = self._consumer = None
+        await self.start(from_beginning=True)
 
 
 def feed_of(department: str) -> str:

@@ -14,8 +14,9 @@ serving the last known state, which newer records then replace.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from prometheus_client import Counter
 
@@ -37,11 +38,14 @@ class ViewRecovery:
         settings: Settings,
         views: Sequence[TopicView],
         *,
+        also: Sequence[Callable[[], Awaitable[None]]] = (),
         period_seconds: float = 1.0,
         grace_seconds: float = 10.0,
     ) -> None:
         self.settings = settings
         self.views = list(views)
+        self.also = list(also)  # other readers of the broker to restart after a loss
+        self.watching = asyncio.Event()  # the watch has seen the topics' ends once
         self.period_seconds = period_seconds
         self.grace_seconds = grace_seconds
 
@@ -54,6 +58,7 @@ class ViewRecovery:
             what="re-reading the topic views",
             period_seconds=self.period_seconds,
             grace_seconds=self.grace_seconds,
+            probed=self.watching,
         )
 
     async def reread(self) -> None:
@@ -61,5 +66,7 @@ class ViewRecovery:
         for view in self.views:
             await view.stop()
             await view.start()
+        for restart in self.also:
+            await restart()
         VIEWS_REREAD.inc()
         log.info("topic views re-read", extra={"views": len(self.views)})

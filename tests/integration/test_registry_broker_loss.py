@@ -5,6 +5,7 @@ the next registry change or a registry restart."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -45,7 +46,7 @@ async def test_the_registry_publishes_itself_again_to_a_broker_that_lost_its_dat
     )
     await ensure_topics(private)
     republished = REGISTRY.get_sample_value("airgrid_registry_snapshots_republished_total") or 0
-    async with running_registry(private):
+    async with running_registry(private) as (app, _client):
         before = await read_drones(private)
         try:
             await until(
@@ -56,6 +57,7 @@ async def test_the_registry_publishes_itself_again_to_a_broker_that_lost_its_dat
         finally:
             await before.stop()
 
+        await asyncio.wait_for(app.state.broker_watching.wait(), DEADLINE_S)
         replaceable_broker.stop()
         replaceable_broker.start_empty()
 
