@@ -9,7 +9,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from airgrid.outbox import OutboxRecord
-from services.dispatch.domain.model import Assigned, IncidentStatus, MissionStage, SlaAlertKind
+from services.dispatch.domain.model import IncidentStatus, MissionStage, SlaAlertKind
 from services.dispatch.models import ACTIVE_STAGES, IncidentRow, IncidentStageRow, MissionRow
 
 # How far an incident has come; its status only ever moves forward.
@@ -22,12 +22,12 @@ _STATUS_ORDER = {
     IncidentStatus.COMPLETED: 5,
     IncidentStatus.CANCELLED: 5,
 }
-_STAGE_STATUS = {
+STAGE_STATUS = {
     MissionStage.ASSIGNED: IncidentStatus.ASSIGNED,
     MissionStage.LAUNCHED: IncidentStatus.LAUNCHED,
     MissionStage.ON_SCENE: IncidentStatus.ON_SCENE,
 }
-_MISSION_ORDER = {
+MISSION_ORDER = {
     MissionStage.ASSIGNED: 0,
     MissionStage.LAUNCHED: 1,
     MissionStage.ON_SCENE: 2,
@@ -53,6 +53,18 @@ async def add_stage(
     return True
 
 
+def status_moves(incident: IncidentRow, status: IncidentStatus, reason: str | None) -> bool:
+    """Whether the incident's status (with this reason) changes: forward only, never out of
+    completed or cancelled."""
+    current = IncidentStatus(incident.status)
+    if _STATUS_ORDER[status] < _STATUS_ORDER[current] or current in (
+        IncidentStatus.COMPLETED,
+        IncidentStatus.CANCELLED,
+    ):
+        return False
+    return not (status == current and reason == incident.status_reason)
+
+
 async def advance_incident(
     session: AsyncSession,
     *,
@@ -61,183 +73,13 @@ async def advance_incident(
     at: datetime,
     reason: str | None = None,
 ) -> bool:
-    current = IncidentStatus(incident.status)
-    if _STATUS_ORDER[status] < _STATUS_ORDER[current] or current in (
-        IncidentStatus.COMPLETED,
-        IncidentStatus.CANCELLED,
-    ):
-        return False
-    if status == current and reason == incident.status_reason:
+    if not status_moves(incident, status, reason):
         return False
     incident.status = status.value
     incident.status_reason = reason
     if status != IncidentStatus.QUEUED:
         await add_stage(session, incident_id=incident.id, stage=status.value, at=at)
     return True
-
-
-async def record_assigned(session: AsyncSession, *, decision: Assigned, at: datetime) -> bool:
-    """Store the missions of an assignment; False when this decision was stored before."""
-    incident = await session.get(IncidentRow, decision.incident_id, with_for_update=True)
-    if incident is None:
-        return False
-    known = set(
-        (
-            await session.scalars(
-                select(MissionRow.id).where(MissionRow.incident_id == decision.incident_id)
-            )
-        ).all()
-    )
-    fresh = [a for a in decision.assignments if a.mission_id not in known]
-    if not fresh:
-        return False
-    for a in fresh:
-        session.add(
-            MissionRow(
-                id=a.mission_id,
-                incident_id=decision.incident_id,
-                slot=a.slot,
-                drone_id=a.drone_id,
-                from_nest_id=a.from_nest_id,
-                eta_seconds=a.eta_seconds,
-                stage=MissionStage.ASSIGNED.value,
-                created_at=at,
-            )
-        )
-    await advance_incident(session, incident=incident, status=IncidentStatus.ASSIGNED, at=at)
-    await session.flush()
-    return True
-
-
-async def record_queued(
-    session: AsyncSession, *, incident_id: str, reason: str, at: datetime
-) -> bool:
-    """The incident waits with a reason; True when it newly waits (first time, or again
-    after its drones were preempted or failed)."""
-    incident = await session.get(IncidentRow, incident_id, with_for_update=True)
-    if incident is None:
-        return False
-    if incident.status == IncidentStatus.QUEUED.value:
-        incident.status_reason = reason
-        return False
-    if incident.status == IncidentStatus.ACCEPTED.value:
-        return await advance_incident(
-            session, incident=incident, status=IncidentStatus.QUEUED, at=at, reason=reason
-        )
-    if incident.status in (
-        IncidentStatus.ASSIGNED.value,
-        IncidentStatus.LAUNCHED.value,
-        IncidentStatus.ON_SCENE.value,
-    ):
-        active = await session.scalar(
-            select(func.count())
-            .select_from(MissionRow)
-            .where(MissionRow.incident_id == incident_id, MissionRow.stage.in_(ACTIVE_STAGES))
-        )
-        if not active:  # every drone was taken away: back in the queue
-            incident.status = IncidentStatus.QUEUED.value
-            incident.status_reason = reason
-            return True
-    return False
-
-
-async def record_linked(
-    session: AsyncSession, *, incident_id: str, primary_id: str, reason: str, at: datetime
-) -> bool:
-    """A duplicate report joins the primary incident's missions and follows its status."""
-    incident = await session.get(IncidentRow, incident_id, with_for_update=True)
-    primary = await session.get(IncidentRow, primary_id)
-    if incident is None or primary is None or incident.linked_to == primary_id:
-        return False
-    incident.linked_to = primary_id
-    incident.status_reason = f"linked to {primary_id}: {reason}"
-    await add_stage(session, incident_id=incident_id, stage="linked", at=at, detail=primary_id)
-    await sync_linked(session, primary=primary, at=at)
-    return True
-
-
-async def sync_linked(session: AsyncSession, *, primary: IncidentRow, at: datetime) -> None:
-    """Duplicates linked to primary take its status (forward only)."""
-    linked = (
-        await session.scalars(
-            select(IncidentRow).where(IncidentRow.linked_to == primary.id).with_for_update()
-        )
-    ).all()
-    target = IncidentStatus(primary.status)
-    for row in linked:
-        if row.status != target.value:
-            await advance_incident(
-                session, incident=row, status=target, at=at, reason=row.status_reason
-            )
-
-
-async def add_patrol(
-    session: AsyncSession,
-    *,
-    incident_id: str,
-    route_id: str,
-    lon: float,
-    lat: float,
-    at: datetime,
-) -> bool:
-    """The incident row of a routine-inspection sortie (department 'airgrid', priority 4)."""
-    if await session.get(IncidentRow, incident_id) is not None:
-        return False
-    session.add(
-        IncidentRow(
-            id=incident_id,
-            department="airgrid",
-            reported_by="dispatch-core",
-            type="routine_inspection",
-            priority=4,
-            lon=lon,
-            lat=lat,
-            geometry={"type": "Point", "coordinates": [lon, lat]},
-            required_capabilities=[],
-            drones_needed=1,
-            on_scene_seconds=0,
-            description=f"patrol route {route_id}",
-            shared_with=[],
-            status=IncidentStatus.ACCEPTED.value,
-            patrol_route=route_id,
-            accepted_at=at,
-        )
-    )
-    await add_stage(session, incident_id=incident_id, stage="accepted", at=at)
-    await session.flush()
-    return True
-
-
-async def advance_mission(
-    session: AsyncSession, *, mission_id: str, stage: MissionStage, at: datetime
-) -> MissionRow | None:
-    """Move a mission forward (never back) and its incident with it; None when nothing moved."""
-    mission = await session.get(MissionRow, mission_id, with_for_update=True)
-    if mission is None:
-        return None
-    if _MISSION_ORDER[stage] <= _MISSION_ORDER[MissionStage(mission.stage)]:
-        return None
-    mission.stage = stage.value
-    incident = await session.get(IncidentRow, mission.incident_id, with_for_update=True)
-    if incident is None:
-        return mission
-    if stage in _STAGE_STATUS:
-        await advance_incident(session, incident=incident, status=_STAGE_STATUS[stage], at=at)
-    elif stage == MissionStage.COMPLETED:
-        still_open = await session.scalar(
-            select(func.count())
-            .select_from(MissionRow)
-            .where(
-                MissionRow.incident_id == incident.id,
-                MissionRow.id != mission.id,
-                MissionRow.stage.in_(ACTIVE_STAGES),
-            )
-        )
-        if not still_open:
-            await advance_incident(
-                session, incident=incident, status=IncidentStatus.COMPLETED, at=at
-            )
-    return mission
 
 
 async def cancel_incident(
@@ -362,17 +204,6 @@ async def raised_sla_alerts(session: AsyncSession) -> set[tuple[str, SlaAlertKin
         if kind in kinds:
             raised.add((incident_id, kinds[kind]))
     return raised
-
-
-async def end_patrol(
-    session: AsyncSession, *, incident_id: str, completed: bool, at: datetime, reason: str
-) -> None:
-    """A patrol sortie's incident closes when its only mission ends (flown, preempted or failed)."""
-    incident = await session.get(IncidentRow, incident_id, with_for_update=True)
-    if incident is None or incident.patrol_route is None:
-        return
-    status = IncidentStatus.COMPLETED if completed else IncidentStatus.CANCELLED
-    await advance_incident(session, incident=incident, status=status, at=at, reason=reason)
 
 
 async def active_missions(session: AsyncSession) -> Sequence[MissionRow]:

@@ -32,7 +32,7 @@ from airgrid.config import Settings
 from airgrid.db import transaction
 from airgrid.geo import LocalProjection
 from airgrid.observability import RECORDS_CONSUMED
-from airgrid.outbox import OutboxRecord, OutboxRelay, enqueue
+from airgrid.outbox import OutboxRelay, enqueue
 from airgrid.reference import load_reference
 from airgrid.service_app import Infrastructure
 from airgrid.topics import (
@@ -57,6 +57,7 @@ from airgrid.v1 import (
 from airgrid.worker_runs import RunEnded, stop_quietly
 from services.dispatch import store
 from services.dispatch.coverage import CoverageKeeper
+from services.dispatch.decision_rows import DecisionRows
 from services.dispatch.domain.core import CoreSettings, DispatchCore
 from services.dispatch.domain.model import (
     Assigned,
@@ -401,7 +402,6 @@ class DispatchWorker:
             links = await store.open_links(session)
             flown = await store.flown_slots(session)
             alerted = await store.raised_sla_alerts(session)
-        live = {i.id for i in incidents}
         self.core.restore(
             incidents=[request_of_row(row) for row in incidents],
             missions=[
@@ -414,17 +414,24 @@ class DispatchWorker:
                     m.eta_seconds,
                     int(m.created_at.timestamp() * 1000),
                 )
+                # All of them, also those of incidents no longer live: they hold their
+                # drones in the database; end_orphans (in _rebuild) closes them.
                 for m in missions
-                if m.incident_id in live
             ],
             attempts=attempts,
             links=links,
             done_slots=flown,
             alerted=alerted,
         )
+        live = {i.id for i in incidents}
+        orphans = sum(1 for m in missions if m.incident_id not in live)
         log.info(
             "dispatch core restored",
-            extra={"open_incidents": len(incidents), "active_missions": len(missions)},
+            extra={
+                "open_incidents": len(incidents),
+                "active_missions": len(missions),
+                "missions_of_closed_incidents": orphans,
+            },
         )
 
     async def _rebuild(self) -> list[Decision]:
@@ -441,6 +448,11 @@ class DispatchWorker:
         for drone_id in sorted(self.specs):
             view = drone_view(self.specs[drone_id], self.states.get(drone_id))
             decisions += self.core.upsert_drone(view)
+        # Missions the database keeps active for incidents that are closed (a cancel that
+        # raced their assignment, a worker stopped before it heard the cancel): left out,
+        # their drones looked free and every assignment of one was refused, rebuild after
+        # rebuild, so the worker never became ready (issue 5). They end here.
+        decisions += self.core.end_orphans("its incident is closed", _now_ms())
         return decisions
 
     async def _report_waiting(self, decisions: list[Decision] | None = None) -> None:
@@ -581,6 +593,7 @@ class DispatchWorker:
 
     async def _handle_incidents(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         waits = []
+        events = []
         for record in records:
             if self.seen.contains(header(record, "ce_id")):
                 RECORDS_CONSUMED.labels("dispatch", "duplicate").inc()
@@ -592,8 +605,15 @@ class DispatchWorker:
                 log.error("undecodable incident event skipped", extra={"offset": record.offset})
                 continue
             RECORDS_CONSUMED.labels("dispatch", "ok").inc()
-            consumed = time.perf_counter()
+            events.append((event, time.perf_counter()))
+        # One read for the batch's incidents, here rather than in the owner task's jobs.
+        undecided = await self._undecided(
+            [event.accepted.id for event, _ in events if event.HasField("accepted")]
+        )
+        for event, consumed in events:
             if event.HasField("accepted"):
+                if event.accepted.id not in undecided:
+                    continue  # unknown here (another deployment) or decided before a restart
                 waits.append(
                     self._submit(functools.partial(self._accept, event.accepted, consumed))
                 )
@@ -605,11 +625,21 @@ class DispatchWorker:
 
     # -- effects -----------------------------------------------------------------------------
 
-    async def _accept(self, incident: incident_pb2.Incident, consumed: float) -> None:
+    async def _undecided(self, incident_ids: list[str]) -> set[str]:
+        """Those of these incidents that this database holds and that still wait for a
+        decision; a replay of one decided before a restart is ignored."""
+        if not incident_ids:
+            return set()
         async with self.infra.sessions() as session:
-            row = await session.get(IncidentRow, incident.id)
-        if row is None or row.status not in ("accepted", "queued"):
-            return  # unknown here (another deployment) or decided before a restart
+            found = await session.scalars(
+                select(IncidentRow.id).where(
+                    IncidentRow.id.in_(incident_ids),
+                    IncidentRow.status.in_(("accepted", "queued")),
+                )
+            )
+            return set(found)
+
+    async def _accept(self, incident: incident_pb2.Incident, consumed: float) -> None:
         decisions = self.core.accept(request_of(incident), _now_ms())
         await self._decide(decisions)
         DECISION_SECONDS.observe(time.perf_counter() - consumed)
@@ -627,14 +657,18 @@ class DispatchWorker:
         try:
             async with transaction(self.infra.sessions) as session:
                 await self.writer.fence(session)
+                rows = await DecisionRows.load(session, decisions)
                 for decision in decisions:
-                    await self._store(session, decision)
-        except IntegrityError:
+                    self._store(rows, decision)
+        except IntegrityError as refusal:
             # The database disagrees with the core (a stale view or another writer): it is
             # the truth, so the core starts again from it and decides anew.
             if self._rebuilding:
                 raise  # refused again while rebuilding: the rebuild below starts over
-            log.error("decisions refused by the database; rebuilding the dispatch core")
+            log.error(
+                "decisions refused by the database; rebuilding the dispatch core",
+                extra={"refusal": str(refusal.orig).splitlines()[0] if refusal.orig else ""},
+            )
             self._rebuilding = True
             try:
                 for _ in range(3):
@@ -666,50 +700,46 @@ class DispatchWorker:
                 DECISIONS.labels(kind).inc()
             log.info("dispatch " + kind, extra=_log_fields(decision))
 
-    async def _store(self, session: Any, decision: Decision) -> None:
+    def _store(self, rows: DecisionRows, decision: Decision) -> None:
+        session = rows.session
         now = datetime.now(UTC)
         if isinstance(decision, PatrolStarted):
             r = decision.request
             at = _ms_to_dt(r.accepted_ms)
-            await store.add_patrol(
-                session, incident_id=r.id, route_id=decision.route_id, lon=r.lon, lat=r.lat, at=at
+            rows.add_patrol(
+                incident_id=r.id, route_id=decision.route_id, lon=r.lon, lat=r.lat, at=at
             )
         elif isinstance(decision, Assigned):
-            incident = await session.get(IncidentRow, decision.incident_id)
-            if incident is None or not await store.record_assigned(
-                session, decision=decision, at=now
-            ):
+            incident = rows.incident(decision.incident_id)
+            if incident is None or not rows.record_assigned(decision=decision, at=now):
                 return
             kind = dispatch_pb2.DECISION_KIND_ASSIGNED
             self._decision_record(session, decision.incident_id, kind, incident, decision)
             for a in decision.assignments:
                 self._mission_event(
-                    session,
+                    rows,
                     a.mission_id,
                     decision.incident_id,
                     a.drone_id,
                     MissionStage.ASSIGNED,
                     "",
                 )
-            await store.sync_linked(session, primary=incident, at=now)
+            rows.sync_linked(primary=incident, at=now)
         elif isinstance(decision, Queued):
-            incident = await session.get(IncidentRow, decision.incident_id)
+            incident = rows.incident(decision.incident_id)
             if incident is None or incident.patrol_route:
                 return
-            if await store.record_queued(
-                session, incident_id=decision.incident_id, reason=decision.reason, at=now
-            ):
+            if rows.record_queued(incident_id=decision.incident_id, reason=decision.reason, at=now):
                 kind = dispatch_pb2.DECISION_KIND_QUEUED
                 self._decision_record(
                     session, decision.incident_id, kind, incident, None, decision.reason
                 )
         elif isinstance(decision, Preempted | Redispatched | Linked):
-            incident = await session.get(IncidentRow, decision.incident_id)
+            incident = rows.incident(decision.incident_id)
             if incident is None:
                 return
             if isinstance(decision, Linked):
-                await store.record_linked(
-                    session,
+                rows.record_linked(
                     incident_id=decision.incident_id,
                     primary_id=decision.primary_id,
                     reason=decision.reason,
@@ -726,15 +756,17 @@ class DispatchWorker:
             self._decision_record(session, decision.incident_id, kind, incident, None, reason)
         elif isinstance(decision, StageReached):
             at = _ms_to_dt(decision.at_ms) if decision.at_ms else now
-            moved = await store.advance_mission(
-                session, mission_id=decision.mission_id, stage=decision.stage, at=at
+            moved = rows.advance_mission(
+                mission_id=decision.mission_id, stage=decision.stage, at=at
             )
             ce_id = f"{decision.mission_id}:{decision.stage.value}"
-            if moved is not None or (
-                decision.stage == MissionStage.CANCELLED and not await _in_outbox(session, ce_id)
-            ):
+            # Each stage's event once: a cancel may have ended the mission before (the API's
+            # cancel), and an event already in the outbox is not enqueued again.
+            if (
+                moved is not None or decision.stage == MissionStage.CANCELLED
+            ) and not rows.in_outbox(ce_id):
                 self._mission_event(
-                    session,
+                    rows,
                     decision.mission_id,
                     decision.incident_id,
                     decision.drone_id,
@@ -742,21 +774,20 @@ class DispatchWorker:
                     decision.reason,
                 )
                 MISSION_STAGES.labels(decision.stage.value).inc()
-            incident = await session.get(IncidentRow, decision.incident_id)
+            incident = rows.incident(decision.incident_id)
             if incident is not None and incident.patrol_route and decision.stage in (
                 MissionStage.COMPLETED, MissionStage.CANCELLED, MissionStage.FAILED,
             ):  # fmt: skip
-                await store.end_patrol(
-                    session,
+                rows.end_patrol(
                     incident_id=incident.id,
                     at=at,
                     reason=decision.reason,
                     completed=decision.stage == MissionStage.COMPLETED,
                 )
             elif incident is not None:
-                await store.sync_linked(session, primary=incident, at=at)
+                rows.sync_linked(primary=incident, at=at)
         elif isinstance(decision, SlaAlert):
-            await self._alert(session, decision)
+            self._alert(rows, decision)
         elif isinstance(decision, DroneOrder):
             self._command(session, decision)
 
@@ -826,7 +857,7 @@ class DispatchWorker:
 
     def _mission_event(
         self,
-        session: Any,
+        rows: DecisionRows,
         mission_id: str,
         incident_id: str,
         drone_id: str,
@@ -841,21 +872,24 @@ class DispatchWorker:
             event_time_ms=_now_ms(),
             reason=reason,
         )
+        ce_id = f"{mission_id}:{stage.value}"
+        rows.enqueued(ce_id)
         enqueue(
-            session,
+            rows.session,
             service="dispatch",
             topic=MISSION_EVENTS,
             key=mission_id,
             ce_type="airgrid.mission.event",
             payload=event.SerializeToString(),
-            ce_id=f"{mission_id}:{stage.value}",
+            ce_id=ce_id,
         )
 
-    async def _alert(self, session: Any, alert: SlaAlert) -> None:
+    def _alert(self, rows: DecisionRows, alert: SlaAlert) -> None:
         ce_id = f"sla:{alert.incident_id}:{alert.kind.value}"
-        if await _in_outbox(session, ce_id):
+        if rows.in_outbox(ce_id):
             return  # raised before a restart
-        incident = await session.get(IncidentRow, alert.incident_id)
+        rows.enqueued(ce_id)
+        incident = rows.incident(alert.incident_id)
         breached = alert.kind == SlaAlertKind.BREACHED
         eta = (
             "no drone on the way"
@@ -881,7 +915,7 @@ class DispatchWorker:
             lat=incident.lat if incident is not None else 0.0,
         )
         enqueue(
-            session,
+            rows.session,
             service="dispatch",
             topic=ALERTS,
             key=alert.incident_id,
@@ -949,11 +983,6 @@ _ORDER_PROTO = {
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-async def _in_outbox(session: Any, ce_id: str) -> bool:
-    found = await session.scalar(select(OutboxRecord.id).where(OutboxRecord.ce_id == ce_id))
-    return found is not None
 
 
 def _log_fields(decision: Decision) -> dict[str, object]:

@@ -300,6 +300,20 @@ class DispatchCore:
             self._close_if_done(mission.incident_id, now)
         return self.drain_queue()
 
+    def end_orphans(self, reason: str, now_ms: int | None = None) -> list[Decision]:
+        """End the restored missions whose incident the core does not work on (closed,
+        or a duplicate linked to another): the database still holds their drones, so they
+        are cancelled and their drones sent home rather than left busy for nothing or,
+        forgotten, assigned again over a mission the database keeps active."""
+        now = self._advance(now_ms)
+        decisions: list[Decision] = []
+        for mission in sorted(self.missions.values(), key=lambda m: m.id):
+            if mission.incident_id not in self.incidents:
+                decisions.extend(self._end(mission, MissionStage.CANCELLED, now, reason))
+        if decisions:
+            decisions.extend(self.drain_queue())
+        return decisions
+
     def restore(
         self,
         *,

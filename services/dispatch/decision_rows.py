@@ -1,0 +1,300 @@
+"""The rows one decision transaction touches, read up front and changed in memory.
+
+A core call's decisions (a patrol start is three, an incident that takes a patrol's drone
+half a dozen) used to cost several round trips each: a read of the incident, a locked read
+again, the missions, the timeline, the duplicates, a flush. Serialized in the worker's one
+owner task, a clock tick starting eight patrols held an incident's decision for 100+ ms
+(issue 5, POST -> decision p99). Here the incidents, their missions, timelines and
+duplicates and the outbox ids to check are read in four queries, the decisions change them
+in memory, and the commit writes them in one flush (SQLAlchemy batches the inserts per
+table and emits updates before inserts, so a retasked drone's old mission leaves the
+active set before its new one enters it). The rules are those of services/dispatch/store.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from airgrid.outbox import OutboxRecord
+from services.dispatch.domain.model import (
+    Assigned,
+    Decision,
+    DroneOrder,
+    IncidentStatus,
+    Linked,
+    MissionStage,
+    SlaAlert,
+    StageReached,
+)
+from services.dispatch.models import ACTIVE_STAGES, IncidentRow, IncidentStageRow, MissionRow
+from services.dispatch.store import MISSION_ORDER, STAGE_STATUS, status_moves
+
+
+class DecisionRows:
+    """Incidents (locked), their missions (locked), their timeline stages and outbox ids,
+    as one transaction's decisions need them; rows added here are seen by later decisions
+    of the same transaction, as a flush before each read used to make them."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.incidents: dict[str, IncidentRow] = {}
+        self.missions: dict[str, MissionRow] = {}
+        self.missions_of: dict[str, list[MissionRow]] = {}
+        self.duplicates_of: dict[str, list[IncidentRow]] = {}
+        self.stages: set[tuple[str, str]] = set()
+        self.ce_ids: set[str] = set()
+
+    @classmethod
+    async def load(cls, session: AsyncSession, decisions: Iterable[Decision]) -> DecisionRows:
+        rows = cls(session)
+        incident_ids: set[str] = set()
+        mission_ids: set[str] = set()
+        ce_ids: set[str] = set()
+        for d in decisions:
+            if isinstance(d, DroneOrder):
+                continue  # only an outbox record
+            incident_ids.add(d.incident_id)
+            if isinstance(d, Linked):
+                incident_ids.add(d.primary_id)
+            elif isinstance(d, StageReached):
+                mission_ids.add(d.mission_id)
+                ce_ids.add(f"{d.mission_id}:{d.stage.value}")
+            elif isinstance(d, SlaAlert):
+                ce_ids.add(f"sla:{d.incident_id}:{d.kind.value}")
+        if not incident_ids:
+            return rows
+        # Incidents first, then missions: the order the API's cancel takes its locks in.
+        of_missions = select(MissionRow.incident_id).where(MissionRow.id.in_(mission_ids))
+        incidents = (
+            await session.scalars(
+                select(IncidentRow)
+                .where(
+                    or_(
+                        IncidentRow.id.in_(incident_ids),
+                        IncidentRow.id.in_(of_missions),
+                        IncidentRow.linked_to.in_(incident_ids),
+                    )
+                )
+                .order_by(IncidentRow.id)
+                .with_for_update()
+            )
+        ).all()
+        for incident in incidents:
+            rows.incidents[incident.id] = incident
+            rows.missions_of[incident.id] = []
+        for incident in incidents:
+            if incident.linked_to is not None:
+                rows.duplicates_of.setdefault(incident.linked_to, []).append(incident)
+        primaries = [i.id for i in incidents if i.linked_to is None]
+        if primaries or mission_ids:
+            missions = (
+                await session.scalars(
+                    select(MissionRow)
+                    .where(
+                        or_(MissionRow.id.in_(mission_ids), MissionRow.incident_id.in_(primaries))
+                    )
+                    .order_by(MissionRow.id)
+                    .with_for_update()
+                )
+            ).all()
+            for mission in missions:
+                rows.missions[mission.id] = mission
+                rows.missions_of.setdefault(mission.incident_id, []).append(mission)
+        stages = await session.execute(
+            select(IncidentStageRow.incident_id, IncidentStageRow.stage).where(
+                IncidentStageRow.incident_id.in_(list(rows.incidents))
+            )
+        )
+        rows.stages = {(incident_id, stage) for incident_id, stage in stages}
+        if ce_ids:
+            found = await session.scalars(
+                select(OutboxRecord.ce_id).where(OutboxRecord.ce_id.in_(ce_ids))
+            )
+            rows.ce_ids = set(found)
+        return rows
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def incident(self, incident_id: str) -> IncidentRow | None:
+        return self.incidents.get(incident_id)
+
+    def in_outbox(self, ce_id: str) -> bool:
+        """Whether an outbox record with this id exists, committed or enqueued here."""
+        return ce_id in self.ce_ids
+
+    def enqueued(self, ce_id: str) -> None:
+        self.ce_ids.add(ce_id)
+
+    def _active(self, incident_id: str, *, besides: str = "") -> int:
+        return sum(
+            1
+            for m in self.missions_of.get(incident_id, ())
+            if m.id != besides and m.stage in ACTIVE_STAGES
+        )
+
+    # -- changes (the rules of store.py, in memory) --------------------------------------------
+
+    def add_stage(self, *, incident_id: str, stage: str, at: datetime, detail: str = "") -> bool:
+        if (incident_id, stage) in self.stages:
+            return False
+        self.stages.add((incident_id, stage))
+        self.session.add(
+            IncidentStageRow(incident_id=incident_id, stage=stage, at=at, detail=detail)
+        )
+        return True
+
+    def advance_incident(
+        self,
+        *,
+        incident: IncidentRow,
+        status: IncidentStatus,
+        at: datetime,
+        reason: str | None = None,
+    ) -> bool:
+        if not status_moves(incident, status, reason):
+            return False
+        incident.status = status.value
+        incident.status_reason = reason
+        if status != IncidentStatus.QUEUED:
+            self.add_stage(incident_id=incident.id, stage=status.value, at=at)
+        return True
+
+    def add_patrol(
+        self, *, incident_id: str, route_id: str, lon: float, lat: float, at: datetime
+    ) -> bool:
+        """The incident row of a routine-inspection sortie (department 'airgrid', priority 4)."""
+        if incident_id in self.incidents:
+            return False
+        row = IncidentRow(
+            id=incident_id,
+            department="airgrid",
+            reported_by="dispatch-core",
+            type="routine_inspection",
+            priority=4,
+            lon=lon,
+            lat=lat,
+            geometry={"type": "Point", "coordinates": [lon, lat]},
+            required_capabilities=[],
+            drones_needed=1,
+            on_scene_seconds=0,
+            description=f"patrol route {route_id}",
+            shared_with=[],
+            status=IncidentStatus.ACCEPTED.value,
+            status_reason=None,
+            linked_to=None,
+            patrol_route=route_id,
+            accepted_at=at,
+        )
+        self.session.add(row)
+        self.incidents[incident_id] = row
+        self.missions_of[incident_id] = []
+        self.add_stage(incident_id=incident_id, stage="accepted", at=at)
+        return True
+
+    def record_assigned(self, *, decision: Assigned, at: datetime) -> bool:
+        """Store the missions of an assignment; False when this decision was stored before."""
+        incident = self.incidents.get(decision.incident_id)
+        if incident is None:
+            return False
+        missions = self.missions_of.setdefault(incident.id, [])
+        known = {m.id for m in missions}
+        fresh = [a for a in decision.assignments if a.mission_id not in known]
+        if not fresh:
+            return False
+        for a in fresh:
+            mission = MissionRow(
+                id=a.mission_id,
+                incident_id=incident.id,
+                slot=a.slot,
+                drone_id=a.drone_id,
+                from_nest_id=a.from_nest_id,
+                eta_seconds=a.eta_seconds,
+                stage=MissionStage.ASSIGNED.value,
+                created_at=at,
+            )
+            self.session.add(mission)
+            self.missions[mission.id] = mission
+            missions.append(mission)
+        self.advance_incident(incident=incident, status=IncidentStatus.ASSIGNED, at=at)
+        return True
+
+    def record_queued(self, *, incident_id: str, reason: str, at: datetime) -> bool:
+        """The incident waits with a reason; True when it newly waits (first time, or again
+        after its drones were preempted or failed)."""
+        incident = self.incidents.get(incident_id)
+        if incident is None:
+            return False
+        if incident.status == IncidentStatus.QUEUED.value:
+            incident.status_reason = reason
+            return False
+        if incident.status == IncidentStatus.ACCEPTED.value:
+            return self.advance_incident(
+                incident=incident, status=IncidentStatus.QUEUED, at=at, reason=reason
+            )
+        if incident.status in (
+            IncidentStatus.ASSIGNED.value,
+            IncidentStatus.LAUNCHED.value,
+            IncidentStatus.ON_SCENE.value,
+        ) and not self._active(incident_id):  # every drone was taken away: back in the queue
+            incident.status = IncidentStatus.QUEUED.value
+            incident.status_reason = reason
+            return True
+        return False
+
+    def record_linked(
+        self, *, incident_id: str, primary_id: str, reason: str, at: datetime
+    ) -> bool:
+        """A duplicate report joins the primary incident's missions and follows its status."""
+        incident = self.incidents.get(incident_id)
+        primary = self.incidents.get(primary_id)
+        if incident is None or primary is None or incident.linked_to == primary_id:
+            return False
+        if incident.linked_to is not None:
+            before = self.duplicates_of.get(incident.linked_to, [])
+            self.duplicates_of[incident.linked_to] = [r for r in before if r is not incident]
+        incident.linked_to = primary_id
+        self.duplicates_of.setdefault(primary_id, []).append(incident)
+        incident.status_reason = f"linked to {primary_id}: {reason}"
+        self.add_stage(incident_id=incident_id, stage="linked", at=at, detail=primary_id)
+        self.sync_linked(primary=primary, at=at)
+        return True
+
+    def sync_linked(self, *, primary: IncidentRow, at: datetime) -> None:
+        """Duplicates linked to primary take its status (forward only)."""
+        target = IncidentStatus(primary.status)
+        for row in self.duplicates_of.get(primary.id, ()):
+            if row.status != target.value:
+                self.advance_incident(incident=row, status=target, at=at, reason=row.status_reason)
+
+    def advance_mission(
+        self, *, mission_id: str, stage: MissionStage, at: datetime
+    ) -> MissionRow | None:
+        """Move a mission forward (never back) and its incident with it; None when nothing
+        moved."""
+        mission = self.missions.get(mission_id)
+        if mission is None:
+            return None
+        if MISSION_ORDER[stage] <= MISSION_ORDER[MissionStage(mission.stage)]:
+            return None
+        mission.stage = stage.value
+        incident = self.incidents.get(mission.incident_id)
+        if incident is None:
+            return mission
+        if stage in STAGE_STATUS:
+            self.advance_incident(incident=incident, status=STAGE_STATUS[stage], at=at)
+        elif stage == MissionStage.COMPLETED and not self._active(incident.id, besides=mission.id):
+            self.advance_incident(incident=incident, status=IncidentStatus.COMPLETED, at=at)
+        return mission
+
+    def end_patrol(self, *, incident_id: str, completed: bool, at: datetime, reason: str) -> None:
+        """A patrol sortie's incident closes when its only mission ends (flown, preempted or
+        failed)."""
+        incident = self.incidents.get(incident_id)
+        if incident is None or incident.patrol_route is None:
+            return
+        status = IncidentStatus.COMPLETED if completed else IncidentStatus.CANCELLED
+        self.advance_incident(incident=incident, status=status, at=at, reason=reason)
