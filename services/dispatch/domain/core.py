@@ -501,7 +501,7 @@ class DispatchCore:
             path = route.waypoints if route is not None else ()
             return DroneOrder(
                 incident.id, a.mission_id, a.drone_id, OrderKind.LAUNCH,
-                path[-1] if path else None, path, 0, a.from_nest_id,
+                path[-1] if path else None, path, 1, a.from_nest_id,  # 1 s there, then home
             )  # fmt: skip
         kind = OrderKind.GOTO if a.airborne else OrderKind.LAUNCH
         return DroneOrder(
