@@ -66,8 +66,10 @@ HTTP_TIMEOUT_S = 10.0
 # How long the broker may hold an empty fetch of drone commands: the floor on the delay from a
 # dispatch decision to the drone's launch (Tansu answers an empty fetch only when it runs out).
 COMMAND_FETCH_WAIT_MS = 20
-# Most seconds the incident load waits for the fleet's first reports.
+# Most seconds the incident load waits for the fleet's first reports to reach the services,
+# and how often it asks the telemetry service meanwhile.
 FLEET_REPORT_WAIT_S = 5.0
+FLEET_POLL_S = 0.1
 
 
 @dataclass
@@ -201,17 +203,26 @@ async def run_sim(
         tasks.append(asyncio.create_task(coro, name=name))
 
     try:
-        # Telemetry and incidents flow at once: the first incident is posted as soon as every
-        # drone has reported once (so dispatch picks the nearest, not the first it hears of),
-        # while the command consumer still joins its group (it reads from the earliest
-        # offset, so commands decided meanwhile are flown as soon as it has joined).
+        # Telemetry and incidents flow at once: the first incident is posted as soon as the
+        # services know every drone's first report (so dispatch picks the nearest, not the
+        # first it hears of), while the command consumer still joins its group (it reads from
+        # the earliest offset, so commands decided meanwhile are flown as soon as it has
+        # joined).
         await sender.start()
         reported = asyncio.Event()
         spawn(_tick_loop(fleet, sender, stats, stop, schedule, reported), "telemetry")
         if load is not None:
             url = f"{(dispatch_url or settings.url_of('dispatch')).rstrip('/')}/v1/incidents"
+            states = f"{(telemetry_url or settings.url_of('telemetry')).rstrip('/')}"
+            fleet_known = _fleet_known(
+                reported,
+                f"{states}/v1/drones/states",
+                keys[min(keys)],
+                drones=len(fleet),
+                seq_base=started,
+            )
             spawn(
-                _incident_loop(load, url, keys, load_s, stats, stop, outcomes, reported),
+                _incident_loop(load, url, keys, load_s, stats, stop, outcomes, fleet_known),
                 "incidents",
             )
         spec = ConsumerSpec(
@@ -502,15 +513,21 @@ async def _incident_loop(
     stats: SimStats,
     stop: asyncio.Event,
     outcomes: Outcomes | None,
-    reported: asyncio.Event | None = None,
+    fleet_known: Coroutine[Any, Any, None] | None = None,
 ) -> None:
-    """Post each scheduled incident at its offset, counted from the moment every drone has
-    reported once; each post runs on its own so a slow one never holds back the schedule."""
+    """Post each scheduled incident at its offset, counted from the moment the services know
+    every drone (`fleet_known` returns, or FLEET_REPORT_WAIT_S passed); each post runs on its
+    own so a slow one never holds back the schedule."""
     in_flight: set[asyncio.Task[None]] = set()
     loop = asyncio.get_running_loop()
-    if reported is not None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(reported.wait(), FLEET_REPORT_WAIT_S)
+    if fleet_known is not None:
+        try:
+            await asyncio.wait_for(fleet_known, FLEET_REPORT_WAIT_S)
+        except TimeoutError:
+            log.warning(
+                "the services do not know every drone yet; posting incidents anyway",
+                extra={"waited_s": FLEET_REPORT_WAIT_S},
+            )
     began = loop.time()
     async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_S) as client:
         try:
@@ -535,6 +552,27 @@ async def _incident_loop(
             for task in list(in_flight):
                 task.cancel()
             await asyncio.gather(*in_flight, return_exceptions=True)
+
+
+async def _fleet_known(
+    reported: asyncio.Event, states_url: str, key: str, *, drones: int, seq_base: int
+) -> None:
+    """Returns once every drone has reported and the telemetry service's state view holds a
+    report of this run (seq above seq_base) from each. The dispatch worker reads the same
+    state topic, so it then knows the fleet too: an incident decided before that goes for
+    good to the best drone dispatch has heard of so far (at start-up the first incidents
+    reached dispatch ~1 s before the fleet did, and went to far drones)."""
+    await reported.wait()
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_S) as client:
+        while True:
+            with contextlib.suppress(httpx.HTTPError, ValueError, KeyError, TypeError):
+                response = await client.get(states_url, headers=headers)
+                if response.status_code == 200:
+                    known = response.json()["drones"]
+                    if sum(1 for d in known if int(d["last_seq"]) > seq_base) >= drones:
+                        return
+            await asyncio.sleep(FLEET_POLL_S)
 
 
 async def _post(
