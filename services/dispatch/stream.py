@@ -208,7 +208,13 @@ def core_settings(settings: Settings) -> CoreSettings:
     )
 
 
-Job = Callable[[], Awaitable[None]]
+# A job is one core call (or a few): it returns the decisions to store, or an awaitable of
+# them when it must read the database first. The owner task stores the decisions of all the
+# jobs it finds queued in one transaction.
+Job = Callable[[], list[Decision] | Awaitable[list[Decision]]]
+QueuedJob = tuple[Job, asyncio.Future[None] | None, Callable[[], None] | None]
+# At most this many jobs' decisions in one transaction (a restart's replay of drone states).
+_BATCH_JOBS = 1000
 
 
 class DispatchWorker:
@@ -236,7 +242,7 @@ class DispatchWorker:
         self.states: dict[str, drone_state_pb2.DroneState] = {}
         self.nest_views: dict[str, NestView] = {}
         self.zone_views: dict[str, NoFlyZone] = {}
-        self.jobs: asyncio.Queue[tuple[Job, asyncio.Future[None] | None]] = asyncio.Queue()
+        self.jobs: asyncio.Queue[QueuedJob] = asyncio.Queue()
         self.seen = SeenIds()
         self._rebuilding = False
         self.status = WorkerStatus()
@@ -380,8 +386,8 @@ class DispatchWorker:
             if consumer is not None:
                 await stop_quietly(consumer.stop, "incident consumer")
 
-    async def _restore_core(self) -> None:
-        await self._report_waiting(await self._rebuild())
+    async def _restore_core(self) -> list[Decision]:
+        return self._with_waiting(await self._rebuild())
 
     async def _failed(self) -> None:
         await self._failure.wait()
@@ -455,13 +461,15 @@ class DispatchWorker:
         decisions += self.core.end_orphans("its incident is closed", _now_ms())
         return decisions
 
-    async def _report_waiting(self, decisions: list[Decision] | None = None) -> None:
-        decisions = [*(decisions or []), *self.core.drain_queue()]
+    def _with_waiting(self, decisions: list[Decision]) -> list[Decision]:
+        """The decisions of a rebuild, then the queue tried, then every waiting incident
+        reported as queued with its reason."""
+        decisions = [*decisions, *self.core.drain_queue()]
         for entry in self.core.queued_incidents():
             if not entry.request.patrol_route:
                 reason = entry.reason or "waiting for a drone"
                 decisions.append(Queued(entry.request.id, tuple(sorted(entry.open_slots)), reason))
-        await self._decide(decisions)
+        return decisions
 
     async def _tick_forever(self) -> None:
         period = self.infra.settings.dispatch_tick_seconds
@@ -473,10 +481,10 @@ class DispatchWorker:
                 swept = time.monotonic()
                 self._submit(self._decide_undecided)
             # Coverage gauge and rebalancing (issue 6): idle drones move to close holes.
-            self._submit(lambda: self._decide(self.coverage.rebalance(self.core, _now_ms())))
+            self._submit(lambda: self.coverage.rebalance(self.core, _now_ms()))
             await asyncio.wait([done])
 
-    async def _tick(self) -> None:
+    def _tick(self) -> list[Decision]:
         decisions = self.core.tick(_now_ms())
         if self._idle_drone_moved:
             # The core re-tries its queue when a drone's availability changes, not when an idle
@@ -485,9 +493,9 @@ class DispatchWorker:
             # such a change. With nothing waiting the drain finds nothing to try.
             self._idle_drone_moved = False
             decisions += self.core.drain_queue()
-        await self._decide(decisions)
+        return decisions
 
-    async def _decide_undecided(self) -> None:
+    async def _decide_undecided(self) -> list[Decision]:
         """Incidents committed a while ago that still have no decision and that the core has
         never seen: their record did not reach this worker (an empty broker can lose a record
         after acknowledging it), so they are taken from the database, as at a restart. One
@@ -497,7 +505,7 @@ class DispatchWorker:
             rows = await store.undecided_incidents(session, accepted_before=before)
         missed = [row for row in rows if row.id not in self.core.seen_incidents]
         if not missed:
-            return
+            return []
         log.warning(
             "incidents without a decision whose record never arrived; deciding them now",
             extra={"incidents": len(missed), "first": missed[0].id},
@@ -505,28 +513,55 @@ class DispatchWorker:
         decisions: list[Decision] = []
         for row in missed:
             decisions += self.core.accept(request_of_row(row), _now_ms())
-        await self._decide(decisions)
+        return decisions
 
     # -- the single owner of the core ------------------------------------------------------
 
     async def _own_core(self) -> None:
+        """Run the queued jobs' core calls, store all their decisions in one transaction,
+        then tell the jobs' submitters. An incident arriving while a transaction is in
+        flight waits for that one only, not for every job queued before it, each with a
+        transaction of its own (issue 5: an incident queued behind drone-state jobs)."""
         while True:
-            job, done = await self.jobs.get()
+            batch = [await self.jobs.get()]
+            while not self.jobs.empty() and len(batch) < _BATCH_JOBS:
+                batch.append(self.jobs.get_nowait())
+            decisions: list[Decision] = []
+            ran: list[tuple[asyncio.Future[None] | None, Callable[[], None] | None]] = []
+            for job, done, after in batch:
+                try:
+                    found = job()
+                    if not isinstance(found, list):
+                        found = await found
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:
+                    log.exception("dispatch job failed")
+                    if done is not None and not done.done():
+                        done.set_exception(error)
+                    continue
+                decisions += found
+                ran.append((done, after))
             try:
-                await job()
+                await self._decide(decisions)
             except asyncio.CancelledError:
                 raise
-            except Exception as error:
-                log.exception("dispatch job failed")
-                if done is not None and not done.done():
-                    done.set_exception(error)
+            except Exception as error:  # the run ends: _decide called _fail
+                log.exception("dispatch decisions not stored")
+                for done, _ in ran:
+                    if done is not None and not done.done():
+                        done.set_exception(error)
                 continue
-            if done is not None and not done.done():
-                done.set_result(None)
+            for done, after in ran:
+                if after is not None:
+                    after()
+                if done is not None and not done.done():
+                    done.set_result(None)
 
-    def _submit(self, job: Job) -> asyncio.Future[None]:
+    def _submit(self, job: Job, after: Callable[[], None] | None = None) -> asyncio.Future[None]:
+        """Queue a job; the future is resolved once its decisions are stored, after `after`."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.jobs.put_nowait((job, done))
+        self.jobs.put_nowait((job, done, after))
         return done
 
     # -- inputs ----------------------------------------------------------------------------
@@ -546,13 +581,13 @@ class DispatchWorker:
                 # fail and be re-dispatched for "link lost".
                 return
             view = drone_view(change.drone, state)
-            self.jobs.put_nowait((lambda: self._decide(self.core.upsert_drone(view)), None))
+            self.jobs.put_nowait((lambda: self.core.upsert_drone(view), None, None))
         elif which == "nest":
             nest = nest_view(change.nest)
             self.nest_views[nest.id] = nest
             if self._replaying:
                 return
-            self.jobs.put_nowait((lambda: self._decide(self.core.upsert_nest(nest)), None))
+            self.jobs.put_nowait((lambda: self.core.upsert_nest(nest), None, None))
         elif which == "geofence":
             zone = zone_of(change.geofence)
             fence_id = change.geofence.id
@@ -562,17 +597,13 @@ class DispatchWorker:
                 self.zone_views.pop(fence_id, None)
             if self._replaying:
                 return
-            self.jobs.put_nowait(
-                (lambda: self._decide(self.core.upsert_zone(zone, fence_id)), None)
-            )
+            self.jobs.put_nowait((lambda: self.core.upsert_zone(zone, fence_id), None, None))
         elif change.deleted and change.deleted_kind == "geofence":
             self.zone_views.pop(change.entity_id, None)
             fence_id = change.entity_id
             if self._replaying:
                 return
-            self.jobs.put_nowait(
-                (lambda: self._decide(self.core.upsert_zone(None, fence_id)), None)
-            )
+            self.jobs.put_nowait((lambda: self.core.upsert_zone(None, fence_id), None, None))
 
     def _on_state(self, key: str, state: drone_state_pb2.DroneState | None) -> None:
         if state is None:
@@ -583,7 +614,7 @@ class DispatchWorker:
             return
         view = drone_view(spec, state)
         at = state.event_time_ms or _now_ms()
-        self.jobs.put_nowait((lambda: self._decide(self._drone_reported(view, at)), None))
+        self.jobs.put_nowait((lambda: self._drone_reported(view, at), None, None))
 
     def _drone_reported(self, view: DroneView, at: int) -> list[Decision]:
         decisions = self.core.upsert_drone(view, at)
@@ -614,8 +645,12 @@ class DispatchWorker:
             if event.HasField("accepted"):
                 if event.accepted.id not in undecided:
                     continue  # unknown here (another deployment) or decided before a restart
+                accepted = event.accepted
                 waits.append(
-                    self._submit(functools.partial(self._accept, event.accepted, consumed))
+                    self._submit(
+                        functools.partial(self._accept, accepted),
+                        functools.partial(_observe_decided, accepted, consumed),
+                    )
                 )
             elif event.HasField("cancelled"):
                 waits.append(self._submit(functools.partial(self._cancel, event.cancelled)))
@@ -639,14 +674,11 @@ class DispatchWorker:
             )
             return set(found)
 
-    async def _accept(self, incident: incident_pb2.Incident, consumed: float) -> None:
-        decisions = self.core.accept(request_of(incident), _now_ms())
-        await self._decide(decisions)
-        DECISION_SECONDS.observe(time.perf_counter() - consumed)
-        ACCEPT_TO_DECISION_SECONDS.observe(max(0.0, time.time() - incident.accepted_time_ms / 1000))
+    def _accept(self, incident: incident_pb2.Incident) -> list[Decision]:
+        return self.core.accept(request_of(incident), _now_ms())
 
-    async def _cancel(self, cancelled: incident_pb2.IncidentCancelled) -> None:
-        await self._decide(self.core.cancel(cancelled.incident_id, _now_ms()))
+    def _cancel(self, cancelled: incident_pb2.IncidentCancelled) -> list[Decision]:
+        return self.core.cancel(cancelled.incident_id, _now_ms())
 
     async def _decide(self, decisions: list[Decision]) -> None:
         """Store a core call's decisions and their outbox records in one transaction, behind
@@ -673,7 +705,7 @@ class DispatchWorker:
             try:
                 for _ in range(3):
                     try:
-                        await self._report_waiting(await self._rebuild())
+                        await self._decide(self._with_waiting(await self._rebuild()))
                         break
                     except IntegrityError:
                         continue
@@ -979,6 +1011,13 @@ _ORDER_PROTO = {
     OrderKind.GOTO: command_pb2.COMMAND_KIND_GOTO,
     OrderKind.RETURN: command_pb2.COMMAND_KIND_RETURN,
 }
+
+
+def _observe_decided(incident: incident_pb2.Incident, consumed: float) -> None:
+    """An incident's decision is stored: how long it took from its record, and from its
+    acceptance over HTTP."""
+    DECISION_SECONDS.observe(time.perf_counter() - consumed)
+    ACCEPT_TO_DECISION_SECONDS.observe(max(0.0, time.time() - incident.accepted_time_ms / 1000))
 
 
 def _now_ms() -> int:

@@ -15,8 +15,10 @@ from services.dispatch.domain.model import (
     DroneOrder,
     DroneView,
     IncidentRequest,
+    MissionStage,
     NestView,
     Queued,
+    StageReached,
     mission_id_for,
 )
 
@@ -166,6 +168,23 @@ def test_restore_rebuilds_busy_drones_and_open_slots() -> None:
     assert isinstance(decision, Assigned)
     assert [a.drone_id for a in decision.assignments] == ["drone-002"]
     assert decision.assignments[0].slot == 1
+
+
+def test_restored_missions_of_closed_incidents_end_and_free_their_drones() -> None:
+    core = core_with(drone(1), drone(2))
+    orphan = mission_id_for("inc-9", 0, 0)  # inc-9 is closed: not among the live incidents
+    core.restore(
+        incidents=[incident(1, drones_needed=2)],
+        missions=[(orphan, "inc-9", "drone-001", 0)],
+    )
+    assert core.busy["drone-001"] == orphan  # the database keeps its drone until it ends
+    decisions = core.end_orphans("its incident is closed")
+    [ended] = [d for d in decisions if isinstance(d, StageReached)]
+    assert (ended.mission_id, ended.stage) == (orphan, MissionStage.CANCELLED)
+    assert any(isinstance(d, DroneOrder) and d.kind == "return" for d in decisions)
+    [assigned] = [d for d in decisions if isinstance(d, Assigned)]
+    assert sorted(a.drone_id for a in assigned.assignments) == ["drone-001", "drone-002"]
+    assert core.end_orphans("again") == []
 
 
 # -- properties -----------------------------------------------------------------------
