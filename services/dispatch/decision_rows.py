@@ -68,53 +68,51 @@ class DecisionRows:
         if not incident_ids:
             return rows
         # Incidents first, then missions: the order the API's cancel takes its locks in.
-        of_missions = select(MissionRow.incident_id).where(MissionRow.id.in_(mission_ids))
-        incidents = (
-            await session.scalars(
+        # Usually one query each; a restore's thousands of decisions take a few.
+        for ids, of in zip(*_paired(incident_ids, mission_ids), strict=True):
+            of_missions = select(MissionRow.incident_id).where(MissionRow.id.in_(of))
+            incidents = await session.scalars(
                 select(IncidentRow)
                 .where(
                     or_(
-                        IncidentRow.id.in_(incident_ids),
+                        IncidentRow.id.in_(ids),
                         IncidentRow.id.in_(of_missions),
-                        IncidentRow.linked_to.in_(incident_ids),
+                        IncidentRow.linked_to.in_(ids),
                     )
                 )
                 .order_by(IncidentRow.id)
                 .with_for_update()
             )
-        ).all()
-        for incident in incidents:
-            rows.incidents[incident.id] = incident
+            for incident in incidents:
+                rows.incidents[incident.id] = incident
+        for incident in rows.incidents.values():
             rows.missions_of[incident.id] = []
-        for incident in incidents:
             if incident.linked_to is not None:
                 rows.duplicates_of.setdefault(incident.linked_to, []).append(incident)
-        primaries = [i.id for i in incidents if i.linked_to is None]
-        if primaries or mission_ids:
-            missions = (
-                await session.scalars(
-                    select(MissionRow)
-                    .where(
-                        or_(MissionRow.id.in_(mission_ids), MissionRow.incident_id.in_(primaries))
-                    )
-                    .order_by(MissionRow.id)
-                    .with_for_update()
-                )
-            ).all()
+        primaries = {i.id for i in rows.incidents.values() if i.linked_to is None}
+        for ids, of in zip(*_paired(mission_ids, primaries), strict=True):
+            missions = await session.scalars(
+                select(MissionRow)
+                .where(or_(MissionRow.id.in_(ids), MissionRow.incident_id.in_(of)))
+                .order_by(MissionRow.id)
+                .with_for_update()
+            )
             for mission in missions:
-                rows.missions[mission.id] = mission
-                rows.missions_of.setdefault(mission.incident_id, []).append(mission)
-        stages = await session.execute(
-            select(IncidentStageRow.incident_id, IncidentStageRow.stage).where(
-                IncidentStageRow.incident_id.in_(list(rows.incidents))
+                if mission.id not in rows.missions:
+                    rows.missions[mission.id] = mission
+                    rows.missions_of.setdefault(mission.incident_id, []).append(mission)
+        for ids in _chunks(set(rows.incidents)):
+            stages = await session.execute(
+                select(IncidentStageRow.incident_id, IncidentStageRow.stage).where(
+                    IncidentStageRow.incident_id.in_(ids)
+                )
             )
-        )
-        rows.stages = {(incident_id, stage) for incident_id, stage in stages}
-        if ce_ids:
+            rows.stages.update((incident_id, stage) for incident_id, stage in stages)
+        for ids in _chunks(ce_ids) if ce_ids else ():
             found = await session.scalars(
-                select(OutboxRecord.ce_id).where(OutboxRecord.ce_id.in_(ce_ids))
+                select(OutboxRecord.ce_id).where(OutboxRecord.ce_id.in_(ids))
             )
-            rows.ce_ids = set(found)
+            rows.ce_ids.update(found)
         return rows
 
     # -- reads -------------------------------------------------------------------------------
@@ -298,3 +296,20 @@ class DecisionRows:
             return
         status = IncidentStatus.COMPLETED if completed else IncidentStatus.CANCELLED
         self.advance_incident(incident=incident, status=status, at=at, reason=reason)
+
+
+# Ids per IN list: PostgreSQL takes at most 32,767 parameters in one statement, and a query
+# here may use two lists (one of them twice).
+_CHUNK = 5_000
+
+
+def _chunks(ids: set[str]) -> list[list[str]]:
+    ordered = sorted(ids)
+    return [ordered[i : i + _CHUNK] for i in range(0, len(ordered), _CHUNK)] or [[]]
+
+
+def _paired(first: set[str], second: set[str]) -> tuple[list[list[str]], list[list[str]]]:
+    """Both id sets in chunks, as many of each (padded with empty ones), to go together."""
+    a, b = _chunks(first), _chunks(second)
+    size = max(len(a), len(b))
+    return a + [[]] * (size - len(a)), b + [[]] * (size - len(b))
