@@ -169,6 +169,7 @@ def drone_view(spec: registry_pb2.Drone, state: drone_state_pb2.DroneState | Non
         lat=state.lat if state is not None else None,
         battery_pct=state.battery_pct if state is not None else 0.0,
         airborne=airborne,
+        alt_m=state.alt_m if state is not None and airborne else None,
         link_ok=state.link_ok if state is not None else False,
         faults=tuple(state.faults) if state is not None else (),
         mode=state.flight_mode if state is not None else 0,

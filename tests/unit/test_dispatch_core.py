@@ -89,6 +89,16 @@ def test_docked_eta_counts_launch_delay_and_climb() -> None:
     assert eta_seconds(replace(d, airborne=True), at_nest) == 0.0
 
 
+def test_a_drone_in_the_air_below_cruise_altitude_climbs_back_first() -> None:
+    """A drone landing at its nest (or just off the pad) is retasked from where it is: up to
+    cruise altitude, then out; at cruise altitude it goes at once."""
+    d = drone(1)
+    at_nest = incident(1, lon=BASE_LON, lat=BASE_LAT)
+    assert eta_seconds(replace(d, airborne=True, alt_m=120.0), at_nest) == 0.0
+    assert eta_seconds(replace(d, airborne=True, alt_m=20.0), at_nest) == 100.0 / 5.0
+    assert eta_seconds(replace(d, airborne=True, alt_m=150.0), at_nest) == 0.0
+
+
 def test_low_battery_is_infeasible_and_queues_with_a_reason() -> None:
     core = core_with(drone(1, battery_pct=22.0))
     decisions = core.accept(incident(1))

@@ -23,9 +23,12 @@ def path_length_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
 
 
 def launch_overhead_s(drone: DroneView) -> float:
-    """Launch delay and climb for a docked drone; nothing for one already in the air."""
+    """Launch delay and climb for a docked drone; for one in the air, the climb back to
+    cruise altitude (a drone landing or taking off is below it)."""
     if drone.airborne:
-        return 0.0
+        if drone.alt_m is None:
+            return 0.0
+        return max(0.0, drone.cruise_altitude_m - drone.alt_m) / drone.climb_rate_mps
     return drone.launch_delay_s + drone.cruise_altitude_m / drone.climb_rate_mps
 
 

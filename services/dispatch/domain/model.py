@@ -64,6 +64,7 @@ class DroneView:
     lat: float | None = None
     battery_pct: float = 0.0
     airborne: bool = False
+    alt_m: float | None = None  # of the last report while airborne; None = at cruise altitude
     link_ok: bool = False
     faults: tuple[str, ...] = ()
     mode: int = 0  # FlightMode of the last report (telemetry.proto), 0 = unknown
