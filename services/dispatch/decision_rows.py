@@ -31,7 +31,7 @@ from services.dispatch.domain.model import (
     StageReached,
 )
 from services.dispatch.models import ACTIVE_STAGES, IncidentRow, IncidentStageRow, MissionRow
-from services.dispatch.store import MISSION_ORDER, STAGE_STATUS, status_moves
+from services.dispatch.store import MISSION_ORDER, STAGE_STATUS, move_status
 
 
 class DecisionRows:
@@ -153,10 +153,8 @@ class DecisionRows:
         at: datetime,
         reason: str | None = None,
     ) -> bool:
-        if not status_moves(incident, status, reason):
+        if not move_status(incident, status, reason):
             return False
-        incident.status = status.value
-        incident.status_reason = reason
         if status != IncidentStatus.QUEUED:
             self.add_stage(incident_id=incident.id, stage=status.value, at=at)
         return True

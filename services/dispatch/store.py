@@ -53,16 +53,21 @@ async def add_stage(
     return True
 
 
-def status_moves(incident: IncidentRow, status: IncidentStatus, reason: str | None) -> bool:
-    """Whether the incident's status (with this reason) changes: forward only, never out of
-    completed or cancelled."""
+def move_status(incident: IncidentRow, status: IncidentStatus, reason: str | None) -> bool:
+    """Set the incident's status (with this reason) when it changes: forward only, never out
+    of completed or cancelled. True when it moved and, unless it now waits in the queue, the
+    timeline needs the stage."""
     current = IncidentStatus(incident.status)
     if _STATUS_ORDER[status] < _STATUS_ORDER[current] or current in (
         IncidentStatus.COMPLETED,
         IncidentStatus.CANCELLED,
     ):
         return False
-    return not (status == current and reason == incident.status_reason)
+    if status == current and reason == incident.status_reason:
+        return False
+    incident.status = status.value
+    incident.status_reason = reason
+    return True
 
 
 async def advance_incident(
@@ -73,10 +78,8 @@ async def advance_incident(
     at: datetime,
     reason: str | None = None,
 ) -> bool:
-    if not status_moves(incident, status, reason):
+    if not move_status(incident, status, reason):
         return False
-    incident.status = status.value
-    incident.status_reason = reason
     if status != IncidentStatus.QUEUED:
         await add_stage(session, incident_id=incident.id, stage=status.value, at=at)
     return True

@@ -25,14 +25,19 @@ DEADLINE_S = 90.0
 REFERENCE_DRONES = 186
 
 
-def drones_in(view: TopicView) -> int:
-    return sum(1 for change in view.items.values() if change.HasField("drone"))
-
-
-async def read_drones(settings: Settings) -> TopicView:
+async def wait_for_the_fleet(settings: Settings, what: str) -> None:
+    """A consumer that starts at the beginning of the topic's log sees every reference
+    drone."""
     view = TopicView(settings, REGISTRY_CHANGES, registry_pb2.RegistryChange.FromString)
     await view.start()
-    return view
+    try:
+        await until(
+            lambda: sum(1 for c in view.items.values() if c.HasField("drone")) >= REFERENCE_DRONES,
+            DEADLINE_S,
+            what,
+        )
+    finally:
+        await view.stop()
 
 
 async def test_the_registry_publishes_itself_again_to_a_broker_that_lost_its_data(
@@ -47,16 +52,7 @@ async def test_the_registry_publishes_itself_again_to_a_broker_that_lost_its_dat
     await ensure_topics(private)
     republished = REGISTRY.get_sample_value("airgrid_registry_snapshots_republished_total") or 0
     async with running_registry(private) as (app, _client):
-        before = await read_drones(private)
-        try:
-            await until(
-                lambda: drones_in(before) >= REFERENCE_DRONES,
-                DEADLINE_S,
-                "the start-up snapshot on the first broker",
-            )
-        finally:
-            await before.stop()
-
+        await wait_for_the_fleet(private, "the start-up snapshot on the first broker")
         await asyncio.wait_for(app.state.broker_watching.wait(), DEADLINE_S)
         replaceable_broker.stop()
         replaceable_broker.start_empty()
@@ -66,12 +62,5 @@ async def test_the_registry_publishes_itself_again_to_a_broker_that_lost_its_dat
             return (count or 0) > republished
 
         await until(again, DEADLINE_S, "the registry to notice the empty broker")
-        after = await read_drones(private)  # a consumer that starts on the new log
-        try:
-            await until(
-                lambda: drones_in(after) >= REFERENCE_DRONES,
-                DEADLINE_S,
-                "every drone on the new broker",
-            )
-        finally:
-            await after.stop()
+        # a consumer that starts on the new log
+        await wait_for_the_fleet(private, "every drone on the new broker")

@@ -38,6 +38,7 @@ from airgrid.v1 import (
 from services.telemetry.feeds import FeedRouting, incident_view, mission_view
 from services.telemetry.store import track_points
 from services.telemetry.stream import TelemetryWorker, registry_view, state_view
+from tests.integration.telemetry_rig import register_drones
 
 pytestmark = pytest.mark.integration
 
@@ -110,15 +111,7 @@ async def test_a_batch_publishes_the_newest_state_per_drone_and_tracks_every_rec
     settings, producer = rig.settings, rig.producer
     run = uuid.uuid4().hex[:6]
     flying, docked = f"dr-f-{run}", f"dr-d-{run}"
-    for drone_id in (flying, docked):
-        change = registry_pb2.RegistryChange(
-            entity_id=drone_id,
-            version=1,
-            drone=registry_pb2.Drone(id=drone_id, home_nest="nest-a", status="active"),
-        )
-        await producer.send_and_wait(
-            REGISTRY_CHANGES, change.SerializeToString(), key=drone_id, ce_type="test"
-        )
+    await register_drones(producer, [flying, docked])
     incident = incident_pb2.IncidentEvent(
         accepted=incident_pb2.Incident(id=f"inc-{run}", department="fire")
     )
@@ -231,14 +224,7 @@ async def test_a_no_fly_zone_added_while_running_applies_to_the_next_batch(rig: 
     settings, producer = rig.settings, rig.producer
     run = uuid.uuid4().hex[:6]
     drone = f"dr-z-{run}"
-    change = registry_pb2.RegistryChange(
-        entity_id=drone,
-        version=1,
-        drone=registry_pb2.Drone(id=drone, home_nest="nest-a", status="active"),
-    )
-    await producer.send_and_wait(
-        REGISTRY_CHANGES, change.SerializeToString(), key=drone, ce_type="test"
-    )
+    await register_drones(producer, [drone])
     for view in rig.views:
         await view.start()
     for view in rig.views:

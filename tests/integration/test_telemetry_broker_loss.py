@@ -9,6 +9,7 @@ new log, so a new record shows at once, not when the new log grows past the old 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 
 import orjson
 import pytest
@@ -29,6 +30,14 @@ pytestmark = pytest.mark.integration
 DEADLINE_S = 90.0
 
 
+async def send_states(producer: Producer, seqs: Iterable[int]) -> None:
+    """Live states of drone d1 with these seqs, flushed."""
+    for seq in seqs:
+        state = drone_state_pb2.DroneState(drone_id="d1", last_seq=seq)
+        await producer.send(DRONE_STATE, state.SerializeToString(), key="d1", ce_type="test")
+    await producer.flush()
+
+
 def counted(name: str) -> float:
     return REGISTRY.get_sample_value(name) or 0.0
 
@@ -42,10 +51,7 @@ async def test_the_state_view_reads_the_new_log_of_an_empty_broker_from_its_begi
     producer = Producer(private, source="airgrid/test")
     await producer.start()
     # 300 states of one drone: the view's position on its partition ends at offset 300.
-    for seq in range(1, 301):
-        state = drone_state_pb2.DroneState(drone_id="d1", last_seq=seq)
-        await producer.send(DRONE_STATE, state.SerializeToString(), key="d1", ce_type="test")
-    await producer.flush()
+    await send_states(producer, range(1, 301))
     view = state_view(private)
     await view.start()
     recovery = ViewRecovery(private, [view], period_seconds=0.5, grace_seconds=2.0)
@@ -105,10 +111,7 @@ async def test_a_department_feed_subscriber_hears_new_events_after_an_empty_brok
     for n in range(50):  # the hub's position on the old log ends far past the new log's end
         await producer.send(fire, orjson.dumps({"type": "state", "n": n}), key="d1", ce_type="test")
     # Some live state too: the watch sees the loss where a partition's end went backwards.
-    for seq in range(1, 11):
-        state_record = drone_state_pb2.DroneState(drone_id="d1", last_seq=seq)
-        await producer.send(DRONE_STATE, state_record.SerializeToString(), key="d1", ce_type="test")
-    await producer.flush()
+    await send_states(producer, range(1, 11))
     hub = FeedHub(private)
     await hub.start()
     listener = Subscription(department="fire", event_types=frozenset(), bbox=None)
