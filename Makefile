@@ -1,63 +1,71 @@
 # airgrid — the two commands are `make run` and `make test`.
-PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+PYTEST := $(BIN)/python -m pytest -q
 
-.PHONY: run test install proto proto-check lint typecheck unit integration e2e clean chaos test-observability deploy-generate promtool
+# The test tiers: pure and fast; real PostgreSQL and broker; running services end to end.
+UNIT := tests/unit tests/deploy
+INTEGRATION := tests/integration tests/security
+E2E := tests/e2e tests/observability
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@touch $(STAMP)
-
-install: $(STAMP)
+.PHONY: run test provision provision-run install unit integration e2e lint typecheck \
+	proto proto-check chaos test-observability deploy-generate clean
 
 ## run: set everything up, then the whole embedded stack with the simulator (Ctrl-C stops it)
-run: install
+run: provision-run
 	$(BIN)/airgrid up
 
-## test: set everything up, then unit, integration and e2e tests on real PostgreSQL and Kafka
-test: install
+## test: set everything up, then lint, types and the three tiers; prints each tier's time
+test: provision
+	scripts/test-tiers
+
+## provision: install what the suite needs and is missing (Debian servers, venv, Kafka jars)
+provision:
+	@scripts/provision test
+
+provision-run:
+	@scripts/provision run
+
+install: provision-run
+
+unit: provision
+	$(PYTEST) $(UNIT)
+
+integration: provision
+	$(PYTEST) $(INTEGRATION)
+
+e2e: provision
+	$(PYTEST) $(E2E)
+
+lint: provision-run
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy airgrid services gateways loadtests
-	$(BIN)/python -m pytest -q tests
 
-unit: install
-	$(BIN)/python -m pytest -q tests/unit
+typecheck: provision-run
+	$(BIN)/mypy airgrid services gateways loadtests tests
 
 ## proto: regenerate the event classes from proto/ (never edit airgrid/v1 by hand)
-proto: install
+proto: provision-run
 	$(BIN)/python -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. proto/airgrid/v1/*.proto
 
-lint: install
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-
-typecheck: install
-	$(BIN)/mypy airgrid services gateways loadtests
+## proto-check: the generated classes match proto/ (also a unit test)
+proto-check: provision-run
+	$(PYTEST) tests/unit/test_generated_events.py
 
 ## chaos: the fault suite (worker kills, broker and database outages under load) with figures
-chaos: install
+chaos: provision
 	$(BIN)/python -m loadtests.chaos.run
 
-clean:
-	rm -rf $(VENV) .airgrid .pytest_cache .mypy_cache .ruff_cache
-
-## promtool: make sure Prometheus and promtool are installed (Debian package `prometheus`)
-promtool:
-	@command -v promtool >/dev/null && command -v prometheus >/dev/null || \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus)
-
 ## test-observability: dashboards lint, promtool check/test rules, the Prometheus proof, manifests
-test-observability: install promtool
+test-observability: provision
 	$(BIN)/python -m deploy.generate --check
 	promtool check rules deploy/prometheus/alerts.yaml
 	cd deploy/prometheus && promtool test rules alerts_test.yaml
-	$(BIN)/python -m pytest -q tests/observability tests/deploy
+	$(PYTEST) tests/observability tests/deploy
 
 ## deploy-generate: render dashboards, KafkaTopics, PrometheusRule, workloads and asyncapi.yaml
-deploy-generate: install
+deploy-generate: provision-run
 	$(BIN)/python -m deploy.generate
+
+clean:
+	rm -rf $(VENV) .airgrid .pytest_cache .mypy_cache .ruff_cache

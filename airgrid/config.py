@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     database_ssl_key: str | None = Field(
         default=None, description="PostgreSQL TLS: client private key (mutual TLS)."
     )
+    embedded_kafka_port: int = Field(
+        default=EMBEDDED_KAFKA_PORT,
+        ge=1,
+        le=65535,
+        description="Port of the embedded broker `airgrid up` starts when no bootstrap is set.",
+    )
     topic_prefix: str = Field(default="", description="Prepended to every topic name.")
     topic_replication: int = Field(default=1, ge=1)
     database_url: str | None = Field(
@@ -146,7 +152,7 @@ class Settings(BaseSettings):
 
     @property
     def bootstrap_servers(self) -> str:
-        return self.kafka_bootstrap or f"{EMBEDDED_KAFKA_HOST}:{EMBEDDED_KAFKA_PORT}"
+        return self.kafka_bootstrap or f"{EMBEDDED_KAFKA_HOST}:{self.embedded_kafka_port}"
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -513,7 +513,7 @@ def run_stack(
     exit code. started_ms: when the command started, for the start-up milestones;
     start_state: the twin's fleet at the start (mid-operation by default, see
     airgrid.sim.start_state)."""
-    stack = Stack(settings)
+    stack = Stack(settings, broker_port=settings.embedded_kafka_port)
     main = _run(
         stack,
         settings,

@@ -158,7 +158,9 @@ def _pod_spec(containers: list[dict[str, Any]], restart: str | None = None) -> d
     return spec
 
 
-def _container(name: str, args: list[str], cpu: tuple[str, str], memory: tuple[str, str]) -> dict:
+def _container(
+    name: str, args: list[str], cpu: tuple[str, str], memory: tuple[str, str]
+) -> dict[str, Any]:
     return {
         "name": name,
         "image": IMAGE,

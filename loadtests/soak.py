@@ -32,7 +32,8 @@ import httpx
 from airgrid.broker import EmbeddedBroker
 from airgrid.config import Settings
 from airgrid.migrate import upgrade
-from loadtests.chaos.postgres import PrivatePostgres, free_port
+from airgrid.servers.ports import free_port
+from airgrid.servers.postgres import PrivatePostgres
 from loadtests.chaos.run import (
     OUTCOMES,
     SERVICES,

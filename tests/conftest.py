@@ -1,16 +1,17 @@
 """Test infrastructure: a real PostgreSQL database and a real Kafka-compatible broker.
 
 The broker is the embedded Tansu binary on a free port unless AIRGRID_KAFKA_BOOTSTRAP names
-one. The database is recreated at AIRGRID_TEST_DATABASE_URL, by default airgrid_test_<pid> on
-the local PostgreSQL, dropped afterwards, so parallel sessions never share one. Each session
-uses a topic prefix of its own, so runs never see each other.
+one. The database is a private PostgreSQL cluster of this session's own (initdb into a temp
+dir, a free port), stopped and removed at the end; AIRGRID_TEST_DATABASE_URL points the suite
+at an existing server instead, where that database is recreated and dropped afterwards. Each
+session uses a topic prefix of its own, so runs never see each other.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import socket
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -22,21 +23,18 @@ from sqlalchemy.engine import make_url
 from airgrid.broker import EmbeddedBroker
 from airgrid.config import Settings
 from airgrid.migrate import upgrade
+from airgrid.servers.mosquitto import MosquittoUnavailable, PrivateMosquitto
+from airgrid.servers.ports import free_port
+from airgrid.servers.postgres import PostgresUnavailable, PrivatePostgres
 
-DEFAULT_TEST_DB = "postgresql+asyncpg://postgres@127.0.0.1:5432/airgrid_test"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["free_port"]
 
 
 async def _recreate_database(url: str, *, create: bool = True) -> None:
     parsed = make_url(url)
     admin = await asyncpg.connect(
         host=parsed.host or "127.0.0.1",
-        port=parsed.port or 5432,
+        port=parsed.port,
         user=parsed.username or "postgres",
         password=parsed.password,
         database="postgres",
@@ -74,11 +72,19 @@ async def _drop_database(url: str) -> None:
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     explicit = os.environ.get("AIRGRID_TEST_DATABASE_URL")
-    url = explicit or f"{DEFAULT_TEST_DB}_{os.getpid()}"
-    asyncio.run(_recreate_database(url))
-    yield url
-    if not explicit:
-        asyncio.run(_drop_database(url))
+    if explicit:
+        asyncio.run(_recreate_database(explicit))
+        yield explicit
+        asyncio.run(_drop_database(explicit))
+        return
+    try:
+        server = PrivatePostgres(database="airgrid_test").__enter__()
+    except (PostgresUnavailable, subprocess.CalledProcessError) as error:
+        pytest.fail(f"the private PostgreSQL did not start: {error}", pytrace=False)
+    try:
+        yield server.url
+    finally:
+        server.destroy()
 
 
 @pytest.fixture(scope="session")
@@ -102,3 +108,22 @@ def settings(
 async def fresh_prefix(settings: Settings) -> AsyncIterator[Settings]:
     """The same database and broker, with topics of this test's own."""
     yield settings.model_copy(update={"topic_prefix": f"t{uuid.uuid4().hex[:8]}."})
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker() -> Iterator[tuple[str, int]]:
+    """(host, port) of an MQTT broker: a private Mosquitto on a free port, or the one that
+    AIRGRID_TEST_MQTT (host:port) names."""
+    explicit = os.environ.get("AIRGRID_TEST_MQTT")
+    if explicit:
+        host, _, port = explicit.rpartition(":")
+        yield host, int(port)
+        return
+    try:
+        broker = PrivateMosquitto().__enter__()
+    except MosquittoUnavailable as error:
+        pytest.fail(str(error), pytrace=False)
+    try:
+        yield broker.host, broker.port
+    finally:
+        broker.__exit__(None, None, None)

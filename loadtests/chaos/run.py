@@ -36,11 +36,12 @@ from airgrid.broker import EmbeddedBroker
 from airgrid.config import Settings
 from airgrid.db import create_engine, session_factory
 from airgrid.migrate import upgrade
+from airgrid.servers.ports import free_port
+from airgrid.servers.postgres import PrivatePostgres
 from loadtests.chaos.alert_rule import KINDS, AlertVerdict, Condition, by_phase, judge
 from loadtests.chaos.alert_watch import AlertWatch
 from loadtests.chaos.fleet import ChaosFleet, register_fleet
 from loadtests.chaos.incident_load import DEPARTMENTS, OUTCOMES, IncidentLoad, incident_outcomes
-from loadtests.chaos.postgres import PrivatePostgres, free_port
 from loadtests.chaos.probes import dispatch_decides, telemetry_applies
 from loadtests.chaos.stack import SERVICES, Readiness, Stack
 

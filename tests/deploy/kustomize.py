@@ -84,18 +84,18 @@ def _json_patch(doc: Manifest, op: dict[str, Any]) -> None:
     node: Any = doc
     for key in parents:
         node = node[int(key)] if isinstance(node, list) else node[key]
-    key: Any = int(last) if isinstance(node, list) else last
+    index: Any = int(last) if isinstance(node, list) else last
     if op["op"] == "remove":
-        del node[key]
+        del node[index]
     elif op["op"] == "replace":
-        if isinstance(node, dict) and key not in node:
+        if isinstance(node, dict) and index not in node:
             raise ValueError(f"replace of a missing path {op['path']}")
-        node[key] = copy.deepcopy(op["value"])
+        node[index] = copy.deepcopy(op["value"])
     elif op["op"] == "add":
         if isinstance(node, list):
-            node.insert(key, copy.deepcopy(op["value"]))
+            node.insert(index, copy.deepcopy(op["value"]))
         else:
-            node[key] = copy.deepcopy(op["value"])
+            node[index] = copy.deepcopy(op["value"])
     else:
         raise ValueError(f"unsupported patch op {op['op']}")
 

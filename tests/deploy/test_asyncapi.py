@@ -19,7 +19,8 @@ SCHEMA = json.loads((ROOT / "deploy/schemas/asyncapi-3.0.0.json").read_text())
 
 
 def _document() -> dict[str, Any]:
-    return yaml.safe_load((ROOT / "asyncapi.yaml").read_text())
+    document: dict[str, Any] = yaml.safe_load((ROOT / "asyncapi.yaml").read_text())
+    return document
 
 
 def _refs(node: Any) -> list[str]:

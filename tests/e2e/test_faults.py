@@ -22,7 +22,7 @@ from airgrid.bus import ensure_topics
 from airgrid.config import Settings
 from airgrid.db import create_engine, session_factory
 from airgrid.migrate import upgrade
-from loadtests.chaos.postgres import PrivatePostgres
+from airgrid.servers.postgres import PrivatePostgres
 from services.dispatch.app import build_app
 
 pytestmark = pytest.mark.e2e

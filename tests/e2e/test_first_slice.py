@@ -4,6 +4,7 @@ HTTP, the assignment decision out on Kafka and visible over HTTP."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -13,7 +14,8 @@ from airgrid.bus import Producer, client_options, now_ms, topic_name
 from airgrid.reference import load_reference
 from airgrid.topics import DISPATCH_DECISIONS, TELEMETRY_RAW
 from airgrid.v1 import dispatch_pb2, telemetry_pb2
-from tests.e2e.conftest import RunningServices, ServiceStack, eventually, issue_keys
+from tests.e2e.conftest import RunningServices, ServiceStack, issue_keys
+from tests.eventually import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -123,7 +125,7 @@ async def test_incident_in_over_http_decision_out_on_kafka(stack: ServiceStack) 
             decision = await eventually(assigned_on_kafka, 15, "the assignment decision")
             drone_id = decision.assignments[0].drone_id
 
-            async def visible() -> dict[str, object] | None:
+            async def visible() -> dict[str, Any] | None:
                 r = await client.get(
                     f"{stack.urls['dispatch']}/v1/incidents/{incident['id']}", headers=fire
                 )
@@ -133,9 +135,9 @@ async def test_incident_in_over_http_decision_out_on_kafka(stack: ServiceStack) 
             shown = await eventually(visible, 5, "the mission on GET /v1/incidents/{id}")
             elapsed = time.monotonic() - posted
             assert shown["status"] == "assigned"
-            assert shown["missions"][0]["drone_id"] == drone_id  # type: ignore[index]
+            assert shown["missions"][0]["drone_id"] == drone_id
             assert "thermal" in next(d.capabilities for d in reference.drones if d.id == drone_id)
-            stages = [s["stage"] for s in shown["timeline"]]  # type: ignore[union-attr]
+            stages = [s["stage"] for s in shown["timeline"]]
             assert stages[:2] == ["accepted", "assigned"]
             print(f"POST → assignment visible over HTTP in {elapsed:.3f}s")
         finally:

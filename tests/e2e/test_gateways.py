@@ -1,5 +1,5 @@
 """End to end through the protocol gateways: the three services and both gateways as
-processes, a simulated MAVLink drone (UDP) and a simulated DJI-style dock (on the shared
+processes, a simulated MAVLink drone (UDP) and a simulated DJI-style dock (on a private
 Mosquitto, under a topic prefix of this run's own). Telemetry becomes live state, incidents
 dispatch the two drones, the commands arrive as MAVLink and as `services` requests, and both
 missions complete. Bad input on both protocols is counted, and the gateways carry on."""
@@ -26,11 +26,11 @@ from airgrid.reference import DroneSpec, NestSpec, load_reference
 from gateways.simulated_dock import SimulatedDock
 from gateways.simulated_mavlink import SimulatedMavlinkDrone
 from tests.conftest import _recreate_database, free_port
-from tests.e2e.conftest import RunningServices, ServiceStack, eventually, issue_keys
+from tests.e2e.conftest import RunningServices, ServiceStack, issue_keys
+from tests.eventually import eventually
 
 pytestmark = pytest.mark.e2e
 
-MQTT_HOST, MQTT_PORT = "127.0.0.1", 1883
 TIME_SCALE = 20.0
 SYSTEM_ID = 7
 
@@ -68,6 +68,7 @@ class Stack(ServiceStack):
     udp_port: int
     metrics: dict[str, str]
     mqtt_prefix: str
+    mqtt: tuple[str, int]
     simulated_drone: SimulatedMavlinkDrone
     simulated_dock: SimulatedDock
 
@@ -88,7 +89,10 @@ async def e2e_settings(settings: Settings) -> AsyncIterator[Settings]:
 
 
 @pytest.fixture(scope="module")
-async def stack(running_services: RunningServices) -> AsyncIterator[Stack]:
+async def stack(
+    running_services: RunningServices, mqtt_broker: tuple[str, int]
+) -> AsyncIterator[Stack]:
+    mqtt_host, mqtt_port = mqtt_broker
     services = running_services
     run = uuid.uuid4().hex[:8]
     mav, dock = pick_drones()
@@ -124,7 +128,7 @@ async def stack(running_services: RunningServices) -> AsyncIterator[Stack]:
             "--aircraft",
             f"AC-{run}={dock[0].id}",
             "--broker",
-            f"{MQTT_HOST}:{MQTT_PORT}",
+            f"{mqtt_host}:{mqtt_port}",
             "--topic-prefix",
             mqtt_prefix,
             "--metrics-port",
@@ -150,8 +154,8 @@ async def stack(running_services: RunningServices) -> AsyncIterator[Stack]:
         *dock,
         dock_sn=f"DOCK-{run}",
         aircraft_sn=f"AC-{run}",
-        host=MQTT_HOST,
-        port=MQTT_PORT,
+        host=mqtt_host,
+        port=mqtt_port,
         topic_prefix=mqtt_prefix,
         time_scale=TIME_SCALE,
     )
@@ -171,6 +175,7 @@ async def stack(running_services: RunningServices) -> AsyncIterator[Stack]:
             udp_port,
             metric_urls,
             mqtt_prefix,
+            mqtt_broker,
             simulated_drone,
             simulated_dock,
         )
@@ -291,7 +296,7 @@ async def test_bad_input_is_counted_with_a_reason_and_never_stops_a_gateway(stac
     # MQTT: not JSON, an envelope without data, OSD missing fields, an unknown aircraft.
     osd = f"{stack.mqtt_prefix}thing/product/AC-unknown/osd"
     aircraft_osd = f"{stack.mqtt_prefix}thing/product/{stack.simulated_dock.aircraft_sn}/osd"
-    async with aiomqtt.Client(MQTT_HOST, MQTT_PORT) as mqtt:
+    async with aiomqtt.Client(*stack.mqtt) as mqtt:
         await mqtt.publish(aircraft_osd, b"{not json")
         await mqtt.publish(aircraft_osd, b'{"tid": "1", "bid": "2", "timestamp": 3}')
         await mqtt.publish(

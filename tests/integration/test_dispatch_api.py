@@ -19,7 +19,8 @@ from airgrid.reference import load_reference
 from airgrid.topics import REGISTRY_CHANGES
 from airgrid.v1 import registry_pb2
 from services.dispatch.app import build_app
-from tests.integration.test_dispatch_flow import FLEET, SCENE, credential, eventually, publish_fleet
+from tests.eventually import eventually
+from tests.integration.test_dispatch_flow import FLEET, SCENE, credential, publish_fleet
 
 pytestmark = pytest.mark.integration
 
@@ -101,7 +102,7 @@ def incident(**overrides: Any) -> dict[str, Any]:
     }
 
 
-BAD_INPUT = {
+BAD_INPUT: dict[str, tuple[dict[str, Any], int, str]] = {
     "unknown type": ({"type": "alien_landing"}, 422, "type"),
     "priority 0": ({"priority": 0}, 422, "priority"),
     "priority 5": ({"priority": 5}, 422, "priority"),

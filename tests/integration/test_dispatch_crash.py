@@ -83,7 +83,7 @@ class Worker:
         env = {
             **os.environ,
             "AIRGRID_DATABASE_URL": s.sqlalchemy_url,
-            "AIRGRID_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
+            "AIRGRID_KAFKA_BOOTSTRAP": s.bootstrap_servers,
             "AIRGRID_TOPIC_PREFIX": s.topic_prefix,
             "AIRGRID_STATE_DIR": str(s.state_dir),
             "AIRGRID_PATROL_ENABLED": "false",
@@ -273,7 +273,7 @@ async def test_sigkill_mid_burst_loses_nothing_and_double_assigns_nothing(
 
         async def send_once() -> None:
             nonlocal conflicts
-            while True:
+            for _ in range(300):  # a minute of 409s at most
                 async with gate:
                     r = await client.post("/v1/incidents", json=body, headers=headers)
                 if r.status_code == 409:  # the first request with this key is in flight
@@ -287,6 +287,7 @@ async def test_sigkill_mid_burst_loses_nothing_and_double_assigns_nothing(
                     assert key not in first, f"{key} was accepted twice"
                     first[key] = r.json()
                 return
+            raise AssertionError(f"{key} still answered 409 (in flight) after a minute")
 
         if together:
             await asyncio.gather(*(send_once() for _ in range(sends)))

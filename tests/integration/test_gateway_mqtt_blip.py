@@ -6,27 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import shutil
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 
 import aiomqtt
 import orjson
 import pytest
 
+from airgrid.servers.mosquitto import MosquittoUnavailable, PrivateMosquitto
 from airgrid.v1 import telemetry_pb2
 from gateways.airgrid_link import RegisteredDrone
 from gateways.dji_codec import ServiceCall, topic_of
 from gateways.mqtt_gateway import MqttGateway
-from tests.conftest import free_port
 from tests.eventually import eventually
 
-# Debian installs the broker in sbin, which is not on every user's PATH.
-MOSQUITTO = shutil.which(
-    "mosquitto", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/usr/local/sbin"
-)
-pytestmark = pytest.mark.skipif(MOSQUITTO is None, reason="needs the mosquitto binary")
 DRONE = RegisteredDrone("drone-001", "nest-01", 120.0)
 DOCK_OSD = {
     "mode_code": 0,
@@ -39,33 +31,16 @@ DOCK_OSD = {
 }
 
 
-class Broker:
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [str(MOSQUITTO), "-p", str(self.port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
-
-
 @pytest.fixture
-def broker() -> Iterator[Broker]:
-    b = Broker()
-    b.start()
+def broker() -> Iterator[PrivateMosquitto]:
+    try:
+        b = PrivateMosquitto().__enter__()
+    except MosquittoUnavailable as error:
+        pytest.fail(str(error), pytrace=False)
     try:
         yield b
     finally:
-        b.stop()
+        b.__exit__(None, None, None)
 
 
 async def _publish(port: int, topic: str, payload: bytes) -> bool | None:
@@ -88,7 +63,7 @@ async def responder(port: int, dock_sn: str) -> AsyncIterator[list[str]]:
                 async with aiomqtt.Client("127.0.0.1", port) as client:
                     await client.subscribe(topic_of(dock_sn, "services"), qos=1)
                     async for message in client.messages:
-                        request = orjson.loads(bytes(message.payload))  # type: ignore[arg-type]
+                        request = orjson.loads(bytes(message.payload))  # type: ignore[arg-type,unused-ignore]
                         methods.append(request["method"])
                         reply = {**request, "data": {"result": 0}}
                         await client.publish(
@@ -106,7 +81,7 @@ async def responder(port: int, dock_sn: str) -> AsyncIterator[list[str]]:
             await task
 
 
-async def test_gateway_reconnects_and_delivers_queued_requests(broker: Broker) -> None:
+async def test_gateway_reconnects_and_delivers_queued_requests(broker: PrivateMosquitto) -> None:
     records: list[telemetry_pb2.Telemetry] = []
     gateway = MqttGateway(
         docks={"DOCK1": "nest-01"},

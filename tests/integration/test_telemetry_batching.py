@@ -83,7 +83,9 @@ async def rig(fresh_prefix: Settings) -> AsyncIterator[Rig]:
         await engine.dispose()
 
 
-async def read_all(settings: Settings, topic: str, expected: int) -> list[ConsumerRecord]:  # type: ignore[type-arg]
+async def read_all(
+    settings: Settings, topic: str, expected: int
+) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record of `topic` from the beginning, once at least `expected` arrived."""
     consumer = AIOKafkaConsumer(**client_options(settings), group_id=None, enable_auto_commit=False)
     await consumer.start()
@@ -91,7 +93,7 @@ async def read_all(settings: Settings, topic: str, expected: int) -> list[Consum
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        records: list[ConsumerRecord] = []  # type: ignore[type-arg]
+        records: list[ConsumerRecord[bytes, bytes]] = []
         deadline = time.monotonic() + DEADLINE_S
         while len(records) < expected:
             assert time.monotonic() < deadline, f"{len(records)} of {expected} from {topic}"

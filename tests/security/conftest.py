@@ -24,10 +24,10 @@ from tests.conftest import _drop_database, _recreate_database
 SERVICES = ("registry", "telemetry", "dispatch")
 # The callers of the matrix: role, department, and whether it is bound to a nest (gateways).
 CALLERS: dict[str, tuple[Role, str | None, bool]] = {
-    "admin": (Role.ADMIN, None, None),
-    "operator": (Role.OPERATOR, None, None),
-    "fire": (Role.DEPARTMENT, "fire", None),
-    "police": (Role.DEPARTMENT, "police", None),
+    "admin": (Role.ADMIN, None, False),
+    "operator": (Role.OPERATOR, None, False),
+    "fire": (Role.DEPARTMENT, "fire", False),
+    "police": (Role.DEPARTMENT, "police", False),
     "gateway": (Role.GATEWAY, None, True),
 }
 

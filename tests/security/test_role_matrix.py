@@ -84,7 +84,7 @@ def routes(services: Services) -> list[tuple[str, str, str]]:
     for service in SERVICES:
         app = services.apps[service]
         for route in _api_routes(list(app.routes)):
-            for method in route.methods - {"HEAD", "OPTIONS"}:
+            for method in (route.methods or set()) - {"HEAD", "OPTIONS"}:
                 found.add((service, method, route.path))
         for path, operations in app.openapi()["paths"].items():
             for method in operations:

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import DataGenerationMethod
-from schemathesis.checks import (
+from schemathesis.checks import (  # type: ignore[attr-defined]
     content_type_conformance,
     not_a_server_error,
     response_headers_conformance,
@@ -209,7 +209,7 @@ def operations(services: Services, service: str) -> list[Any]:
     schema = schemathesis.from_dict(services.apps[service].openapi(), force_schema_version="30")
     found = []
     for result in schema.get_all_operations():
-        operation = result.ok()
+        operation = result.ok()  # type: ignore[union-attr]
         if operation.path.startswith("/v1/") and not operation.path.endswith(STREAMING_SUFFIX):
             found.append(operation)
     return found
@@ -275,7 +275,7 @@ async def test_injection_and_odd_unicode_in_every_text_field(
                 elif location == "header":
                     if any(c in nasty for c in "\r\n\x00") or not nasty.isascii():
                         continue  # not representable in an HTTP header at all
-                    case.headers = {**(case.headers or {}), name: nasty}
+                    case.headers = {**dict(case.headers or {}), name: nasty}  # type: ignore[assignment]
                 elif location == "body" and isinstance(case.body, dict):
                     case.body = {**case.body, name: nasty}
                 else:
