@@ -185,7 +185,7 @@ def sim_command(
     ] = None,
     start: Annotated[
         str,
-        typer.Option(help=START_HELP + " The SLA figures in the README start docked."),
+        typer.Option(help=START_HELP + " The SLA figures in docs/performance.md start docked."),
     ] = "docked",
 ) -> None:
     """Drones, nests and incident load against any running stack; with --report, one measured

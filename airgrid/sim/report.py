@@ -109,7 +109,7 @@ class ReportRequest:
     start_hour: float = 10.0
     telemetry_via: str = "kafka"
     max_drain_s: float | None = None  # default: the SLA plus a minute
-    start_state: str = "docked"  # the conservative start the README figures were taken from
+    start_state: str = "docked"  # the conservative start of docs/performance.md
 
 
 async def measure(
