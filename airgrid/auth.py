@@ -145,6 +145,21 @@ class Authenticator:
             if principal.credential_id == credential_id:
                 del self._cache[digest]
 
+    async def is_current(self, credential_id: str) -> bool:
+        """Whether the credential still exists, unrevoked and unexpired, read from the database
+        past the cache: for what outlives one request, such as a feed stream. One that is not
+        leaves the cache too, so its next request is refused at once."""
+        async with self.sessions() as session:
+            row = await session.get(Credential, credential_id, populate_existing=True)
+        current = (
+            row is not None
+            and row.revoked_at is None
+            and (row.expires_at is None or row.expires_at > utcnow())
+        )
+        if not current:
+            self.forget(credential_id)
+        return current
+
     async def verify(self, key: str) -> Principal:
         digest = hashlib.sha256(key.encode()).hexdigest()
         cached = self._cache.get(digest)

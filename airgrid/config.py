@@ -108,6 +108,12 @@ class Settings(BaseSettings):
         ge=0,
         description="Telemetry: longest broker wait of a fetch that finds nothing new (latency).",
     )
+    feed_keepalive_seconds: float = Field(
+        default=15.0, gt=0, description="Feeds: SSE keep-alive comment after this much silence."
+    )
+    feed_max_streams_per_key: int = Field(
+        default=4, ge=1, description="Feeds: SSE streams one credential may hold per process."
+    )
     dispatch_tick_seconds: float = Field(
         default=1.0, gt=0, description="Dispatch: clock tick for SLA alerts and patrols."
     )

@@ -14,6 +14,7 @@ from airgrid.bus import now_ms
 from airgrid.config import Settings, get_settings
 from airgrid.service_app import Infrastructure, create_service_app
 from services.telemetry.api import router
+from services.telemetry.feed_stream import StreamSlots
 from services.telemetry.feeds import FeedHub, FeedRouting, incident_view, mission_view
 from services.telemetry.metrics import initialise_labels
 from services.telemetry.store import purge_older_than
@@ -55,15 +56,17 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         def on_registry_change(_key: str, change: Any) -> None:
             if change is not None and change.HasField("credential_revoked"):
                 infra.authenticator.forget(change.credential_revoked.credential_id)
+                hub.close_streams_of(change.credential_revoked.credential_id, "credential revoked")
 
+        hub = FeedHub(settings)
         registry = registry_view(settings, on_update=on_registry_change)
         states = state_view(settings)
         incidents, missions = incident_view(settings), mission_view(settings)
         initialise_labels()
-        hub = FeedHub(settings)
         app.state.registry = registry
         app.state.states = states
         app.state.feeds = hub
+        app.state.feed_slots = StreamSlots(settings.feed_max_streams_per_key)
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(infra.close)
             for view in (registry, states, incidents, missions):

@@ -105,7 +105,9 @@ async def test_a_department_feed_subscriber_hears_new_events_after_an_empty_brok
 
     async def hear(n: int) -> None:
         """Until the event `n` (the hub may also pass on older ones it read)."""
-        while orjson.loads(await asyncio.wait_for(listener.queue.get(), DEADLINE_S))["n"] != n:
+        while (
+            orjson.loads((await asyncio.wait_for(listener.queue.get(), DEADLINE_S)).data)["n"] != n
+        ):
             pass
 
     for n in range(50):  # the hub's position on the old log ends far past the new log's end
