@@ -125,6 +125,10 @@ async def test_airgrid_up_on_sqlite_flies_an_incident_to_completion(tmp_path: Pa
         up.send_signal(signal.SIGINT)
         assert up.wait(timeout=60) == 0, log.read_text()[-3000:]
     finally:
-        if up.poll() is None:
-            up.kill()
-            up.wait(timeout=10)
+        if up.poll() is None:  # a failed test still lets `up` stop what it started
+            up.send_signal(signal.SIGINT)
+            try:
+                up.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                up.kill()
+                up.wait(timeout=10)
