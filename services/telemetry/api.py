@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from airgrid.auth import CurrentPrincipal, Principal, Role, require_role
-from airgrid.bus import Producer, TopicView
+from airgrid.bus import Producer, TopicView, now_ms
 from airgrid.problems import Problem
 from airgrid.topics import DEPARTMENT_CODES, PROTOBUF, TELEMETRY_RAW
 from airgrid.v1 import drone_state_pb2, registry_pb2, telemetry_pb2
@@ -106,10 +106,14 @@ class DroneStateRead(BaseModel):
     heading_deg: float
     last_seq: int
     event_time: datetime
-    link_ok: bool
+    link_ok: bool = Field(
+        description="An accepted record arrived within the link-lost period (refused records "
+        "never count)."
+    )
 
     @classmethod
-    def of(cls, state: drone_state_pb2.DroneState) -> DroneStateRead:
+    def of(cls, state: drone_state_pb2.DroneState, heard_since_ms: int) -> DroneStateRead:
+        """heard_since_ms: the link counts as alive when the state's record is this new."""
         return cls(
             drone_id=state.drone_id,
             lon=state.lon,
@@ -123,13 +127,19 @@ class DroneStateRead(BaseModel):
             heading_deg=state.heading_deg,
             last_seq=state.last_seq,
             event_time=datetime.fromtimestamp(state.event_time_ms / 1000, UTC),
-            link_ok=state.link_ok,
+            link_ok=state.link_ok and state.event_time_ms >= heard_since_ms,
         )
 
 
 class FleetRead(BaseModel):
     count: int
     drones: list[DroneStateRead]
+
+
+def _heard_since_ms(request: Request) -> int:
+    """The oldest event time of an accepted record that still makes a link alive."""
+    settings = request.app.state.infra.settings
+    return now_ms() - int(settings.link_lost_seconds * 1000)
 
 
 def _states(request: Request) -> TopicView:
@@ -160,6 +170,7 @@ def _hub(request: Request) -> FeedHub:
 EngineDep = Annotated[AsyncEngine, Depends(_engine)]
 HubDep = Annotated[FeedHub, Depends(_hub)]
 StatesDep = Annotated[TopicView, Depends(_states)]
+HeardSinceDep = Annotated[int, Depends(_heard_since_ms)]
 RegistryDep = Annotated[TopicView, Depends(_registry)]
 ProducerDep = Annotated[Producer, Depends(_producer)]
 
@@ -168,6 +179,7 @@ ProducerDep = Annotated[Producer, Depends(_producer)]
 async def fleet_states(
     principal: CurrentPrincipal,
     states: StatesDep,
+    heard_since_ms: HeardSinceDep,
     status: Annotated[FlightModeName | None, Query(description="Flight mode filter")] = None,
     bbox: Annotated[
         str | None, Query(description="min_lon,min_lat,max_lon,max_lat", examples=["0,0,1,1"])
@@ -182,14 +194,14 @@ async def fleet_states(
             box[0] <= state.lon <= box[2] and box[1] <= state.lat <= box[3]
         ):
             continue
-        drones.append(DroneStateRead.of(state))
+        drones.append(DroneStateRead.of(state, heard_since_ms))
     drones.sort(key=lambda d: d.drone_id)
     return FleetRead(count=len(drones), drones=drones)
 
 
 @router.get("/drones/{drone_id}/state", summary="Latest state of one drone")
 async def drone_state(
-    drone_id: str, principal: CurrentPrincipal, states: StatesDep
+    drone_id: str, principal: CurrentPrincipal, states: StatesDep, heard_since_ms: HeardSinceDep
 ) -> DroneStateRead:
     state = states.items.get(drone_id)
     if state is None:
@@ -199,7 +211,7 @@ async def drone_state(
             f"No state for drone {drone_id!r}: it is unknown or has not reported yet.",
             kind="drone-state-not-found",
         )
-    return DroneStateRead.of(state)
+    return DroneStateRead.of(state, heard_since_ms)
 
 
 MAX_TRACK_ROWS = 100_000

@@ -139,7 +139,8 @@ async def test_raw_records_reach_state_and_rejects_reach_the_dlq(
         await producer.send_and_wait(
             TELEMETRY_RAW, good.SerializeToString(), key=drone_a, ce_type="test.telemetry"
         )
-        stale = telemetry(drone_a, seq=1).SerializeToString()
+        older = good.event_time_ms - 1_000
+        stale = telemetry(drone_a, seq=1, event_time_ms=older).SerializeToString()
         await producer.send_and_wait(TELEMETRY_RAW, stale, key=drone_a, ce_type="test.telemetry")
 
         # Ingest over HTTP: JSON from a gateway becomes state through the same stream.
