@@ -85,7 +85,10 @@ def issue_credential(
     label: str = "",
     expires_at: datetime | None = None,
 ) -> tuple[Credential, str]:
-    """Adds a new credential to the session; returns it and the key (shown once)."""
+    """Adds a new credential to the session; returns it and the key (shown once). A gateway
+    credential must name its nest: it may report only that nest's drones."""
+    if role is Role.GATEWAY and not nest_id:
+        raise ValueError("a gateway credential needs a nest_id")
     credential_id, secret, key = new_key()
     salt = secrets.token_hex(16)
     row = Credential(

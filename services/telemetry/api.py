@@ -368,7 +368,11 @@ async def feed_stream(
     },
 )
 async def ingest(
-    request: Request, principal: CurrentPrincipal, producer: ProducerDep, registry: RegistryDep
+    request: Request,
+    principal: CurrentPrincipal,
+    producer: ProducerDep,
+    registry: RegistryDep,
+    states: StatesDep,
 ) -> IngestAccepted:
     require_role(principal, Role.GATEWAY, Role.ADMIN)
     records = _decode_batch(request.headers.get("content-type", ""), await request.body())
@@ -379,12 +383,21 @@ async def ingest(
             f"{len(records)} records exceed {MAX_BATCH_RECORDS}; split the batch.",
             kind="batch-too-large",
         )
-    foreign = _foreign_drones(principal, records, registry)
+    if principal.role is Role.GATEWAY and not principal.nest_id:
+        raise Problem(
+            403,
+            "Forbidden",
+            "This gateway credential is bound to no nest, so it may report no drone; ask an "
+            "admin for one with a nest_id.",
+            kind="forbidden",
+        )
+    foreign = _foreign_drones(principal, records, registry, states)
     if foreign:
         raise Problem(
             403,
             "Forbidden",
-            f"Gateway of nest {principal.nest_id} may not report drones: {', '.join(foreign)}.",
+            f"Gateway of nest {principal.nest_id} may report only drones the registry places "
+            f"at its nest (home or current nest), not: {', '.join(foreign)}.",
             kind="forbidden",
         )
     try:
@@ -442,18 +455,25 @@ def _at_body(errors: list[Any]) -> list[Any]:
 
 
 def _foreign_drones(
-    principal: Principal, records: list[telemetry_pb2.Telemetry], registry: TopicView
+    principal: Principal,
+    records: list[telemetry_pb2.Telemetry],
+    registry: TopicView,
+    states: TopicView,
 ) -> list[str]:
-    """Drones a nest-scoped gateway may not report: registered to another nest, and not
-    reporting themselves at this gateway's nest. Unknown drones are the stream's to reject."""
-    if principal.role is not Role.GATEWAY or not principal.nest_id:
+    """Drones a gateway may not report: neither registered to its nest nor last seen docked
+    there (the accepted state's nest). What a record claims about its own nest is never
+    trusted. Unknown drones are the stream's to reject."""
+    if principal.role is not Role.GATEWAY:
         return []
     foreign: set[str] = set()
     for record in records:
         change: registry_pb2.RegistryChange | None = registry.items.get(record.drone_id)
         if change is None or not change.HasField("drone"):
             continue
-        if principal.nest_id not in (change.drone.home_nest, record.nest_id):
+        if change.drone.home_nest == principal.nest_id:
+            continue
+        state: drone_state_pb2.DroneState | None = states.items.get(record.drone_id)
+        if state is None or state.nest_id != principal.nest_id:
             foreign.add(record.drone_id)
     return sorted(foreign)
 

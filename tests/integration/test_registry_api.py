@@ -466,6 +466,10 @@ async def test_credentials_issue_revoke_and_rotate(registry: Registry) -> None:
         422,
         "department",
     )
+    body = assert_problem(
+        await c.post("/v1/credentials", json={"role": "gateway"}, headers=admin), 422, "nest"
+    )
+    assert body["errors"] == [{"field": "nest_id", "message": "unknown nest"}]
 
 
 async def test_audit_log_records_who_what_when_before_and_after(registry: Registry) -> None:

@@ -126,3 +126,71 @@ async def test_one_absurd_seq_or_a_teleport_never_freezes_a_drone(
         await read_dlq(settings, expected=3)
         r = await client.get(f"/v1/drones/{quiet}/state", headers=reader)
         assert r.json()["last_seq"] == 1 and r.json()["link_ok"] is False
+
+
+async def test_a_gateway_reports_only_drones_the_registry_places_at_its_nest(
+    own_topics: tuple[Settings, Producer],
+) -> None:
+    settings, producer = own_topics
+    run = uuid.uuid4().hex[:6]
+    ours, theirs = f"dr-o-{run}", f"dr-t-{run}"
+    for drone_id, home in ((ours, NEST), (theirs, "nest-b")):
+        change = registry_pb2.RegistryChange(
+            entity_id=drone_id,
+            version=1,
+            changed_time_ms=now_ms(),
+            drone=registry_pb2.Drone(id=drone_id, home_nest=home, status="active"),
+        )
+        await producer.send_and_wait(
+            REGISTRY_CHANGES, change.SerializeToString(), key=drone_id, ce_type="test.registry"
+        )
+    gateway_key, reader_key = await gateway_and_reader_keys(settings)
+    engine = create_engine(settings)
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            _, other_key = issue_credential(session, role=Role.GATEWAY, nest_id="nest-b")
+            # A row from before gateways had to name a nest.
+            unscoped, unscoped_key = issue_credential(session, role=Role.GATEWAY, nest_id="x")
+            unscoped.nest_id = None
+    finally:
+        await engine.dispose()
+    gateway = {"Authorization": f"Bearer {gateway_key}"}
+    other = {"Authorization": f"Bearer {other_key}"}
+    reader = {"Authorization": f"Bearer {reader_key}"}
+
+    app = build_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    ):
+        await eventually(lambda: _registered(app, ours, theirs), "the registry view")
+
+        async def post(headers: dict[str, str], *records: dict[str, Any]) -> httpx.Response:
+            return await client.post(
+                "/v1/telemetry", json={"records": list(records)}, headers=headers
+            )
+
+        t0 = now_ms() - 2_000
+        assert (await post(gateway, record(ours, 1, t0))).status_code == 202
+        # The other nest's drone, even when the record claims this nest, is refused.
+        claimed = record(theirs, 1, t0)  # nest_id: this gateway's nest
+        r = await post(gateway, claimed)
+        assert r.status_code == 403, r.text
+        assert theirs in r.json()["detail"]
+        r = await post({"Authorization": f"Bearer {unscoped_key}"}, record(ours, 2, t0 + 100))
+        assert r.status_code == 403, r.text
+        assert "no nest" in r.json()["detail"]
+
+        # Once its own gateway reports it docked here, this nest is its current nest.
+        assert (await post(other, record(theirs, 1, t0))).status_code == 202
+
+        async def docked_here() -> bool:
+            r = await client.get(f"/v1/drones/{theirs}/state", headers=reader)
+            return r.status_code == 200 and r.json()["nest_id"] == NEST
+
+        await eventually(docked_here, "the drone's state at this nest")
+        assert (await post(gateway, record(theirs, 2, t0 + 200))).status_code == 202
+
+
+async def _registered(app: Any, *drone_ids: str) -> bool:
+    return all(d in app.state.registry.items for d in drone_ids)

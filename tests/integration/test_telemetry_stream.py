@@ -39,11 +39,18 @@ async def eventually(check: Callable[[], Awaitable[Any]], what: str) -> Any:
 
 
 async def issue_keys(settings: Settings, *roles: Role) -> list[str]:
+    """Keys of the roles; a gateway's is bound to nest-a, where the test drones live."""
     engine = create_engine(settings)
     try:
         async with session_factory(engine)() as session, session.begin():
             return [
-                issue_credential(session, role=role, label="telemetry test")[1] for role in roles
+                issue_credential(
+                    session,
+                    role=role,
+                    nest_id="nest-a" if role is Role.GATEWAY else None,
+                    label="telemetry test",
+                )[1]
+                for role in roles
             ]
     finally:
         await engine.dispose()
