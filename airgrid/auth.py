@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
+import math
 import re
 import secrets
 import time
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from airgrid.db import Base, UTCDateTime, utcnow
 from airgrid.problems import Problem
+from airgrid.rate_limit import FailedAuthThrottle
 
 
 class Role(enum.StrEnum):
@@ -65,6 +67,10 @@ class Principal:
         return self.credential_id
 
 
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
 def hash_secret(secret: str, salt: str) -> str:
     return hashlib.scrypt(secret.encode(), salt=bytes.fromhex(salt), **_SCRYPT).hex()
 
@@ -85,7 +91,10 @@ def issue_credential(
     label: str = "",
     expires_at: datetime | None = None,
 ) -> tuple[Credential, str]:
-    """Adds a new credential to the session; returns it and the key (shown once)."""
+    """Adds a new credential to the session; returns it and the key (shown once). A gateway
+    credential must name its nest: it may report only that nest's drones."""
+    if role is Role.GATEWAY and not nest_id:
+        raise ValueError("a gateway credential needs a nest_id")
     credential_id, secret, key = new_key()
     salt = secrets.token_hex(16)
     row = Credential(
@@ -134,10 +143,27 @@ def _unauthorized(detail: str) -> Problem:
 class Authenticator:
     """Verifies bearer keys against the credentials table, with a short positive cache."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], cache_seconds: float = 30.0):
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        cache_seconds: float = 30.0,
+        *,
+        admin_key: str | None = None,
+    ):
         self.sessions = sessions
         self.cache_seconds = cache_seconds
+        # The bootstrap admin key is the one key not of the ag_<id>_<secret> form; any other
+        # such key is refused by its form, with neither a database read nor a hash.
+        self._admin_digest = _digest(admin_key) if admin_key else None
         self._cache: dict[str, tuple[Principal, float]] = {}
+        self.failures = FailedAuthThrottle()
+
+    def cached(self, key: str) -> Principal | None:
+        """The principal of a key verified within cache_seconds; no database, no hash."""
+        cached = self._cache.get(_digest(key))
+        if cached and cached[1] > time.monotonic():
+            return cached[0]
+        return None
 
     def forget(self, credential_id: str) -> None:
         """Drop a revoked credential from the cache at once."""
@@ -161,14 +187,21 @@ class Authenticator:
         return current
 
     async def verify(self, key: str) -> Principal:
-        digest = hashlib.sha256(key.encode()).hexdigest()
+        digest = _digest(key)
         cached = self._cache.get(digest)
         if cached and cached[1] > time.monotonic():
             return cached[0]
         match = _KEY_FORMAT.match(key)
-        credential_id, secret = (match.group(1), match.group(2)) if match else (None, key)
+        if match is not None:
+            credential_id, secret = match.group(1), match.group(2)
+        elif self._admin_digest is not None and hmac.compare_digest(digest, self._admin_digest):
+            credential_id, secret = BOOTSTRAP_ADMIN_ID, key
+        else:
+            raise _unauthorized(
+                "The bearer credential is malformed: keys look like ag_<16 hex>_<secret>."
+            )
         async with self.sessions() as session:
-            row = await session.get(Credential, credential_id or BOOTSTRAP_ADMIN_ID)
+            row = await session.get(Credential, credential_id)
         if row is None or not hmac.compare_digest(hash_secret(secret, row.salt), row.key_hash):
             raise _unauthorized("The bearer credential is not valid; ask an admin for a key.")
         if row.revoked_at is not None:
@@ -186,7 +219,28 @@ async def current_principal(request: Request) -> Principal:
     if scheme.lower() != "bearer" or not key.strip():
         raise _unauthorized("Send `Authorization: Bearer <key>`; see the README for demo keys.")
     authenticator: Authenticator = request.app.state.authenticator
-    return await authenticator.verify(key.strip())
+    key = key.strip()
+    principal = authenticator.cached(key)
+    if principal is not None:
+        return principal
+    address = request.client.host if request.client else "unknown"
+    wait = authenticator.failures.blocked_for(address)
+    if wait > 0:
+        retry_after = max(1, math.ceil(wait))
+        raise Problem(
+            429,
+            "Too many failed authentications",
+            f"Too many invalid keys were sent from this address; retry after {retry_after} s "
+            "with a valid key.",
+            kind="rate-limited",
+            headers={"Retry-After": str(retry_after)},
+        )
+    try:
+        return await authenticator.verify(key)
+    except Problem as problem:
+        if problem.status == 401:
+            authenticator.failures.failed(address)
+        raise
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -289,6 +289,7 @@ def registry_import(
     import json
 
     from airgrid.db import create_engine, session_factory
+    from airgrid.reference import load_reference
     from services.registry.service import Actor
     from services.registry.transfer import ImportRejected, import_registry
 
@@ -302,7 +303,10 @@ def registry_import(
         engine = create_engine(settings)
         try:
             result = await import_registry(
-                session_factory(engine), document, actor=Actor(f"import:{file.name}", "admin")
+                session_factory(engine),
+                document,
+                actor=Actor(f"import:{file.name}", "admin"),
+                zone=load_reference(settings.reference_data).zone,
             )
         finally:
             await engine.dispose()

@@ -1,18 +1,22 @@
-"""Per-credential rate limiting: a token bucket per bearer key (or client address) in each process.
+"""Per-credential rate limiting: a token bucket per verified credential (per client address for
+requests without a bearer key), in each process; and the throttle of failed authentications
+per client address.
 
-A caller over its budget gets 429 with `Retry-After` and a problem+json body. The key is never
-stored: buckets are indexed by a short digest of the `Authorization` header. Health, readiness
-and metrics endpoints are exempt so that probes and scrapers never starve.
+A caller over its budget gets 429 with `Retry-After` and a problem+json body. Only a key the
+authenticator verified recently gets a bucket, named by its credential id: forged or junk keys
+never get fresh budgets nor push real callers' buckets out; their failures are throttled per
+address instead, before any lookup or hash. Health, readiness and metrics endpoints are exempt
+so that probes and scrapers never starve.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -38,6 +42,47 @@ class TokenBucket:
             self.tokens -= 1.0
             return 0.0
         return (1.0 - self.tokens) / self.rate
+
+
+class FailedAuthThrottle:
+    """Failed authentications per client address: `burst` at once, then `per_second`. An
+    address over it is refused before any key of its is looked up or hashed, so a flood of
+    guessed keys costs the service almost nothing and cannot guess fast."""
+
+    def __init__(
+        self,
+        *,
+        per_second: float = 5.0,
+        burst: int = 100,
+        max_addresses: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.per_second = per_second
+        self.burst = burst
+        self.max_addresses = max_addresses
+        self.clock = clock
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+
+    def blocked_for(self, address: str) -> float:
+        """0 when the address may try a key now, else the seconds until it may."""
+        bucket = self._buckets.get(address)
+        if bucket is None:
+            return 0.0
+        now = self.clock()
+        tokens = min(bucket.capacity, bucket.tokens + (now - bucket.updated) * bucket.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / bucket.rate
+
+    def failed(self, address: str) -> None:
+        now = self.clock()
+        bucket = self._buckets.get(address)
+        if bucket is None:
+            bucket = TokenBucket(self.per_second, float(self.burst), float(self.burst), now)
+            self._buckets[address] = bucket
+            if len(self._buckets) > self.max_addresses:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(address)
+        bucket.take(now)
 
 
 class RateLimiter:
@@ -71,11 +116,24 @@ class RateLimiter:
         return bucket.take(now)
 
 
-def caller_of(scope: Scope) -> str:
-    """A bucket id: a digest of the bearer credential, else the client address."""
+class KnowsKeys(Protocol):
+    def cached(self, key: str) -> Any: ...
+
+
+def caller_of(scope: Scope) -> str | None:
+    """A bucket id: the credential id of a recently verified bearer key, or the client address
+    of a request without one. None for a bearer key not verified yet: its authentication
+    decides (a failure is throttled per address by FailedAuthThrottle, a success is cached
+    and counted against its credential from then on)."""
+    app = scope.get("app")
+    authenticator: KnowsKeys | None = getattr(getattr(app, "state", None), "authenticator", None)
     for name, value in scope.get("headers") or ():
         if name == b"authorization" and value:
-            return "key:" + hashlib.sha256(value).hexdigest()[:32]
+            scheme, _, key = value.decode("latin-1").partition(" ")
+            if scheme.lower() != "bearer" or authenticator is None:
+                break
+            principal = authenticator.cached(key.strip())
+            return f"cred:{principal.credential_id}" if principal is not None else None
     client = scope.get("client")
     return f"addr:{client[0] if client else 'unknown'}"
 
@@ -92,7 +150,8 @@ class RateLimit:
         if not self.enabled or scope["type"] != "http" or scope.get("path") in EXEMPT_PATHS:
             await self.app(scope, receive, send)
             return
-        wait = self.limiter.wait_seconds(caller_of(scope))
+        caller = caller_of(scope)
+        wait = 0.0 if caller is None else self.limiter.wait_seconds(caller)
         if wait <= 0:
             await self.app(scope, receive, send)
             return

@@ -53,7 +53,8 @@ class Infrastructure:
         sessions = session_factory(engine)
         if settings.admin_key:
             await bootstrap_admin(sessions, settings.admin_key)
-        return cls(service, settings, engine, sessions, producer, Authenticator(sessions))
+        authenticator = Authenticator(sessions, admin_key=settings.admin_key)
+        return cls(service, settings, engine, sessions, producer, authenticator)
 
     def spawn(self, coroutine: Awaitable[None], name: str) -> None:
         """Run a background worker for the life of the service; a crash is logged loudly."""

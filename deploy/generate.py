@@ -466,6 +466,7 @@ def asyncapi() -> dict[str, Any]:
                                         "too_old",
                                         "duplicate",
                                         "out_of_order",
+                                        "implausible_move",
                                     ],
                                 }
                             },

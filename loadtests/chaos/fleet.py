@@ -28,11 +28,12 @@ log = logging.getLogger("airgrid.chaos")
 
 NEST_ID = "chaos-nest"
 FENCE_ID = "chaos-no-fly"
-# Away from the incident load (114.40-114.46, 30.48).
-NEST = (114.300, 30.600)
-CRUISE = (114.305, 30.605)
-FENCE = [(114.299, 30.599), (114.303, 30.599), (114.303, 30.603), (114.299, 30.603)]
-INSIDE_FENCE = (114.301, 30.601)
+# In the zone (the registry refuses positions outside it), away from the incident load
+# (114.40-114.46, 30.48).
+NEST = (114.300, 30.520)
+CRUISE = (114.305, 30.525)
+FENCE = [(114.299, 30.519), (114.303, 30.519), (114.303, 30.523), (114.299, 30.523)]
+INSIDE_FENCE = (114.301, 30.521)
 GOOD_BATTERY_PCT = 80.0
 LOW_BATTERY_PCT = 10.0  # the default threshold is 25 %
 PENDING_LIMIT = 50_000

@@ -52,6 +52,12 @@ SLA_ALERTS = Counter(
     "SLA alerts raised (at_risk, breached), by department and priority.",
     ["department", "priority", "kind"],
 )
+OUT_OF_AREA = Counter(
+    "airgrid_dispatch_out_of_area_total",
+    "Registry or state data the dispatch core kept out because it lies outside the zone, by "
+    "kind (nest, geofence, drone); each is also logged with its id and position.",
+    ["kind"],
+)
 
 
 def _labels(request: IncidentRequest) -> tuple[str, str] | None:

@@ -80,7 +80,7 @@ from services.dispatch.domain.model import (
 )
 from services.dispatch.domain.nofly import NoFlyZone
 from services.dispatch.domain.patrols import patrol_routes
-from services.dispatch.metrics import record_decisions
+from services.dispatch.metrics import OUT_OF_AREA, record_decisions
 from services.dispatch.models import IncidentRow
 from services.dispatch.supervisor import WRITING, WorkerStatus, supervise
 from services.dispatch.writer_lock import WriterLock
@@ -269,7 +269,11 @@ class DispatchWorker:
 
     def _new_core(self) -> DispatchCore:
         settings = self.infra.settings
-        core = DispatchCore(settings=core_settings(settings), origin=self.reference.zone.centre)
+        core = DispatchCore(
+            settings=core_settings(settings),
+            origin=self.reference.zone.centre,
+            area=self.reference.zone.boundary,
+        )
         if settings.patrol_enabled:
             projection = LocalProjection(*self.reference.zone.centre)
             nests = [(n.id, n.lon, n.lat) for n in self.reference.nests]
@@ -543,6 +547,7 @@ class DispatchWorker:
                     continue
                 decisions += found
                 ran.append((done, after))
+            self._report_out_of_area()
             try:
                 await self._decide(decisions)
             except asyncio.CancelledError:
@@ -558,6 +563,14 @@ class DispatchWorker:
                     after()
                 if done is not None and not done.done():
                     done.set_result(None)
+
+    def _report_out_of_area(self) -> None:
+        for refused in self.core.take_out_of_area():
+            OUT_OF_AREA.labels(refused.kind).inc()
+            log.warning(
+                "entity outside the zone kept out of dispatch",
+                extra={"kind": refused.kind, "entity": refused.entity_id, "reason": refused.reason},
+            )
 
     def _submit(self, job: Job, after: Callable[[], None] | None = None) -> asyncio.Future[None]:
         """Queue a job; the future is resolved once its decisions are stored, after `after`."""

@@ -404,7 +404,11 @@ def _route_writes(entity: WritableKind) -> None:
     ) -> BaseModel:
         async with _writing(request) as session:
             row = await service.create(
-                session, kind=entity.kind, body=body, actor=_actor(principal)
+                session,
+                kind=entity.kind,
+                body=body,
+                actor=_actor(principal),
+                zone=request.app.state.zone,
             )
         _with_etag(response, row)
         return entity.read.model_validate(service.document_of(row))
@@ -425,6 +429,7 @@ def _route_writes(entity: WritableKind) -> None:
                 body=body,
                 if_match=if_match,
                 actor=_actor(principal),
+                zone=request.app.state.zone,
             )
         _with_etag(response, row)
         return entity.read.model_validate(service.document_of(row))

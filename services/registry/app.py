@@ -37,8 +37,10 @@ def build_app(settings: Settings | None = None, *, seed: bool = True) -> FastAPI
         infra = await Infrastructure.open("registry", settings)
         app.state.infra = infra
         app.state.authenticator = infra.authenticator
+        reference = load_reference(settings.reference_data)
+        app.state.zone = reference.zone  # registry positions must lie in it
         if seed:
-            result = await seed_reference(infra.sessions, load_reference(settings.reference_data))
+            result = await seed_reference(infra.sessions, reference)
             log.info("reference zone seeded", extra={"added": result.total})
         # The broker may have lost the topic (the embedded one keeps data in memory):
         # republish the whole registry so that every consumer can rebuild its view.

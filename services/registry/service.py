@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from airgrid.auth import Credential
 from airgrid.problems import Problem
+from airgrid.reference import Zone
 from services.registry.changes import Row, publish, publish_deleted
 
 __all__ = ["Row"]
@@ -28,6 +29,7 @@ from services.registry.schemas import (
     NestRead,
     check_window,
 )
+from services.registry.zone_bounds import check_geofence_ring, check_nest_position
 
 ROWS: dict[str, type[Row]] = {
     "department": DepartmentRow,
@@ -239,8 +241,19 @@ async def _ensure_slots_cover_drones(session: AsyncSession, nest: NestRow) -> No
         )
 
 
-async def create(session: AsyncSession, *, kind: str, body: BaseModel, actor: Actor) -> Row:
+def _check_in_zone(row: Row, zone: Zone) -> None:
+    """Positions outside the zone are refused (422 naming the field)."""
+    if isinstance(row, NestRow):
+        check_nest_position(zone, row.lon, row.lat)
+    elif isinstance(row, GeofenceRow):
+        check_geofence_ring(zone, row.geometry["coordinates"][0])
+
+
+async def create(
+    session: AsyncSession, *, kind: str, body: BaseModel, actor: Actor, zone: Zone
+) -> Row:
     row = new_row(kind, body)
+    _check_in_zone(row, zone)
     key = entity_id(row)
     if await session.get(ROWS[kind], key) is not None:
         raise Problem(
@@ -297,6 +310,7 @@ async def update(
     body: BaseModel,
     if_match: str | None,
     actor: Actor,
+    zone: Zone,
 ) -> Row:
     row = await find(session, kind, key, lock=True)
     check_if_match(if_match, row)
@@ -319,6 +333,8 @@ async def update(
     with session.no_autoflush:
         for name, value in _columns(kind, fields).items():
             setattr(row, name, value)
+        if {"location", "geometry"} & fields.keys():
+            _check_in_zone(row, zone)
         if isinstance(row, GeofenceRow):
             try:
                 check_window(row.active_from, row.active_until)

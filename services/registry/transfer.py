@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from airgrid.problems import Problem
+from airgrid.reference import Zone
 from services.registry import service
 from services.registry.models import DepartmentRow, DroneRow, GeofenceRow, NestRow
 from services.registry.schemas import (
@@ -103,11 +104,15 @@ def _validate(document: Any) -> list[tuple[str, list[BaseModel]]]:
 
 
 async def import_registry(
-    sessions: async_sessionmaker[AsyncSession], document: Any, *, actor: service.Actor
+    sessions: async_sessionmaker[AsyncSession],
+    document: Any,
+    *,
+    actor: service.Actor,
+    zone: Zone,
 ) -> ImportResult:
     parsed = _validate(document)
     try:
-        return await _apply(sessions, parsed, actor)
+        return await _apply(sessions, parsed, actor, zone)
     except IntegrityError as error:
         raise ImportRejected([f"the database refused the import: {error.orig}"]) from None
 
@@ -116,6 +121,7 @@ async def _apply(
     sessions: async_sessionmaker[AsyncSession],
     parsed: list[tuple[str, list[BaseModel]]],
     actor: service.Actor,
+    zone: Zone,
 ) -> ImportResult:
     result = ImportResult()
     problems: list[str] = []
@@ -128,14 +134,20 @@ async def _apply(
                 try:
                     existing = await session.get(service.ROWS[kind], key)
                     if existing is None:
-                        await service.create(session, kind=kind, body=body, actor=actor)
+                        await service.create(session, kind=kind, body=body, actor=actor, zone=zone)
                         result.created[kind] = result.created.get(kind, 0) + 1
                         continue
                     before = existing.version
                     fields = body.model_dump(exclude={KEY_FIELD[kind]})
                     change = update_shape.model_validate(fields)
                     row = await service.update(
-                        session, kind=kind, key=key, body=change, if_match="*", actor=actor
+                        session,
+                        kind=kind,
+                        key=key,
+                        body=change,
+                        if_match="*",
+                        actor=actor,
+                        zone=zone,
                     )
                     counter = result.updated if row.version != before else result.unchanged
                     counter[kind] = counter.get(kind, 0) + 1

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from airgrid.auth import Authenticator, CurrentPrincipal, Principal, Role, require_role
-from airgrid.bus import Producer, TopicView
+from airgrid.bus import Producer, TopicView, now_ms
 from airgrid.config import Settings
 from airgrid.problems import Problem
 from airgrid.topics import DEPARTMENT_CODES, PROTOBUF, TELEMETRY_RAW
@@ -108,10 +108,14 @@ class DroneStateRead(BaseModel):
     heading_deg: float
     last_seq: int
     event_time: datetime
-    link_ok: bool
+    link_ok: bool = Field(
+        description="An accepted record arrived within the link-lost period (refused records "
+        "never count)."
+    )
 
     @classmethod
-    def of(cls, state: drone_state_pb2.DroneState) -> DroneStateRead:
+    def of(cls, state: drone_state_pb2.DroneState, heard_since_ms: int) -> DroneStateRead:
+        """heard_since_ms: the link counts as alive when the state's record is this new."""
         return cls(
             drone_id=state.drone_id,
             lon=state.lon,
@@ -125,13 +129,19 @@ class DroneStateRead(BaseModel):
             heading_deg=state.heading_deg,
             last_seq=state.last_seq,
             event_time=datetime.fromtimestamp(state.event_time_ms / 1000, UTC),
-            link_ok=state.link_ok,
+            link_ok=state.link_ok and state.event_time_ms >= heard_since_ms,
         )
 
 
 class FleetRead(BaseModel):
     count: int
     drones: list[DroneStateRead]
+
+
+def _heard_since_ms(request: Request) -> int:
+    """The oldest event time of an accepted record that still makes a link alive."""
+    settings = request.app.state.infra.settings
+    return now_ms() - int(settings.link_lost_seconds * 1000)
 
 
 def _states(request: Request) -> TopicView:
@@ -162,6 +172,7 @@ def _hub(request: Request) -> FeedHub:
 EngineDep = Annotated[AsyncEngine, Depends(_engine)]
 HubDep = Annotated[FeedHub, Depends(_hub)]
 StatesDep = Annotated[TopicView, Depends(_states)]
+HeardSinceDep = Annotated[int, Depends(_heard_since_ms)]
 RegistryDep = Annotated[TopicView, Depends(_registry)]
 ProducerDep = Annotated[Producer, Depends(_producer)]
 
@@ -170,6 +181,7 @@ ProducerDep = Annotated[Producer, Depends(_producer)]
 async def fleet_states(
     principal: CurrentPrincipal,
     states: StatesDep,
+    heard_since_ms: HeardSinceDep,
     status: Annotated[FlightModeName | None, Query(description="Flight mode filter")] = None,
     bbox: Annotated[
         str | None, Query(description="min_lon,min_lat,max_lon,max_lat", examples=["0,0,1,1"])
@@ -184,14 +196,14 @@ async def fleet_states(
             box[0] <= state.lon <= box[2] and box[1] <= state.lat <= box[3]
         ):
             continue
-        drones.append(DroneStateRead.of(state))
+        drones.append(DroneStateRead.of(state, heard_since_ms))
     drones.sort(key=lambda d: d.drone_id)
     return FleetRead(count=len(drones), drones=drones)
 
 
 @router.get("/drones/{drone_id}/state", summary="Latest state of one drone")
 async def drone_state(
-    drone_id: str, principal: CurrentPrincipal, states: StatesDep
+    drone_id: str, principal: CurrentPrincipal, states: StatesDep, heard_since_ms: HeardSinceDep
 ) -> DroneStateRead:
     state = states.items.get(drone_id)
     if state is None:
@@ -201,7 +213,7 @@ async def drone_state(
             f"No state for drone {drone_id!r}: it is unknown or has not reported yet.",
             kind="drone-state-not-found",
         )
-    return DroneStateRead.of(state)
+    return DroneStateRead.of(state, heard_since_ms)
 
 
 MAX_TRACK_ROWS = 100_000
@@ -445,7 +457,11 @@ async def feed_stream(
     },
 )
 async def ingest(
-    request: Request, principal: CurrentPrincipal, producer: ProducerDep, registry: RegistryDep
+    request: Request,
+    principal: CurrentPrincipal,
+    producer: ProducerDep,
+    registry: RegistryDep,
+    states: StatesDep,
 ) -> IngestAccepted:
     require_role(principal, Role.GATEWAY, Role.ADMIN)
     records = _decode_batch(request.headers.get("content-type", ""), await request.body())
@@ -456,12 +472,21 @@ async def ingest(
             f"{len(records)} records exceed {MAX_BATCH_RECORDS}; split the batch.",
             kind="batch-too-large",
         )
-    foreign = _foreign_drones(principal, records, registry)
+    if principal.role is Role.GATEWAY and not principal.nest_id:
+        raise Problem(
+            403,
+            "Forbidden",
+            "This gateway credential is bound to no nest, so it may report no drone; ask an "
+            "admin for one with a nest_id.",
+            kind="forbidden",
+        )
+    foreign = _foreign_drones(principal, records, registry, states)
     if foreign:
         raise Problem(
             403,
             "Forbidden",
-            f"Gateway of nest {principal.nest_id} may not report drones: {', '.join(foreign)}.",
+            f"Gateway of nest {principal.nest_id} may report only drones the registry places "
+            f"at its nest (home or current nest), not: {', '.join(foreign)}.",
             kind="forbidden",
         )
     try:
@@ -519,18 +544,25 @@ def _at_body(errors: list[Any]) -> list[Any]:
 
 
 def _foreign_drones(
-    principal: Principal, records: list[telemetry_pb2.Telemetry], registry: TopicView
+    principal: Principal,
+    records: list[telemetry_pb2.Telemetry],
+    registry: TopicView,
+    states: TopicView,
 ) -> list[str]:
-    """Drones a nest-scoped gateway may not report: registered to another nest, and not
-    reporting themselves at this gateway's nest. Unknown drones are the stream's to reject."""
-    if principal.role is not Role.GATEWAY or not principal.nest_id:
+    """Drones a gateway may not report: neither registered to its nest nor last seen docked
+    there (the accepted state's nest). What a record claims about its own nest is never
+    trusted. Unknown drones are the stream's to reject."""
+    if principal.role is not Role.GATEWAY:
         return []
     foreign: set[str] = set()
     for record in records:
         change: registry_pb2.RegistryChange | None = registry.items.get(record.drone_id)
         if change is None or not change.HasField("drone"):
             continue
-        if principal.nest_id not in (change.drone.home_nest, record.nest_id):
+        if change.drone.home_nest == principal.nest_id:
+            continue
+        state: drone_state_pb2.DroneState | None = states.items.get(record.drone_id)
+        if state is None or state.nest_id != principal.nest_id:
             foreign.add(record.drone_id)
     return sorted(foreign)
 

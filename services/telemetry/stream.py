@@ -61,7 +61,13 @@ from services.telemetry.domain.anomalies import (
     Position,
     Transition,
 )
-from services.telemetry.domain.validation import Reason, Rejection, validate
+from services.telemetry.domain.validation import (
+    MAX_SPEED_MPS,
+    LastFix,
+    Reason,
+    Rejection,
+    validate,
+)
 from services.telemetry.feeds import FeedRouting, encode_item
 from services.telemetry.pending_alerts import Outgoing, PendingAlert, PendingAlerts
 from services.telemetry.track_writer import TrackWriter
@@ -192,7 +198,7 @@ class _Decided:
     # Per drone: the newest accepted record and its partition; the last accepted seq; the
     # newest non-empty nest_id of the accepted records the newest one supersedes.
     newest: dict[str, tuple[telemetry_pb2.Telemetry, int]] = field(default_factory=dict)
-    last_seq: dict[str, int] = field(default_factory=dict)
+    last: dict[str, LastFix] = field(default_factory=dict)
     nests: dict[str, str] = field(default_factory=dict)
     redelivered: int = 0
 
@@ -503,7 +509,10 @@ class TelemetryWorker:
     def _previous(self, drone_id: str) -> drone_state_pb2.DroneState | None:
         mine = self._latest.get(drone_id)
         topic = self.states.items.get(drone_id)
-        if mine is None or (topic is not None and topic.last_seq > mine.last_seq):
+        if mine is None or (
+            topic is not None
+            and (topic.event_time_ms, topic.last_seq) > (mine.event_time_ms, mine.last_seq)
+        ):
             return topic
         return mine
 
@@ -641,6 +650,13 @@ class TelemetryWorker:
         if transitions:
             await self._send({}, [], transitions)
 
+    def _max_speed_mps(self, drone_id: str) -> float:
+        """The registered model's top speed; the validation's bound when it is not known."""
+        change = self.registry.items.get(drone_id)
+        if change is not None and is_drone(change) and change.drone.max_speed_mps > 0:
+            return float(change.drone.max_speed_mps)
+        return MAX_SPEED_MPS
+
     def _decide(self, record: ConsumerRecord[bytes, bytes], decided: _Decided, now: int) -> None:
         key = record.key.decode("utf-8", "replace") if record.key else None
         try:
@@ -653,17 +669,26 @@ class TelemetryWorker:
             detail = f"record for {drone_id!r} was keyed {key!r}"
             decided.rejected.append(_Rejected(record, key, Rejection(Reason.MALFORMED, detail)))
             return
-        last_seq = decided.last_seq.get(drone_id)
-        if last_seq is None:
+        last = decided.last.get(drone_id)
+        if last is None:
             previous = self._previous(drone_id)
-            last_seq = previous.last_seq if previous is not None else None
-        rejection = validate(telemetry, known_drones=self.drones, last_seq=last_seq, now_ms=now)
+            if previous is not None:
+                last = LastFix(
+                    previous.last_seq, previous.event_time_ms, previous.lon, previous.lat
+                )
+        rejection = validate(
+            telemetry,
+            known_drones=self.drones,
+            last=last,
+            now_ms=now,
+            max_speed_mps=self._max_speed_mps(drone_id),
+        )
         if rejection is not None:
             decided.rejected.append(_Rejected(record, drone_id or key, rejection))
             if rejection.reason in _TRACKED_REJECTIONS:
                 decided.track.append(telemetry)
             return
-        decided.last_seq[drone_id] = telemetry.seq
+        decided.last[drone_id] = LastFix.of(telemetry)
         decided.accepted.append(telemetry)
         decided.track.append(telemetry)
         newest = decided.newest.get(drone_id)

@@ -58,7 +58,7 @@ def test_seed_is_idempotent_and_export_import_round_trip_on_postgresql(
         {
             "id": nest_id,
             "name": "another city's nest",
-            "location": {"type": "Point", "coordinates": [10.0, 10.0]},
+            "location": {"type": "Point", "coordinates": [114.35, 30.45]},
             "charging_slots": 4,
             "status": "offline",
         }

@@ -82,8 +82,14 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def nest_body(nest_id: str, slots: int = 2, lon: float = 10.0, lat: float = 10.0) -> dict[str, Any]:
-    # Test nests sit far from the reference zone and offline, so no dispatch ever uses them.
+# Inside the reference zone (the registry refuses positions outside it), west of the incidents.
+IN_ZONE = (114.35, 30.45)
+
+
+def nest_body(
+    nest_id: str, slots: int = 2, lon: float = IN_ZONE[0], lat: float = IN_ZONE[1]
+) -> dict[str, Any]:
+    # Test nests are offline and their drones in maintenance, so no dispatch ever uses them.
     return {
         "id": nest_id,
         "name": f"test {nest_id}",
@@ -108,7 +114,9 @@ def drone_body(drone_id: str, nest_id: str) -> dict[str, Any]:
     }
 
 
-def square(lon: float = 10.0, lat: float = 10.0, size: float = 0.01) -> list[list[float]]:
+def square(
+    lon: float = IN_ZONE[0], lat: float = IN_ZONE[1], size: float = 0.01
+) -> list[list[float]]:
     return [[lon, lat], [lon + size, lat], [lon + size, lat + size], [lon, lat + size], [lon, lat]]
 
 
@@ -382,6 +390,33 @@ async def test_bad_input_gets_a_4xx_problem_naming_it(registry: Registry) -> Non
     assert r.status_code == 204
 
 
+async def test_positions_outside_the_zone_get_a_422_naming_the_field(registry: Registry) -> None:
+    c, admin = registry.client, registry.auth("admin")
+    far_nest = nest_body(unique("tn"), lon=10.0, lat=10.0)
+    body = assert_problem(await c.post("/v1/nests", json=far_nest, headers=admin), 422, "zone")
+    assert body["errors"] == [{"field": "location", "message": "outside the zone"}]
+    assert (await c.get(f"/v1/nests/{far_nest['id']}", headers=admin)).status_code == 404
+
+    far_fence = geofence_body(unique("tg"), square(10.0, 10.0))
+    body = assert_problem(await c.post("/v1/geofences", json=far_fence, headers=admin), 422, "zone")
+    assert body["errors"] == [{"field": "geometry", "message": "outside the zone"}]
+    # One vertex in the zone does not let the others stretch across the world.
+    stretched = [[*IN_ZONE], [IN_ZONE[0] + 0.01, IN_ZONE[1]], [10.0, 10.0], [*IN_ZONE]]
+    r = await c.post("/v1/geofences", json=geofence_body(unique("tg"), stretched), headers=admin)
+    assert_problem(r, 422, "geometry")
+
+    # Moving a nest out of the zone is refused too, and leaves it where it was.
+    nest_id = unique("tn")
+    assert (await c.post("/v1/nests", json=nest_body(nest_id), headers=admin)).status_code == 201
+    moved = {"location": {"type": "Point", "coordinates": [10.0, 10.0]}}
+    r = await c.patch(f"/v1/nests/{nest_id}", json=moved, headers={**admin, "If-Match": '"1"'})
+    assert_problem(r, 422, "location")
+    r = await c.get(f"/v1/nests/{nest_id}", headers=admin)
+    assert r.json()["location"]["coordinates"] == list(IN_ZONE) and r.headers["etag"] == '"1"'
+    r = await c.delete(f"/v1/nests/{nest_id}", headers={**admin, "If-Match": '"1"'})
+    assert r.status_code == 204
+
+
 # -- credentials and audit --------------------------------------------------------------------
 
 
@@ -431,6 +466,10 @@ async def test_credentials_issue_revoke_and_rotate(registry: Registry) -> None:
         422,
         "department",
     )
+    body = assert_problem(
+        await c.post("/v1/credentials", json={"role": "gateway"}, headers=admin), 422, "nest"
+    )
+    assert body["errors"] == [{"field": "nest_id", "message": "unknown nest"}]
 
 
 async def test_audit_log_records_who_what_when_before_and_after(registry: Registry) -> None:

@@ -17,11 +17,13 @@ from airgrid.bus import client_options, ensure_topics, topic_name
 from airgrid.config import Settings
 from airgrid.db import create_engine, session_factory
 from airgrid.outbox import OutboxRecord
+from airgrid.reference import load_reference
 from airgrid.topics import REGISTRY_CHANGES
 from airgrid.v1 import registry_pb2
 from services.registry.service import Actor, delete
 from services.registry.transfer import ImportRejected, export_registry, import_registry
 from tests.integration.test_registry_api import (
+    IN_ZONE,
     geofence_body,
     issue_keys,
     nest_body,
@@ -114,7 +116,7 @@ async def test_a_write_reaches_a_separate_kafka_consumer(
         change, _ = await reader.until(lambda c: c.entity_id == nest_id)
         created = time.monotonic() - sent
         assert change.nest.charging_slots == 2 and change.version == 1
-        assert change.nest.lon == 10.0 and change.nest.status == "offline"
+        assert change.nest.lon == IN_ZONE[0] and change.nest.status == "offline"
 
         sent = time.monotonic()
         r = await client.patch(
@@ -270,24 +272,25 @@ async def test_import_export_round_trip_and_all_or_nothing(isolated: Settings) -
     engine = create_engine(isolated)
     sessions = session_factory(engine)
     actor = Actor("test-import", "admin")
+    zone = load_reference(isolated.reference_data).zone
     try:
         async with sessions() as session:
             document = await export_registry(session)
         assert document["format"] == "airgrid-registry/1"
         assert len(document["drones"]) >= 186 and "credentials" not in document
-        again = await import_registry(sessions, document, actor=actor)
+        again = await import_registry(sessions, document, actor=actor, zone=zone)
         assert not again.created and not again.updated, again.summary()
 
         nest_id = unique("tn")
         document["nests"].append(nest_body(nest_id))
         document["departments"][0]["contact"] = "changed@example.gov"
-        result = await import_registry(sessions, document, actor=actor)
+        result = await import_registry(sessions, document, actor=actor, zone=zone)
         assert result.created == {"nest": 1} and result.updated == {"department": 1}
 
         bad = {**document, "geofences": [geofence_body(unique("tg"), [[1.0, 1.0], [2.0, 2.0]])]}
         bad["nests"] = [*document["nests"], nest_body(unique("tn"))]
         with pytest.raises(ImportRejected) as rejected:
-            await import_registry(sessions, bad, actor=actor)
+            await import_registry(sessions, bad, actor=actor, zone=zone)
         assert "geofences[0]" in str(rejected.value)
         async with sessions() as session:
             after = await export_registry(session)

@@ -39,11 +39,18 @@ async def eventually(check: Callable[[], Awaitable[Any]], what: str) -> Any:
 
 
 async def issue_keys(settings: Settings, *roles: Role) -> list[str]:
+    """Keys of the roles; a gateway's is bound to nest-a, where the test drones live."""
     engine = create_engine(settings)
     try:
         async with session_factory(engine)() as session, session.begin():
             return [
-                issue_credential(session, role=role, label="telemetry test")[1] for role in roles
+                issue_credential(
+                    session,
+                    role=role,
+                    nest_id="nest-a" if role is Role.GATEWAY else None,
+                    label="telemetry test",
+                )[1]
+                for role in roles
             ]
     finally:
         await engine.dispose()
@@ -139,7 +146,8 @@ async def test_raw_records_reach_state_and_rejects_reach_the_dlq(
         await producer.send_and_wait(
             TELEMETRY_RAW, good.SerializeToString(), key=drone_a, ce_type="test.telemetry"
         )
-        stale = telemetry(drone_a, seq=1).SerializeToString()
+        older = good.event_time_ms - 1_000
+        stale = telemetry(drone_a, seq=1, event_time_ms=older).SerializeToString()
         await producer.send_and_wait(TELEMETRY_RAW, stale, key=drone_a, ce_type="test.telemetry")
 
         # Ingest over HTTP: JSON from a gateway becomes state through the same stream.

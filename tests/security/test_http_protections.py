@@ -76,11 +76,33 @@ async def test_a_chunked_body_over_the_limit_gets_413_problem(
         for _ in range(10):
             yield b"y" * 1000
 
-    headers = {**services.auth("fire"), "Content-Type": "application/json"}
+    # A credential of its own: the shared ones may have spent their budget in other tests,
+    # and a 429 would say nothing of the body limit.
+    fresh = (await issue_keys(services.settings, "N-NONE"))["fire"]
+    headers = {"Authorization": f"Bearer {fresh}", "Content-Type": "application/json"}
     r = await strict_dispatch.post("/v1/incidents", content=chunks(), headers=headers)
-    assert r.status_code in (413, 429), r.text
-    if r.status_code == 413:
-        assert r.json()["type"].endswith("/body-too-large")
+    assert r.status_code == 413, r.text
+    assert r.headers["content-type"].startswith(PROBLEM)
+    assert r.json()["type"].endswith("/body-too-large")
+
+
+async def test_a_credential_over_its_budget_gets_429_before_its_body_is_read(
+    services: Services, strict_dispatch: httpx.AsyncClient
+) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(10):
+            yield b"y" * 1000
+
+    fresh = (await issue_keys(services.settings, "N-NONE"))["fire"]
+    auth = {"Authorization": f"Bearer {fresh}"}
+    codes = []
+    while 429 not in codes and len(codes) < 20:  # spend the burst
+        codes.append((await strict_dispatch.get("/v1/incidents", headers=auth)).status_code)
+    assert codes[:3] == [200, 200, 200] and codes[-1] == 429, codes
+    headers = {**auth, "Content-Type": "application/json"}
+    r = await strict_dispatch.post("/v1/incidents", content=chunks(), headers=headers)
+    assert r.status_code == 429, r.text
+    assert r.json()["type"].endswith("/rate-limited")
 
 
 async def test_credentials_never_reach_logs_or_error_bodies(

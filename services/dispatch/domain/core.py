@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from airgrid.geo import LocalProjection
@@ -62,6 +62,18 @@ class CoreSettings:
     # nothing; older replays are refused by the worker, which passes only incidents still
     # accepted or queued in the database.
     replay_horizon_s: float = 3600.0
+    # Nests, no-fly zones and idle drones farther than this outside the zone's bounding box
+    # are kept out: every grid and card is sized from their positions.
+    area_margin_m: float = 10_000.0
+
+
+@dataclass(frozen=True)
+class OutOfArea:
+    """An entity the core keeps out because it lies outside the zone's area."""
+
+    kind: str  # nest, geofence or drone
+    entity_id: str
+    reason: str
 
 
 # What a search heap entry stands for: a launch group, a live grid cell, or (None) a drone.
@@ -90,10 +102,22 @@ class DispatchCore:
         reserve_pct: float = 20.0,
         settings: CoreSettings | None = None,
         origin: tuple[float, float] | None = None,
+        area: Sequence[tuple[float, float]] | None = None,
     ) -> None:
+        """area: the zone's boundary (lon, lat); what lies beyond its bounding box widened by
+        settings.area_margin_m is kept out and reported through take_out_of_area()."""
         self.settings = settings or CoreSettings(reserve_pct=reserve_pct)
         self.reserve_pct = self.settings.reserve_pct
+        if origin is None and area:
+            origin = area[0]
         self.projection = LocalProjection(*origin) if origin is not None else None
+        self.area_box: tuple[float, float, float, float] | None = None
+        if area:
+            xs, ys = zip(*(self._xy(lon, lat) for lon, lat in area), strict=True)
+            m = self.settings.area_margin_m
+            self.area_box = (min(xs) - m, min(ys) - m, max(xs) + m, max(ys) + m)
+        self._out_of_area: list[OutOfArea] = []
+        self.outside: set[str] = set()  # drones whose latest position is outside the area
         self.drones: dict[str, DroneView] = {}
         self.nests: dict[str, NestView] = {}
         self.busy: dict[str, str] = {}  # drone id -> mission id
@@ -168,8 +192,31 @@ class DispatchCore:
 
     # -- inputs: world ---------------------------------------------------------------------
 
+    def in_area(self, xy: XY) -> bool:
+        """Is a projected point within the zone's area (always, when none was given)?"""
+        box = self.area_box
+        return box is None or (box[0] <= xy[0] <= box[2] and box[1] <= xy[1] <= box[3])
+
+    def take_out_of_area(self) -> list[OutOfArea]:
+        """The entities kept out since the last call, for the worker to log and count."""
+        found, self._out_of_area = self._out_of_area, []
+        return found
+
+    def _keep_out(self, kind: str, entity_id: str, lon: float, lat: float) -> None:
+        self._out_of_area.append(
+            OutOfArea(
+                kind,
+                entity_id,
+                f"{kind} {entity_id} at ({lon:.5f}, {lat:.5f}) lies more than "
+                f"{self.settings.area_margin_m:.0f} m outside the zone; ignored",
+            )
+        )
+
     def upsert_nest(self, nest: NestView) -> list[Decision]:
         xy = self._xy(nest.lon, nest.lat)
+        if not self.in_area(xy):
+            self._keep_out("nest", nest.id, nest.lon, nest.lat)
+            return []
         self.nests[nest.id] = nest
         self._nest_xy[nest.id] = xy
         self._online_xy = [
@@ -190,6 +237,13 @@ class DispatchCore:
         if zone is None:
             self.zones.pop(zone_id, None)
         else:
+            far = next(
+                ((lon, lat) for lon, lat in zone.ring if not self.in_area(self._xy(lon, lat))),
+                None,
+            )
+            if far is not None:
+                self._keep_out("geofence", zone.id, *far)
+                return []
             self.zones[zone.id] = zone
         self._planners.clear()
         self._planner_now = None
@@ -1090,6 +1144,14 @@ class DispatchCore:
         if self._idle(drone):
             assert drone.lon is not None and drone.lat is not None
             xy = self._xy(drone.lon, drone.lat)
+            if not self.in_area(xy):
+                # Not searchable: a grid's rings would reach out to it.
+                if drone.id not in self.outside:
+                    self.outside.add(drone.id)
+                    self._keep_out("drone", drone.id, drone.lon, drone.lat)
+                self._unindex(drone.id)
+                return
+            self.outside.discard(drone.id)
             if self.cards.fits(drone, xy):
                 self.live.remove(drone.id)
                 self.cards.put(drone, xy)

@@ -82,6 +82,9 @@ class RunCard:
 # Cards are built in one pass for the nests' bounding box widened by this much; a scene
 # farther out gets its card on first use.
 CARD_MARGIN_M = 5000.0
+# At most this many cells in the one pass (the reference zone needs about 10,000); nests
+# spread wider get each cell's card on first use instead, so memory stays bounded.
+MAX_CARD_CELLS = 200_000
 
 
 class RunCards:
@@ -201,8 +204,18 @@ class RunCards:
         self._ny = np.array([self.anchors[n][1] for n in self._ids], dtype=np.float64)
         self._names = np.array(self._ids, dtype=object)
 
-    def _all_cells(self) -> list[tuple[int, int]]:
+    def card_cells(self) -> int:
+        """How many cells the one pass would build for the nests' bounding box."""
         if not self.anchors:
+            return 0
+        size, margin = self.cell_m, CARD_MARGIN_M
+        xs, ys = [a[0] for a in self.anchors.values()], [a[1] for a in self.anchors.values()]
+        width = math.floor((max(xs) + margin) / size) - math.floor((min(xs) - margin) / size) + 1
+        height = math.floor((max(ys) + margin) / size) - math.floor((min(ys) - margin) / size) + 1
+        return width * height
+
+    def _all_cells(self) -> list[tuple[int, int]]:
+        if not self.anchors or self.card_cells() > MAX_CARD_CELLS:
             return []
         size, margin = self.cell_m, CARD_MARGIN_M
         i0, i1 = (

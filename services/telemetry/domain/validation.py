@@ -7,6 +7,7 @@ import math
 from collections.abc import Container
 from dataclasses import dataclass
 
+from airgrid.geo import haversine_m
 from airgrid.v1 import telemetry_pb2
 
 MAX_FUTURE_SKEW_MS = 5_000
@@ -15,6 +16,13 @@ MAX_AGE_MS = 3_600_000
 MIN_ALT_M = -100.0
 MAX_ALT_M = 10_000.0
 MAX_SPEED_MPS = 100.0
+# A move between two fixes is plausible up to the drone model's top speed times this margin
+# (tailwind, fix timing) plus POSITION_SLACK_M of satellite-fix noise.
+SPEED_MARGIN = 2.0
+POSITION_SLACK_M = 200.0
+# The jump check compares with a fix at most this old; past it a new position is taken, so a
+# wrong fix that got in cannot refuse every true one after it for longer.
+JUMP_CHECK_WINDOW_MS = 60_000
 
 _FLIGHT_MODES = frozenset(telemetry_pb2.FlightMode.values())
 _FLOAT_FIELDS = (
@@ -39,6 +47,7 @@ class Reason(enum.StrEnum):
     TOO_OLD = "too_old"
     DUPLICATE = "duplicate"
     OUT_OF_ORDER = "out_of_order"
+    IMPLAUSIBLE_MOVE = "implausible_move"
 
 
 @dataclass(frozen=True)
@@ -47,16 +56,37 @@ class Rejection:
     detail: str
 
 
+@dataclass(frozen=True)
+class LastFix:
+    """A drone's latest accepted record: what the next one is ordered and checked against."""
+
+    seq: int
+    event_time_ms: int
+    lon: float
+    lat: float
+
+    @classmethod
+    def of(cls, record: telemetry_pb2.Telemetry) -> LastFix:
+        return cls(record.seq, record.event_time_ms, record.lon, record.lat)
+
+
 def validate(
     record: telemetry_pb2.Telemetry,
     *,
     known_drones: Container[str],
-    last_seq: int | None,
+    last: LastFix | None,
     now_ms: int,
+    max_speed_mps: float = MAX_SPEED_MPS,
     max_future_skew_ms: int = MAX_FUTURE_SKEW_MS,
     max_age_ms: int = MAX_AGE_MS,
 ) -> Rejection | None:
     """None when the record is acceptable; otherwise the first rule it breaks.
+
+    Event time orders a drone's records: a newer one is taken whatever its seq (a gateway that
+    restarted counts from 0 again, and one absurd seq must not block every true record after
+    it); seq orders records of the same event time and tells a duplicate. A newer record whose
+    position the drone could not have reached from the last fix (max_speed_mps, with margin)
+    is refused.
 
     `malformed` is never returned here: a record that does not decode is the caller's call.
     """
@@ -71,11 +101,34 @@ def validate(
     if record.event_time_ms < now_ms - max_age_ms:
         age = now_ms - record.event_time_ms
         return Rejection(Reason.TOO_OLD, f"event time is {age} ms old")
-    if last_seq is not None and record.seq == last_seq:
-        return Rejection(Reason.DUPLICATE, f"seq {record.seq} was already applied")
-    if last_seq is not None and record.seq < last_seq:
-        return Rejection(Reason.OUT_OF_ORDER, f"seq {record.seq} is behind {last_seq}")
-    return None
+    if last is None:
+        return None
+    if record.event_time_ms <= last.event_time_ms:
+        if record.seq == last.seq:
+            return Rejection(Reason.DUPLICATE, f"seq {record.seq} was already applied")
+        if record.event_time_ms < last.event_time_ms:
+            behind = last.event_time_ms - record.event_time_ms
+            return Rejection(Reason.OUT_OF_ORDER, f"event time is {behind} ms behind the state")
+        if record.seq < last.seq:
+            return Rejection(Reason.OUT_OF_ORDER, f"seq {record.seq} is behind {last.seq}")
+    return _implausible_move(record, last, max_speed_mps)
+
+
+def _implausible_move(
+    record: telemetry_pb2.Telemetry, last: LastFix, max_speed_mps: float
+) -> Rejection | None:
+    elapsed_ms = record.event_time_ms - last.event_time_ms
+    if elapsed_ms > JUMP_CHECK_WINDOW_MS:
+        return None
+    moved_m = haversine_m(last.lon, last.lat, record.lon, record.lat)
+    reach_m = max_speed_mps * SPEED_MARGIN * max(elapsed_ms, 0) / 1000 + POSITION_SLACK_M
+    if moved_m <= reach_m:
+        return None
+    return Rejection(
+        Reason.IMPLAUSIBLE_MOVE,
+        f"moved {moved_m:.0f} m in {elapsed_ms} ms since the last fix; the drone flies at most "
+        f"{max_speed_mps:.0f} m/s (allowed with margin: {reach_m:.0f} m)",
+    )
 
 
 def _out_of_range(record: telemetry_pb2.Telemetry) -> str | None:
