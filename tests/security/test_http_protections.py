@@ -95,7 +95,7 @@ async def test_a_credential_over_its_budget_gets_429_before_its_body_is_read(
 
     fresh = (await issue_keys(services.settings, "N-NONE"))["fire"]
     auth = {"Authorization": f"Bearer {fresh}"}
-    codes = []
+    codes: list[int] = []
     while 429 not in codes and len(codes) < 20:  # spend the burst
         codes.append((await strict_dispatch.get("/v1/incidents", headers=auth)).status_code)
     assert codes[:3] == [200, 200, 200] and codes[-1] == 429, codes
