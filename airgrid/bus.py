@@ -329,6 +329,19 @@ async def run_batches(
             log.warning("commit failed", extra={"consumer": name, "error": repr(error)})
 
 
+async def topic_partitions(consumer: AIOKafkaConsumer, name: str) -> list[TopicPartition]:
+    """The partitions of topic `name`, for a consumer that assigns them itself (no group).
+
+    Such a consumer knows no topic right after start(): its bootstrap metadata request names
+    no topics, which Apache Kafka answers with none (Tansu with all). One full refresh fixes it.
+    """
+    partitions = consumer.partitions_for_topic(name)
+    if not partitions:
+        await consumer._client.force_metadata_update()
+        partitions = consumer.partitions_for_topic(name)
+    return [TopicPartition(name, p) for p in sorted(partitions or ())]
+
+
 class TopicView:
     """Reads a keyed topic from the beginning on every partition (no group) into a dict.
 
@@ -364,11 +377,10 @@ class TopicView:
                 await consumer.stop()
             raise _unreachable(self.settings, error) from error
         name = topic_name(self.settings, self.topic)
-        partitions = consumer.partitions_for_topic(name)
-        if not partitions:
+        tps = await topic_partitions(consumer, name)
+        if not tps:
             await consumer.stop()
             raise BrokerUnavailable(f"topic {name} does not exist; run the services' start-up")
-        tps = [TopicPartition(name, p) for p in sorted(partitions)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)

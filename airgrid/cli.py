@@ -1,4 +1,4 @@
-"""The `airgrid` command: up, serve, sim, db, registry, topics, broker."""
+"""The `airgrid` command: up, serve, sim, db, registry, topics, broker, kafka."""
 
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(registry_app, name="registry")
 app.add_typer(topics_app, name="topics")
+kafka_app = typer.Typer(help="An Apache Kafka cluster on this machine.", no_args_is_help=True)
+app.add_typer(kafka_app, name="kafka")
 bench_app = typer.Typer(
     help="Benchmarks (code in loadtests/): each prints its figure next to a baseline "
     "measured in the same run, and the ratio.",
@@ -381,6 +383,23 @@ def broker(port: Annotated[int, typer.Option(help="Port to listen on.")] = 9092)
         signal.sigwait(signals)
     finally:
         embedded.stop()
+
+
+@kafka_app.command("up")
+def kafka_up(
+    brokers: Annotated[int, typer.Option(min=1, help="Nodes (each broker and controller).")] = 1,
+    port: Annotated[int, typer.Option(help="Client port of the first node; then +1, +2...")] = 9092,
+    dir: Annotated[
+        Path | None, typer.Option(help="Keep the data here (default: a temp dir removed at exit).")
+    ] = None,
+) -> None:
+    """Run an Apache Kafka KRaft cluster (jars from Maven Central) with airgrid's topics."""
+    from airgrid.kafka_cluster import KafkaClusterError, run_until_signal
+
+    try:
+        run_until_signal(brokers=brokers, port=port, data_dir=dir, echo=typer.echo)
+    except KafkaClusterError as error:
+        fail(str(error))
 
 
 @bench_app.command("telemetry")
