@@ -394,10 +394,21 @@ def kafka_up(
     ] = None,
 ) -> None:
     """Run an Apache Kafka KRaft cluster (jars from Maven Central) with airgrid's topics."""
-    from airgrid.kafka_cluster import KafkaClusterError, run_until_signal
+    from airgrid.servers.kafka import KafkaClusterError, run_until_signal
 
     try:
         run_until_signal(brokers=brokers, port=port, data_dir=dir, echo=typer.echo)
+    except KafkaClusterError as error:
+        fail(str(error))
+
+
+@kafka_app.command("fetch")
+def kafka_fetch() -> None:
+    """Fetch the pinned Apache Kafka jars through Maven into the cache (quick when there)."""
+    from airgrid.servers.kafka import KafkaClusterError, fetch_jars
+
+    try:
+        fetch_jars()
     except KafkaClusterError as error:
         fail(str(error))
 

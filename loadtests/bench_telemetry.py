@@ -21,12 +21,19 @@ from typing import Any
 import asyncpg
 import orjson
 import sqlalchemy as sa
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from airgrid.broker import EmbeddedBroker
-from airgrid.bus import Producer, client_options, ensure_topics, now_ms, topic_name
+from airgrid.bus import (
+    Producer,
+    client_options,
+    ensure_topics,
+    now_ms,
+    topic_name,
+    topic_partitions,
+)
 from airgrid.config import Settings
 from airgrid.db import create_engine
 from airgrid.migrate import upgrade
@@ -237,11 +244,7 @@ class Observer:
             fetch_max_wait_ms=self.settings.telemetry_fetch_wait_ms,
         )
         await consumer.start()
-        tps = [
-            TopicPartition(name, p)
-            for name in self.topics
-            for p in sorted(consumer.partitions_for_topic(name) or ())
-        ]
+        tps = [tp for name in self.topics for tp in await topic_partitions(consumer, name)]
         consumer.assign(tps)
         await consumer.seek_to_end(*tps)
         for tp in tps:

@@ -1,10 +1,12 @@
 """Test infrastructure: a real PostgreSQL database and a real Kafka-compatible broker.
 
-The broker is the embedded Tansu binary on a free port unless AIRGRID_KAFKA_BOOTSTRAP names
-one. The database is a private PostgreSQL cluster of this session's own (initdb into a temp
-dir, a free port), stopped and removed at the end; AIRGRID_TEST_DATABASE_URL points the suite
-at an existing server instead, where that database is recreated and dropped afterwards. Each
-session uses a topic prefix of its own, so runs never see each other.
+The broker is a one-node Apache Kafka cluster of this session's own (KRaft, free ports, jars
+from the project's Maven cache), or the embedded Tansu broker with AIRGRID_TEST_BROKER=embedded;
+AIRGRID_KAFKA_BOOTSTRAP names a running one instead. The database is a private PostgreSQL
+cluster of this session's own (initdb into a temp dir, a free port), stopped and removed at the
+end; AIRGRID_TEST_DATABASE_URL points the suite at an existing server instead, where that
+database is recreated and dropped afterwards. Each session uses a topic prefix of its own, so
+runs never see each other.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sqlalchemy.engine import make_url
 from airgrid.broker import EmbeddedBroker
 from airgrid.config import Settings
 from airgrid.migrate import upgrade
+from airgrid.servers.kafka import KafkaCluster, KafkaClusterError
 from airgrid.servers.mosquitto import MosquittoUnavailable, PrivateMosquitto
 from airgrid.servers.ports import free_port
 from airgrid.servers.postgres import PostgresUnavailable, PrivatePostgres
@@ -52,17 +55,31 @@ async def _recreate_database(url: str, *, create: bool = True) -> None:
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     external = os.environ.get("AIRGRID_KAFKA_BOOTSTRAP")
     if external:
         yield external
         return
-    broker = EmbeddedBroker(port=free_port(), log_file=Path(".airgrid/logs/test-broker.log"))
-    broker.start()
+    kind = os.environ.get("AIRGRID_TEST_BROKER", "kafka")
+    if kind == "embedded":
+        broker = EmbeddedBroker(port=free_port(), log_file=Path(".airgrid/logs/test-broker.log"))
+        broker.start()
+        try:
+            yield broker.bootstrap
+        finally:
+            broker.stop()
+        return
+    if kind != "kafka":
+        pytest.fail(f"AIRGRID_TEST_BROKER={kind!r}: use kafka or embedded", pytrace=False)
     try:
-        yield broker.bootstrap
+        cluster = KafkaCluster(brokers=1, data_dir=tmp_path_factory.mktemp("kafka"))
+        cluster.start(timeout=180)
+    except KafkaClusterError as error:
+        pytest.fail(f"the test's Apache Kafka did not start: {error}", pytrace=False)
+    try:
+        yield cluster.bootstrap
     finally:
-        broker.stop()
+        cluster.stop()
 
 
 async def _drop_database(url: str) -> None:

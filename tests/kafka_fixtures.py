@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from airgrid.config import Settings
-from airgrid.kafka_cluster import KafkaCluster
+from airgrid.servers.kafka import KafkaCluster
 
 
 def _cluster(brokers: int, data_dir: Path) -> Iterator[KafkaCluster]:

@@ -14,9 +14,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
-from airgrid.bus import client_options, topic_name
+from airgrid.bus import client_options, topic_name, topic_partitions
 from airgrid.config import Settings
 from airgrid.topics import DISPATCH_DECISIONS, MISSION_EVENTS
 from airgrid.v1 import dispatch_pb2, mission_pb2
@@ -267,11 +267,7 @@ async def follow_outcomes(settings: Settings, outcomes: Outcomes) -> None:
     await consumer.start()
     try:
         names = [topic_name(settings, DISPATCH_DECISIONS), topic_name(settings, MISSION_EVENTS)]
-        tps = [
-            TopicPartition(name, p)
-            for name in names
-            for p in sorted(consumer.partitions_for_topic(name) or ())
-        ]
+        tps = [tp for name in names for tp in await topic_partitions(consumer, name)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         while True:

@@ -12,10 +12,10 @@ import asyncio
 import contextlib
 import logging
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
-from airgrid.bus import client_options, topic_name
+from airgrid.bus import client_options, topic_name, topic_partitions
 from airgrid.config import Settings
 from airgrid.topics import ALERTS
 from airgrid.v1 import alert_pb2
@@ -58,11 +58,10 @@ class AlertWatch:
             )
             try:
                 await asyncio.wait_for(consumer.start(), timeout=10)
-                partitions = consumer.partitions_for_topic(self._topic)
-                if not partitions:
+                tps = await topic_partitions(consumer, self._topic)
+                if not tps:
                     await asyncio.sleep(1.0)
                     continue
-                tps = [TopicPartition(self._topic, p) for p in sorted(partitions)]
                 consumer.assign(tps)
                 await consumer.seek_to_beginning(*tps)
                 while not self._restart.is_set():

@@ -13,7 +13,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import Counter
 
-from airgrid.bus import TopicView, client_options, topic_name
+from airgrid.bus import TopicView, client_options, topic_name, topic_partitions
 from airgrid.config import Settings
 from airgrid.topics import DEPARTMENT_CODES, FEEDS, INCIDENTS, MISSION_EVENTS, feed_topic
 from airgrid.v1 import incident_pb2, mission_pb2
@@ -155,9 +155,7 @@ class FeedHub:
         await consumer.start()
         tps = []
         for topic in FEEDS:
-            name = topic_name(self.settings, topic)
-            for partition in sorted(consumer.partitions_for_topic(name) or ()):
-                tps.append(TopicPartition(name, partition))
+            tps.extend(await topic_partitions(consumer, topic_name(self.settings, topic)))
         consumer.assign(tps)
         if from_beginning:
             await consumer.seek_to_beginning(*tps)

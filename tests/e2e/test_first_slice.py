@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
-from airgrid.bus import Producer, client_options, now_ms, topic_name
+from airgrid.bus import Producer, client_options, now_ms, topic_name, topic_partitions
 from airgrid.reference import load_reference
 from airgrid.topics import DISPATCH_DECISIONS, TELEMETRY_RAW
 from airgrid.v1 import dispatch_pb2, telemetry_pb2
@@ -88,7 +88,7 @@ async def test_incident_in_over_http_decision_out_on_kafka(stack: ServiceStack) 
         consumer = AIOKafkaConsumer(**client_options(s), enable_auto_commit=False)
         await consumer.start()
         name = topic_name(s, DISPATCH_DECISIONS)
-        tps = [TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or ()]
+        tps = await topic_partitions(consumer, name)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         try:

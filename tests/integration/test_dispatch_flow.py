@@ -7,10 +7,17 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from airgrid.auth import Role, issue_credential
-from airgrid.bus import Producer, client_options, ensure_topics, now_ms, topic_name
+from airgrid.bus import (
+    Producer,
+    client_options,
+    ensure_topics,
+    now_ms,
+    topic_name,
+    topic_partitions,
+)
 from airgrid.config import Settings
 from airgrid.db import create_engine, session_factory
 from airgrid.reference import load_reference
@@ -152,7 +159,7 @@ async def return_command_for(settings: Settings, drone_id: str) -> bool:
     await consumer.start()
     try:
         name = topic_name(settings, DRONE_COMMANDS)
-        tps = [TopicPartition(name, p) for p in consumer.partitions_for_topic(name) or ()]
+        tps = await topic_partitions(consumer, name)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
 

@@ -15,7 +15,7 @@ from confluent_kafka import Consumer
 
 from airgrid.bus import Producer, client_options, ensure_topics, topic_name, topic_partitions
 from airgrid.config import Settings
-from airgrid.kafka_cluster import KafkaCluster
+from airgrid.servers.kafka import KafkaCluster
 from airgrid.topics import ALL_TOPICS, DRONE_STATE, feed_topic
 from airgrid.v1 import drone_state_pb2
 from services.telemetry.stream import state_view
@@ -226,7 +226,7 @@ async def test_a_department_consumer_group_on_librdkafka_reads_its_feed_and_spli
         def first_reads_all() -> bool:
             message = first.poll(0.2)
             if message is not None and message.error() is None:
-                received.append(json.loads(message.value()))
+                received.append(json.loads(message.value() or b"null"))
             return len(received) == len(items)
 
         await until(first_reads_all, timeout=60, what="the first member to read the feed")

@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
+from collections.abc import Callable
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from airgrid.bus import Producer, client_options, ensure_topics, topic_name, topic_partitions
 from airgrid.config import Settings
-from airgrid.kafka_cluster import KafkaCluster
+from airgrid.servers.kafka import KafkaCluster
 from airgrid.topics import Topic
 from tests import kafka_fixtures
 from tests.eventually import eventually, until
@@ -91,6 +92,12 @@ async def _read_values(settings: Settings, name: str) -> list[tuple[str, str]]:
         await consumer.stop()
 
 
+def _acked_beyond(writer: SequencedWriter, rounds: int) -> Callable[[], bool]:
+    """A check that holds once `rounds` more rounds than now are acknowledged."""
+    target = writer.rounds_acked + rounds
+    return lambda: writer.rounds_acked >= target
+
+
 async def test_idempotent_producer_writes_each_record_once_in_order_across_leader_kills(
     kafka_three: KafkaCluster,
 ) -> None:
@@ -106,14 +113,12 @@ async def test_idempotent_producer_writes_each_record_once_in_order_across_leade
     killed: list[int] = []
     try:
         for _ in range(KILLS):
-            target = writer.rounds_acked + 20
-            await until(lambda t=target: writer.rounds_acked >= t, 90, "rounds before a kill")
+            await until(_acked_beyond(writer, 20), 90, "rounds before a kill")
             leader = await _leader_of_partition_zero(producer, name)
             kafka_three.kill(leader)
             killed.append(leader)
             # Writing goes on once the controller has moved the leadership away.
-            target = writer.rounds_acked + 20
-            await until(lambda t=target: writer.rounds_acked >= t, 120, "rounds after a kill")
+            await until(_acked_beyond(writer, 20), 120, "rounds after a kill")
             kafka_three.start_node(leader, timeout=120)
         writer.stop.set()
         await asyncio.wait_for(task, timeout=60)

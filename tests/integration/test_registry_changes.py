@@ -13,7 +13,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import func, select
 
-from airgrid.bus import client_options, ensure_topics, topic_name
+from airgrid.bus import client_options, ensure_topics, topic_name, topic_partitions
 from airgrid.config import Settings
 from airgrid.db import create_engine, session_factory
 from airgrid.outbox import OutboxRecord
@@ -52,9 +52,7 @@ class ChangeReader:
     async def start(self, *, from_beginning: bool) -> None:
         await self.consumer.start()
         name = topic_name(self.settings, REGISTRY_CHANGES)
-        self.partitions = [
-            TopicPartition(name, p) for p in sorted(self.consumer.partitions_for_topic(name) or [])
-        ]
+        self.partitions = await topic_partitions(self.consumer, name)
         assert self.partitions, f"topic {name} has no partitions"
         self.consumer.assign(self.partitions)
         if from_beginning:

@@ -13,9 +13,17 @@ from dataclasses import dataclass
 import orjson
 import pytest
 import sqlalchemy as sa
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
-from airgrid.bus import Producer, TopicView, client_options, ensure_topics, now_ms, topic_name
+from airgrid.bus import (
+    Producer,
+    TopicView,
+    client_options,
+    ensure_topics,
+    now_ms,
+    topic_name,
+    topic_partitions,
+)
 from airgrid.config import Settings
 from airgrid.db import create_engine
 from airgrid.topics import (
@@ -90,7 +98,7 @@ async def read_all(
     consumer = AIOKafkaConsumer(**client_options(settings), group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        tps = await topic_partitions(consumer, topic)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         records: list[ConsumerRecord[bytes, bytes]] = []

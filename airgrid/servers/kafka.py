@@ -31,7 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from airgrid.servers.ports import free_port
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 POM = REPO_ROOT / "deploy" / "kafka" / "pom.xml"
 HOST = "127.0.0.1"
 DEFAULT_PORT = 9092
@@ -142,12 +144,6 @@ def _shown(path: Path) -> str:
     with contextlib.suppress(ValueError):
         return str(path.resolve().relative_to(REPO_ROOT))
     return str(path)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def port_is_free(port: int) -> bool:
