@@ -147,7 +147,10 @@ def _shown(path: Path) -> str:
 
 
 def port_is_free(port: int) -> bool:
+    """Nothing listens on `port`; connections of a stopped server in TIME_WAIT do not count,
+    as the JVM binds with SO_REUSEADDR."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((HOST, port))
         except OSError:
