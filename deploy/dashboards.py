@@ -752,4 +752,5 @@ DASHBOARDS = {
     "telemetry.json": telemetry,
     "department.json": department,
     "infrastructure.json": infrastructure,
+    "operator-map.json": operator_map,
 }

@@ -13,12 +13,13 @@ from grafana_foundation_sdk.cog import builder as cog_builder
 from grafana_foundation_sdk.cog import variants as cog_variants
 from grafana_foundation_sdk.models import dashboard as dashboard_models
 
+from airgrid.operator_map import ROLE, VIEWS
+
+__all__ = ["LAYERS", "POSTGRES", "ROLE", "VIEWS", "Layer", "SqlTarget"]
+
 POSTGRES = dashboard_models.DataSourceRef(
     type_val="grafana-postgresql-datasource", uid="airgrid-postgres"
 )
-
-# The views Grafana may read; the role is granted SELECT on these and nothing else.
-VIEWS = ("map_drones", "map_incidents", "map_nests")
 
 
 class SqlQuery(cog_variants.Dataquery):
@@ -65,7 +66,8 @@ DRONES = Layer(
     "  fix_time AS time\n"
     "FROM map_drones\n"
     "WHERE fix_time_ms IS NULL\n"
-    "   OR fix_time_ms BETWEEN $__unixEpochFrom() * 1000 AND $__unixEpochTo() * 1000\n"
+    "   OR fix_time_ms BETWEEN $__unixEpochFrom()::bigint * 1000\n"
+    "                      AND $__unixEpochTo()::bigint * 1000\n"
     "ORDER BY drone_id",
     colour_by="status",
     label="drone_id",
