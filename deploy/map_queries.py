@@ -48,6 +48,9 @@ class SqlTarget(cog_builder.Builder[SqlQuery]):
         return self._query
 
 
+# The epoch macros are whole seconds: a fix within the range's last second is still in it.
+
+
 @dataclass(frozen=True)
 class Layer:
     """One Geomap layer: its query, and the field that colours its markers."""
@@ -66,8 +69,8 @@ DRONES = Layer(
     "  fix_time AS time\n"
     "FROM map_drones\n"
     "WHERE fix_time_ms IS NULL\n"
-    "   OR fix_time_ms BETWEEN $__unixEpochFrom()::bigint * 1000\n"
-    "                      AND $__unixEpochTo()::bigint * 1000\n"
+    "   OR (fix_time_ms >= $__unixEpochFrom()::bigint * 1000\n"
+    "       AND fix_time_ms < ($__unixEpochTo()::bigint + 1) * 1000)\n"
     "ORDER BY drone_id",
     colour_by="status",
     label="drone_id",

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from airgrid.config import Settings
 from airgrid.db import create_engine, session_factory
 from airgrid.v1 import telemetry_pb2
-from deploy.map_queries import LAYERS, ROLE, VIEWS
+from deploy.map_queries import DRONES, LAYERS, ROLE, VIEWS
 from deploy.sql_macros import TimeRange, expand
 from services.dispatch.models import IncidentRow, MissionRow
 from services.registry.models import DroneRow, NestRow
@@ -85,6 +85,10 @@ def _fix(drone_id: str, seq: int, at: datetime, mode: int, lon: float, lat: floa
             flight_mode=mode,  # type: ignore[arg-type]
         )
     )
+
+
+def _past_a_second(moment: datetime) -> datetime:
+    return moment.replace(microsecond=437_000)
 
 
 def _incident(incident_id: str, priority: int, status: str, accepted_at: datetime) -> IncidentRow:
@@ -189,7 +193,10 @@ async def world(engine: AsyncEngine) -> dict[str, str]:
         engine,
         [
             _fix(ids["docked"], 1, now - timedelta(minutes=2), 1, 114.40, 30.48),
-            _fix(ids["docked"], 2, now - timedelta(seconds=3), 1, 114.4001, 30.4801),
+            # A fraction of a second past a whole second, like most fixes.
+            _fix(
+                ids["docked"], 2, _past_a_second(now - timedelta(seconds=3)), 1, 114.4001, 30.4801
+            ),
             _fix(ids["flying"], 1, now - timedelta(seconds=2), 3, 114.41, 30.475),
             _fix(ids["silent"], 1, now - timedelta(minutes=4), 4, 114.43, 30.49),
             _fix(ids["stale"], 1, now - timedelta(hours=3), 1, 114.40, 30.48),
@@ -249,6 +256,23 @@ async def test_each_layer_returns_its_markers_as_the_read_only_role(
     }
     assert nests[world["windy"]]["weather_hold"] is True
     assert nests[world["nest"]]["drones_home"] == 4
+
+
+async def test_a_fix_within_the_last_second_of_the_range_is_on_the_map(
+    engine: AsyncEngine, world: dict[str, str]
+) -> None:
+    """The epoch macros drop the range's fraction of a second; the fix made then still shows."""
+    async with engine.connect() as connection:
+        fix_ms: int = (
+            await connection.execute(
+                text("SELECT fix_time_ms FROM map_drones WHERE drone_id = :id"),
+                {"id": world["docked"]},
+            )
+        ).scalar_one()
+    end = datetime.fromtimestamp(fix_ms / 1000, UTC)
+    window = TimeRange(start=end - timedelta(minutes=15), end=end)
+    rows = await _rows_as_grafana(engine, expand(_panel_sql()[DRONES.ref_id], window))
+    assert world["docked"] in {r["drone_id"] for r in rows}, fix_ms
 
 
 async def test_the_role_reads_the_views_and_no_service_table(engine: AsyncEngine) -> None:
