@@ -29,6 +29,7 @@ from airgrid.bus import BrokerUnavailable, ensure_topics
 from airgrid.config import EMBEDDED_KAFKA_PORT, Settings
 from airgrid.db import create_engine, session_factory
 from airgrid.migrate import upgrade
+from airgrid.operator_map import where_line
 from airgrid.reference import load_reference
 from airgrid.sim.outcomes import Outcomes, follow_outcomes
 from airgrid.sim.report import (
@@ -372,6 +373,7 @@ async def bring_up(
     path, _ = await asyncio.gather(write_demo_credentials(settings), stack.wait_ready())
     say(f"[bold]credentials[/] demo keys for every department, the operator and gateways: {path}")
     say(f"[bold]services[/] ready {took()}")
+    say(where_line(settings.sqlalchemy_url))
     return settings
 
 

@@ -1,34 +1,42 @@
-"""The Grafana dashboards, declared once in Python and rendered to deploy/grafana/dashboards/.
+"""The Grafana dashboards, declared with Grafana's own typed builders (grafana-foundation-sdk)
+and rendered to deploy/grafana/dashboards/ by `python -m deploy.generate`.
 
 Every panel has a unit, a description and, where an operator acts on a value, thresholds.
-Queries use only metrics the services export (tests/observability checks it)."""
+PromQL queries use only metrics the services export (tests/observability checks it); the live
+map's SQL reads only the operator map views (migration 0007), as the `airgrid_grafana` role."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from collections.abc import Sequence
 from typing import Any
 
-from airgrid.topics import DEPARTMENT_CODES as DEPARTMENTS
+from grafana_foundation_sdk.builders import common as common_builders
+from grafana_foundation_sdk.builders import dashboard as dashboard_builders
+from grafana_foundation_sdk.builders import geomap, prometheus, stat, timeseries
+from grafana_foundation_sdk.cog import builder as cog_builder
+from grafana_foundation_sdk.cog import variants as cog_variants
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common as common_models
+from grafana_foundation_sdk.models import dashboard as dashboard_models
+from grafana_foundation_sdk.models import geomap as geomap_models
 
-DATASOURCE = {"type": "prometheus", "uid": "airgrid-prometheus"}
+from airgrid.topics import DEPARTMENT_CODES as DEPARTMENTS
+from deploy.map_queries import LAYERS, POSTGRES, Layer, SqlTarget
+
+PROMETHEUS = dashboard_models.DataSourceRef(type_val="prometheus", uid="airgrid-prometheus")
 RATE = "$__rate_interval"
 
-
-@dataclass(frozen=True)
-class Panel:
-    title: str
-    description: str
-    unit: str
-    exprs: tuple[tuple[str, str], ...]  # (expr, legend)
-    kind: str = "timeseries"
-    thresholds: tuple[tuple[str, float | None], ...] = (("green", None),)
-    width: int = 8
-    height: int = 7
-    extra: dict[str, Any] = field(default_factory=dict)
+Steps = tuple[tuple[str, float | None], ...]
+GREEN = ("green", None)
+AnyPanel = timeseries.Panel | stat.Panel | geomap.Panel
+Target = cog_builder.Builder[cog_variants.Dataquery]
 
 
-def _q(expr: str, legend: str = "") -> tuple[str, str]:
-    return (expr, legend)
+def _q(expr: str, legend: str = "") -> prometheus.Dataquery:
+    return (
+        prometheus.Dataquery().expr(expr).legend_format(legend or "__auto").datasource(PROMETHEUS)
+    )
 
 
 def _quantile(q: float, metric: str, by: str = "", selector: str = "") -> str:
@@ -44,71 +52,110 @@ def _share_within(metric: str, le: str, selector: str = "") -> str:
     )
 
 
-GREEN = ("green", None)
+def _thresholds(steps: Steps) -> dashboard_builders.ThresholdsConfig:
+    return (
+        dashboard_builders.ThresholdsConfig()
+        .mode(dashboard_models.ThresholdsMode.ABSOLUTE)
+        .steps([dashboard_models.Threshold(value=value, color=color) for color, value in steps])
+    )
 
 
-def _render_panel(panel: Panel, panel_id: int, x: int, y: int) -> dict[str, Any]:
-    steps = [{"color": color, "value": value} for color, value in panel.thresholds]
-    out: dict[str, Any] = {
-        "id": panel_id,
-        "type": panel.kind,
-        "title": panel.title,
-        "description": panel.description,
-        "datasource": DATASOURCE,
-        "gridPos": {"h": panel.height, "w": panel.width, "x": x, "y": y},
-        "fieldConfig": {
-            "defaults": {
-                "unit": panel.unit,
-                "thresholds": {"mode": "absolute", "steps": steps},
-                "color": {"mode": "thresholds" if panel.kind == "stat" else "palette-classic"},
-            },
-            "overrides": [],
-        },
-        "options": {"legend": {"displayMode": "list", "placement": "bottom"}},
-        "targets": [
-            {
-                "refId": chr(ord("A") + i),
-                "datasource": DATASOURCE,
-                "expr": expr,
-                "legendFormat": legend or "__auto",
-            }
-            for i, (expr, legend) in enumerate(panel.exprs)
-        ],
-    }
-    if panel.kind == "timeseries" and len(steps) > 1:
-        out["fieldConfig"]["defaults"]["custom"] = {"thresholdsStyle": {"mode": "line"}}
-    out.update(panel.extra)
-    return out
+def _with_refs(queries: Sequence[prometheus.Dataquery]) -> list[Target]:
+    return [query.ref_id(chr(ord("A") + i)) for i, query in enumerate(queries)]
+
+
+def _timeseries(
+    title: str,
+    description: str,
+    unit: str,
+    queries: Sequence[prometheus.Dataquery],
+    thresholds: Steps = (GREEN,),
+) -> timeseries.Panel:
+    panel = (
+        timeseries.Panel()
+        .title(title)
+        .description(description)
+        .datasource(PROMETHEUS)
+        .unit(unit)
+        .span(8)
+        .height(7)
+        .thresholds(_thresholds(thresholds))
+        .color_scheme(
+            dashboard_builders.FieldColor().mode(dashboard_models.FieldColorModeId.PALETTE_CLASSIC)
+        )
+        .legend(
+            common_builders.VizLegendOptions()
+            .display_mode(common_models.LegendDisplayMode.LIST)
+            .placement(common_models.LegendPlacement.BOTTOM)
+            .show_legend(True)
+        )
+        .targets(_with_refs(queries))
+    )
+    if len(thresholds) > 1:  # a line where an operator acts
+        panel.thresholds_style(
+            common_builders.GraphThresholdsStyleConfig().mode(
+                common_models.GraphThresholdsStyleMode.LINE
+            )
+        )
+    return panel
+
+
+def _stat(
+    title: str,
+    description: str,
+    unit: str,
+    queries: Sequence[prometheus.Dataquery],
+    thresholds: Steps,
+) -> stat.Panel:
+    return (
+        stat.Panel()
+        .title(title)
+        .description(description)
+        .datasource(PROMETHEUS)
+        .unit(unit)
+        .span(8)
+        .height(7)
+        .thresholds(_thresholds(thresholds))
+        .color_scheme(
+            dashboard_builders.FieldColor().mode(dashboard_models.FieldColorModeId.THRESHOLDS)
+        )
+        .targets(_with_refs(queries))
+    )
 
 
 def _dashboard(
-    uid: str, title: str, description: str, panels: list[Panel], variables: list[dict[str, Any]]
+    uid: str,
+    title: str,
+    description: str,
+    panels: Sequence[AnyPanel],
+    variables: Sequence[dashboard_builders.CustomVariable] = (),
+    *,
+    refresh: str = "30s",
+    time_from: str = "now-3h",
 ) -> dict[str, Any]:
-    rendered, x, y, row_h = [], 0, 0, 0
-    for i, panel in enumerate(panels, start=1):
-        if x + panel.width > 24:
-            x, y, row_h = 0, y + row_h, 0
-        rendered.append(_render_panel(panel, i, x, y))
-        x += panel.width
-        row_h = max(row_h, panel.height)
-    return {
-        "uid": uid,
-        "title": title,
-        "description": description,
-        "tags": ["airgrid"],
-        "timezone": "utc",
-        "schemaVersion": 39,
-        "version": 1,
-        "editable": False,
-        "refresh": "30s",
-        "time": {"from": "now-3h", "to": "now"},
-        "templating": {"list": variables},
-        "annotations": {"list": []},
-        "links": [
-            {"type": "dashboards", "tags": ["airgrid"], "asDropdown": True, "title": "airgrid"}
-        ],
-        "panels": rendered,
-    }
+    builder = (
+        dashboard_builders.Dashboard(title)
+        .uid(uid)
+        .description(description)
+        .tags(["airgrid"])
+        .timezone("utc")
+        .readonly()
+        .version(1)
+        .refresh(refresh)
+        .time(time_from, "now")
+        .link(
+            dashboard_builders.DashboardLink("airgrid")
+            .type(dashboard_models.DashboardLinkType.DASHBOARDS)
+            .tags(["airgrid"])
+            .as_dropdown(True)
+        )
+    )
+    for variable in variables:
+        builder.with_variable(variable)
+    for panel_id, panel in enumerate(panels, start=1):
+        builder.with_panel(panel.id(panel_id))
+    rendered: dict[str, Any] = json.loads(JSONEncoder().encode(builder.build()))
+    return rendered
 
 
 UP = 'up{job=~"airgrid-.*"}'
@@ -117,32 +164,29 @@ DECISION = "airgrid_dispatch_decision_seconds"
 
 
 def operations() -> dict[str, Any]:
-    panels = [
-        Panel(
+    panels: list[AnyPanel] = [
+        _stat(
             "Services up",
             "1 when Prometheus scrapes the service; 0 means it is down or unreachable.",
             "none",
             (_q(f"sum by (job) ({UP})", "{{job}}"),),
-            kind="stat",
             thresholds=(("red", None), ("green", 1)),
         ),
-        Panel(
+        _stat(
             "Share on scene within 300 s",
             "Share of drones on scene within the 300 s SLA (time to scene histogram, le=300).",
             "percentunit",
             (_q(_share_within(TTS, "300.0"), "within 300 s"),),
-            kind="stat",
             thresholds=(("red", None), ("orange", 0.95), ("green", 0.99)),
         ),
-        Panel(
+        _stat(
             "Coverage",
             "Share of the zone that available drones reach within 300 s. Target 99 %.",
             "percentunit",
             (_q("max(airgrid_coverage_ratio)", "coverage"),),
-            kind="stat",
             thresholds=(("red", None), ("orange", 0.95), ("green", 0.99)),
         ),
-        Panel(
+        _timeseries(
             "Incidents accepted",
             "Incidents accepted over HTTP per minute, by priority (1 = life-safety).",
             "opm",
@@ -153,7 +197,7 @@ def operations() -> dict[str, Any]:
                 ),
             ),
         ),
-        Panel(
+        _timeseries(
             "Time to scene",
             "Median and 95th percentile from accepted to a drone on scene. "
             "Targets: median <= 120 s, everything <= 300 s.",
@@ -161,29 +205,28 @@ def operations() -> dict[str, Any]:
             (_q(_quantile(0.5, TTS), "p50"), _q(_quantile(0.95, TTS), "p95")),
             thresholds=(GREEN, ("orange", 120), ("red", 300)),
         ),
-        Panel(
+        _timeseries(
             "Fleet by status",
             "Drones as dispatch sees them: docked, airborne idle, on a mission, unavailable "
             "(link lost, fault, no position) or out of service.",
             "none",
             (_q("sum by (status) (airgrid_fleet_drones)", "{{status}}"),),
-            extra={"options": {"legend": {"displayMode": "list", "placement": "bottom"}}},
         ),
-        Panel(
+        _timeseries(
             "Incidents waiting",
             "Incidents queued for a drone, by priority. Anything waiting at P1 needs an operator.",
             "none",
             (_q("sum by (priority) (airgrid_dispatch_queued_incidents)", "P{{priority}}"),),
             thresholds=(GREEN, ("orange", 1), ("red", 5)),
         ),
-        Panel(
+        _timeseries(
             "SLA alerts",
             "SLA at-risk and breached alerts raised in each interval.",
             "none",
             (_q(f"sum by (kind) (increase(airgrid_sla_alerts_total[{RATE}]))", "{{kind}}"),),
             thresholds=(GREEN, ("red", 1)),
         ),
-        Panel(
+        _timeseries(
             "HTTP server errors",
             "5xx responses per second by service; bad input is 4xx, so any 5xx is a fault.",
             "reqps",
@@ -202,13 +245,12 @@ def operations() -> dict[str, Any]:
         "airgrid / Operations overview",
         "Is the air grid healthy: services, SLA, coverage, fleet, queue.",
         panels,
-        [],
     )
 
 
 def dispatch() -> dict[str, Any]:
-    panels = [
-        Panel(
+    panels: list[AnyPanel] = [
+        _timeseries(
             "Decision latency",
             "From an incident consumed to its decision committed (p50, p95, p99). "
             "Targets: p50 <= 5 ms, p99 <= 50 ms.",
@@ -216,7 +258,7 @@ def dispatch() -> dict[str, Any]:
             tuple(_q(_quantile(q, DECISION), f"p{int(q * 100)}") for q in (0.5, 0.95, 0.99)),
             thresholds=(GREEN, ("orange", 0.005), ("red", 0.05)),
         ),
-        Panel(
+        _timeseries(
             "Decisions within target",
             "Share of decisions committed within 5 ms and within 50 ms.",
             "percentunit",
@@ -226,28 +268,28 @@ def dispatch() -> dict[str, Any]:
             ),
             thresholds=(("red", None), ("orange", 0.9), ("green", 0.99)),
         ),
-        Panel(
+        _timeseries(
             "Accepted to decided",
             "From the HTTP accept to the first decision (outbox and broker included), p95.",
             "s",
             (_q(_quantile(0.95, "airgrid_dispatch_accept_to_decision_seconds"), "p95"),),
             thresholds=(GREEN, ("orange", 1), ("red", 5)),
         ),
-        Panel(
+        _timeseries(
             "Time to scene by priority",
             "95th percentile from accepted to on scene, by priority. SLA 300 s.",
             "s",
             (_q(_quantile(0.95, TTS, "priority"), "P{{priority}} p95"),),
             thresholds=(GREEN, ("orange", 120), ("red", 300)),
         ),
-        Panel(
+        _timeseries(
             "Share within 300 s",
             "Share of drones on scene within 300 s, over the dashboard interval.",
             "percentunit",
             (_q(_share_within(TTS, "300.0"), "within 300 s"),),
             thresholds=(("red", None), ("orange", 0.95), ("green", 0.99)),
         ),
-        Panel(
+        _timeseries(
             "Outcomes",
             "Dispatch outcomes per second: assigned, queued, linked duplicates, preempted, "
             "re-dispatched.",
@@ -259,19 +301,19 @@ def dispatch() -> dict[str, Any]:
                 ),
             ),
         ),
-        Panel(
+        _timeseries(
             "Decisions by kind",
             "Every decision of the dispatch core per second, patrols and SLA alerts included.",
             "ops",
             (_q(f"sum by (kind) (rate(airgrid_dispatch_decisions_total[{RATE}]))", "{{kind}}"),),
         ),
-        Panel(
+        _timeseries(
             "Mission stages",
             "Mission stages reached per second.",
             "ops",
             (_q(f"sum by (stage) (rate(airgrid_mission_stages_total[{RATE}]))", "{{stage}}"),),
         ),
-        Panel(
+        _timeseries(
             "SLA alerts by priority",
             "SLA at-risk and breached alerts per interval, by priority and kind.",
             "none",
@@ -283,7 +325,7 @@ def dispatch() -> dict[str, Any]:
             ),
             thresholds=(GREEN, ("red", 1)),
         ),
-        Panel(
+        _timeseries(
             "Queue and missions",
             "Incidents waiting for a drone and missions in flight.",
             "none",
@@ -292,14 +334,14 @@ def dispatch() -> dict[str, Any]:
                 _q("sum(airgrid_dispatch_active_missions)", "missions in flight"),
             ),
         ),
-        Panel(
+        _timeseries(
             "Dispatch outbox backlog",
             "Outbox rows fetched but not yet published in the last relay pass.",
             "none",
             (_q('max(airgrid_outbox_backlog_records{service="dispatch"})', "backlog"),),
             thresholds=(GREEN, ("orange", 100), ("red", 1000)),
         ),
-        Panel(
+        _timeseries(
             "Incident consumer lag",
             "Incident records on the broker not yet fetched by the dispatch group.",
             "none",
@@ -317,20 +359,19 @@ def dispatch() -> dict[str, Any]:
         "airgrid / Dispatch and SLA",
         "Decision latency, time to scene against the 300 s SLA, outcomes, alerts, queue.",
         panels,
-        [],
     )
 
 
 def telemetry() -> dict[str, Any]:
-    panels = [
-        Panel(
+    panels: list[AnyPanel] = [
+        _timeseries(
             "Records accepted",
             "Telemetry records accepted into live state per second "
             "(nominal 5 Hz per airborne drone, 0.5 Hz docked).",
             "ops",
             (_q(f"sum(rate(airgrid_telemetry_records_total[{RATE}]))", "accepted"),),
         ),
-        Panel(
+        _timeseries(
             "Records rejected by reason",
             "Records sent to the DLQ per second, by reason (malformed, unknown drone, "
             "out of range, future, too old, duplicate, out of order).",
@@ -343,7 +384,7 @@ def telemetry() -> dict[str, Any]:
             ),
             thresholds=(GREEN, ("orange", 1), ("red", 10)),
         ),
-        Panel(
+        _timeseries(
             "Reject ratio",
             "Rejected records as a share of all records handled.",
             "percentunit",
@@ -357,7 +398,7 @@ def telemetry() -> dict[str, Any]:
             ),
             thresholds=(GREEN, ("orange", 0.01), ("red", 0.05)),
         ),
-        Panel(
+        _timeseries(
             "Record to state lag",
             "From a record's event time to its drone state acknowledged by the broker "
             "(p50, p95, p99).",
@@ -368,7 +409,7 @@ def telemetry() -> dict[str, Any]:
             ),
             thresholds=(GREEN, ("orange", 0.5), ("red", 2)),
         ),
-        Panel(
+        _timeseries(
             "Telemetry consumer lag",
             "Raw records on the broker not yet fetched by the telemetry group.",
             "none",
@@ -380,7 +421,7 @@ def telemetry() -> dict[str, Any]:
             ),
             thresholds=(GREEN, ("orange", 1000), ("red", 10000)),
         ),
-        Panel(
+        _timeseries(
             "Consumer records by outcome",
             "Records handled per second by each consumer, by outcome.",
             "ops",
@@ -391,13 +432,13 @@ def telemetry() -> dict[str, Any]:
                 ),
             ),
         ),
-        Panel(
+        _timeseries(
             "Track points written",
             "Track history points written to the database per second (batched).",
             "ops",
             (_q(f"sum(rate(airgrid_telemetry_track_points_total[{RATE}]))", "points"),),
         ),
-        Panel(
+        _timeseries(
             "Drone alerts",
             "Drone alerts raised per interval: low battery, link lost, geofence breach, off route.",
             "none",
@@ -409,7 +450,7 @@ def telemetry() -> dict[str, Any]:
                 ),
             ),
         ),
-        Panel(
+        _timeseries(
             "SSE clients",
             "Department feed clients connected over Server-Sent Events, and clients dropped "
             "because they read too slowly.",
@@ -425,27 +466,29 @@ def telemetry() -> dict[str, Any]:
         "airgrid / Telemetry pipeline",
         "Ingest rate, rejects by reason, record to state lag, consumer lag, feeds.",
         panels,
-        [],
     )
 
 
 def department() -> dict[str, Any]:
     sel = '{department="$department"}'
-    variable = {
-        "name": "department",
-        "label": "Department",
-        "type": "custom",
-        "query": ",".join(DEPARTMENTS),
-        "current": {"text": "fire", "value": "fire"},
-        "options": [
-            {"text": code, "value": code, "selected": code == "fire"} for code in DEPARTMENTS
-        ],
-        "multi": False,
-        "includeAll": False,
-        "description": "The department code (SPEC §1).",
-    }
-    panels = [
-        Panel(
+    variable = (
+        dashboard_builders.CustomVariable("department")
+        .label("Department")
+        .description("The department code (SPEC §1).")
+        .values(",".join(DEPARTMENTS))
+        .current(dashboard_models.VariableOption(text="fire", value="fire", selected=True))
+        .options(
+            [
+                dashboard_models.VariableOption(text=code, value=code, selected=code == "fire")
+                for code in DEPARTMENTS
+            ]
+        )
+        .multi(False)
+        .include_all(False)
+        .allow_custom_value(False)
+    )
+    panels: list[AnyPanel] = [
+        _timeseries(
             "Incidents accepted",
             "The department's incidents accepted per minute, by priority.",
             "opm",
@@ -456,15 +499,14 @@ def department() -> dict[str, Any]:
                 ),
             ),
         ),
-        Panel(
+        _stat(
             "Share within 300 s",
             "Share of the department's drones on scene within the 300 s SLA.",
             "percentunit",
             (_q(_share_within(TTS, "300.0", sel), "within 300 s"),),
-            kind="stat",
             thresholds=(("red", None), ("orange", 0.95), ("green", 0.99)),
         ),
-        Panel(
+        _timeseries(
             "Time to scene",
             "Median and 95th percentile time to scene for the department.",
             "s",
@@ -474,7 +516,7 @@ def department() -> dict[str, Any]:
             ),
             thresholds=(GREEN, ("orange", 120), ("red", 300)),
         ),
-        Panel(
+        _timeseries(
             "Outcomes",
             "The department's dispatch outcomes per second.",
             "ops",
@@ -485,7 +527,7 @@ def department() -> dict[str, Any]:
                 ),
             ),
         ),
-        Panel(
+        _timeseries(
             "SLA alerts",
             "The department's SLA at-risk and breached alerts per interval.",
             "none",
@@ -497,7 +539,7 @@ def department() -> dict[str, Any]:
             ),
             thresholds=(GREEN, ("red", 1)),
         ),
-        Panel(
+        _timeseries(
             "Feed clients",
             "Clients following the department's feed over SSE.",
             "none",
@@ -515,22 +557,22 @@ def department() -> dict[str, Any]:
 
 def infrastructure() -> dict[str, Any]:
     job = '{job=~"airgrid-.*"}'
-    panels = [
-        Panel(
+    panels: list[AnyPanel] = [
+        _timeseries(
             "Scrape targets up",
             "Service instances Prometheus scrapes successfully, by job.",
             "none",
             (_q(f"sum by (job) ({UP})", "{{job}}"),),
             thresholds=(("red", None), ("green", 1)),
         ),
-        Panel(
+        _timeseries(
             "Consumer lag by group",
             "Records on the broker not yet fetched, by consumer group and topic.",
             "none",
             (_q("sum by (group, topic) (airgrid_consumer_lag_records)", "{{group}} {{topic}}"),),
             thresholds=(GREEN, ("orange", 1000), ("red", 10000)),
         ),
-        Panel(
+        _timeseries(
             "Outbox",
             "Outbox backlog by service and rows published per second.",
             "none",
@@ -543,7 +585,7 @@ def infrastructure() -> dict[str, Any]:
             ),
             thresholds=(GREEN, ("orange", 100), ("red", 1000)),
         ),
-        Panel(
+        _timeseries(
             "Database pool",
             "Connections in use and idle across the services' pools, against the pool size.",
             "none",
@@ -552,7 +594,7 @@ def infrastructure() -> dict[str, Any]:
                 _q("sum by (job) (airgrid_db_pool_size_connections)", "{{job}} size"),
             ),
         ),
-        Panel(
+        _timeseries(
             "HTTP requests",
             "Requests per second by service and status class.",
             "reqps",
@@ -563,7 +605,7 @@ def infrastructure() -> dict[str, Any]:
                 ),
             ),
         ),
-        Panel(
+        _timeseries(
             "HTTP latency p95",
             "95th percentile request time by service.",
             "s",
@@ -575,21 +617,21 @@ def infrastructure() -> dict[str, Any]:
             ),
             thresholds=(GREEN, ("orange", 0.25), ("red", 1)),
         ),
-        Panel(
+        _timeseries(
             "Process CPU",
             "CPU seconds per second used by each service process.",
             "percentunit",
             (_q(f"sum by (job) (rate(process_cpu_seconds_total{job}[{RATE}]))", "{{job}}"),),
             thresholds=(GREEN, ("orange", 0.8), ("red", 0.95)),
         ),
-        Panel(
+        _timeseries(
             "Process memory",
             "Resident memory of each service process.",
             "bytes",
             (_q(f"sum by (job) (process_resident_memory_bytes{job})", "{{job}}"),),
             thresholds=(GREEN, ("orange", 400e6), ("red", 480e6)),
         ),
-        Panel(
+        _timeseries(
             "Open file descriptors",
             "Open file descriptors per process (sockets included), against the limit.",
             "none",
@@ -604,7 +646,103 @@ def infrastructure() -> dict[str, Any]:
         "airgrid / Infrastructure",
         "Kafka consumer lag, outbox, database pool, HTTP and process resources.",
         panels,
-        [],
+    )
+
+
+# -- the live map (PostgreSQL) -------------------------------------------------------------------
+
+# Marker colours by the value of the layer's colour field (Grafana value mappings).
+COLOURS = {
+    "status": {
+        "docked": "green",
+        "airborne": "blue",
+        "on_mission": "orange",
+        "link_lost": "red",
+        "no_position": "purple",
+        "out_of_service": "text",
+    },
+    "priority": {"1": "red", "2": "orange", "3": "yellow", "4": "blue"},
+    "state": {
+        "online": "green",
+        "weather_hold": "orange",
+        "offline": "red",
+        "maintenance": "text",
+    },
+}
+
+
+def _colour_mapping(field: str) -> list[dashboard_models.DynamicConfigValue]:
+    options = {
+        value: {"color": colour, "index": i, "text": value}
+        for i, (value, colour) in enumerate(COLOURS[field].items())
+    }
+    return [
+        dashboard_models.DynamicConfigValue(
+            id_val="mappings", value=[{"type": "value", "options": options}]
+        ),
+        dashboard_models.DynamicConfigValue(id_val="color", value={"mode": "thresholds"}),
+    ]
+
+
+def _markers(layer: Layer) -> common_builders.MapLayerOptions:
+    return (
+        common_builders.MapLayerOptions()
+        .type("markers")
+        .name(layer.name)
+        .config(
+            {
+                "showLegend": True,
+                "style": {
+                    "color": {"field": layer.colour_by, "fixed": "dark-green"},
+                    "opacity": 0.85,
+                    "size": {"fixed": 6, "min": 4, "max": 12},
+                    "symbol": {"mode": "fixed", "fixed": "img/icons/marker/circle.svg"},
+                    "text": {"mode": "field", "field": layer.label, "fixed": ""},
+                    "textConfig": {"fontSize": 10, "offsetY": -12, "textAlign": "center"},
+                },
+            }
+        )
+        .location(
+            common_builders.FrameGeometrySource()
+            .mode(common_models.FrameGeometrySourceMode.COORDS)
+            .latitude("latitude")
+            .longitude("longitude")
+        )
+        .filter_data({"id": "byRefId", "options": layer.ref_id})
+        .tooltip(True)
+    )
+
+
+def operator_map() -> dict[str, Any]:
+    sql_targets: list[Target] = [SqlTarget(layer.ref_id, layer.sql) for layer in LAYERS]
+    panel = (
+        geomap.Panel()
+        .title("Live map")
+        .description(
+            "Drones by status (last fix in the time range), open incidents by priority with "
+            "their stage, nests with weather holds. Read from the operator map views."
+        )
+        .datasource(POSTGRES)
+        .unit("none")
+        .span(24)
+        .height(20)
+        .thresholds(_thresholds((GREEN,)))
+        .targets(sql_targets)
+        .view(geomap.MapViewConfig().id("fit").all_layers(True).padding(5))
+        .controls(geomap.ControlsOptions().show_zoom(True).mouse_wheel_zoom(True).show_scale(True))
+        .basemap(common_builders.MapLayerOptions().type("default").name("Basemap"))
+        .layers([_markers(layer) for layer in LAYERS])
+        .tooltip(geomap.TooltipOptions().mode(geomap_models.TooltipMode.DETAILS))
+    )
+    for field in COLOURS:
+        panel.override_by_name(field, _colour_mapping(field))
+    return _dashboard(
+        "airgrid-operator-map",
+        "airgrid — live map",
+        "Where the drones, open incidents and held nests are now (PostgreSQL, read-only role).",
+        [panel],
+        refresh="10s",
+        time_from="now-15m",
     )
 
 
@@ -614,4 +752,5 @@ DASHBOARDS = {
     "telemetry.json": telemetry,
     "department.json": department,
     "infrastructure.json": infrastructure,
+    "operator-map.json": operator_map,
 }

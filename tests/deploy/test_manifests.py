@@ -1,7 +1,7 @@
-"""Offline validation of deploy/k8s: both overlays render; built-in resources validate against
-the Kubernetes schemas (kubernetes-validate, strict); Strimzi, CloudNativePG and
-prometheus-operator resources against the openAPIV3Schema of their CRDs in deploy/schemas;
-topics, rules and dashboards cannot drift from the code."""
+"""Offline validation of deploy/k8s: the base and both overlays render with `kubectl kustomize`;
+built-in resources validate against the Kubernetes schemas (kubernetes-validate, strict);
+Strimzi, CloudNativePG and prometheus-operator resources against the openAPIV3Schema of their
+CRDs in deploy/schemas; topics, rules and dashboards cannot drift from the code."""
 
 from __future__ import annotations
 
@@ -16,10 +16,9 @@ import pytest
 import yaml
 
 from airgrid.topics import ALL_TOPICS
-from tests.deploy.kustomize import Manifest, render
+from tests.deploy.kubectl import Manifest, kustomize
 
 ROOT = Path(__file__).resolve().parents[2]
-OVERLAYS = ROOT / "deploy/k8s/overlays"
 CRDS = ROOT / "deploy/schemas/crds"
 K8S_VERSION = "1.31.0"
 
@@ -45,23 +44,34 @@ def validate(manifest: Manifest) -> None:
         kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
 
 
-@pytest.fixture(scope="module", params=["dev", "prod"])
+K8S = ROOT / "deploy/k8s"
+
+
+@pytest.fixture(scope="module", params=["overlays/dev", "overlays/prod"])
 def rendered(request: pytest.FixtureRequest) -> list[Manifest]:
-    return render(OVERLAYS / request.param)
+    return kustomize(K8S / request.param)
+
+
+@pytest.fixture(scope="module", params=["base", "overlays/dev", "overlays/prod"])
+def any_rendering(request: pytest.FixtureRequest) -> list[Manifest]:
+    return kustomize(K8S / request.param)
 
 
 def _by_kind(manifests: list[Manifest], kind: str) -> list[Manifest]:
     return [m for m in manifests if m["kind"] == kind]
 
 
-def test_every_rendered_manifest_validates(rendered: list[Manifest]) -> None:
+def test_every_rendered_manifest_validates(any_rendering: list[Manifest]) -> None:
     failures = []
-    for manifest in rendered:
+    for manifest in any_rendering:
         try:
             validate(manifest)
         except (kubernetes_validate.ValidationError, jsonschema.ValidationError) as error:
             failures.append(f"{manifest['kind']}/{manifest['metadata']['name']}: {error}"[:500])
     assert not failures, "\n".join(failures)
+
+
+def test_each_overlay_is_the_whole_system_in_one_namespace(rendered: list[Manifest]) -> None:
     kinds = {m["kind"] for m in rendered}
     assert {
         "Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget",

@@ -19,15 +19,25 @@ from tests.observability.promql import (
     panel_queries,
 )
 
-EXPECTED = {"operations", "dispatch", "telemetry", "department", "infrastructure"}
+EXPECTED = {
+    "operations",
+    "dispatch",
+    "telemetry",
+    "department",
+    "infrastructure",
+    "operator-map",
+}
 
 
 def _datasource_uids() -> set[str]:
-    provisioned = yaml.safe_load(DATASOURCES.read_text())
-    return {d["uid"] for d in provisioned["datasources"]}
+    return {
+        d["uid"]
+        for path in sorted(DATASOURCES.glob("*.yaml"))
+        for d in yaml.safe_load(path.read_text())["datasources"]
+    }
 
 
-def test_the_five_dashboards_exist_with_unique_uids_and_titles() -> None:
+def test_the_dashboards_exist_with_unique_uids_and_titles() -> None:
     dashboards = load_dashboards()
     assert {name.removesuffix(".json") for name in dashboards} == EXPECTED
     uids = [d["uid"] for d in dashboards.values()]

@@ -1,0 +1,99 @@
+"""The live map's SQL: one query per Geomap layer, over the operator map views only.
+
+Grafana runs them through its PostgreSQL datasource as the read-only `airgrid_grafana` role
+(migration 0007 creates the views and the role); tests/observability/test_map_sql.py runs the
+same text, macros expanded, against a migrated PostgreSQL; scripts/render_map.py draws it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from grafana_foundation_sdk.cog import builder as cog_builder
+from grafana_foundation_sdk.cog import variants as cog_variants
+from grafana_foundation_sdk.models import dashboard as dashboard_models
+
+from airgrid.operator_map import ROLE, VIEWS
+
+__all__ = ["LAYERS", "POSTGRES", "ROLE", "VIEWS", "Layer", "SqlTarget"]
+
+POSTGRES = dashboard_models.DataSourceRef(
+    type_val="grafana-postgresql-datasource", uid="airgrid-postgres"
+)
+
+
+class SqlQuery(cog_variants.Dataquery):
+    """A raw SQL target of Grafana's PostgreSQL datasource (the SDK ships no builder for it)."""
+
+    def __init__(self, ref_id: str, raw_sql: str) -> None:
+        self.ref_id = ref_id
+        self.raw_sql = raw_sql
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "refId": self.ref_id,
+            "datasource": POSTGRES.to_json(),
+            "editorMode": "code",
+            "format": "table",
+            "rawQuery": True,
+            "rawSql": self.raw_sql,
+        }
+
+
+class SqlTarget(cog_builder.Builder[SqlQuery]):
+    def __init__(self, ref_id: str, raw_sql: str) -> None:
+        self._query = SqlQuery(ref_id, raw_sql)
+
+    def build(self) -> SqlQuery:
+        return self._query
+
+
+# The epoch macros are whole seconds: a fix within the range's last second is still in it.
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One Geomap layer: its query, and the field that colours its markers."""
+
+    name: str
+    ref_id: str
+    sql: str
+    colour_by: str
+    label: str  # the field shown as text beside each marker
+
+
+DRONES = Layer(
+    "Drones by status",
+    "A",
+    "SELECT drone_id, status, latitude, longitude, battery_pct, mission_stage, incident_id,\n"
+    "  fix_time AS time\n"
+    "FROM map_drones\n"
+    "WHERE fix_time_ms IS NULL\n"
+    "   OR (fix_time_ms >= $__unixEpochFrom()::bigint * 1000\n"
+    "       AND fix_time_ms < ($__unixEpochTo()::bigint + 1) * 1000)\n"
+    "ORDER BY drone_id",
+    colour_by="status",
+    label="drone_id",
+)
+INCIDENTS = Layer(
+    "Open incidents by priority and stage",
+    "B",
+    "SELECT incident_id, priority, stage, type, department, latitude, longitude,\n"
+    "  missions, accepted_at AS time\n"
+    "FROM map_incidents\n"
+    "WHERE accepted_at <= $__timeTo()\n"
+    "ORDER BY priority, accepted_at",
+    colour_by="priority",
+    label="stage",
+)
+NESTS = Layer(
+    "Nests and weather holds",
+    "C",
+    "SELECT nest_id, name, state, weather_hold, wind_mps, wind_hold_mps, latitude, longitude,\n"
+    "  drones_home\n"
+    "FROM map_nests\n"
+    "ORDER BY nest_id",
+    colour_by="state",
+    label="name",
+)
+LAYERS = (DRONES, INCIDENTS, NESTS)
