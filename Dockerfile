@@ -14,9 +14,9 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY airgrid ./airgrid
+COPY entrypoints ./entrypoints
 COPY services ./services
 COPY gateways ./gateways
-COPY loadtests ./loadtests
 # Install the dependencies through the project, then drop the installed copy of the project
 # itself: the runtime imports the source tree (data files and migrations included).
 RUN pip install . && pip uninstall --yes airgrid && python -m compileall -q /src
@@ -27,9 +27,9 @@ RUN groupadd --system --gid 10001 airgrid \
       --shell /usr/sbin/nologin airgrid
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /src/airgrid /app/airgrid
+COPY --from=build /src/entrypoints /app/entrypoints
 COPY --from=build /src/services /app/services
 COPY --from=build /src/gateways /app/gateways
-COPY --from=build /src/loadtests /app/loadtests
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/app \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -39,5 +39,5 @@ ENV PATH=/opt/venv/bin:$PATH \
 WORKDIR /app
 USER 10001:10001
 EXPOSE 8001 8002 8003
-ENTRYPOINT ["python", "-m", "airgrid"]
+ENTRYPOINT ["python", "-m", "entrypoints"]
 CMD ["serve", "registry"]

@@ -40,9 +40,10 @@ e2e: provision
 lint: provision-run
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: provision-run
-	$(BIN)/mypy airgrid services gateways loadtests tests
+	$(BIN)/mypy airgrid entrypoints services gateways loadtests tests
 
 ## proto: regenerate the event classes from proto/ (never edit airgrid/v1 by hand)
 proto: provision-run

@@ -8,9 +8,10 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from airgrid.schema import metadata
-
 config = context.config
+# Applying migrations needs no models. Autogenerate compares with the metadata of every service,
+# which the composition layer passes in (entrypoints.schema); the kernel never imports services.
+metadata = config.attributes.get("target_metadata")
 
 
 def _run(connection: Connection) -> None:

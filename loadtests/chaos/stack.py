@@ -45,7 +45,7 @@ class Stack:
 
     def start(self, service: str) -> None:
         self.children[service] = subprocess.Popen(
-            [sys.executable, "-m", "airgrid", "serve", service],
+            [sys.executable, "-m", "entrypoints", "serve", service],
             env=self.env,
             stdout=(self.logs / f"{service}.log").open("ab"),
             stderr=subprocess.STDOUT,

@@ -11,7 +11,6 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.encoders import jsonable_encoder
-from prometheus_client import Counter
 from sqlalchemy import String, cast, func, or_, select
 from sqlalchemy.sql import Select
 from starlette.responses import Response
@@ -27,6 +26,7 @@ from airgrid.topics import DEPARTMENT_CODES, INCIDENTS
 from airgrid.v1 import incident_pb2
 from services.dispatch import idempotency, store
 from services.dispatch.domain.model import IncidentStatus, MissionStage
+from services.dispatch.metrics import INCIDENTS_ACCEPTED
 from services.dispatch.models import IncidentRow, MissionRow
 from services.dispatch.schemas import (
     CancelRequest,
@@ -41,12 +41,6 @@ from services.dispatch.schemas import (
 )
 
 router = APIRouter(prefix="/v1", tags=["incidents"])
-
-INCIDENTS_ACCEPTED = Counter(
-    "airgrid_incidents_accepted_total",
-    "Incidents accepted over HTTP, by department and priority.",
-    ["department", "priority"],
-)
 
 CAPABILITIES = frozenset(
     {"visual", "thermal", "zoom", "loudspeaker", "gas_sensor", "spotlight", "payload"}

@@ -13,7 +13,6 @@ from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from prometheus_client import Counter, Gauge
 from pydantic import BaseModel, Field
 
 from airgrid.auth import CurrentPrincipal
@@ -35,19 +34,11 @@ from services.dispatch.domain.rebalance import (
     RebalanceSettings,
     patrol_budget,
 )
-
-COVERAGE_RATIO = Gauge(
-    "airgrid_coverage_ratio",
-    "Share of the zone's area that available drones reach within the SLA (0..1).",
-)
-COVERAGE_DRONES = Gauge(
-    "airgrid_coverage_available_drones", "Drones that could take off for a scene now."
-)
-REBALANCE_MOVES = Counter(
-    "airgrid_rebalance_moves_total", "Idle drones sent to another nest to close coverage holes."
-)
-PATROL_BUDGET = Gauge(
-    "airgrid_patrol_budget", "Routine-inspection patrols that may start now (0: fleet stretched)."
+from services.dispatch.metrics import (
+    COVERAGE_DRONES,
+    COVERAGE_RATIO,
+    PATROL_BUDGET,
+    REBALANCE_MOVES,
 )
 
 # A docked drone this close to a nest is at that nest (positions are GPS fixes).

@@ -1,4 +1,5 @@
-"""Dispatch metrics: time to scene, outcomes and SLA alerts by department and priority, and
+"""Every collector of the dispatch service (a leaf: adapters import it, it imports none):
+time to scene, outcomes and SLA alerts by department and priority, and
 fleet and queue gauges read from the dispatch core at scrape time.
 
 Labels are bounded: department codes, priorities 1-4, outcome and status names; never an
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Protocol
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import REGISTRY, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -60,6 +61,59 @@ OUT_OF_AREA = Counter(
 )
 
 
+# api.py
+INCIDENTS_ACCEPTED = Counter(
+    "airgrid_incidents_accepted_total",
+    "Incidents accepted over HTTP, by department and priority.",
+    ["department", "priority"],
+)
+
+# stream.py
+DECISION_SECONDS = Histogram(
+    "airgrid_dispatch_decision_seconds",
+    "From an incident consumed to its decision committed.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+ACCEPT_TO_DECISION_SECONDS = Histogram(
+    "airgrid_dispatch_accept_to_decision_seconds",
+    "From an incident accepted over HTTP to its first decision committed.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+DECISIONS = Counter(
+    "airgrid_dispatch_decisions_total", "Decisions of the dispatch core, by kind.", ["kind"]
+)
+MISSION_STAGES = Counter(
+    "airgrid_mission_stages_total", "Mission stages reached, by stage.", ["stage"]
+)
+
+# coverage.py
+COVERAGE_RATIO = Gauge(
+    "airgrid_coverage_ratio",
+    "Share of the zone's area that available drones reach within the SLA (0..1).",
+)
+COVERAGE_DRONES = Gauge(
+    "airgrid_coverage_available_drones", "Drones that could take off for a scene now."
+)
+REBALANCE_MOVES = Counter(
+    "airgrid_rebalance_moves_total", "Idle drones sent to another nest to close coverage holes."
+)
+PATROL_BUDGET = Gauge(
+    "airgrid_patrol_budget", "Routine-inspection patrols that may start now (0: fleet stretched)."
+)
+
+# supervisor.py
+RESTARTS = Counter(
+    "airgrid_dispatch_worker_restarts_total",
+    "Runs of the dispatch worker that ended other than by shutdown and were started again, "
+    "by cause (broker, database, writer_lock, stray_cancel, ended, error).",
+    ["cause"],
+)
+WRITING = Gauge(
+    "airgrid_dispatch_worker_writing",
+    "1 while this process's dispatch worker is the zone's writer and consumes incidents.",
+)
+
+
 def _labels(request: IncidentRequest) -> tuple[str, str] | None:
     """Department and priority of a department's incident; None for patrols and strangers."""
     if request.patrol_route or request.department not in DEPARTMENT_CODES:
@@ -101,9 +155,6 @@ def record_decisions(decisions: Iterable[Decision], core: DispatchCore) -> None:
 
 def initialise_labels() -> None:
     """Every bounded label combination exists from start-up, at zero."""
-    from services.dispatch.api import INCIDENTS_ACCEPTED
-    from services.dispatch.stream import DECISIONS, MISSION_STAGES
-
     for department in DEPARTMENT_CODES:
         for priority in PRIORITIES:
             INCIDENTS_ACCEPTED.labels(department, priority)

@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
-from prometheus_client import Counter, Histogram
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -80,29 +79,20 @@ from services.dispatch.domain.model import (
 )
 from services.dispatch.domain.nofly import NoFlyZone
 from services.dispatch.domain.patrols import patrol_routes
-from services.dispatch.metrics import OUT_OF_AREA, record_decisions
+from services.dispatch.metrics import (
+    ACCEPT_TO_DECISION_SECONDS,
+    DECISION_SECONDS,
+    DECISIONS,
+    MISSION_STAGES,
+    OUT_OF_AREA,
+    WRITING,
+    record_decisions,
+)
 from services.dispatch.models import IncidentRow
-from services.dispatch.supervisor import WRITING, WorkerStatus, supervise
+from services.dispatch.supervisor import WorkerStatus, supervise
 from services.dispatch.writer_lock import WriterLock
 
 log = logging.getLogger("airgrid.dispatch")
-
-DECISION_SECONDS = Histogram(
-    "airgrid_dispatch_decision_seconds",
-    "From an incident consumed to its decision committed.",
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
-)
-ACCEPT_TO_DECISION_SECONDS = Histogram(
-    "airgrid_dispatch_accept_to_decision_seconds",
-    "From an incident accepted over HTTP to its first decision committed.",
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
-)
-DECISIONS = Counter(
-    "airgrid_dispatch_decisions_total", "Decisions of the dispatch core, by kind.", ["kind"]
-)
-MISSION_STAGES = Counter(
-    "airgrid_mission_stages_total", "Mission stages reached, by stage.", ["stage"]
-)
 
 _STAGE_PROTO = {
     MissionStage.ASSIGNED: mission_pb2.MISSION_STAGE_ASSIGNED,

@@ -11,24 +11,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiokafka.errors import KafkaError
-from prometheus_client import Counter, Gauge
 
 from airgrid.bus import BrokerUnavailable
 from airgrid.service_app import is_database_down
 from airgrid.worker_runs import RunEnded, cancelled_by_owner
+from services.dispatch.metrics import RESTARTS, WRITING
 
 log = logging.getLogger("airgrid.dispatch")
-
-RESTARTS = Counter(
-    "airgrid_dispatch_worker_restarts_total",
-    "Runs of the dispatch worker that ended other than by shutdown and were started again, "
-    "by cause (broker, database, writer_lock, stray_cancel, ended, error).",
-    ["cause"],
-)
-WRITING = Gauge(
-    "airgrid_dispatch_worker_writing",
-    "1 while this process's dispatch worker is the zone's writer and consumes incidents.",
-)
 
 
 class WorkerStatus:

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from airgrid.auth import Role
 from airgrid.reference import CAPABILITIES
-from services.registry.geojson import polygon_problems, position_problems
+from services.registry.domain.geojson import polygon_problems, position_problems
 
 T = TypeVar("T")
 

@@ -20,6 +20,7 @@ from airgrid.reference import Zone
 from services.registry.changes import Row, publish, publish_deleted
 
 __all__ = ["Row"]
+from services.registry.domain.zone_bounds import check_geofence_ring, check_nest_position
 from services.registry.models import AuditRow, DepartmentRow, DroneRow, GeofenceRow, NestRow
 from services.registry.schemas import (
     DepartmentRead,
@@ -29,7 +30,6 @@ from services.registry.schemas import (
     NestRead,
     check_window,
 )
-from services.registry.zone_bounds import check_geofence_ring, check_nest_position
 
 ROWS: dict[str, type[Row]] = {
     "department": DepartmentRow,

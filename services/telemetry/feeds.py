@@ -11,7 +11,6 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from prometheus_client import Counter
 
 from airgrid.bus import TopicView, client_options, topic_name, topic_partitions
 from airgrid.config import Settings
@@ -19,13 +18,9 @@ from airgrid.topics import DEPARTMENT_CODES, FEEDS, INCIDENTS, MISSION_EVENTS, f
 from airgrid.v1 import incident_pb2, mission_pb2
 from airgrid.worker_runs import stop_quietly
 from services.telemetry.feed_cursor import encode_cursor
-from services.telemetry.metrics import SSE_CLIENTS
+from services.telemetry.metrics import SSE_CLIENTS, SSE_DROPPED
 
 log = logging.getLogger("airgrid.telemetry")
-
-SSE_DROPPED = Counter(
-    "airgrid_feed_sse_dropped_total", "SSE clients dropped because their queue was full."
-)
 
 
 def incident_view(settings: Settings) -> TopicView:

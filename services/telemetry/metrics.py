@@ -1,9 +1,10 @@
-"""Telemetry metrics beyond the stream's own counters: SSE clients, and every bounded label
-set initialised at start-up so dashboards and alerts see zeros rather than missing series."""
+"""Every collector of the telemetry service (a leaf: adapters import it, it imports none),
+and every bounded label set initialised at start-up so dashboards and alerts see zeros rather
+than missing series."""
 
 from __future__ import annotations
 
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 from airgrid.topics import DEPARTMENT_CODES
 from services.telemetry.domain.anomalies import AlertKind
@@ -16,12 +17,42 @@ SSE_CLIENTS = Gauge(
 )
 
 
+# stream.py
+RECORDS = Counter("airgrid_telemetry_records_total", "Telemetry records accepted into state.")
+REJECTED = Counter(
+    "airgrid_telemetry_rejected_total", "Telemetry records sent to the DLQ, by reason.", ["reason"]
+)
+ALERTS_RAISED = Counter(
+    "airgrid_telemetry_alerts_total", "Alert transitions published.", ["kind", "active"]
+)
+ALERTS_DROPPED = Counter(
+    "airgrid_telemetry_alerts_dropped_total",
+    "Unacknowledged alerts dropped because too many waited (a long broker outage).",
+)
+ALERTS_RESENT = Counter(
+    "airgrid_telemetry_alerts_resent_total", "Alert sends tried again after a failed produce."
+)
+TRACK_POINTS = Counter("airgrid_telemetry_track_points_total", "Track points written (batched).")
+RECORD_TO_STATE_SECONDS = Histogram(
+    "airgrid_telemetry_record_to_state_seconds",
+    "From a record's event time to its drone state acknowledged by the broker.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
+# feeds.py
+SSE_DROPPED = Counter(
+    "airgrid_feed_sse_dropped_total", "SSE clients dropped because their queue was full."
+)
+
+# view_recovery.py
+VIEWS_REREAD = Counter(
+    "airgrid_telemetry_views_reread_total",
+    "Times the telemetry service re-read its topic views after losing the broker.",
+)
+
+
 def initialise_labels() -> None:
     """Create every bounded label combination with a zero value."""
-    # Imported here: the stream and the feed hub import this module for their gauges.
-    from services.telemetry.feeds import SSE_DROPPED
-    from services.telemetry.stream import ALERTS_RAISED, REJECTED
-
     for reason in Reason:
         REJECTED.labels(reason.value)
     for kind in AlertKind:

@@ -16,7 +16,6 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
-from prometheus_client import Counter, Histogram
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from airgrid.bus import (
@@ -69,6 +68,15 @@ from services.telemetry.domain.validation import (
     validate,
 )
 from services.telemetry.feeds import FeedRouting, encode_item
+from services.telemetry.metrics import (
+    ALERTS_DROPPED,
+    ALERTS_RAISED,
+    ALERTS_RESENT,
+    RECORD_TO_STATE_SECONDS,
+    RECORDS,
+    REJECTED,
+    TRACK_POINTS,
+)
 from services.telemetry.pending_alerts import Outgoing, PendingAlert, PendingAlerts
 from services.telemetry.track_writer import TrackWriter
 
@@ -77,27 +85,6 @@ log = logging.getLogger("airgrid.telemetry")
 CONSUMER = "airgrid-telemetry"
 STATE_EVENT = "airgrid.drone.state"
 REJECTED_EVENT = "airgrid.telemetry.rejected"
-
-RECORDS = Counter("airgrid_telemetry_records_total", "Telemetry records accepted into state.")
-REJECTED = Counter(
-    "airgrid_telemetry_rejected_total", "Telemetry records sent to the DLQ, by reason.", ["reason"]
-)
-ALERTS_RAISED = Counter(
-    "airgrid_telemetry_alerts_total", "Alert transitions published.", ["kind", "active"]
-)
-ALERTS_DROPPED = Counter(
-    "airgrid_telemetry_alerts_dropped_total",
-    "Unacknowledged alerts dropped because too many waited (a long broker outage).",
-)
-ALERTS_RESENT = Counter(
-    "airgrid_telemetry_alerts_resent_total", "Alert sends tried again after a failed produce."
-)
-TRACK_POINTS = Counter("airgrid_telemetry_track_points_total", "Track points written (batched).")
-RECORD_TO_STATE_SECONDS = Histogram(
-    "airgrid_telemetry_record_to_state_seconds",
-    "From a record's event time to its drone state acknowledged by the broker.",
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-)
 
 
 def is_drone(change: Any) -> bool:

@@ -18,18 +18,12 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from prometheus_client import Counter
-
 from airgrid.broker_watch import recover_after_each_loss
 from airgrid.bus import TopicView
 from airgrid.config import Settings
+from services.telemetry.metrics import VIEWS_REREAD
 
 log = logging.getLogger("airgrid.telemetry")
-
-VIEWS_REREAD = Counter(
-    "airgrid_telemetry_views_reread_total",
-    "Times the telemetry service re-read its topic views after losing the broker.",
-)
 
 
 class ViewRecovery:

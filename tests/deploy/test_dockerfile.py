@@ -34,7 +34,7 @@ def test_dockerfile_is_multi_stage_and_non_root() -> None:
 
 def test_image_runs_the_commands_the_manifests_give_it() -> None:
     entrypoint = next(args for op, args in _instructions() if op == "ENTRYPOINT")
-    assert entrypoint == '["python", "-m", "airgrid"]'
+    assert entrypoint == '["python", "-m", "entrypoints"]'
     workloads = yaml.safe_load_all((ROOT / "deploy/k8s/base/generated/workloads.yaml").read_text())
     for manifest in workloads:
         if manifest["kind"] != "Deployment":

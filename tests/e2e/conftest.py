@@ -72,7 +72,7 @@ class RunningServices:
         """`python -m airgrid ARGS` as a child named `name`, logging to `<logs>/<name>.log`;
         it is stopped with the services."""
         child = subprocess.Popen(
-            [sys.executable, "-m", "airgrid", *args],
+            [sys.executable, "-m", "entrypoints", *args],
             env=self.env,
             stdout=(self.logs / f"{name}.log").open("wb"),
             stderr=subprocess.STDOUT,

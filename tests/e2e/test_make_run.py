@@ -55,7 +55,7 @@ async def test_airgrid_up_on_sqlite_flies_an_incident_to_completion(tmp_path: Pa
     )
     log = tmp_path / "up.log"
     up = subprocess.Popen(
-        [sys.executable, "-m", "airgrid", "up", "--rate", "0", "--start", "docked"],
+        [sys.executable, "-m", "entrypoints", "up", "--rate", "0", "--start", "docked"],
         env=env,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,

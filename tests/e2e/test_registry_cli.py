@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 
 def airgrid(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "airgrid", *args],
+        [sys.executable, "-m", "entrypoints", *args],
         env=env,
         capture_output=True,
         text=True,

@@ -19,7 +19,7 @@ import pytest
 
 from airgrid.config import Settings
 from airgrid.sim.runner import SimStats, run_sim
-from airgrid.stack import Stack, bring_up, report_settings
+from entrypoints.stack import Stack, bring_up, report_settings
 from tests.conftest import _recreate_database
 
 pytestmark = pytest.mark.e2e
@@ -116,7 +116,7 @@ def test_sim_report_writes_the_json_and_the_png(settings: Settings, tmp_path: Pa
     )
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "airgrid", "sim", "--profile", "surge", "--duration", "12",
+            [sys.executable, "-m", "entrypoints", "sim", "--profile", "surge", "--duration", "12",
              "--drain", "10", "--seed", "3", "--report", str(report)],
             env=env, capture_output=True, timeout=240, check=False,
         )  # fmt: skip

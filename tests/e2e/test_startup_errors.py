@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 def serve(env_overrides: dict[str, str]) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "AIRGRID_DISPATCH_PORT": str(free_port()), **env_overrides}
     return subprocess.run(
-        [sys.executable, "-m", "airgrid", "serve", "dispatch"],
+        [sys.executable, "-m", "entrypoints", "serve", "dispatch"],
         env=env,
         capture_output=True,
         text=True,

@@ -92,7 +92,7 @@ def service_env(settings: Settings, port: int) -> dict[str, str]:
 async def telemetry_service(settings: Settings, log: Path) -> AsyncIterator[Service]:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "airgrid", "serve", "telemetry"],
+        [sys.executable, "-m", "entrypoints", "serve", "telemetry"],
         env=service_env(settings, port),
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,

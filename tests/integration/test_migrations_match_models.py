@@ -12,7 +12,7 @@ from sqlalchemy import Connection
 
 from airgrid.config import Settings
 from airgrid.db import create_engine
-from airgrid.schema import metadata
+from entrypoints.schema import metadata
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ import yaml
 
 from airgrid.bus import ensure_topics
 from airgrid.config import Settings
-from airgrid.stack import write_demo_credentials
+from entrypoints.stack import write_demo_credentials
 from tests.conftest import free_port
 from tests.observability.promql import panel_queries
 
@@ -81,7 +81,7 @@ async def stack_urls(
 
     def start(name: str, *args: str) -> None:
         children[name] = subprocess.Popen(
-            [sys.executable, "-m", "airgrid", *args],
+            [sys.executable, "-m", "entrypoints", *args],
             env=env,
             stdout=(logs / f"{name}.log").open("wb"),
             stderr=subprocess.STDOUT,

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from airgrid.problems import Problem
-from services.registry.geojson import polygon_problems, position_problems
+from services.registry.domain.geojson import polygon_problems, position_problems
 from services.registry.models import NestRow
 from services.registry.schemas import DroneCreate, GeofenceCreate, NestCreate
 from services.registry.service import check_if_match

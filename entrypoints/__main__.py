@@ -1,5 +1,5 @@
 """`python -m airgrid` runs the CLI."""
 
-from airgrid.cli import main
+from entrypoints.cli import main
 
 main()

@@ -276,7 +276,7 @@ class Stack:
         for name in SERVICES:
             log = (self.logs / f"{name}.log").open("ab")
             self.children[name] = subprocess.Popen(
-                [sys.executable, "-m", "airgrid", "serve", name],
+                [sys.executable, "-m", "entrypoints", "serve", name],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -80,7 +80,7 @@ def up(
 ) -> None:
     """Everything in one command: broker, database, the three services, the simulator and a
     live dashboard (fleet, incidents, time to scene, SLA share, coverage, throughput)."""
-    from airgrid.stack import run_stack
+    from entrypoints.stack import run_stack
 
     _check_sim_options(profile, faults, start=start)
     code = run_stack(
@@ -198,7 +198,7 @@ def sim_command(
     settings = get_settings()
     if report is not None:
         from airgrid.sim.report import ReportRequest
-        from airgrid.stack import run_report
+        from entrypoints.stack import run_report
 
         if duration is None or duration <= 0:
             fail("--report needs --duration (seconds of incident load), e.g. --duration 600")
