@@ -258,7 +258,8 @@ async def test_alerts_feed_access_and_track(prefixed: Settings, tmp_path: Path) 
                 t0 = now_ms()
                 # The drone reports 20 s ago, then another drone reports now: by event time
                 # the first one has been silent for more than 15 s.
-                old = record(drone, 1, t0 - 20_000, mission_id=f"m-{run}")
+                # It was 1.5 km west of the no-fly zone: reachable by the time of its next fix.
+                old = record(drone, 1, t0 - 20_000, lon=121.4937, lat=31.21, mission_id=f"m-{run}")
                 await producer.send_and_wait(TELEMETRY_RAW, old, key=drone, ce_type="t")
 
                 async def state_seq() -> int | None:
