@@ -10,8 +10,7 @@ valid data accepted and invalid data refused, `Allow` on 405, auth not ignored, 
 resource no longer served.
 
 The run is random; its seed is printed at the end of the session and
-AIRGRID_SCHEMATHESIS_SEED=<seed> reproduces it. A second pass puts injection and odd-unicode
-strings into every text field.
+AIRGRID_SCHEMATHESIS_SEED=<seed> reproduces it.
 """
 
 from __future__ import annotations
