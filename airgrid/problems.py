@@ -110,12 +110,15 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         titles = {404: "Not found", 405: "Method not allowed", 401: "Unauthorized"}
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request.app, request.url.path))
         return problem_response(
             exc.status_code,
             titles.get(exc.status_code, "HTTP error"),
             str(exc.detail),
             instance=request.url.path,
-            headers=dict(exc.headers or {}),
+            headers=headers,
         )
 
     @app.exception_handler(Exception)
@@ -127,6 +130,17 @@ def install_problem_handlers(app: FastAPI) -> None:
             "The server failed to handle this request; it was logged. Retry later.",
             instance=request.url.path,
         )
+
+
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Every method some route serves at this path. Each method of a path is a route of its
+    own, and the router's 405 names only the first route's methods; RFC 9110 wants them all."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(path):
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 class BodySizeLimit:

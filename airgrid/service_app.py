@@ -14,7 +14,7 @@ import asyncpg
 from fastapi import FastAPI, Request
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from airgrid.auth import Authenticator, bootstrap_admin
 from airgrid.bus import Producer, ensure_topics
@@ -200,6 +200,12 @@ PROBLEM_SCHEMA: dict[str, Any] = {
     "additionalProperties": True,
 }
 
+READY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["status", "service"],
+    "properties": {"status": {"const": "ready"}, "service": {"type": "string"}},
+}
+
 # Answers that the shared shell itself gives on any /v1 operation.
 SHELL_PROBLEMS = {
     "400": "Malformed request (for example a body that is not JSON)",
@@ -327,7 +333,12 @@ def create_service_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": service}
 
-    @app.get("/readyz", tags=["operations"], summary="Database and broker are reachable")
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="Database and broker are reachable",
+        responses={200: {"content": {"application/json": {"schema": READY_SCHEMA}}}},
+    )
     async def readyz() -> Response:
         infra: Infrastructure | None = getattr(app.state, "infra", None)
         if infra is None:
@@ -347,7 +358,18 @@ def create_service_app(
             checks=checks,
         )
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics",
+        response_class=PlainTextResponse,
+        responses={
+            200: {
+                "description": "The Prometheus text exposition format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    )
     async def metrics() -> Response:
         return metrics_response()
 

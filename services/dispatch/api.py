@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import enum
 import time
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
@@ -20,6 +21,7 @@ from airgrid.db import transaction, utcnow
 from airgrid.geo import point_in_polygon
 from airgrid.outbox import OutboxRecord, enqueue
 from airgrid.problems import Problem
+from airgrid.query_params import DateTime, Limit, Offset, WholeNumber
 from airgrid.reference import ReferenceData
 from airgrid.service_app import Infrastructure
 from airgrid.topics import DEPARTMENT_CODES, INCIDENTS
@@ -45,8 +47,8 @@ router = APIRouter(prefix="/v1", tags=["incidents"])
 CAPABILITIES = frozenset(
     {"visual", "thermal", "zoom", "loudspeaker", "gas_sensor", "spotlight", "payload"}
 )
-INCIDENT_STATUSES = tuple(s.value for s in IncidentStatus)
-MISSION_STAGES = tuple(s.value for s in MissionStage)
+# The departments as an enum of the document, so a filter names one of them or is refused.
+DepartmentCode = enum.StrEnum("DepartmentCode", {code: code for code in DEPARTMENT_CODES})  # type: ignore[misc]
 NO_FLY_KINDS = ("no-fly", "temporary")
 
 
@@ -365,30 +367,32 @@ async def _accept(
 async def list_incidents(
     principal: CurrentPrincipal,
     infra: InfraDep,
-    status: Annotated[str | None, Query(description="One of the incident statuses.")] = None,
-    department: Annotated[str | None, Query(description="Reporting department code.")] = None,
-    priority: Annotated[int | None, Query(ge=1, le=4)] = None,
-    incident_type: Annotated[str | None, Query(alias="type", description="Type code.")] = None,
-    since: Annotated[datetime | None, Query(description="Accepted at or after (ISO 8601).")] = None,
-    until: Annotated[datetime | None, Query(description="Accepted before (ISO 8601).")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    status: Annotated[IncidentStatus | None, Query(description="The incident status.")] = None,
+    department: Annotated[
+        DepartmentCode | None, Query(description="Reporting department code.")
+    ] = None,
+    priority: Annotated[int | None, Query(ge=1, le=4), WholeNumber] = None,
+    incident_type: Annotated[
+        str | None, Query(alias="type", max_length=40, description="Type code.")
+    ] = None,
+    since: Annotated[DateTime | None, Query(description="Accepted at or after (RFC 3339).")] = None,
+    until: Annotated[DateTime | None, Query(description="Accepted before (RFC 3339).")] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> IncidentPage:
     query = _visible_to(select(IncidentRow), principal)
     if status:
-        _check_choice("status", status, INCIDENT_STATUSES)
-        query = query.where(IncidentRow.status == status)
+        query = query.where(IncidentRow.status == status.value)
     if department:
-        _check_choice("department", department, DEPARTMENT_CODES)
         query = query.where(IncidentRow.department == department)
     if priority:
         query = query.where(IncidentRow.priority == priority)
     if incident_type:
         query = query.where(IncidentRow.type == incident_type)
     if since is not None:
-        query = query.where(IncidentRow.accepted_at >= _aware(since))
+        query = query.where(IncidentRow.accepted_at >= since)
     if until is not None:
-        query = query.where(IncidentRow.accepted_at < _aware(until))
+        query = query.where(IncidentRow.accepted_at < until)
     async with infra.sessions() as session:
         total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
         rows = (
@@ -398,23 +402,6 @@ async def list_incidents(
         ).all()
         items = [await _read(session, r) for r in rows]
     return IncidentPage(items=items, total=total, limit=limit, offset=offset)
-
-
-def _check_choice(name: str, value: str, choices: Iterable[str]) -> None:
-    allowed = tuple(choices)
-    if value not in allowed:
-        raise Problem(
-            400,
-            f"Unknown {name}",
-            f"That {name} matches nothing; use one of: {', '.join(allowed)}.",
-            kind="invalid-filter",
-            errors=[{"field": name, "message": "unknown value"}],
-        )
-
-
-def _aware(moment: datetime) -> datetime:
-    """A filter time without an offset is taken as UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 async def _visible_incident(session: Any, incident_id: str, principal: Principal) -> IncidentRow:
@@ -435,7 +422,10 @@ async def get_incident(
 
 
 @router.post(
-    "/incidents/{incident_id}/cancel", response_model=IncidentRead, summary="Cancel an incident"
+    "/incidents/{incident_id}/cancel",
+    response_model=IncidentRead,
+    summary="Cancel an incident",
+    responses={409: {"description": "The incident is already completed or cancelled"}},
 )
 async def cancel_incident(
     incident_id: str,
@@ -482,17 +472,16 @@ async def cancel_incident(
 async def list_missions(
     principal: CurrentPrincipal,
     infra: InfraDep,
-    stage: Annotated[str | None, Query(description="One of the mission stages.")] = None,
-    drone_id: str | None = None,
-    incident_id: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    stage: Annotated[MissionStage | None, Query(description="The mission stage.")] = None,
+    drone_id: Annotated[str | None, Query(max_length=64)] = None,
+    incident_id: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> MissionPage:
     visible = _visible_to(select(IncidentRow.id), principal)
     query = select(MissionRow).where(MissionRow.incident_id.in_(visible.scalar_subquery()))
     if stage:
-        _check_choice("stage", stage, MISSION_STAGES)
-        query = query.where(MissionRow.stage == stage)
+        query = query.where(MissionRow.stage == stage.value)
     if incident_id:
         query = query.where(MissionRow.incident_id == incident_id)
     if drone_id:

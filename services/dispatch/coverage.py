@@ -19,6 +19,7 @@ from airgrid.auth import CurrentPrincipal
 from airgrid.config import Settings
 from airgrid.geo import LocalProjection
 from airgrid.problems import Problem
+from airgrid.query_params import TrueOrFalse, WholeNumber
 from airgrid.reference import ReferenceData
 from services.dispatch.domain.core import DispatchCore
 from services.dispatch.domain.coverage import CoverageGrid, CoverageSnapshot, Reacher, reachers_of
@@ -290,8 +291,12 @@ class CoverageRead(BaseModel):
 async def get_coverage(
     request: Request,
     principal: CurrentPrincipal,
-    uncovered: Annotated[bool, Query(description="Include uncovered cells as GeoJSON.")] = True,
-    limit: Annotated[int, Query(ge=0, le=50_000, description="Most cells returned.")] = 5_000,
+    uncovered: Annotated[
+        bool, Query(description="Include uncovered cells as GeoJSON."), TrueOrFalse
+    ] = True,
+    limit: Annotated[
+        int, Query(ge=0, le=50_000, description="Most cells returned."), WholeNumber
+    ] = 5_000,
 ) -> CoverageRead:
     worker = getattr(request.app.state, "worker", None)
     keeper: CoverageKeeper | None = getattr(worker, "coverage", None)

@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from airgrid.topics import DEPARTMENT_CODES
+
 Coordinate = Annotated[list[float], Field(min_length=2, max_length=3)]
 
 
@@ -83,7 +85,9 @@ class IncidentCreate(BaseModel):
     drones_needed: int = Field(default=1, ge=1, le=5)
     on_scene_seconds: int = Field(default=600, ge=1, le=7200)
     description: str = Field(default="", max_length=2000)
-    shared_with: list[str] = Field(default_factory=list, max_length=11)
+    shared_with: list[Annotated[str, Field(json_schema_extra={"enum": list(DEPARTMENT_CODES)})]] = (
+        Field(default_factory=list, max_length=11)
+    )
 
 
 class MissionRead(BaseModel):

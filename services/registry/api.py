@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
@@ -32,6 +32,7 @@ from airgrid.auth import (
 from airgrid.bus import topic_name
 from airgrid.db import utcnow
 from airgrid.problems import Problem
+from airgrid.query_params import DateTime, Limit, Offset
 from airgrid.service_app import Infrastructure
 from airgrid.topics import REGISTRY_CHANGES
 from services.registry import service
@@ -80,8 +81,6 @@ router = APIRouter(prefix="/v1", tags=["registry"], dependencies=[Depends(_refus
 T = TypeVar("T", bound=BaseModel)
 EntityKind = Literal["department", "nest", "drone", "geofence"]
 ENTITY_KINDS = ("department", "nest", "drone", "geofence")
-Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 IfMatch = Annotated[
     str | None,
     Header(description="The ETag from GET; required, a stale one answers 412.", max_length=200),
@@ -117,6 +116,20 @@ WRITE_PROBLEMS: dict[int | str, dict[str, Any]] = {
     428: {"description": "If-Match is missing: GET the entity and send its ETag"},
 }
 ETAG_HEADER = {"ETag": {"description": "The entity's version", "schema": {"type": "string"}}}
+
+
+def links_to_one(path: str, key: str, methods: Sequence[str]) -> dict[str, Any]:
+    """OpenAPI links from a created entity to the operations on it: its `id` (or `code`) is
+    their path parameter. Clients and the stateful fuzzer follow them."""
+    pointer = path.replace("~", "~0").replace("/", "~1")
+    field = "code" if key == "code" else "id"
+    return {
+        f"{method.capitalize()}Created": {
+            "operationRef": f"#/paths/{pointer}/{method}",
+            "parameters": {key: f"$response.body#/{field}"},
+        }
+        for method in methods
+    }
 
 
 def _actor(principal: Principal) -> service.Actor:
@@ -296,7 +309,7 @@ async def list_geofences(
     infra: InfraDep,
     kind: GeofenceKind | None = None,
     active_at: Annotated[
-        datetime | None, Query(description="Only zones active at this instant (with offset).")
+        DateTime | None, Query(description="Only zones active at this instant (with offset).")
     ] = None,
     limit: Limit = 100,
     offset: Offset = 0,
@@ -445,6 +458,9 @@ def _route_writes(entity: WritableKind) -> None:
 
     key = Annotated[str, Path(alias=entity.key)]
     one = f"{entity.path}/{{{entity.key}}}"
+    created: dict[int | str, dict[str, Any]] = {
+        201: {"links": links_to_one(f"/v1{one}", entity.key, ("get", "patch", "delete"))}
+    }
     router.add_api_route(
         entity.path,
         _typed(create, body=entity.create),
@@ -452,7 +468,7 @@ def _route_writes(entity: WritableKind) -> None:
         name=f"create_{entity.kind}",
         status_code=201,
         response_model=entity.read,
-        responses=WRITE_PROBLEMS,
+        responses={**WRITE_PROBLEMS, **created},
         summary=entity.create_summary,
     )
     router.add_api_route(
@@ -529,6 +545,13 @@ async def _check_scope(session: AsyncSession, body: CredentialCreate) -> None:
     status_code=201,
     response_model=CredentialIssued,
     tags=["access"],
+    responses={
+        201: {
+            "links": links_to_one(
+                "/v1/credentials/{credential_id}", "credential_id", ("get", "delete")
+            )
+        }
+    },
     summary="Issue a credential (admin); the key is returned once",
 )
 async def create_credential(
@@ -604,14 +627,16 @@ async def list_credentials(
     "/credentials/{credential_id}",
     response_model=CredentialRead,
     tags=["access"],
-    summary="One credential, never its secret (admin, operator)",
+    summary="One live credential, never its secret (admin, operator)",
+    description="A revoked (deleted) credential answers 404; `GET /v1/credentials?state=revoked` "
+    "and the audit log still show it.",
 )
 async def get_credential(
     credential_id: str, principal: OverseerPrincipal, infra: InfraDep
 ) -> CredentialRead:
     async with infra.sessions() as session:
         row = await session.get(Credential, credential_id)
-    if row is None:
+    if row is None or row.revoked_at is not None:
         raise _hidden("credential", credential_id)
     return _credential_read(row)
 
@@ -697,6 +722,8 @@ async def rotate_credential(
     status_code=204,
     tags=["access"],
     summary="Revoke a credential (admin): it stops working at once",
+    description="Afterwards `GET /v1/credentials/{credential_id}` answers 404; revoking again "
+    "answers 204.",
 )
 async def revoke_credential(
     credential_id: str, principal: AdminPrincipal, request: Request

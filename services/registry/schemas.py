@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from airgrid.auth import Role
 from airgrid.reference import CAPABILITIES
-from services.registry.domain.geojson import polygon_problems, position_problems
+from services.registry.domain.geojson import MAX_RING_POSITIONS, polygon_problems, position_problems
 
 T = TypeVar("T")
 
@@ -57,9 +57,22 @@ class Strict(BaseModel):
         return data
 
 
+# A GeoJSON position as the document states it: longitude, latitude, an optional altitude.
+POSITION_SCHEMA: dict[str, Any] = {
+    "minItems": 2,
+    "maxItems": 3,
+    "prefixItems": [
+        {"type": "number", "minimum": -180, "maximum": 180},
+        {"type": "number", "minimum": -90, "maximum": 90},
+    ],
+}
+Position = Annotated[list[float], Field(json_schema_extra=POSITION_SCHEMA)]
+MIN_RING_POSITIONS = 4
+
+
 class PointGeometry(Strict):
     type: Literal["Point"]
-    coordinates: list[float] = Field(description="[longitude, latitude] in WGS84 degrees.")
+    coordinates: Position = Field(description="[longitude, latitude] in WGS84 degrees.")
 
     @field_validator("coordinates")
     @classmethod
@@ -72,8 +85,13 @@ class PointGeometry(Strict):
 
 class PolygonGeometry(Strict):
     type: Literal["Polygon"]
-    coordinates: list[list[list[float]]] = Field(
-        description="Linear rings of [longitude, latitude]; closed, not self-intersecting."
+    coordinates: list[
+        Annotated[
+            list[Position], Field(min_length=MIN_RING_POSITIONS, max_length=MAX_RING_POSITIONS)
+        ]
+    ] = Field(
+        min_length=1,
+        description="Linear rings of [longitude, latitude]; closed, not self-intersecting.",
     )
 
     @field_validator("coordinates")

@@ -11,13 +11,14 @@ from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from airgrid.auth import Authenticator, CurrentPrincipal, Principal, Role, require_role
 from airgrid.bus import Producer, TopicView, now_ms
 from airgrid.config import Settings
 from airgrid.problems import Problem
+from airgrid.query_params import DateTime, WholeNumber
 from airgrid.topics import DEPARTMENT_CODES, PROTOBUF, TELEMETRY_RAW
 from airgrid.v1 import drone_state_pb2, registry_pb2, telemetry_pb2
 from services.telemetry.feed_cursor import MalformedEventId, decode_cursor
@@ -30,6 +31,8 @@ log = logging.getLogger("airgrid.telemetry")
 router = APIRouter(prefix="/v1", tags=["telemetry"])
 
 MAX_BATCH_RECORDS = 10_000
+# Four decimal numbers; what they mean is the parser's (_parse_bbox) to check.
+BBOX_PATTERN = r"^-?[0-9]+(\.[0-9]+)?(,-?[0-9]+(\.[0-9]+)?){3}$"
 RAW_EVENT = "airgrid.telemetry.recorded"
 _MODE_PREFIX = "FLIGHT_MODE_"
 
@@ -47,7 +50,10 @@ def flight_mode_name(value: int) -> str:
 
 
 class TelemetryIn(BaseModel):
-    """One record as a gateway sends it in JSON; ranges are checked by the stream, not here."""
+    """One record as a gateway sends it in JSON; ranges are checked by the stream, not here.
+    Strict: a number field takes a number, never `false` or "1"."""
+
+    model_config = ConfigDict(strict=True)
 
     drone_id: str = Field(min_length=1, max_length=64)
     seq: int = Field(ge=0, lt=2**64)
@@ -184,7 +190,12 @@ async def fleet_states(
     heard_since_ms: HeardSinceDep,
     status: Annotated[FlightModeName | None, Query(description="Flight mode filter")] = None,
     bbox: Annotated[
-        str | None, Query(description="min_lon,min_lat,max_lon,max_lat", examples=["0,0,1,1"])
+        str | None,
+        Query(
+            description="min_lon,min_lat,max_lon,max_lat",
+            examples=["0,0,1,1"],
+            pattern=BBOX_PATTERN,
+        ),
     ] = None,
 ) -> FleetRead:
     box = _parse_bbox(bbox) if bbox else None
@@ -259,9 +270,11 @@ async def drone_track(
     drone_id: str,
     principal: CurrentPrincipal,
     engine: EngineDep,
-    since: Annotated[datetime, Query(description="Start, inclusive (ISO 8601)")],
-    until: Annotated[datetime | None, Query(description="End, exclusive; default now")] = None,
-    max_points: Annotated[int, Query(ge=2, le=10_000, description="Downsample to this")] = 1000,
+    since: Annotated[DateTime, Query(description="Start, inclusive (RFC 3339)")],
+    until: Annotated[DateTime | None, Query(description="End, exclusive; default now")] = None,
+    max_points: Annotated[
+        int, Query(ge=2, le=10_000, description="Downsample to this"), WholeNumber
+    ] = 1000,
 ) -> TrackRead:
     require_role(principal, Role.OPERATOR, Role.ADMIN, Role.DEPARTMENT)
     end = until or datetime.now(UTC)
@@ -358,7 +371,12 @@ async def feed_stream(
         str | None, Query(description="Comma-separated item types, e.g. drone.position")
     ] = None,
     bbox: Annotated[
-        str | None, Query(description="min_lon,min_lat,max_lon,max_lat", examples=["0,0,1,1"])
+        str | None,
+        Query(
+            description="min_lon,min_lat,max_lon,max_lat",
+            examples=["0,0,1,1"],
+            pattern=BBOX_PATTERN,
+        ),
     ] = None,
     last_event_id: Annotated[
         str | None,

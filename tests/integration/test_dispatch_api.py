@@ -251,7 +251,7 @@ async def test_incident_view_filters_and_missions(api: Api) -> None:
     bad_stage = await api.client.get(
         "/v1/missions", params={"stage": "orbiting"}, headers=api.auth("operator")
     )
-    assert bad_stage.status_code == 400 and bad_stage.headers["content-type"] == PROBLEM
+    assert bad_stage.status_code == 422 and bad_stage.headers["content-type"] == PROBLEM
 
 
 async def test_only_the_reporting_department_cancels(api: Api) -> None:

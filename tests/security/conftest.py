@@ -32,6 +32,19 @@ CALLERS: dict[str, tuple[Role, str | None, bool]] = {
 }
 
 
+# Lines a security test wants in the session's summary whatever its outcome (figures, seeds).
+REPORT: list[str] = []
+
+
+def report(line: str) -> None:
+    REPORT.append(line)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for line in REPORT:
+        terminalreporter.write_line(line)
+
+
 @dataclass
 class Services:
     settings: Settings
