@@ -9,6 +9,7 @@ import math
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
@@ -152,6 +153,7 @@ class Authenticator:
     ):
         self.sessions = sessions
         self.cache_seconds = cache_seconds
+        self.clock: Callable[[], float] = time.monotonic
         # The bootstrap admin key is the one key not of the ag_<id>_<secret> form; any other
         # such key is refused by its form, with neither a database read nor a hash.
         self._admin_digest = _digest(admin_key) if admin_key else None
@@ -161,9 +163,15 @@ class Authenticator:
     def cached(self, key: str) -> Principal | None:
         """The principal of a key verified within cache_seconds; no database, no hash."""
         cached = self._cache.get(_digest(key))
-        if cached and cached[1] > time.monotonic():
+        if cached and cached[1] > self.clock():
             return cached[0]
         return None
+
+    def verified_before(self, key: str) -> bool:
+        """Whether this exact key was verified once and not forgotten since (its cache entry may
+        have expired). Only the holder of a real key can match: a throttled address may still
+        re-verify such a key, so junk sent from its address never locks a real caller out."""
+        return _digest(key) in self._cache
 
     def forget(self, credential_id: str) -> None:
         """Drop a revoked credential from the cache at once."""
@@ -189,7 +197,7 @@ class Authenticator:
     async def verify(self, key: str) -> Principal:
         digest = _digest(key)
         cached = self._cache.get(digest)
-        if cached and cached[1] > time.monotonic():
+        if cached and cached[1] > self.clock():
             return cached[0]
         match = _KEY_FORMAT.match(key)
         if match is not None:
@@ -209,7 +217,7 @@ class Authenticator:
         if row.expires_at is not None and row.expires_at <= utcnow():
             raise _unauthorized("This credential has expired; rotate it.")
         principal = Principal(row.id, Role(row.role), row.department, row.nest_id)
-        self._cache[digest] = (principal, time.monotonic() + self.cache_seconds)
+        self._cache[digest] = (principal, self.clock() + self.cache_seconds)
         return principal
 
 
@@ -225,7 +233,7 @@ async def current_principal(request: Request) -> Principal:
         return principal
     address = request.client.host if request.client else "unknown"
     wait = authenticator.failures.blocked_for(address)
-    if wait > 0:
+    if wait > 0 and not authenticator.verified_before(key):
         retry_after = max(1, math.ceil(wait))
         raise Problem(
             429,

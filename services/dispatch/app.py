@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import FastAPI
 
-from airgrid.bus import TopicView
 from airgrid.config import Settings, get_settings
 from airgrid.outbox import OutboxRelay
 from airgrid.reference import load_reference
+from airgrid.revocations import revocation_view
 from airgrid.service_app import Infrastructure, create_service_app
-from airgrid.topics import REGISTRY_CHANGES
-from airgrid.v1 import registry_pb2
 from services.dispatch.api import router
 from services.dispatch.coverage import router as coverage_router
 from services.dispatch.metrics import watch_core
@@ -35,15 +32,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         app.state.infra = infra
         app.state.authenticator = infra.authenticator
 
-        # A revoked key stops working here at once, not when the authenticator's cache
-        # expires; every replica follows revocations, writer or not.
-        def on_change(_key: str, change: Any) -> None:
-            if change is not None and change.HasField("credential_revoked"):
-                infra.authenticator.forget(change.credential_revoked.credential_id)
-
-        revocations = TopicView(
-            settings, REGISTRY_CHANGES, registry_pb2.RegistryChange.FromString, on_update=on_change
-        )
+        revocations = revocation_view(settings, infra.authenticator)  # every replica
         await revocations.start()
         app.state.relay = relay
         worker = DispatchWorker(infra, relay)

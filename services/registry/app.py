@@ -5,19 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import Counter
 
 from airgrid.broker_watch import recover_after_each_loss
-from airgrid.bus import TopicView
 from airgrid.config import Settings, get_settings
 from airgrid.outbox import OutboxRelay
 from airgrid.reference import load_reference
+from airgrid.revocations import revocation_view
 from airgrid.service_app import Infrastructure, create_service_app
 from airgrid.topics import REGISTRY_CHANGES
-from airgrid.v1 import registry_pb2
 from services.registry.api import router
 from services.registry.changes import publish_snapshot
 from services.registry.seed import seed_reference
@@ -56,15 +54,7 @@ def build_app(settings: Settings | None = None, *, seed: bool = True) -> FastAPI
         app.state.relay = relay
         infra.spawn(relay.run(), "outbox-relay")
 
-        # A key revoked through another replica stops working here too, without waiting for
-        # the authenticator's cache to expire.
-        def on_change(_key: str, change: Any) -> None:
-            if change is not None and change.HasField("credential_revoked"):
-                infra.authenticator.forget(change.credential_revoked.credential_id)
-
-        revocations = TopicView(
-            settings, REGISTRY_CHANGES, registry_pb2.RegistryChange.FromString, on_update=on_change
-        )
+        revocations = revocation_view(settings, infra.authenticator)  # revoked on any replica
         await revocations.start()
 
         async def republish() -> None:

@@ -6,12 +6,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import FastAPI
 
 from airgrid.bus import now_ms
 from airgrid.config import Settings, get_settings
+from airgrid.revocations import on_revocation
 from airgrid.service_app import Infrastructure, create_service_app
 from services.telemetry.api import router
 from services.telemetry.feed_stream import StreamSlots
@@ -53,13 +53,14 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         app.state.infra = infra
         app.state.authenticator = infra.authenticator
 
-        def on_registry_change(_key: str, change: Any) -> None:
-            if change is not None and change.HasField("credential_revoked"):
-                infra.authenticator.forget(change.credential_revoked.credential_id)
-                hub.close_streams_of(change.credential_revoked.credential_id, "credential revoked")
-
         hub = FeedHub(settings)
-        registry = registry_view(settings, on_update=on_registry_change)
+        registry = registry_view(
+            settings,
+            on_update=on_revocation(
+                infra.authenticator,
+                lambda key_id: hub.close_streams_of(key_id, "credential revoked"),
+            ),
+        )
         states = state_view(settings)
         incidents, missions = incident_view(settings), mission_view(settings)
         initialise_labels()

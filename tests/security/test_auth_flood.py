@@ -74,15 +74,24 @@ async def test_a_flood_of_forged_keys_neither_locks_out_nor_hashes(
         admin = {"Authorization": f"Bearer {admin_key}"}
         assert (await client.get("/v1/credentials", headers=admin)).status_code == 200
         hashes.clear()
+        # The real key's cache entry lapses, as it would during a long flood: its requests go
+        # past the address throttle to a verification every time.
+        authenticator = app.state.authenticator
+        authenticator.cache_seconds = 0.0
+        lapsed = authenticator.clock() + 3600
+        authenticator.clock = lambda: lapsed
 
         codes: dict[int, int] = {}
+        forged_hashes = 0
         for n, key in enumerate(forged_keys()):
+            before = len(hashes)
             r = await client.get("/v1/nests", headers={"Authorization": f"Bearer {key}"})
+            forged_hashes += len(hashes) - before
             codes[r.status_code] = codes.get(r.status_code, 0) + 1
             if n % 100 == 0:
                 real = await client.get("/v1/nests", headers=fire)
                 assert real.status_code == 200, (n, real.text)
-        assert hashes == [], f"{len(hashes)} key hashes for forged keys"
+        assert forged_hashes == 0, f"{forged_hashes} key hashes for forged keys"
         assert set(codes) <= {401, 429}, codes
         assert codes.get(429, 0) > 0, codes  # the address was throttled
 
@@ -92,6 +101,7 @@ async def test_a_flood_of_forged_keys_neither_locks_out_nor_hashes(
         frozen = throttle.clock()
         throttle.clock = lambda: frozen
         fire_id = services.keys["fire"].split("_")[1]
+        hashes.clear()
         guessed = [
             await client.get(
                 "/v1/nests",
