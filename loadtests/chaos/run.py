@@ -164,11 +164,16 @@ async def outbox_drained(settings: Settings, timeout: float) -> None:
 
 async def dispatch_log_problems(
     settings: Settings, first_broker: DispatchLogWatch, timeout: float
-) -> list[str]:
-    """The first broker's records (followed while it lived), then the current broker's."""
+) -> tuple[list[str], str]:
+    """The breaches in the first broker's records (followed while it lived) and the current
+    broker's, and what was judged."""
     await outbox_drained(settings, timeout)
     log = await read_dispatch_log(settings, timeout, into=first_broker.log)
-    return judge_dispatch_log(log)
+    judged = (
+        f"{len(log.assigned())} missions assigned, {len(log.commands)} commands, "
+        f"{len(log.mission_events)} mission events"
+    )
+    return judge_dispatch_log(log), judged
 
 
 async def alerts_seen(
@@ -264,7 +269,7 @@ async def faults(
     first_broker = DispatchLogWatch(settings)
     background: list[asyncio.Task[Any]] = []
     statuses: dict[str, str] = {}
-    dispatch_problems: list[str] | None = None
+    dispatch_problems: tuple[list[str], str] | None = None
     fleet: ChaosFleet | None = None
     try:
         phase = run.begin("start")
@@ -370,7 +375,7 @@ def report(
     run: Run,
     load: IncidentLoad,
     statuses: dict[str, str],
-    dispatch_problems: list[str] | None,
+    dispatch_problems: tuple[list[str], str] | None,
     fleet: ChaosFleet | None,
     verdict: AlertVerdict | None,
     watch: AlertWatch,
@@ -409,10 +414,11 @@ def report(
         + (
             "not checked"
             if dispatch_problems is None
-            else f"{len(dispatch_problems)} breaches (a slot or a drone on two missions)"
+            else f"{len(dispatch_problems[0])} breaches (a slot or a drone on two missions) "
+            f"in {dispatch_problems[1]}"
         )
     )
-    for problem in (dispatch_problems or [])[:10]:
+    for problem in (dispatch_problems[0] if dispatch_problems else [])[:10]:
         print(f"    {problem}")
     if fleet is not None and verdict is not None:
         alerted = len(verdict.alerted)
@@ -437,7 +443,8 @@ def report(
         run.failures.append("the alert check did not run")
     ok = (
         not missing
-        and dispatch_problems == []
+        and dispatch_problems is not None
+        and not dispatch_problems[0]
         and len(set(accepted_ids)) == len(accepted_ids)
         and other_5xx == 0
         and not run.failures
