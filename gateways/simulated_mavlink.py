@@ -84,6 +84,7 @@ class SimulatedMavlinkDrone(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self.mission: list[_Item | None] = []
         self.received: list[str] = []  # the MAVLink message types the gateway sent, in order
+        self.commands: list[int] = []  # the MAV_CMD of each COMMAND_LONG, in order
         self.silent = False  # True: stop sending anything (a link loss)
         self._boot = asyncio.get_running_loop().time()
 
@@ -122,6 +123,7 @@ class SimulatedMavlinkDrone(asyncio.DatagramProtocol):
                 else:
                     self.send(self.mav.mission_ack_encode(255, 190, mavlink.MAV_MISSION_ACCEPTED))
         elif kind == "COMMAND_LONG":
+            self.commands.append(message.command)
             accepted = self._command(message)
             result = mavlink.MAV_RESULT_ACCEPTED if accepted else mavlink.MAV_RESULT_DENIED
             self.send(self.mav.command_ack_encode(message.command, result))
