@@ -221,6 +221,8 @@ def service_calls(
     """
     height = command.target_alt_m or cruise_alt_m
     kind = command.kind
+    if kind == command_pb2.COMMAND_KIND_LAUNCH and not command.mission_id and command.nest_id:
+        return None  # a relocation: a dock's aircraft lands only at its own dock
     if kind == command_pb2.COMMAND_KIND_LAUNCH:
         points = waypoints_of(command)
         first_lon, first_lat = points[0]

@@ -190,7 +190,11 @@ def plan_of(command: command_pb2.DroneCommand, *, cruise_alt_m: float) -> Mavlin
             items.append(MissionItem(mavlink.MAV_CMD_NAV_WAYPOINT, lat, lon, alt))
         target = (command.target_lat, command.target_lon)
         items.append(MissionItem(mavlink.MAV_CMD_NAV_WAYPOINT, *target, alt))
-        if command.hold_seconds > 0:
+        if not command.mission_id and command.nest_id:
+            # A relocation to the nest at the target: land there (it becomes the vehicle's
+            # launch point, so a later RTL brings it back to that nest).
+            items.append(MissionItem(mavlink.MAV_CMD_NAV_LAND, *target, 0.0))
+        elif command.hold_seconds > 0:
             loiter = float(command.hold_seconds)
             items.append(MissionItem(mavlink.MAV_CMD_NAV_LOITER_TIME, *target, alt, loiter))
             items.append(MissionItem(mavlink.MAV_CMD_NAV_RETURN_TO_LAUNCH))

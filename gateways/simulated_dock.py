@@ -4,6 +4,9 @@ The dock publishes its OSD (mode, position, wind, drone in dock, the aircraft's 
 second; the aircraft publishes its OSD at 5 Hz while out of the dock. `services` requests on
 the dock's topic (takeoff_to_point, fly_to_point, fly_to_point_stop, return_home) are obeyed
 and answered on `services_reply`. `time_scale` runs the physics faster than the wall clock.
+
+It is meant to check the gateway's codec, so it shares none of it: topics, envelopes and mode
+codes come from DJI's Cloud API documents (below).
 """
 
 from __future__ import annotations
@@ -20,10 +23,32 @@ from airgrid.bus import now_ms
 from airgrid.reference import DroneSpec, NestSpec
 from airgrid.sim.physics import SimDrone, apply_command
 from airgrid.v1 import command_pb2, telemetry_pb2
-from gateways.dji_codec import MODE_CODE_OF_FLIGHT, OSD, SERVICES, SERVICES_REPLY, topic_of
 from gateways.simulated_flight import flight_ticks
 
 log = logging.getLogger("airgrid.sim.dock")
+
+# Cloud API topics: thing/product/{device_sn}/osd (device properties at a fixed rate),
+# .../services (cloud to device requests) and .../services_reply (their results).
+_OSD, _SERVICES, _SERVICES_REPLY = "osd", "services", "services_reply"
+# Aircraft OSD mode_code (Cloud API device properties): 0 standby, 1 take-off preparation,
+# 4 automatic take-off, 5 wayline flight (a flight the dock runs), 9 automatic return to
+# home, 10 automatic landing.
+_AIRCRAFT_MODE_CODE: dict[int, int] = {
+    telemetry_pb2.FLIGHT_MODE_DOCKED: 0,
+    telemetry_pb2.FLIGHT_MODE_TAKING_OFF: 4,
+    telemetry_pb2.FLIGHT_MODE_CRUISING: 5,
+    telemetry_pb2.FLIGHT_MODE_HOVERING: 5,
+    telemetry_pb2.FLIGHT_MODE_RETURNING: 9,
+    telemetry_pb2.FLIGHT_MODE_LANDING: 10,
+}
+_TAKE_OFF_PREPARATION = 1
+# Dock OSD mode_code: 0 idle, 4 working (a flight task in progress).
+_DOCK_IDLE, _DOCK_WORKING = 0, 4
+
+
+def _topic(prefix: str, sn: str, kind: str) -> str:
+    return f"{prefix}thing/product/{sn}/{kind}"
+
 
 # DJI result codes used here: 0 success, 314000 "the device cannot do this now".
 RESULT_OK = 0
@@ -69,7 +94,7 @@ class SimulatedDock:
         d = self.drone
         in_dock = d.mode == telemetry_pb2.FLIGHT_MODE_DOCKED
         return {
-            "mode_code": 0 if in_dock else 4,
+            "mode_code": _DOCK_IDLE if in_dock else _DOCK_WORKING,
             "longitude": self.nest.lon,
             "latitude": self.nest.lat,
             "height": 20.0,
@@ -86,9 +111,9 @@ class SimulatedDock:
 
     def aircraft_osd(self) -> dict[str, Any]:
         d = self.drone
-        code = MODE_CODE_OF_FLIGHT.get(d.mode, 0)
+        code = _AIRCRAFT_MODE_CODE.get(d.mode, 0)
         if d.mode == telemetry_pb2.FLIGHT_MODE_TAKING_OFF and d.phase_timer_s > 0:
-            code = 1  # take-off preparation
+            code = _TAKE_OFF_PREPARATION
         return {
             "mode_code": code,
             "longitude": d.lon,
@@ -144,25 +169,25 @@ class SimulatedDock:
                 bid=request.get("bid", ""),
                 method=request.get("method", ""),
             )
-            await client.publish(topic_of(self.dock_sn, SERVICES_REPLY, self.prefix), reply, qos=1)
+            await client.publish(_topic(self.prefix, self.dock_sn, _SERVICES_REPLY), reply, qos=1)
 
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         async with aiomqtt.Client(
             self.host, self.port, identifier=f"sim-dock-{self.dock_sn}"
         ) as client:
-            await client.subscribe(topic_of(self.dock_sn, SERVICES, self.prefix), qos=1)
+            await client.subscribe(_topic(self.prefix, self.dock_sn, _SERVICES), qos=1)
             server = asyncio.create_task(self._serve(client))
             next_dock = next_aircraft = loop.time()
             try:
                 async for now, changed in flight_ticks(self.drone, stop, self.time_scale):
                     if self.drone.airborne and (now >= next_aircraft or changed):
                         payload = self._envelope(self.aircraft_osd())
-                        await client.publish(topic_of(self.aircraft_sn, OSD, self.prefix), payload)
+                        await client.publish(_topic(self.prefix, self.aircraft_sn, _OSD), payload)
                         next_aircraft = now + 0.2
                     if now >= next_dock or changed:
                         payload = self._envelope(self.dock_osd())
-                        await client.publish(topic_of(self.dock_sn, OSD, self.prefix), payload)
+                        await client.publish(_topic(self.prefix, self.dock_sn, _OSD), payload)
                         next_dock = now + 1.0
             finally:
                 server.cancel()

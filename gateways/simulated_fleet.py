@@ -49,10 +49,12 @@ async def run_simulated(
     runs = []
     if protocol == "mavlink":
         pairs = []
+        nests = {nest.id: (nest.lon, nest.lat) for _, nest in drones}
         for system_id, (spec, nest) in enumerate(drones, start=1):
             device = SimulatedMavlinkDrone(
-                spec, nest, system_id=system_id, gateway=target, time_scale=time_scale
-            )
+                spec, nest, system_id=system_id, gateway=target, time_scale=time_scale,
+                nests=nests,
+            )  # fmt: skip
             runs.append(device.run(stop))
             pairs.append(f"--system {system_id}={spec.id}")
         echo(f"{len(runs)} MAVLink vehicles → udp://{target[0]}:{target[1]}; gateway options:")

@@ -4,6 +4,10 @@ It sends HEARTBEAT (1 Hz), GLOBAL_POSITION_INT (5 Hz airborne, 1 Hz docked), SYS
 BATTERY_STATUS and Remote ID OPEN_DRONE_ID_LOCATION (1 Hz), and answers the mission protocol
 and COMMAND_LONG as an autopilot does. `time_scale` runs the physics faster than the wall
 clock (for tests); the speeds it reports stay the physical ones.
+
+It is meant to check the gateway's codec, so it shares none of it: its flight modes and its
+reading of a mission come from PX4's documents (below), pymavlink only frames the messages.
+A disarmed vehicle refuses RTL, as PX4 does on the ground.
 """
 
 from __future__ import annotations
@@ -12,23 +16,47 @@ import asyncio
 import contextlib
 import logging
 import math
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 from pymavlink.dialects.v20 import common as mavlink
 
+from airgrid.geo import haversine_m
 from airgrid.reference import DroneSpec, NestSpec
 from airgrid.sim.physics import SimDrone, apply_command
 from airgrid.v1 import command_pb2, telemetry_pb2
-from gateways.mavlink_codec import (
-    FLIGHT_TO_SUB_MODE,
-    PX4_AUTO_LOITER,
-    MissionItem,
-    flight_command_of,
-    px4_custom_mode,
-)
 from gateways.simulated_flight import flight_ticks
 
 log = logging.getLogger("airgrid.sim.mavlink")
+
+# PX4's custom mode (src/modules/commander/px4_custom_mode.h): a union of a 16-bit reserved
+# field, the main mode byte and the sub mode byte, so main mode in bits 16-23 and sub mode in
+# bits 24-31 of HEARTBEAT.custom_mode. Main mode 4 is AUTO; its sub modes READY 1, TAKEOFF 2,
+# LOITER 3, MISSION 4, RTL 5, LAND 6.
+_MAIN_MODE_AUTO = 4
+_AUTO_SUB_MODE: dict[int, int] = {
+    telemetry_pb2.FLIGHT_MODE_TAKING_OFF: 2,
+    telemetry_pb2.FLIGHT_MODE_HOVERING: 3,
+    telemetry_pb2.FLIGHT_MODE_CRUISING: 4,
+    telemetry_pb2.FLIGHT_MODE_RETURNING: 5,
+    telemetry_pb2.FLIGHT_MODE_LANDING: 6,
+}
+_AUTO_LOITER = 3
+_AT_NEST_M = 50.0  # a NAV_LAND this close to a nest lands in it
+
+
+class _Item(NamedTuple):
+    """A mission item as uploaded (MISSION_ITEM_INT: x = lat·1e7, y = lon·1e7)."""
+
+    command: int
+    lat: float
+    lon: float
+    alt_m: float
+    param1: float
+
+
+def _custom_mode(flight_mode: int) -> int:
+    return (_MAIN_MODE_AUTO << 16) | (_AUTO_SUB_MODE.get(flight_mode, 1) << 24)
 
 
 class SimulatedMavlinkDrone(asyncio.DatagramProtocol):
@@ -41,8 +69,12 @@ class SimulatedMavlinkDrone(asyncio.DatagramProtocol):
         gateway: tuple[str, int],
         time_scale: float = 1.0,
         battery_pct: float = 100.0,
+        nests: Mapping[str, tuple[float, float]] | None = None,
     ) -> None:
+        """nests: (lon, lat) of the nests a mission may end landing in (a move between
+        nests); the vehicle's own nest is always one."""
         self.drone = SimDrone.docked_at(spec, nest.id, nest.lon, nest.lat, battery_pct=battery_pct)
+        self.nests = {**(nests or {}), nest.id: (nest.lon, nest.lat)}
         self.system_id = system_id
         self.gateway = gateway
         self.time_scale = time_scale
@@ -50,8 +82,9 @@ class SimulatedMavlinkDrone(asyncio.DatagramProtocol):
         self.parser = mavlink.MAVLink(None, srcSystem=system_id, srcComponent=1)
         self.parser.robust_parsing = True
         self.transport: asyncio.DatagramTransport | None = None
-        self.mission: list[MissionItem | None] = []
+        self.mission: list[_Item | None] = []
         self.received: list[str] = []  # the MAVLink message types the gateway sent, in order
+        self.commands: list[int] = []  # the MAV_CMD of each COMMAND_LONG, in order
         self.silent = False  # True: stop sending anything (a link loss)
         self._boot = asyncio.get_running_loop().time()
 
@@ -81,7 +114,7 @@ class SimulatedMavlinkDrone(asyncio.DatagramProtocol):
             self._request(0)
         elif kind == "MISSION_ITEM_INT":
             if 0 <= message.seq < len(self.mission):
-                self.mission[message.seq] = MissionItem(
+                self.mission[message.seq] = _Item(
                     message.command, message.x / 1e7, message.y / 1e7, message.z, message.param1
                 )
                 missing = [i for i, item in enumerate(self.mission) if item is None]
@@ -90,6 +123,7 @@ class SimulatedMavlinkDrone(asyncio.DatagramProtocol):
                 else:
                     self.send(self.mav.mission_ack_encode(255, 190, mavlink.MAV_MISSION_ACCEPTED))
         elif kind == "COMMAND_LONG":
+            self.commands.append(message.command)
             accepted = self._command(message)
             result = mavlink.MAV_RESULT_ACCEPTED if accepted else mavlink.MAV_RESULT_DENIED
             self.send(self.mav.command_ack_encode(message.command, result))
@@ -104,20 +138,64 @@ class SimulatedMavlinkDrone(asyncio.DatagramProtocol):
             items = [i for i in self.mission if i is not None]
             if not items or len(items) != len(self.mission):
                 return False
-            command = flight_command_of(items, airborne=self.drone.airborne)
-            return apply_command(self.drone, command)
+            command = self._flight_of(items)
+            return command is not None and apply_command(self.drone, command, nests=self.nests)
         if (
             message.command == mavlink.MAV_CMD_DO_SET_MODE
-            and int(message.param3) == PX4_AUTO_LOITER
+            and int(message.param2) == _MAIN_MODE_AUTO
+            and int(message.param3) == _AUTO_LOITER
         ):
             hold = command_pb2.DroneCommand(kind=command_pb2.COMMAND_KIND_HOLD)
             return apply_command(self.drone, hold)
         if message.command == mavlink.MAV_CMD_NAV_RETURN_TO_LAUNCH:
+            if not self.drone.airborne:
+                return False  # landed and disarmed: nothing to return from
             back = command_pb2.DroneCommand(
                 kind=command_pb2.COMMAND_KIND_RETURN, nest_id=self.drone.home_nest_id
             )
             return apply_command(self.drone, back)
         return False
+
+    def _flight_of(self, items: list[_Item]) -> command_pb2.DroneCommand | None:
+        """What the autopilot flies for a mission: take off when on the ground, the
+        waypoints, then loiter a time and return, loiter until told otherwise, or land (at
+        a nest); None for a mission it will not fly."""
+        c = mavlink
+        takeoff = [i for i in items if i.command == c.MAV_CMD_NAV_TAKEOFF]
+        if not self.drone.airborne and not takeoff:
+            return None  # on the ground, a mission must begin with a take-off
+        waypoints = [i for i in items if i.command == c.MAV_CMD_NAV_WAYPOINT]
+        if not waypoints:
+            return None
+        target = waypoints[-1]
+        command = command_pb2.DroneCommand(
+            kind=command_pb2.COMMAND_KIND_GOTO
+            if self.drone.airborne
+            else command_pb2.COMMAND_KIND_LAUNCH,
+            target_lon=target.lon,
+            target_lat=target.lat,
+            target_alt_m=target.alt_m,
+            path_lon=[w.lon for w in waypoints[:-1]],
+            path_lat=[w.lat for w in waypoints[:-1]],
+        )
+        last = items[-1]
+        if last.command == c.MAV_CMD_NAV_LAND:
+            nest_id = next(
+                (
+                    n for n, (lon, lat) in sorted(self.nests.items())
+                    if haversine_m(lon, lat, last.lon, last.lat) <= _AT_NEST_M
+                ),
+                None,
+            )  # fmt: skip
+            if nest_id is None or self.drone.airborne:
+                return None  # this vehicle lands only in a nest, and moves only from one
+            command.kind = command_pb2.COMMAND_KIND_LAUNCH
+            command.nest_id = nest_id
+            return command
+        loiter = [i for i in items if i.command == c.MAV_CMD_NAV_LOITER_TIME]
+        if loiter:
+            command.hold_seconds = int(loiter[0].param1)
+        return command
 
     # -- reports ------------------------------------------------------------------------------
 
@@ -126,7 +204,7 @@ class SimulatedMavlinkDrone(asyncio.DatagramProtocol):
         armed = d.mode != telemetry_pb2.FLIGHT_MODE_DOCKED
         base = mavlink.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED
         base |= mavlink.MAV_MODE_FLAG_SAFETY_ARMED if armed else 0
-        custom = px4_custom_mode(FLIGHT_TO_SUB_MODE.get(d.mode, 1)) if armed else 0
+        custom = _custom_mode(d.mode) if armed else 0
         state = mavlink.MAV_STATE_ACTIVE if armed else mavlink.MAV_STATE_STANDBY
         self.send(
             self.mav.heartbeat_encode(

@@ -343,6 +343,8 @@ def apply_command(
     """
     kind = command.kind
     if kind == command_pb2.COMMAND_KIND_LAUNCH:
+        if _relocates(drone, command, nests or {}):
+            return _go_home(drone, command, nests or {})
         return _launch(drone, command)
     if kind == command_pb2.COMMAND_KIND_GOTO:
         if not drone.airborne:
@@ -354,6 +356,18 @@ def apply_command(
     if kind == command_pb2.COMMAND_KIND_RETURN:
         return _go_home(drone, command, nests or {})
     return False
+
+
+def _relocates(
+    drone: SimDrone, command: command_pb2.DroneCommand, nests: Mapping[str, tuple[float, float]]
+) -> bool:
+    """A LAUNCH without a mission naming another nest moves a docked drone there to land."""
+    return (
+        not drone.airborne
+        and not command.mission_id
+        and command.nest_id != drone.home_nest_id
+        and command.nest_id in nests
+    )
 
 
 def _launch(drone: SimDrone, command: command_pb2.DroneCommand) -> bool:

@@ -8,9 +8,11 @@ fault after another:
 
 Real alert conditions (a drone going silent, a battery below the threshold, a drone inside a
 no-fly zone) are injected in every phase. Afterwards: every accepted incident has exactly one
-outcome, no drone holds two missions, no 5xx but 503, and no alert lost for a real condition
-(see loadtests/README.md for the rule). Prints the figures of each phase and PASS or FAIL;
-exits 1 on a breach. Every wait is bounded; a service that does not recover is named.
+outcome, the dispatch log on Kafka shows one assignment per slot at a time and no drone sent on
+a second mission before its first ended (loadtests/chaos/dispatch_log.py), no 5xx but 503, and
+no alert lost for a real condition (see loadtests/README.md for the rule). Prints the figures of
+each phase and PASS or FAIL; exits 1 on a breach. Every wait is bounded; a service that does
+not recover is named.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ from airgrid.servers.ports import free_port
 from airgrid.servers.postgres import PrivatePostgres
 from loadtests.chaos.alert_rule import KINDS, AlertVerdict, Condition, by_phase, judge
 from loadtests.chaos.alert_watch import AlertWatch
+from loadtests.chaos.dispatch_log import DispatchLogWatch, read_dispatch_log
+from loadtests.chaos.dispatch_log import judge as judge_dispatch_log
 from loadtests.chaos.fleet import ChaosFleet, register_fleet
 from loadtests.chaos.incident_load import DEPARTMENTS, OUTCOMES, IncidentLoad, incident_outcomes
 from loadtests.chaos.probes import dispatch_decides, telemetry_applies
@@ -139,27 +143,37 @@ async def issue_keys(settings: Settings) -> dict[str, str]:
     return keys
 
 
-async def double_missions(settings: Settings) -> tuple[int, int]:
-    """(drones holding two active missions, incident slots with two active missions)."""
-    active = "stage IN ('assigned', 'launched', 'on_scene')"
+async def outbox_drained(settings: Settings, timeout: float) -> None:
+    """Every outbox record published, so that the dispatch log on Kafka is complete."""
     engine = create_engine(settings)
+    deadline = time.monotonic() + timeout
     try:
-        async with engine.connect() as conn:
-            drones = await conn.execute(
-                text(
-                    f"SELECT drone_id FROM missions WHERE {active} "
-                    "GROUP BY drone_id HAVING count(*) > 1"
+        while True:
+            async with engine.connect() as conn:
+                pending = await conn.scalar(
+                    text("SELECT count(*) FROM outbox WHERE published_at IS NULL")
                 )
-            )
-            slots = await conn.execute(
-                text(
-                    f"SELECT incident_id, slot FROM missions WHERE {active} "
-                    "GROUP BY incident_id, slot HAVING count(*) > 1"
-                )
-            )
-            return len(drones.all()), len(slots.all())
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{pending} outbox records still unpublished")
+            await asyncio.sleep(0.5)
     finally:
         await engine.dispose()
+
+
+async def dispatch_log_problems(
+    settings: Settings, first_broker: DispatchLogWatch, timeout: float
+) -> tuple[list[str], str]:
+    """The breaches in the first broker's records (followed while it lived) and the current
+    broker's, and what was judged."""
+    await outbox_drained(settings, timeout)
+    log = await read_dispatch_log(settings, timeout, into=first_broker.log)
+    judged = (
+        f"{len(log.assigned())} missions assigned, {len(log.commands)} commands, "
+        f"{len(log.mission_events)} mission events"
+    )
+    return judge_dispatch_log(log), judged
 
 
 async def alerts_seen(
@@ -252,9 +266,10 @@ async def faults(
     stack = Stack(settings, env, ports, run.work)
     load = run.load
     watch = AlertWatch(settings)
+    first_broker = DispatchLogWatch(settings)
     background: list[asyncio.Task[Any]] = []
     statuses: dict[str, str] = {}
-    doubled = (0, 0)
+    dispatch_problems: tuple[list[str], str] | None = None
     fleet: ChaosFleet | None = None
     try:
         phase = run.begin("start")
@@ -262,12 +277,14 @@ async def faults(
             stack.start(service)
         run.recovered(phase, await stack.all_ready(timings.start_timeout), "start")
         if run.failures:
-            return report(run, load, statuses, doubled, fleet, None, watch)
+            return report(run, load, statuses, dispatch_problems, fleet, None, watch)
         drones = await register_fleet(
             stack.url("registry"), keys["admin"], drone_count(len(PHASES_WITH_CONDITIONS))
         )
         fleet = ChaosFleet(settings, drones)
         background.append(asyncio.create_task(watch.run(), name="alert-watch"))
+        first_log = asyncio.create_task(first_broker.run(), name="dispatch-log-watch")
+        background.append(first_log)
         background.append(asyncio.create_task(fleet.run(), name="chaos-fleet"))
         background.append(
             asyncio.create_task(load.post(stack.url("dispatch"), keys, rate), name="load")
@@ -296,6 +313,7 @@ async def faults(
 
         phase = run.begin("broker-down")
         broker.stop()
+        first_log.cancel()  # it holds what the first broker held; the next one starts empty
         progress(f"  broker stopped for {timings.broker_outage:.0f} s")
         await asyncio.sleep(timings.broker_outage / 3)
         fleet.inject_all(phase.name)
@@ -337,11 +355,13 @@ async def faults(
             )
             or {}
         )
-        doubled = await bounded(double_missions(settings), 30, "the mission check", run) or (0, 0)
+        dispatch_problems = await bounded(
+            dispatch_log_problems(settings, first_broker, 60), 90, "the dispatch log check", run
+        )
         progress(f"  waiting for the alerts of {len(fleet.conditions)} conditions")
         verdict = await alerts_seen(watch, fleet.conditions, timings.alerts_at_end_timeout)
         phase.seconds = time.monotonic() - phase.started
-        return report(run, load, statuses, doubled, fleet, verdict, watch)
+        return report(run, load, statuses, dispatch_problems, fleet, verdict, watch)
     finally:
         for task in background:
             task.cancel()
@@ -355,7 +375,7 @@ def report(
     run: Run,
     load: IncidentLoad,
     statuses: dict[str, str],
-    doubled: tuple[int, int],
+    dispatch_problems: tuple[list[str], str] | None,
     fleet: ChaosFleet | None,
     verdict: AlertVerdict | None,
     watch: AlertWatch,
@@ -390,9 +410,16 @@ def report(
     print(f"  accepted incidents: {len(accepted_ids)} (ids unique: {len(set(accepted_ids))})")
     print(f"  outcomes: {dict(sorted(Counter(statuses.values()).items()))}")
     print(
-        f"  without an outcome: {len(missing)}; drones holding two missions: {doubled[0]}; "
-        f"incident slots with two missions: {doubled[1]}"
+        f"  without an outcome: {len(missing)}; dispatch log on Kafka: "
+        + (
+            "not checked"
+            if dispatch_problems is None
+            else f"{len(dispatch_problems[0])} breaches (a slot or a drone on two missions) "
+            f"in {dispatch_problems[1]}"
+        )
     )
+    for problem in (dispatch_problems[0] if dispatch_problems else [])[:10]:
+        print(f"    {problem}")
     if fleet is not None and verdict is not None:
         alerted = len(verdict.alerted)
         print(
@@ -416,7 +443,8 @@ def report(
         run.failures.append("the alert check did not run")
     ok = (
         not missing
-        and doubled == (0, 0)
+        and dispatch_problems is not None
+        and not dispatch_problems[0]
         and len(set(accepted_ids)) == len(accepted_ids)
         and other_5xx == 0
         and not run.failures

@@ -1,8 +1,9 @@
 """Coverage edge: GET /v1/coverage, the coverage gauges and the rebalancing hook's I/O shape.
 
 `CoverageKeeper` reads the dispatch core's idle drones and nests (no I/O), computes the
-coverage of the zone's grid and turns the rebalancer's moves into RETURN orders to another
-nest, which the worker stores and publishes like any other drone command.
+coverage of the zone's grid and turns the rebalancer's moves into relocation orders (a LAUNCH
+without a mission, along a path around the no-fly zones, to land at another nest), which the
+worker stores and publishes like any other drone command.
 """
 
 from __future__ import annotations
@@ -133,7 +134,8 @@ class CoverageKeeper:
         )
         moves += self._rebalance_classes(core, reachers, donors, sites, now_ms)
         REBALANCE_MOVES.inc(len(moves))
-        return [_order(m) for m in moves]
+        orders = (_relocation(core, m) for m in moves)
+        return [o for o in orders if o is not None]
 
     def _rebalance_classes(
         self,
@@ -252,12 +254,23 @@ def _nest_held(drone: DroneView) -> bool:
     return not drone.airborne and bool(_NEST_FAULTS.intersection(drone.faults))
 
 
-def _order(move: Move) -> DroneOrder:
-    # A RETURN naming another nest repositions a docked drone there (the nest gateway launches
-    # it and it lands at the new nest). No mission: the drone stays idle and assignable.
+def _relocation(core: DispatchCore, move: Move) -> DroneOrder | None:
+    """A docked drone moved to another nest takes off, flies around the no-fly zones and lands
+    there: a LAUNCH with no mission whose target is the nest named by nest_id, and no hold.
+    A RETURN would mean "back to your launch point" to an autopilot, which a docked, disarmed
+    vehicle refuses; a drone no longer docked or with no flyable path gets no order. No
+    mission: the drone stays idle and assignable on the way."""
+    drone = core.drones.get(move.drone_id)
+    nest = core.nests.get(move.to_nest_id)
+    if drone is None or nest is None or drone.airborne or not drone.has_position:
+        return None
+    path = core.path_to(drone, nest.lon, nest.lat)
+    if not path:
+        return None
     return DroneOrder(
-        REBALANCE_INCIDENT, "", move.drone_id, OrderKind.RETURN, nest_id=move.to_nest_id
-    )
+        REBALANCE_INCIDENT, "", drone.id, OrderKind.LAUNCH, (nest.lon, nest.lat), path,
+        hold_seconds=0, nest_id=nest.id,
+    )  # fmt: skip
 
 
 # -- REST ---------------------------------------------------------------------------------------

@@ -1,7 +1,10 @@
 """Crash safety of dispatch: 1,000 incidents posted concurrently over HTTP, some with their
 Idempotency-Key retried, while the dispatch worker process is killed with SIGKILL mid-burst
-and started again. Afterwards every incident has exactly one outcome, no drone holds two
-missions, no slot has two drones, and every retried key returned the first result.
+and started again. Afterwards every incident has exactly one outcome and every retried key
+returned the first result. The decisions, commands and mission events on Kafka, read from the
+beginning, show one assignment per slot at a time and no drone sent on a second mission before
+its first ended (the database's unique indexes cannot show that), and the missions they leave
+active are the database's.
 
 The REST API runs in this process (ASGI); the worker and its outbox relay run in a process of
 their own (`python -m services.dispatch.stream`) against the real PostgreSQL and broker, on a
@@ -38,8 +41,10 @@ from airgrid.reference import load_reference
 from airgrid.service_app import Infrastructure, create_service_app
 from airgrid.topics import DRONE_STATE, REGISTRY_CHANGES
 from airgrid.v1 import drone_state_pb2, registry_pb2, telemetry_pb2
+from loadtests.chaos.dispatch_log import judge, read_dispatch_log
 from services.dispatch.api import router
 from tests.conftest import _drop_database, _recreate_database
+from tests.eventually import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -333,6 +338,15 @@ async def test_sigkill_mid_burst_loses_nothing_and_double_assigns_nothing(
                 await asyncio.sleep(0.2)
             figures["all_decided_s"] = time.monotonic() - started
             await assert_outcomes(engine, ids)
+            await eventually(lambda: outbox_drained(engine), 120, "the outbox published")
+            log = await read_dispatch_log(s)
+            problems = judge(log)
+            assert not problems, f"{len(problems)} problems on Kafka, first: {problems[:5]}"
+            assert log.active_missions() == await active_missions(engine), (
+                "the missions active on Kafka are not the database's"
+            )
+            figures["decisions"] = len(log.decisions)
+            figures["commands"] = len(log.commands)
     finally:
         worker.stop()
         await engine.dispose()
@@ -349,8 +363,26 @@ async def test_sigkill_mid_burst_loses_nothing_and_double_assigns_nothing(
         f"{figures['accepted_at_kill']:.0f} accepted"
         f"{' (posting still going)' if figures['posting_at_kill'] else ''}, "
         f"restart to first decision {figures['restart_s']:.1f} s; posts done in "
-        f"{figures['post_s']:.1f} s, all decided in {figures['all_decided_s']:.1f} s"
+        f"{figures['post_s']:.1f} s, all decided in {figures['all_decided_s']:.1f} s; "
+        f"{figures['decisions']:.0f} decisions and {figures['commands']:.0f} commands on Kafka"
     )
+
+
+async def outbox_drained(engine: Any) -> bool | None:
+    async with engine.connect() as c:
+        pending = await c.scalar(text("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
+    return True if pending == 0 else None
+
+
+async def active_missions(engine: Any) -> set[str]:
+    async with engine.connect() as c:
+        rows = await c.execute(
+            text(
+                "SELECT id FROM missions "
+                "WHERE stage IN ('assigned', 'launched', 'on_scene', 'returning')"
+            )
+        )
+    return {r.id for r in rows}
 
 
 async def assert_outcomes(engine: Any, ids: set[str]) -> None:

@@ -14,6 +14,7 @@ from services.dispatch.coverage import CoverageKeeper
 from services.dispatch.domain.core import DispatchCore
 from services.dispatch.domain.coverage import CoverageGrid, Reacher, reach_m, reachers_of
 from services.dispatch.domain.model import DroneOrder, DroneView, NestView, OrderKind
+from services.dispatch.domain.nofly import NoFlyZone
 
 NEST = NestView("nest-a", 114.40, 30.48)
 
@@ -162,7 +163,7 @@ def test_the_keeper_fills_holes_but_never_at_a_nest_reported_offline() -> None:
     keeper = CoverageKeeper(reference, Settings())
     assert keeper.snapshot(core).ratio < 0.95
     orders = [o for o in keeper.rebalance(core, 10_000) if isinstance(o, DroneOrder)]
-    assert orders and all(o.kind == OrderKind.RETURN and o.nest_id for o in orders)
+    assert orders and all(o.kind == OrderKind.LAUNCH and o.nest_id for o in orders)
     first = orders[0].nest_id
     # Same world, but the gateway of the first target reports its docked drones offline.
     held = _core_with_fleet(gone)
@@ -175,3 +176,24 @@ def test_the_keeper_fills_holes_but_never_at_a_nest_reported_offline() -> None:
     ]  # fmt: skip
     assert again and first not in {o.nest_id for o in again}
     assert keeper.rebalance(core, 11_000) == []  # within the interval: no second pass
+
+
+def test_a_docked_drone_is_moved_by_a_launch_to_land_at_its_new_nest_never_a_return() -> None:
+    """An autopilot reads RETURN as "back to your launch point", which a docked, disarmed
+    vehicle refuses: a move between nests is a LAUNCH without a mission, along a path around
+    the no-fly zones, to the nest it names, where the drone lands (no hold)."""
+    reference = load_reference(None)
+    core = _core_with_fleet(set(sorted(n.id for n in reference.nests)[::2]))
+    for fence in reference.geofences:
+        if fence.kind in ("no-fly", "temporary"):
+            core.upsert_zone(NoFlyZone(fence.id, tuple((p[0], p[1]) for p in fence.ring)))
+    decisions = CoverageKeeper(reference, Settings()).rebalance(core, 10_000)
+    orders = [d for d in decisions if isinstance(d, DroneOrder)]
+    assert orders and len(orders) == len(decisions)
+    for order in orders:
+        drone, nest = core.drones[order.drone_id], core.nests[order.nest_id]
+        assert not drone.airborne and (drone.lon, drone.lat) != (nest.lon, nest.lat)
+        assert order.kind == OrderKind.LAUNCH and order.mission_id == ""
+        assert order.hold_seconds == 0 and order.target == (nest.lon, nest.lat)
+        assert order.path and order.path[-1] == pytest.approx(order.target, abs=1e-9)
+        assert order.path == core.path_to(drone, nest.lon, nest.lat)

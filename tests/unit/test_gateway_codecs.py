@@ -87,6 +87,23 @@ def test_launch_becomes_a_mission_the_twin_reads_back() -> None:
     assert list(flown.path_lon) == [114.415] and flown.target_alt_m == 100.0
 
 
+def test_a_relocation_lands_at_the_nest_it_names_and_a_dock_refuses_it() -> None:
+    relocate = command_pb2.DroneCommand(
+        kind=command_pb2.COMMAND_KIND_LAUNCH, target_lon=114.42, target_lat=30.49,
+        nest_id="nest-02", path_lon=[114.415], path_lat=[30.485],
+    )  # fmt: skip
+    plan = plan_of(relocate, cruise_alt_m=100.0)
+    assert plan is not None
+    assert [item.command for item in plan.mission] == [
+        mavlink.MAV_CMD_NAV_TAKEOFF,
+        mavlink.MAV_CMD_NAV_WAYPOINT,
+        mavlink.MAV_CMD_NAV_WAYPOINT,
+        mavlink.MAV_CMD_NAV_LAND,
+    ]
+    assert (plan.mission[-1].lat, plan.mission[-1].lon) == (30.49, 114.42)
+    assert service_calls(relocate, cruise_alt_m=100.0) is None
+
+
 def test_hold_and_return_are_command_long() -> None:
     hold = plan_of(command_pb2.DroneCommand(kind=command_pb2.COMMAND_KIND_HOLD), cruise_alt_m=1)
     back = plan_of(command_pb2.DroneCommand(kind=command_pb2.COMMAND_KIND_RETURN), cruise_alt_m=1)

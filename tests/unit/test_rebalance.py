@@ -178,7 +178,7 @@ def test_the_keeper_moves_a_scarce_capability_into_the_cells_only_its_class_left
     assert keeper.snapshot(core).ratio >= 0.995  # the zone itself is still covered
     orders = [o for o in keeper.rebalance(core, 10_000) if isinstance(o, DroneOrder)]
     moved = [o for o in orders if o.drone_id in gas]
-    assert moved and all(o.kind == OrderKind.RETURN and o.nest_id not in kept for o in moved)
+    assert moved and all(o.kind == OrderKind.LAUNCH and o.nest_id not in kept for o in moved)
     assert all(core.drones[o.drone_id].home_nest in kept for o in moved)
     # A second keeper over the same world makes the same moves.
     again = CoverageKeeper(reference, Settings()).rebalance(core, 10_000)

@@ -203,6 +203,17 @@ def test_return_to_another_nest_repositions_a_docked_drone() -> None:
     assert (drone.lon, drone.lat) == other
 
 
+def test_a_launch_without_a_mission_naming_another_nest_relocates_a_docked_drone() -> None:
+    drone = docked_drone(launch_delay_s=5.0)
+    other = destination_point(*NEST, 300.0, 2000.0)
+    relocate = command(command_pb2.COMMAND_KIND_LAUNCH, target=other, mission="")
+    relocate.nest_id = "nest-02"
+    assert apply_command(drone, relocate, nests={"nest-01": NEST, "nest-02": other})
+    assert drone.mode == TAKING_OFF and drone.home_nest_id == "nest-02"
+    run_until(drone, DOCKED)
+    assert (drone.lon, drone.lat) == other and drone.mission_id == ""
+
+
 def test_the_drone_follows_the_planned_path_before_the_target() -> None:
     drone = docked_drone(launch_delay_s=0.0)
     waypoint = destination_point(*NEST, 0.0, 1000.0)
