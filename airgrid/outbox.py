@@ -300,23 +300,28 @@ class OutboxRelay:
         """Queue one row's record; a row with a trace context is published in a producer
         span of that trace, whose context the record carries (traceparent, tracestate)."""
         parent = tracing.context_of(row.traceparent, row.tracestate)
+        if parent is None:
+            return await self._queue(row, ())
+        attributes = tracing.cloudevent_attributes(
+            ce_id=row.ce_id, ce_type=row.ce_type, topic=row.topic
+        )
         with tracing.span(
-            "outbox.publish",
-            parent=parent,
-            kind=tracing.PRODUCER,
-            attributes=tracing.cloudevent_attributes(
-                ce_id=row.ce_id, ce_type=row.ce_type, topic=row.topic
-            ),
+            "outbox.publish", parent=parent, kind=tracing.PRODUCER, attributes=attributes
         ):
-            return await self.producer.send(
-                row.topic,
-                row.payload,
-                key=row.key,
-                ce_type=row.ce_type,
-                ce_id=row.ce_id,
-                content_type=row.content_type,
-                extra_headers=tracing.current_headers() if parent is not None else (),
-            )
+            return await self._queue(row, tracing.current_headers())
+
+    async def _queue(
+        self, row: OutboxRecord | Committed, trace_headers: Sequence[tuple[str, bytes]]
+    ) -> asyncio.Future[Any]:
+        return await self.producer.send(
+            row.topic,
+            row.payload,
+            key=row.key,
+            ce_type=row.ce_type,
+            ce_id=row.ce_id,
+            content_type=row.content_type,
+            extra_headers=trace_headers,
+        )
 
     async def _mark(self, ids: list[int]) -> None:
         async with self.sessions() as session, session.begin():
