@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
+from airgrid import tracing
 from airgrid.config import Settings
 from airgrid.observability import watch_consumer
 from airgrid.topics import ALL_TOPICS, Topic
@@ -346,7 +347,9 @@ class TopicView:
     """Reads a keyed topic from the beginning on every partition (no group) into a dict.
 
     Each service replica keeps its own view, so HTTP reads are stateless and never touch
-    another service's database.
+    another service's database. With `traced_as`, each record that arrives once the view
+    caught up is applied in a span of that name continuing the record's trace (the replay
+    of the topic at start-up is not traced again).
     """
 
     def __init__(
@@ -356,11 +359,13 @@ class TopicView:
         decode: Callable[[bytes], Any],
         *,
         on_update: Callable[[str, Any], None] | None = None,
+        traced_as: str | None = None,
     ) -> None:
         self.settings = settings
         self.topic = topic
         self.decode = decode
         self.on_update = on_update
+        self.traced_as = traced_as
         self.items: dict[str, Any] = {}
         self.caught_up = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
@@ -403,6 +408,22 @@ class TopicView:
                 self.caught_up.set()
 
     def _apply(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        if self.traced_as is not None and self.caught_up.is_set():
+            parent = tracing.context_of_headers(record.headers)
+            if parent is not None:
+                attributes = tracing.cloudevent_attributes(
+                    ce_id=header(record, "ce_id"),
+                    ce_type=header(record, "ce_type"),
+                    topic=record.topic,
+                )
+                with tracing.span(
+                    self.traced_as, parent=parent, kind=tracing.CONSUMER, attributes=attributes
+                ):
+                    self._apply_value(record)
+                return
+        self._apply_value(record)
+
+    def _apply_value(self, record: ConsumerRecord[bytes, bytes]) -> None:
         key = record.key.decode() if record.key else ""
         try:
             value = self.decode(record.value) if record.value is not None else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -77,6 +78,10 @@ class Settings(BaseSettings):
     dispatch_port: int = 8003
     log_level: str = "INFO"
     log_format: str = Field(default="json", description="json or console")
+    tracing: Literal["off", "otlp", "console"] = Field(
+        default="off",
+        description="Traces: off, otlp (OTEL_EXPORTER_OTLP_* say where) or console (stdout).",
+    )
     max_body_bytes: int = Field(default=1_048_576, description="Largest accepted request body.")
     rate_limit_per_second: float = Field(
         default=500.0,

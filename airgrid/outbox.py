@@ -35,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from airgrid import tracing
 from airgrid.bus import Producer
 from airgrid.db import Base, UTCDateTime, utcnow
 from airgrid.observability import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
@@ -68,6 +69,9 @@ class OutboxRecord(Base):
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # W3C trace context of the work that enqueued the row (airgrid.tracing); null when off.
+    traceparent: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    tracestate: Mapped[str | None] = mapped_column(String(512), nullable=True)
 
     __table_args__ = (Index("ix_outbox_pending", "service", "published_at", "id"),)
 
@@ -82,7 +86,9 @@ def enqueue(
     payload: bytes,
     ce_id: str | None = None,
 ) -> OutboxRecord:
-    """Add an event to the outbox inside the caller's transaction."""
+    """Add an event to the outbox inside the caller's transaction; it keeps the current trace
+    context, which its record carries on when the relay publishes it."""
+    traceparent, tracestate = tracing.current_context()
     record = OutboxRecord(
         service=service,
         topic=topic.name,
@@ -91,6 +97,8 @@ def enqueue(
         ce_type=ce_type,
         content_type=topic.content_type,
         payload=payload,
+        traceparent=traceparent,
+        tracestate=tracestate,
     )
     session.add(record)
     session.info.setdefault(_PENDING_SERVICES, set()).add(service)
@@ -110,6 +118,8 @@ class Committed:
     ce_type: str
     content_type: str
     payload: bytes
+    traceparent: str | None = None
+    tracestate: str | None = None
 
 
 @event.listens_for(Session, "after_flush_postexec")
@@ -130,6 +140,7 @@ def _remember_flushed(session: Session, _context: Any) -> None:
             Committed(
                 values["id"], values["service"], values["topic"], values["key"],
                 values["ce_id"], values["ce_type"], values["content_type"], values["payload"],
+                values.get("traceparent"), values.get("tracestate"),
             )
         )  # fmt: skip
     session.info[_ENQUEUED] = still_pending
@@ -282,18 +293,35 @@ class OutboxRelay:
         await self._mark([row.id for row in rows])
 
     async def _send(self, rows: Sequence[OutboxRecord | Committed]) -> None:
-        futures = [
-            await self.producer.send(
-                row.topic,
-                row.payload,
-                key=row.key,
-                ce_type=row.ce_type,
-                ce_id=row.ce_id,
-                content_type=row.content_type,
-            )
-            for row in rows
-        ]
+        futures = [await self._send_one(row) for row in rows]
         await asyncio.gather(*futures)
+
+    async def _send_one(self, row: OutboxRecord | Committed) -> asyncio.Future[Any]:
+        """Queue one row's record; a row with a trace context is published in a producer
+        span of that trace, whose context the record carries (traceparent, tracestate)."""
+        parent = tracing.context_of(row.traceparent, row.tracestate)
+        if parent is None:
+            return await self._queue(row, ())
+        attributes = tracing.cloudevent_attributes(
+            ce_id=row.ce_id, ce_type=row.ce_type, topic=row.topic
+        )
+        with tracing.span(
+            "outbox.publish", parent=parent, kind=tracing.PRODUCER, attributes=attributes
+        ):
+            return await self._queue(row, tracing.current_headers())
+
+    async def _queue(
+        self, row: OutboxRecord | Committed, trace_headers: Sequence[tuple[str, bytes]]
+    ) -> asyncio.Future[Any]:
+        return await self.producer.send(
+            row.topic,
+            row.payload,
+            key=row.key,
+            ce_type=row.ce_type,
+            ce_id=row.ce_id,
+            content_type=row.content_type,
+            extra_headers=trace_headers,
+        )
 
     async def _mark(self, ids: list[int]) -> None:
         async with self.sessions() as session, session.begin():

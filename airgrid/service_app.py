@@ -16,6 +16,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.responses import PlainTextResponse, Response
 
+from airgrid import tracing
 from airgrid.auth import Authenticator, bootstrap_admin
 from airgrid.bus import Producer, ensure_topics
 from airgrid.config import Settings
@@ -306,7 +307,8 @@ def create_service_app(
     lifespan: Callable[[FastAPI], AsyncIterator[None]],
 ) -> FastAPI:
     """The shell every service shares: health, readiness, metrics, problems, body and rate
-    limits, 503 while the database is down, credentials masked in logs."""
+    limits, 503 while the database is down, credentials masked in logs, and server spans
+    when tracing is on."""
     app = FastAPI(
         title=title,
         description=description,
@@ -328,6 +330,8 @@ def create_service_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    tracing.configure_tracing(settings, service)
+    tracing.instrument_app(app)
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")
     async def healthz() -> dict[str, str]:

@@ -473,10 +473,12 @@ def gateway_mavlink(
 ) -> None:
     """MAVLink 2 drones over UDP into the air grid; commands back as MAVLink."""
     from airgrid.observability import configure_logging
+    from airgrid.tracing import configure_tracing
     from gateways.app import GatewayOptions, parse_pairs, run_mavlink
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format, "gateway-mavlink")
+    configure_tracing(settings, "gateway-mavlink")
     try:
         pairs = parse_pairs(system, "--system")
         systems = {int(sid): drone for sid, drone in pairs.items()}
@@ -511,10 +513,12 @@ def gateway_mqtt(
     """DJI-Cloud-API-style docks and aircraft over MQTT into the air grid; commands back as
     `services` requests."""
     from airgrid.observability import configure_logging
+    from airgrid.tracing import configure_tracing
     from gateways.app import GatewayOptions, parse_pairs, run_mqtt
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format, "gateway-mqtt")
+    configure_tracing(settings, "gateway-mqtt")
     try:
         docks = parse_pairs(dock, "--dock")
         crafts = parse_pairs(aircraft or [], "--aircraft")

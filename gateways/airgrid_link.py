@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
+from airgrid import tracing
 from airgrid.bus import (
     ConsumerSpec,
     Producer,
@@ -240,7 +241,11 @@ class AirgridLink:
                     continue
                 # Each command is delivered on its own: a slow acknowledgement never holds
                 # back the next drone's command.
-                task = asyncio.create_task(on_command(command))
+                parent = tracing.context_of_headers(record.headers)
+                delivery = on_command(command)
+                if parent is not None:
+                    delivery = _traced_delivery(delivery, command, record.topic, parent)
+                task = asyncio.create_task(delivery)
                 pending.add(task)
                 task.add_done_callback(pending.discard)
 
@@ -315,8 +320,32 @@ class AirgridLink:
                 key=command.mission_id,
                 ce_type=OUTCOME_EVENT,
                 ce_id=f"{command.command_id or command.mission_id}:outcome",
+                extra_headers=tracing.current_headers(),
             )
         except Exception as error:
             log.warning("command outcome not published", extra={**context, "error": repr(error)})
             return
         log.info("command outcome published", extra=context)
+
+
+async def _traced_delivery(
+    delivery: Coroutine[Any, Any, None],
+    command: command_pb2.DroneCommand,
+    topic: str,
+    parent: tracing.Context,
+) -> None:
+    """Deliver a command in a span of the trace its record carries (the incident's): the
+    outcome it publishes continues that trace."""
+    with tracing.span(
+        "gateway.command",
+        parent=parent,
+        kind=tracing.CONSUMER,
+        attributes={
+            **tracing.cloudevent_attributes(
+                ce_id=command.command_id, ce_type="airgrid.drone.command", topic=topic
+            ),
+            "airgrid.mission_id": command.mission_id,
+            "airgrid.drone_id": command.drone_id,
+        },
+    ):
+        await delivery

@@ -16,6 +16,7 @@ from sqlalchemy import String, cast, func, or_, select
 from sqlalchemy.sql import Select
 from starlette.responses import Response
 
+from airgrid import tracing
 from airgrid.auth import CurrentPrincipal, Principal, Role, require_role
 from airgrid.db import transaction, utcnow
 from airgrid.geo import point_in_polygon
@@ -301,6 +302,7 @@ async def _accept(
     lon, lat = _scene_point(body)
     now = utcnow()
     incident_id = f"inc_{uuid.uuid4().hex[:24]}"
+    tracing.annotate(incident_id=incident_id)
     row = IncidentRow(
         id=incident_id,
         department=principal.department,

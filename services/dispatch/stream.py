@@ -13,9 +13,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from opentelemetry.context import Context
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from airgrid import tracing
 from airgrid.broker_watch import BrokerWatch
 from airgrid.bus import (
     ConsumerSpec,
@@ -235,6 +237,8 @@ class DispatchWorker:
         self.zone_views: dict[str, NoFlyZone] = {}
         self.jobs: asyncio.Queue[QueuedJob] = asyncio.Queue()
         self.seen = SeenIds()
+        # Each incident's decision span, which its later stages and commands continue.
+        self.traces = tracing.IncidentTraces()
         self._rebuilding = False
         self.status = WorkerStatus()
         self.writer = WriterLock(
@@ -640,19 +644,19 @@ class DispatchWorker:
                 log.error("undecodable incident event skipped", extra={"offset": record.offset})
                 continue
             RECORDS_CONSUMED.labels("dispatch", "ok").inc()
-            events.append((event, time.perf_counter()))
+            events.append((event, time.perf_counter(), tracing.context_of_headers(record.headers)))
         # One read for the batch's incidents, here rather than in the owner task's jobs.
         undecided = await self._undecided(
-            [event.accepted.id for event, _ in events if event.HasField("accepted")]
+            [event.accepted.id for event, _, _ in events if event.HasField("accepted")]
         )
-        for event, consumed in events:
+        for event, consumed, parent in events:
             if event.HasField("accepted"):
                 if event.accepted.id not in undecided:
                     continue  # unknown here (another deployment) or decided before a restart
                 accepted = event.accepted
                 waits.append(
                     self._submit(
-                        functools.partial(self._accept, accepted),
+                        functools.partial(self._accept, accepted, parent),
                         functools.partial(_observe_decided, accepted, consumed),
                     )
                 )
@@ -678,8 +682,20 @@ class DispatchWorker:
             )
             return set(found)
 
-    def _accept(self, incident: incident_pb2.Incident) -> list[Decision]:
-        return self.core.accept(request_of(incident), _now_ms())
+    def _accept(
+        self, incident: incident_pb2.Incident, parent: Context | None = None
+    ) -> list[Decision]:
+        """The core's decision on an incident, in a span of the incident's trace (`parent`:
+        the context its record carries) that its decisions and later stages continue."""
+        with tracing.span(
+            "dispatch.decide",
+            parent=parent,
+            kind=tracing.CONSUMER,
+            attributes={"airgrid.incident_id": incident.id},
+        ) as span:
+            decisions = self.core.accept(request_of(incident), _now_ms())
+            self.traces.remember(incident.id, span)
+            return decisions
 
     def _cancel(self, cancelled: incident_pb2.IncidentCancelled) -> list[Decision]:
         return self.core.cancel(cancelled.incident_id, _now_ms())
@@ -695,7 +711,8 @@ class DispatchWorker:
                 await self.writer.fence(session)
                 rows = await DecisionRows.load(session, decisions)
                 for decision in decisions:
-                    self._store(rows, decision)
+                    with self._traced(decision):
+                        self._store(rows, decision)
         except IntegrityError as refusal:
             # The database disagrees with the core (a stale view or another writer): it is
             # the truth, so the core starts again from it and decides anew.
@@ -735,6 +752,25 @@ class DispatchWorker:
             if not isinstance(decision, DroneOrder | StageReached):
                 DECISIONS.labels(kind).inc()
             log.info("dispatch " + kind, extra=_log_fields(decision))
+
+    def _traced(self, decision: Decision) -> contextlib.AbstractContextManager[Any]:
+        """The trace a decision's records continue: its incident's, with a span of its own
+        for a mission stage (on scene, completed...). Nothing when the incident has none."""
+        parent = self.traces.get(decision.incident_id)
+        if parent is None:
+            return contextlib.nullcontext()
+        if isinstance(decision, StageReached):
+            return tracing.span(
+                "dispatch.stage",
+                parent=parent,
+                attributes={
+                    "airgrid.incident_id": decision.incident_id,
+                    "airgrid.mission_id": decision.mission_id,
+                    "airgrid.drone_id": decision.drone_id,
+                    "airgrid.stage": decision.stage.value,
+                },
+            )
+        return tracing.attached(parent)
 
     def _store(self, rows: DecisionRows, decision: Decision) -> None:
         session = rows.session
@@ -1042,7 +1078,9 @@ def _log_fields(decision: Decision) -> dict[str, object]:
 if __name__ == "__main__":
     from airgrid.config import get_settings
     from airgrid.observability import configure_logging
+    from airgrid.tracing import configure_tracing
 
     _settings = get_settings()
     configure_logging(_settings.log_level, _settings.log_format, "dispatch")
+    configure_tracing(_settings, "dispatch")
     asyncio.run(run_worker(_settings))

@@ -28,7 +28,14 @@ def incident_view(settings: Settings) -> TopicView:
 
 
 def mission_view(settings: Settings) -> TopicView:
-    return TopicView(settings, MISSION_EVENTS, mission_pb2.MissionEvent.FromString)
+    # Traced: a mission's events (its stage on scene among them) reach this service's feed
+    # routing in the trace of their incident.
+    return TopicView(
+        settings,
+        MISSION_EVENTS,
+        mission_pb2.MissionEvent.FromString,
+        traced_as="telemetry.mission_event",
+    )
 
 
 class FeedRouting:
