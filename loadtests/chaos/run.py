@@ -1,15 +1,18 @@
 """The fault suite (`make chaos`): the three services as processes on a private PostgreSQL and a
-private embedded broker, incidents posted all along, chaos drones sending telemetry, and one
-fault after another:
+private broker (the embedded one, or with `--broker kafka` a three-node Apache Kafka cluster),
+incidents posted all along, a small fleet flying the missions it is given, chaos drones sending
+telemetry, and one fault after another:
 
 1. SIGKILL each service's process, restart it;
-2. stop the broker for 30 s, then start an empty one on the same port;
+2. stop the broker for 30 s, then start an empty one on the same port (Kafka: stop every node,
+   then start them again on their data);
 3. stop PostgreSQL for 10 s, then start it again.
 
 Real alert conditions (a drone going silent, a battery below the threshold, a drone inside a
 no-fly zone) are injected in every phase. Afterwards: every accepted incident has exactly one
-outcome, no drone holds two missions, no 5xx but 503, and no alert lost for a real condition
-(see loadtests/README.md for the rule). Prints the figures of each phase and PASS or FAIL;
+outcome, no drone holds two missions (in the database, and in the decisions and mission events
+read back from Kafka), no slot is given twice, no 5xx but 503, and no alert lost for a real
+condition (see loadtests/README.md for the rule). Prints the figures of each phase and PASS or FAIL;
 exits 1 on a breach. Every wait is bounded; a service that does not recover is named.
 """
 
@@ -32,7 +35,6 @@ from typing import Any, TypeVar
 from sqlalchemy import text
 
 from airgrid.auth import Role, issue_credential
-from airgrid.broker import EmbeddedBroker
 from airgrid.config import Settings
 from airgrid.db import create_engine, session_factory
 from airgrid.migrate import upgrade
@@ -40,12 +42,24 @@ from airgrid.servers.ports import free_port
 from airgrid.servers.postgres import PrivatePostgres
 from loadtests.chaos.alert_rule import KINDS, AlertVerdict, Condition, by_phase, judge
 from loadtests.chaos.alert_watch import AlertWatch
+from loadtests.chaos.brokers import BROKERS, ChaosBroker, chaos_broker
+from loadtests.chaos.decision_log import (
+    double_assignments,
+    drones_twice,
+    read_decisions,
+    read_mission_events,
+)
 from loadtests.chaos.fleet import ChaosFleet, register_fleet
+from loadtests.chaos.flying_fleet import FlyingFleet, fleet_of
 from loadtests.chaos.incident_load import DEPARTMENTS, OUTCOMES, IncidentLoad, incident_outcomes
 from loadtests.chaos.probes import dispatch_decides, telemetry_applies
 from loadtests.chaos.stack import SERVICES, Readiness, Stack
 
 T = TypeVar("T")
+
+# The nests of the flying fleet: the reference drones housed there (20) fly the incident load
+# (114.40-114.46, 30.48) and report through their nests' gateways.
+FLYING_NESTS = ["nest-01", "nest-02", "nest-03", "nest-04", "nest-06"]
 
 
 @dataclass(frozen=True)
@@ -139,6 +153,45 @@ async def issue_keys(settings: Settings) -> dict[str, str]:
     return keys
 
 
+async def gateway_keys(settings: Settings, nests: list[str]) -> dict[str, str]:
+    engine = create_engine(settings)
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            return {
+                nest: issue_credential(session, role=Role.GATEWAY, nest_id=nest)[1]
+                for nest in nests
+            }
+    finally:
+        await engine.dispose()
+
+
+@dataclass
+class LogChecks:
+    """What the decisions and mission events read back from Kafka show."""
+
+    decisions: int
+    slots_twice: list[str]
+    drones_twice: list[str]
+    stages: Counter[str]
+
+
+async def log_checks(settings: Settings) -> LogChecks:
+    """The "no drone twice" check on what dispatch published, deduplicated on ce_id."""
+    from airgrid.v1 import mission_pb2
+
+    decisions = await read_decisions(settings)
+    events = await read_mission_events(settings)
+    return LogChecks(
+        decisions=len(decisions),
+        slots_twice=double_assignments(decisions),
+        drones_twice=drones_twice(decisions, events),
+        stages=Counter(
+            mission_pb2.MissionStage.Name(e.stage).removeprefix("MISSION_STAGE_").lower()
+            for e in events
+        ),
+    )
+
+
 async def double_missions(settings: Settings) -> tuple[int, int]:
     """(drones holding two active missions, incident slots with two active missions)."""
     active = "stage IN ('assigned', 'launched', 'on_scene')"
@@ -204,7 +257,7 @@ PHASES_WITH_CONDITIONS = (
 )
 
 
-async def run(rate: float, timings: Timings) -> int:
+async def run(rate: float, timings: Timings, broker_kind: str = "embedded") -> int:
     work = Path(tempfile.mkdtemp(prefix="airgrid-chaos-"))
     progress(f"logs in {work}")
     # The runner's own Kafka clients complain loudly while the broker is down: to a file.
@@ -216,20 +269,22 @@ async def run(rate: float, timings: Timings) -> int:
     )
     pg = PrivatePostgres()
     pg.init()
-    broker = EmbeddedBroker(port=free_port(), log_file=work / "broker.log")
+    broker = chaos_broker(broker_kind, work)
     try:
-        broker.start()
+        progress(f"starting the {broker.name}")
+        await asyncio.to_thread(broker.start)
         return await faults(Run(work, IncidentLoad()), pg, broker, rate, timings)
     finally:
-        broker.stop()
+        await asyncio.to_thread(broker.close)
         pg.destroy()
 
 
 async def faults(
-    run: Run, pg: PrivatePostgres, broker: EmbeddedBroker, rate: float, timings: Timings
+    run: Run, pg: PrivatePostgres, broker: ChaosBroker, rate: float, timings: Timings
 ) -> int:
     settings = Settings(
         kafka_bootstrap=broker.bootstrap,
+        topic_replication=broker.replication,
         database_url=pg.url,
         state_dir=run.work / "state",
         topic_prefix="chaos.",
@@ -242,6 +297,7 @@ async def faults(
     env.update(
         {
             "AIRGRID_KAFKA_BOOTSTRAP": broker.bootstrap,
+            "AIRGRID_TOPIC_REPLICATION": str(broker.replication),
             "AIRGRID_DATABASE_URL": pg.url,
             "AIRGRID_TOPIC_PREFIX": "chaos.",
             "AIRGRID_STATE_DIR": str(settings.state_dir),
@@ -256,17 +312,26 @@ async def faults(
     statuses: dict[str, str] = {}
     doubled = (0, 0)
     fleet: ChaosFleet | None = None
+    flying: FlyingFleet | None = None
+    logged: LogChecks | None = None
     try:
         phase = run.begin("start")
         for service in SERVICES:
             stack.start(service)
         run.recovered(phase, await stack.all_ready(timings.start_timeout), "start")
         if run.failures:
-            return report(run, load, statuses, doubled, fleet, None, watch)
+            return report(run, load, statuses, doubled, fleet, None, watch, flying, logged)
         drones = await register_fleet(
             stack.url("registry"), keys["admin"], drone_count(len(PHASES_WITH_CONDITIONS))
         )
         fleet = ChaosFleet(settings, drones)
+        flying = FlyingFleet(
+            settings,
+            stack.url("telemetry"),
+            await gateway_keys(settings, FLYING_NESTS),
+            fleet_of(FLYING_NESTS),
+        )
+        background.append(asyncio.create_task(flying.run(), name="flying-fleet"))
         background.append(asyncio.create_task(watch.run(), name="alert-watch"))
         background.append(asyncio.create_task(fleet.run(), name="chaos-fleet"))
         background.append(
@@ -295,14 +360,18 @@ async def faults(
         progress("  " + phase.notes[-1])
 
         phase = run.begin("broker-down")
-        broker.stop()
-        progress(f"  broker stopped for {timings.broker_outage:.0f} s")
+        await asyncio.to_thread(broker.down)
+        progress(f"  {broker.name} stopped for {timings.broker_outage:.0f} s")
         await asyncio.sleep(timings.broker_outage / 3)
         fleet.inject_all(phase.name)
         await asyncio.sleep(timings.broker_outage * 2 / 3)
-        broker.start()
-        watch.reconnect()
-        progress("  empty broker started on the same port")
+        await asyncio.to_thread(broker.up)
+        if broker.comes_back_empty:
+            watch.reconnect()
+            progress("  empty broker started on the same port")
+            phase.notes.append("the Kafka checks below see only what was published after this")
+        else:
+            progress(f"  {broker.name} started again on its data")
         results = await recovery(stack, keys, fleet, SERVICES, timings.broker_recovery_timeout)
         run.recovered(phase, results, "the broker outage")
 
@@ -338,10 +407,11 @@ async def faults(
             or {}
         )
         doubled = await bounded(double_missions(settings), 30, "the mission check", run) or (0, 0)
+        logged = await bounded(log_checks(settings), 120, "reading the decisions back", run)
         progress(f"  waiting for the alerts of {len(fleet.conditions)} conditions")
         verdict = await alerts_seen(watch, fleet.conditions, timings.alerts_at_end_timeout)
         phase.seconds = time.monotonic() - phase.started
-        return report(run, load, statuses, doubled, fleet, verdict, watch)
+        return report(run, load, statuses, doubled, fleet, verdict, watch, flying, logged)
     finally:
         for task in background:
             task.cancel()
@@ -359,6 +429,8 @@ def report(
     fleet: ChaosFleet | None,
     verdict: AlertVerdict | None,
     watch: AlertWatch,
+    flying: FlyingFleet | None = None,
+    logged: LogChecks | None = None,
 ) -> int:
     accepted_ids = list(load.accepted)
     missing = [i for i in accepted_ids if statuses.get(i) not in OUTCOMES]
@@ -393,6 +465,25 @@ def report(
         f"  without an outcome: {len(missing)}; drones holding two missions: {doubled[0]}; "
         f"incident slots with two missions: {doubled[1]}"
     )
+    if flying is not None:
+        c = flying.counters
+        print(
+            f"  flying fleet: {len(flying.drone_ids)} drones, launches {c.launches}, commands "
+            f"applied {c.commands_applied} (ignored {c.commands_ignored}), telemetry records "
+            f"acknowledged {c.records_acked} in {c.batches_acked} batches (not acknowledged: "
+            f"{c.batches_failed} batches)"
+        )
+    if logged is not None:
+        print(
+            f"  read back from Kafka: {logged.decisions} decisions (distinct ce_id); mission "
+            f"events by stage {dict(sorted(logged.stages.items()))}; slots given twice: "
+            f"{len(logged.slots_twice)}; drones on two missions at once: "
+            f"{len(logged.drones_twice)}"
+        )
+        for finding in [*logged.slots_twice, *logged.drones_twice][:10]:
+            run.failures.append(finding)
+    elif fleet is not None:
+        run.failures.append("the decisions were not read back from Kafka")
     if fleet is not None and verdict is not None:
         alerted = len(verdict.alerted)
         print(
@@ -481,6 +572,12 @@ def main() -> None:
     parser.add_argument("--broker-outage", type=float, help="seconds (default 30, quick 10)")
     parser.add_argument("--database-outage", type=float, help="seconds (default 10, quick 5)")
     parser.add_argument("--quick", action="store_true", help="shorter outages and pauses")
+    parser.add_argument(
+        "--broker",
+        choices=BROKERS,
+        default="embedded",
+        help="embedded (Tansu, back empty after its outage) or kafka (3-node Apache Kafka)",
+    )
     args = parser.parse_args()
     timings = QUICK if args.quick else Timings()
     overrides: dict[str, float] = {}
@@ -490,7 +587,7 @@ def main() -> None:
         overrides["database_outage"] = args.database_outage
     if overrides:
         timings = Timings(**{**timings.__dict__, **overrides})
-    sys.exit(asyncio.run(run(args.rate, timings)))
+    sys.exit(asyncio.run(run(args.rate, timings, args.broker)))
 
 
 if __name__ == "__main__":
