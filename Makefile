@@ -53,9 +53,10 @@ proto: provision-run
 proto-check: provision-run
 	$(PYTEST) tests/unit/test_generated_events.py
 
-## chaos: the fault suite (worker kills, broker and database outages under load) with figures
+## chaos: the fault suite (worker kills, broker and database outages under load) with figures;
+## CHAOS_ARGS="--broker kafka --quick" runs it on a 3-node Apache Kafka cluster, shorter
 chaos: provision
-	$(BIN)/python -m loadtests.chaos.run
+	$(BIN)/python -m loadtests.chaos.run $(CHAOS_ARGS)
 
 ## test-observability: dashboards lint, promtool check/test rules, the Prometheus proof, manifests
 test-observability: provision

@@ -299,6 +299,14 @@ class KafkaCluster:
         self._spawn(node)
         self._wait(lambda: _answers(node.port, self.brokers), timeout, f"node {node_id}")
 
+    def start_nodes(self, timeout: float = 120.0) -> None:
+        """Start every stopped or killed node at once, on its ports and its data, and wait
+        until all answer: after the whole cluster went down, a node alone has no quorum."""
+        for node in self.nodes.values():
+            if not node.running:
+                self._spawn(node)
+        self.wait_ready(timeout)
+
     def wait_ready(self, timeout: float = 120.0) -> None:
         """Until every node answers metadata and lists all brokers as registered."""
         for node in self.nodes.values():

@@ -1,18 +1,19 @@
 """The fault suite (`make chaos`): the three services as processes on a private PostgreSQL and a
-private embedded broker, incidents posted all along, chaos drones sending telemetry, and one
-fault after another:
+private broker (the embedded one, or with `--broker kafka` a three-node Apache Kafka cluster),
+incidents posted all along, a small fleet flying the missions it is given, chaos drones sending
+telemetry, and one fault after another:
 
 1. SIGKILL each service's process, restart it;
-2. stop the broker for 30 s, then start an empty one on the same port;
+2. stop the broker for 30 s, then start an empty one on the same port (Kafka: stop every node,
+   then start them again on their data);
 3. stop PostgreSQL for 10 s, then start it again.
 
 Real alert conditions (a drone going silent, a battery below the threshold, a drone inside a
 no-fly zone) are injected in every phase. Afterwards: every accepted incident has exactly one
-outcome, the dispatch log on Kafka shows one assignment per slot at a time and no drone sent on
-a second mission before its first ended (loadtests/chaos/dispatch_log.py), no 5xx but 503, and
-no alert lost for a real condition (see loadtests/README.md for the rule). Prints the figures of
-each phase and PASS or FAIL; exits 1 on a breach. Every wait is bounded; a service that does
-not recover is named.
+outcome, no drone holds two missions (in the database, and in the decisions and mission events
+read back from Kafka), no slot is given twice, no 5xx but 503, and no alert lost for a real
+condition (see loadtests/README.md for the rule). Prints the figures of each phase and PASS or FAIL;
+exits 1 on a breach. Every wait is bounded; a service that does not recover is named.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from typing import Any, TypeVar
 from sqlalchemy import text
 
 from airgrid.auth import Role, issue_credential
-from airgrid.broker import EmbeddedBroker
 from airgrid.config import Settings
 from airgrid.db import create_engine, session_factory
 from airgrid.migrate import upgrade
@@ -42,14 +42,24 @@ from airgrid.servers.ports import free_port
 from airgrid.servers.postgres import PrivatePostgres
 from loadtests.chaos.alert_rule import KINDS, AlertVerdict, Condition, by_phase, judge
 from loadtests.chaos.alert_watch import AlertWatch
-from loadtests.chaos.dispatch_log import DispatchLogWatch, read_dispatch_log
-from loadtests.chaos.dispatch_log import judge as judge_dispatch_log
+from loadtests.chaos.brokers import BROKERS, ChaosBroker, chaos_broker
+from loadtests.chaos.decision_log import (
+    double_assignments,
+    drones_twice,
+    read_decisions,
+    read_mission_events,
+)
 from loadtests.chaos.fleet import ChaosFleet, register_fleet
+from loadtests.chaos.flying_fleet import FlyingFleet, fleet_of
 from loadtests.chaos.incident_load import DEPARTMENTS, OUTCOMES, IncidentLoad, incident_outcomes
 from loadtests.chaos.probes import dispatch_decides, telemetry_applies
 from loadtests.chaos.stack import SERVICES, Readiness, Stack
 
 T = TypeVar("T")
+
+# The nests of the flying fleet: the reference drones housed there (20) fly the incident load
+# (114.40-114.46, 30.48) and report through their nests' gateways.
+FLYING_NESTS = ["nest-01", "nest-02", "nest-03", "nest-04", "nest-06"]
 
 
 @dataclass(frozen=True)
@@ -143,37 +153,66 @@ async def issue_keys(settings: Settings) -> dict[str, str]:
     return keys
 
 
-async def outbox_drained(settings: Settings, timeout: float) -> None:
-    """Every outbox record published, so that the dispatch log on Kafka is complete."""
+async def gateway_keys(settings: Settings, nests: list[str]) -> dict[str, str]:
     engine = create_engine(settings)
-    deadline = time.monotonic() + timeout
     try:
-        while True:
-            async with engine.connect() as conn:
-                pending = await conn.scalar(
-                    text("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-                )
-            if not pending:
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{pending} outbox records still unpublished")
-            await asyncio.sleep(0.5)
+        async with session_factory(engine)() as session, session.begin():
+            return {
+                nest: issue_credential(session, role=Role.GATEWAY, nest_id=nest)[1]
+                for nest in nests
+            }
     finally:
         await engine.dispose()
 
 
-async def dispatch_log_problems(
-    settings: Settings, first_broker: DispatchLogWatch, timeout: float
-) -> tuple[list[str], str]:
-    """The breaches in the first broker's records (followed while it lived) and the current
-    broker's, and what was judged."""
-    await outbox_drained(settings, timeout)
-    log = await read_dispatch_log(settings, timeout, into=first_broker.log)
-    judged = (
-        f"{len(log.assigned())} missions assigned, {len(log.commands)} commands, "
-        f"{len(log.mission_events)} mission events"
+@dataclass
+class LogChecks:
+    """What the decisions and mission events read back from Kafka show."""
+
+    decisions: int
+    slots_twice: list[str]
+    drones_twice: list[str]
+    stages: Counter[str]
+
+
+async def log_checks(settings: Settings) -> LogChecks:
+    """The "no drone twice" check on what dispatch published, deduplicated on ce_id."""
+    from airgrid.v1 import mission_pb2
+
+    decisions = await read_decisions(settings)
+    events = await read_mission_events(settings)
+    return LogChecks(
+        decisions=len(decisions),
+        slots_twice=double_assignments(decisions),
+        drones_twice=drones_twice(decisions, events),
+        stages=Counter(
+            mission_pb2.MissionStage.Name(e.stage).removeprefix("MISSION_STAGE_").lower()
+            for e in events
+        ),
     )
-    return judge_dispatch_log(log), judged
+
+
+async def double_missions(settings: Settings) -> tuple[int, int]:
+    """(drones holding two active missions, incident slots with two active missions)."""
+    active = "stage IN ('assigned', 'launched', 'on_scene')"
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as conn:
+            drones = await conn.execute(
+                text(
+                    f"SELECT drone_id FROM missions WHERE {active} "
+                    "GROUP BY drone_id HAVING count(*) > 1"
+                )
+            )
+            slots = await conn.execute(
+                text(
+                    f"SELECT incident_id, slot FROM missions WHERE {active} "
+                    "GROUP BY incident_id, slot HAVING count(*) > 1"
+                )
+            )
+            return len(drones.all()), len(slots.all())
+    finally:
+        await engine.dispose()
 
 
 async def alerts_seen(
@@ -218,7 +257,7 @@ PHASES_WITH_CONDITIONS = (
 )
 
 
-async def run(rate: float, timings: Timings) -> int:
+async def run(rate: float, timings: Timings, broker_kind: str = "embedded") -> int:
     work = Path(tempfile.mkdtemp(prefix="airgrid-chaos-"))
     progress(f"logs in {work}")
     # The runner's own Kafka clients complain loudly while the broker is down: to a file.
@@ -230,20 +269,22 @@ async def run(rate: float, timings: Timings) -> int:
     )
     pg = PrivatePostgres()
     pg.init()
-    broker = EmbeddedBroker(port=free_port(), log_file=work / "broker.log")
+    broker = chaos_broker(broker_kind, work)
     try:
-        broker.start()
+        progress(f"starting the {broker.name}")
+        await asyncio.to_thread(broker.start)
         return await faults(Run(work, IncidentLoad()), pg, broker, rate, timings)
     finally:
-        broker.stop()
+        await asyncio.to_thread(broker.close)
         pg.destroy()
 
 
 async def faults(
-    run: Run, pg: PrivatePostgres, broker: EmbeddedBroker, rate: float, timings: Timings
+    run: Run, pg: PrivatePostgres, broker: ChaosBroker, rate: float, timings: Timings
 ) -> int:
     settings = Settings(
         kafka_bootstrap=broker.bootstrap,
+        topic_replication=broker.replication,
         database_url=pg.url,
         state_dir=run.work / "state",
         topic_prefix="chaos.",
@@ -256,6 +297,7 @@ async def faults(
     env.update(
         {
             "AIRGRID_KAFKA_BOOTSTRAP": broker.bootstrap,
+            "AIRGRID_TOPIC_REPLICATION": str(broker.replication),
             "AIRGRID_DATABASE_URL": pg.url,
             "AIRGRID_TOPIC_PREFIX": "chaos.",
             "AIRGRID_STATE_DIR": str(settings.state_dir),
@@ -266,25 +308,31 @@ async def faults(
     stack = Stack(settings, env, ports, run.work)
     load = run.load
     watch = AlertWatch(settings)
-    first_broker = DispatchLogWatch(settings)
     background: list[asyncio.Task[Any]] = []
     statuses: dict[str, str] = {}
-    dispatch_problems: tuple[list[str], str] | None = None
+    doubled = (0, 0)
     fleet: ChaosFleet | None = None
+    flying: FlyingFleet | None = None
+    logged: LogChecks | None = None
     try:
         phase = run.begin("start")
         for service in SERVICES:
             stack.start(service)
         run.recovered(phase, await stack.all_ready(timings.start_timeout), "start")
         if run.failures:
-            return report(run, load, statuses, dispatch_problems, fleet, None, watch)
+            return report(run, load, statuses, doubled, fleet, None, watch, flying, logged)
         drones = await register_fleet(
             stack.url("registry"), keys["admin"], drone_count(len(PHASES_WITH_CONDITIONS))
         )
         fleet = ChaosFleet(settings, drones)
+        flying = FlyingFleet(
+            settings,
+            stack.url("telemetry"),
+            await gateway_keys(settings, FLYING_NESTS),
+            fleet_of(FLYING_NESTS),
+        )
+        background.append(asyncio.create_task(flying.run(), name="flying-fleet"))
         background.append(asyncio.create_task(watch.run(), name="alert-watch"))
-        first_log = asyncio.create_task(first_broker.run(), name="dispatch-log-watch")
-        background.append(first_log)
         background.append(asyncio.create_task(fleet.run(), name="chaos-fleet"))
         background.append(
             asyncio.create_task(load.post(stack.url("dispatch"), keys, rate), name="load")
@@ -312,15 +360,18 @@ async def faults(
         progress("  " + phase.notes[-1])
 
         phase = run.begin("broker-down")
-        broker.stop()
-        first_log.cancel()  # it holds what the first broker held; the next one starts empty
-        progress(f"  broker stopped for {timings.broker_outage:.0f} s")
+        await asyncio.to_thread(broker.down)
+        progress(f"  {broker.name} stopped for {timings.broker_outage:.0f} s")
         await asyncio.sleep(timings.broker_outage / 3)
         fleet.inject_all(phase.name)
         await asyncio.sleep(timings.broker_outage * 2 / 3)
-        broker.start()
-        watch.reconnect()
-        progress("  empty broker started on the same port")
+        await asyncio.to_thread(broker.up)
+        if broker.comes_back_empty:
+            watch.reconnect()
+            progress("  empty broker started on the same port")
+            phase.notes.append("the Kafka checks below see only what was published after this")
+        else:
+            progress(f"  {broker.name} started again on its data")
         results = await recovery(stack, keys, fleet, SERVICES, timings.broker_recovery_timeout)
         run.recovered(phase, results, "the broker outage")
 
@@ -355,13 +406,12 @@ async def faults(
             )
             or {}
         )
-        dispatch_problems = await bounded(
-            dispatch_log_problems(settings, first_broker, 60), 90, "the dispatch log check", run
-        )
+        doubled = await bounded(double_missions(settings), 30, "the mission check", run) or (0, 0)
+        logged = await bounded(log_checks(settings), 120, "reading the decisions back", run)
         progress(f"  waiting for the alerts of {len(fleet.conditions)} conditions")
         verdict = await alerts_seen(watch, fleet.conditions, timings.alerts_at_end_timeout)
         phase.seconds = time.monotonic() - phase.started
-        return report(run, load, statuses, dispatch_problems, fleet, verdict, watch)
+        return report(run, load, statuses, doubled, fleet, verdict, watch, flying, logged)
     finally:
         for task in background:
             task.cancel()
@@ -375,10 +425,12 @@ def report(
     run: Run,
     load: IncidentLoad,
     statuses: dict[str, str],
-    dispatch_problems: tuple[list[str], str] | None,
+    doubled: tuple[int, int],
     fleet: ChaosFleet | None,
     verdict: AlertVerdict | None,
     watch: AlertWatch,
+    flying: FlyingFleet | None = None,
+    logged: LogChecks | None = None,
 ) -> int:
     accepted_ids = list(load.accepted)
     missing = [i for i in accepted_ids if statuses.get(i) not in OUTCOMES]
@@ -410,16 +462,28 @@ def report(
     print(f"  accepted incidents: {len(accepted_ids)} (ids unique: {len(set(accepted_ids))})")
     print(f"  outcomes: {dict(sorted(Counter(statuses.values()).items()))}")
     print(
-        f"  without an outcome: {len(missing)}; dispatch log on Kafka: "
-        + (
-            "not checked"
-            if dispatch_problems is None
-            else f"{len(dispatch_problems[0])} breaches (a slot or a drone on two missions) "
-            f"in {dispatch_problems[1]}"
-        )
+        f"  without an outcome: {len(missing)}; drones holding two missions: {doubled[0]}; "
+        f"incident slots with two missions: {doubled[1]}"
     )
-    for problem in (dispatch_problems[0] if dispatch_problems else [])[:10]:
-        print(f"    {problem}")
+    if flying is not None:
+        c = flying.counters
+        print(
+            f"  flying fleet: {len(flying.drone_ids)} drones, launches {c.launches}, commands "
+            f"applied {c.commands_applied} (ignored {c.commands_ignored}), telemetry records "
+            f"acknowledged {c.records_acked} in {c.batches_acked} batches (not acknowledged: "
+            f"{c.batches_failed} batches)"
+        )
+    if logged is not None:
+        print(
+            f"  read back from Kafka: {logged.decisions} decisions (distinct ce_id); mission "
+            f"events by stage {dict(sorted(logged.stages.items()))}; slots given twice: "
+            f"{len(logged.slots_twice)}; drones on two missions at once: "
+            f"{len(logged.drones_twice)}"
+        )
+        for finding in [*logged.slots_twice, *logged.drones_twice][:10]:
+            run.failures.append(finding)
+    elif fleet is not None:
+        run.failures.append("the decisions were not read back from Kafka")
     if fleet is not None and verdict is not None:
         alerted = len(verdict.alerted)
         print(
@@ -443,8 +507,7 @@ def report(
         run.failures.append("the alert check did not run")
     ok = (
         not missing
-        and dispatch_problems is not None
-        and not dispatch_problems[0]
+        and doubled == (0, 0)
         and len(set(accepted_ids)) == len(accepted_ids)
         and other_5xx == 0
         and not run.failures
@@ -509,6 +572,12 @@ def main() -> None:
     parser.add_argument("--broker-outage", type=float, help="seconds (default 30, quick 10)")
     parser.add_argument("--database-outage", type=float, help="seconds (default 10, quick 5)")
     parser.add_argument("--quick", action="store_true", help="shorter outages and pauses")
+    parser.add_argument(
+        "--broker",
+        choices=BROKERS,
+        default="embedded",
+        help="embedded (Tansu, back empty after its outage) or kafka (3-node Apache Kafka)",
+    )
     args = parser.parse_args()
     timings = QUICK if args.quick else Timings()
     overrides: dict[str, float] = {}
@@ -518,7 +587,7 @@ def main() -> None:
         overrides["database_outage"] = args.database_outage
     if overrides:
         timings = Timings(**{**timings.__dict__, **overrides})
-    sys.exit(asyncio.run(run(args.rate, timings)))
+    sys.exit(asyncio.run(run(args.rate, timings, args.broker)))
 
 
 if __name__ == "__main__":
