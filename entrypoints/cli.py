@@ -189,13 +189,72 @@ def sim_command(
         str,
         typer.Option(help=START_HELP + " The SLA figures in docs/performance.md start docked."),
     ] = "docked",
+    fast: Annotated[
+        bool,
+        typer.Option(
+            help="The accelerated twin: dispatch core, physics and load in this process on a "
+            "simulated clock (no broker, no database); --hours of load, then the drain."
+        ),
+    ] = False,
+    hours: Annotated[
+        float | None,
+        typer.Option(help="With --fast: simulated hours of incident load (default 24)."),
+    ] = None,
+    nests_offline: Annotated[
+        str,
+        typer.Option(help="With --fast: nests offline all run, comma-separated (nest-07,…)."),
+    ] = "",
+    layout: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --fast: a JSON list of nests in the shape of nests.json that moves, adds "
+            "or changes nests of the reference zone (dock-layout comparisons)."
+        ),
+    ] = None,
+    what_if_nests: Annotated[
+        bool,
+        typer.Option(
+            help="With --fast: run once per nest with that nest offline and list the nests "
+            "whose loss costs the SLA share most."
+        ),
+    ] = False,
+    top: Annotated[int, typer.Option(help="With --what-if-nests: nests listed.")] = 10,
 ) -> None:
     """Drones, nests and incident load against any running stack; with --report, one measured
-    run written as JSON and PNG."""
+    run written as JSON and PNG; with --fast, the accelerated twin on a simulated clock."""
     from airgrid.observability import configure_logging
 
     _check_sim_options(profile, faults, telemetry, start=start)
     settings = get_settings()
+    if fast:
+        if duration is not None and hours is not None:
+            fail("--fast takes --hours or --duration (seconds of load), not both")
+        load_s = duration if duration is not None else 3600.0 * (24.0 if hours is None else hours)
+        if load_s <= 0:
+            fail("--hours (or --duration) must be positive")
+        configure_logging("WARNING", settings.log_format, "sim")
+        settings = settings.model_copy(update={"rebalance_enabled": rebalance})
+        offline = tuple(n.strip() for n in nests_offline.split(",") if n.strip())
+        raise typer.Exit(
+            _sim_fast(
+                settings,
+                profile=profile,
+                rate=rate,
+                seed=seed,
+                load_s=load_s,
+                faults=faults,
+                start_hour=start_hour,
+                start=start,
+                drain=drain,
+                offline=offline,
+                layout=layout,
+                report=report,
+                what_if=what_if_nests,
+                top=top,
+            )
+        )
+    if what_if_nests or nests_offline or layout is not None or hours is not None:
+        fail("--hours, --nests-offline, --layout and --what-if-nests go with --fast")
     if report is not None:
         from airgrid.sim.report import ReportRequest
         from entrypoints.stack import run_report
@@ -240,6 +299,77 @@ def sim_command(
         )
     except KeyboardInterrupt:
         pass
+
+
+def _sim_fast(
+    settings: Any,
+    *,
+    profile: str,
+    rate: float | None,
+    seed: int,
+    load_s: float,
+    faults: str,
+    start_hour: float,
+    start: str,
+    drain: float | None,
+    offline: tuple[str, ...],
+    layout: Path | None,
+    report: Path | None,
+    what_if: bool,
+    top: int,
+) -> int:
+    """`airgrid sim --fast`: one accelerated run (its report), or the nests what-if."""
+    from airgrid.reference import ReferenceDataError, load_reference
+    from airgrid.sim.report import headline, write_report
+    from entrypoints.fast_twin.clock_loop import FastRequest, run_fast
+    from entrypoints.fast_twin.report import fast_report
+    from entrypoints.fast_twin.what_if import nest_losses, ranking_lines
+    from entrypoints.fast_twin.world import LayoutError, nests_offline, with_layout
+
+    try:
+        reference = load_reference(settings.reference_data)
+        if layout is not None:
+            reference = with_layout(reference, layout)
+        nests_offline(reference, offline)  # names every unknown nest before a long run
+    except (ReferenceDataError, LayoutError) as error:
+        fail(str(error))
+    request = FastRequest(
+        profile=profile,
+        load_s=load_s,
+        seed=seed,
+        rate_per_min=rate,
+        faults=faults,
+        start_hour=start_hour,
+        start_state=start,
+        nests_offline=offline,
+        max_drain_s=drain,
+    )
+
+    def say(line: str) -> None:
+        typer.echo(line, err=True)
+
+    if what_if:
+        say(f"what-if: each nest offline in turn, {load_s / 3600:.2f} h of {profile}, seed {seed}")
+        _, losses = nest_losses(reference, settings, request, say=say)
+        for line in ranking_lines(losses, top):
+            typer.echo(line)
+        return 0
+
+    def progress(simulated_s: float, wall_s: float) -> None:
+        say(f"simulated {simulated_s / 3600:.0f} h of {load_s / 3600:.1f} h in {wall_s:.0f} s")
+
+    say(f"fast twin: {load_s / 3600:.2f} h of {profile}, seed {seed}, simulated clock")
+    run = run_fast(reference, settings, request, progress)
+    body = fast_report(run, settings)
+    if report is not None:
+        png = write_report(body, report)
+        say(f"report {report} and {png}")
+    typer.echo(headline(body))
+    say(
+        f"{run.simulated_s / 3600:.2f} simulated hours in {run.wall_seconds:.0f} s "
+        f"({run.cpu_seconds:.0f} s CPU), {run.steps} clock steps"
+    )
+    return 0
 
 
 @db_app.command("upgrade")

@@ -1,0 +1,166 @@
+"""The zone as the dispatch worker knows it, and the core and coverage keeper built from it.
+
+The registry feed of the live stack (nests, drones, geofences as registry records) is made
+here from the reference data directly, through the same conversions the dispatch worker
+applies to the records it reads (`drone_view`, `nest_view`, `zone_of`), so the core of the
+accelerated twin starts from what the live core would know. A layout file moves, adds or
+takes nests out of service; `nests_offline` marks nests offline in the registry and at their
+gateways (their docked drones report `nest_offline` and cannot launch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+
+import orjson
+
+from airgrid.config import Settings
+from airgrid.geo import LocalProjection, point_in_polygon
+from airgrid.reference import DroneSpec, NestSpec, ReferenceData
+from airgrid.v1 import registry_pb2
+from services.dispatch.coverage import CoverageKeeper
+from services.dispatch.domain.core import DispatchCore
+from services.dispatch.domain.model import Decision
+from services.dispatch.domain.patrols import patrol_routes
+from services.dispatch.stream import core_settings, nest_view, zone_of
+
+
+class LayoutError(ValueError):
+    """A layout file that cannot be used; the message names the entry."""
+
+
+def spec_record(drone: DroneSpec) -> registry_pb2.Drone:
+    """The registry record of a reference drone, as the registry seeds and publishes it."""
+    return registry_pb2.Drone(
+        id=drone.id,
+        model=drone.model,
+        home_nest=drone.home_nest,
+        capabilities=list(drone.capabilities),
+        cruise_speed_mps=drone.cruise_speed_mps,
+        max_speed_mps=drone.max_speed_mps,
+        climb_rate_mps=drone.climb_rate_mps,
+        cruise_altitude_m=drone.cruise_altitude_m,
+        endurance_s=drone.endurance_s,
+        launch_delay_s=drone.launch_delay_s,
+        payload_kg=drone.payload_kg,
+        status="active",
+    )
+
+
+def nest_record(nest: NestSpec) -> registry_pb2.Nest:
+    return registry_pb2.Nest(
+        id=nest.id,
+        name=nest.name,
+        lon=nest.lon,
+        lat=nest.lat,
+        charging_slots=nest.charging_slots,
+        status=nest.status,
+        wind_mps=0.0,
+        wind_hold_mps=nest.wind_hold_mps,
+    )
+
+
+def _ms(value: str | None) -> int:
+    return int(datetime.fromisoformat(value).timestamp() * 1000) if value else 0
+
+
+def with_layout(reference: ReferenceData, path: Path) -> ReferenceData:
+    """The reference zone with the nests of a layout file: a JSON list in the shape of the
+    zone's nests.json. A nest listed replaces the reference nest of that id (moved, or given
+    another status); a new id adds a nest. Every drone keeps its home nest, which must be in
+    the result, and every nest must lie inside the zone."""
+    try:
+        entries = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as error:
+        raise LayoutError(f"{path}: not a readable JSON file ({error})") from error
+    if not isinstance(entries, list):
+        raise LayoutError(f"{path}: expected a JSON list of nests, like nests.json")
+    nests = {n.id: n for n in reference.nests}
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+            raise LayoutError(f"{path}: entry {index} is not a nest object with an id")
+        base = nests.get(entry["id"])
+        try:
+            nest = NestSpec(
+                id=entry["id"],
+                name=str(entry.get("name", base.name if base else entry["id"])),
+                lon=float(entry["lon"] if "lon" in entry or base is None else base.lon),
+                lat=float(entry["lat"] if "lat" in entry or base is None else base.lat),
+                charging_slots=int(entry.get("charging_slots", base.charging_slots if base else 5)),
+                status=str(entry.get("status", base.status if base else "online")),
+                wind_hold_mps=float(
+                    entry.get("wind_hold_mps", base.wind_hold_mps if base else 12.0)
+                ),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise LayoutError(f"{path}: nest {entry['id']}: {error}") from error
+        if not point_in_polygon(nest.lon, nest.lat, reference.zone.boundary):
+            raise LayoutError(f"{path}: nest {nest.id} lies outside the zone boundary")
+        nests[nest.id] = nest
+    return replace(reference, nests=tuple(nests[i] for i in sorted(nests)))
+
+
+def nests_offline(reference: ReferenceData, offline: Sequence[str]) -> ReferenceData:
+    """The reference zone with these nests' registry status offline."""
+    unknown = sorted(set(offline) - {n.id for n in reference.nests})
+    if unknown:
+        raise LayoutError(f"unknown nests: {', '.join(unknown)}")
+    down = set(offline)
+    return replace(
+        reference,
+        nests=tuple(replace(n, status="offline") if n.id in down else n for n in reference.nests),
+    )
+
+
+@dataclass
+class DispatchSide:
+    """The dispatch worker's state in the twin: its core, its coverage keeper, and the
+    registry records of the drones (the spec half of every drone view)."""
+
+    core: DispatchCore
+    coverage: CoverageKeeper
+    specs: dict[str, registry_pb2.Drone]
+
+
+def dispatch_side(
+    reference: ReferenceData, settings: Settings
+) -> tuple[DispatchSide, list[Decision]]:
+    """The core as the worker builds it (settings, zone, patrol routes), fed the registry's
+    no-fly zones and nests. Drones reach it with their first state, as in the worker, where
+    a drone without a state is held back until the state view has caught up. Returns the
+    decisions of the feed (none with nothing waiting)."""
+    core = DispatchCore(
+        settings=core_settings(settings),
+        origin=reference.zone.centre,
+        area=reference.zone.boundary,
+    )
+    if settings.patrol_enabled:
+        projection = LocalProjection(*reference.zone.centre)
+        nests = [(n.id, n.lon, n.lat) for n in reference.nests]
+        core.set_patrol_routes(
+            patrol_routes(
+                reference.zone.boundary, nests, projection, spacing_m=settings.patrol_spacing_m
+            )
+        )
+    decisions: list[Decision] = []
+    for fence in reference.geofences:
+        record = registry_pb2.Geofence(
+            id=fence.id,
+            name=fence.name,
+            kind=fence.kind,
+            ring_lon=[p[0] for p in fence.ring],
+            ring_lat=[p[1] for p in fence.ring],
+            max_altitude_m=fence.max_altitude_m or 0.0,
+            active_from_ms=_ms(fence.active_from),
+            active_until_ms=_ms(fence.active_until),
+        )
+        zone = zone_of(record)
+        if zone is not None:
+            decisions += core.upsert_zone(zone)
+    for nest in reference.nests:
+        decisions += core.upsert_nest(nest_view(nest_record(nest)))
+    specs = {d.id: spec_record(d) for d in reference.drones}
+    return DispatchSide(core, CoverageKeeper(reference, settings), specs), decisions
