@@ -1,5 +1,6 @@
 """Telemetry benchmark: bare aiokafka consume+decode versus the full pipeline, same records,
-same run; then record→state and record→feed latency under live load at a fixed rate."""
+same round; then record→state and record→feed latency under live load at a fixed rate
+against the broker hop; in interleaved rounds on each broker compared."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import contextlib
 import cProfile
 import gc
+import math
 import multiprocessing
 import os
 import time
@@ -15,17 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from tempfile import mkdtemp
 from typing import Any
 
-import asyncpg
 import orjson
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from airgrid.broker import EmbeddedBroker
 from airgrid.bus import (
     Producer,
     client_options,
@@ -48,12 +46,16 @@ from airgrid.topics import (
 )
 from airgrid.v1 import drone_state_pb2, incident_pb2, mission_pb2, registry_pb2, telemetry_pb2
 from loadtests import bench_faust
+from loadtests.bench_brokers import broker_hop, broker_labels, brokers, database, fresh_topics
+from loadtests.rounds import Spread, largest, percentile, ratio, spread, table
 from services.telemetry.batched_sends import PartitionedBatches
 from services.telemetry.feeds import FeedRouting, incident_view, mission_view
 from services.telemetry.store import track_points
 from services.telemetry.stream import TelemetryWorker, registry_view, state_view
 
 NOMINAL_RECORDS_PER_S = 930.0
+PIPELINE_RATIO_TARGET = 0.25
+FEED_P99_TARGET_MS = 100.0
 
 
 @dataclass
@@ -65,10 +67,14 @@ class BenchConfig:
     on_mission_fraction: float = 0.2
     # The faust agent is slow enough that a part of the records gives its rate.
     faust_records: int = 20_000
+    brokers: str = "both"
+    rounds: int = 3
+    hop_samples: int = 100
 
 
 @dataclass
 class Figures:
+    hop_ms: list[float] = field(default_factory=list)
     bare_rate: float = 0.0
     faust_rate: float = 0.0
     pipeline_rate: float = 0.0
@@ -345,10 +351,13 @@ def live_load(
     first_seq: int,
     cfg: Any,
     produced: Any,
+    produced_seconds: Any,
 ) -> None:
     """Child process: produces at a fixed rate (by elapsed time, so a late tick catches up),
-    stamping each record with its send time; `produced` counts what it sent. Partition batches
-    keep the generator cheap on a machine whose cores it shares with what it measures."""
+    stamping each record with its send time; `produced` counts what it sent and
+    `produced_seconds` the time it took from its first record, not from the process start.
+    Partition batches keep the generator cheap on a machine whose cores it shares with what
+    it measures."""
     settings = Settings.model_validate_json(settings_json)
 
     async def produce() -> None:
@@ -387,6 +396,7 @@ def live_load(
                 await batches.send()
                 sent += max(due, 0)
                 produced.value = sent
+                produced_seconds.value = time.perf_counter() - started
                 next_tick += tick_s
                 await asyncio.sleep(max(0.0, next_tick - time.perf_counter()))
             await producer.flush()
@@ -461,25 +471,23 @@ async def faust_rate(context: Any, settings: Settings, records: int) -> float:
     return float(result.value)
 
 
-def percentile(samples: list[float], q: float) -> float:
-    if not samples:
-        return float("nan")
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-async def run_pipeline_bench(settings: Settings, cfg: BenchConfig) -> Figures:
+async def run_pipeline_bench(settings: Settings, cfg: BenchConfig, faust: bool) -> Figures:
+    """One round on `settings`' fresh topics: the broker hop, (a), (b) (and the faust agent
+    when `faust`), then the live load."""
     figures = Figures()
     drones = drone_ids(cfg.drones)
     missions = missions_of(drones, cfg.on_mission_fraction)
+    figures.hop_ms = await broker_hop(settings, cfg.hop_samples, settings.telemetry_fetch_wait_ms)
     await ensure_topics(settings)
     await seed(settings, drones, missions)
     next_seq = await preproduce(settings, drones, missions, cfg.records)
 
     figures.bare_rate = await bare_loop(settings, cfg.records)
     context = multiprocessing.get_context("spawn")
-    if cfg.faust_records:
-        figures.faust_rate = await faust_rate(context, settings, cfg.faust_records)
+    if faust and cfg.faust_records:
+        # The agent waits for this many records: never more than there are.
+        faust_records = min(cfg.faust_records, cfg.records)
+        figures.faust_rate = await faust_rate(context, settings, faust_records)
 
     engine = create_engine(settings)
     await clear_bench_track(engine)
@@ -526,6 +534,7 @@ async def run_pipeline_bench(settings: Settings, cfg: BenchConfig) -> Figures:
         started = time.perf_counter()
         cpu_started = time.process_time()
         produced = context.Value("q", 0)
+        produced_seconds = context.Value("d", 0.0)
         child = context.Process(
             target=live_load,
             args=(
@@ -535,12 +544,12 @@ async def run_pipeline_bench(settings: Settings, cfg: BenchConfig) -> Figures:
                 next_seq,
                 {"rate": cfg.rate, "seconds": cfg.seconds},
                 produced,
+                produced_seconds,
             ),
         )
         child.start()
         await asyncio.to_thread(child.join)
-        produced_s = time.perf_counter() - started
-        figures.produced_rate = produced.value / produced_s
+        figures.produced_rate = produced.value / max(produced_seconds.value, 1e-9)
         for _ in range(600):  # up to 60 s for the backlog to drain
             if worker.handled >= before + produced.value:
                 break
@@ -566,103 +575,202 @@ async def run_pipeline_bench(settings: Settings, cfg: BenchConfig) -> Figures:
     return figures
 
 
-PRIVATE_DATABASE_SERVER = "postgresql+asyncpg://postgres@127.0.0.1:5432"
-
-
-async def _admin(url: str, statement: str) -> None:
-    """Runs `statement` on the server of `url`, connected to its `postgres` database."""
-    parsed = make_url(url)
-    admin = await asyncpg.connect(
-        host=parsed.host or "127.0.0.1",
-        port=parsed.port or 5432,
-        user=parsed.username or "postgres",
-        password=parsed.password,
-        database="postgres",
-    )
-    try:
-        await admin.execute(statement)
-    finally:
-        await admin.close()
-
-
-def run(cfg: BenchConfig, settings: Settings, print_line: Callable[[str], None]) -> Figures:
-    """Runs the benchmark on a fresh topic prefix; an embedded broker on a free port if none.
-    The track goes to PostgreSQL, the production path (asyncpg COPY): AIRGRID_DATABASE_URL when
-    set, else a private database on 127.0.0.1:5432, created here and dropped at the end."""
-    broker: EmbeddedBroker | None = None
-    overrides: dict[str, Any] = {"topic_prefix": f"bench{uuid.uuid4().hex[:6]}."}
-    private_db: str | None = None
-    if settings.database_url:
-        database = f"{make_url(settings.database_url).render_as_string(hide_password=True)}"
-    else:
-        private_db = f"{PRIVATE_DATABASE_SERVER}/airgrid_bench_{uuid.uuid4().hex[:8]}"
-        asyncio.run(_admin(private_db, f'CREATE DATABASE "{make_url(private_db).database}"'))
-        overrides["database_url"] = private_db
-        database = f"{private_db} (private, dropped after the run)"
-    if settings.embedded_kafka:
-        broker = EmbeddedBroker(port=_free_port(), log_file=Path(mkdtemp()) / "broker.log")
-        broker.start()
-        overrides["kafka_bootstrap"] = broker.bootstrap
-    bench_settings = settings.model_copy(update=overrides)
-    try:
-        upgrade(bench_settings)
+def run(cfg: BenchConfig, settings: Settings, print_line: Callable[[str], None]) -> list[Round]:
+    """Runs `cfg.rounds` rounds on each broker compared, the brokers alternating round by
+    round; each round is the broker hop, (a), (b) and the live load on fresh topics. The
+    track goes to PostgreSQL, the production path (asyncpg COPY): AIRGRID_DATABASE_URL when
+    set, else a private cluster started here and removed at the end."""
+    labels = broker_labels(cfg.brokers, settings)
+    done: list[Round] = []
+    with database(settings) as (db_settings, shown):
+        upgrade(db_settings)
         print_line(
-            f"telemetry bench: {cfg.records} pre-produced records, {cfg.drones} drones, "
-            f"then {cfg.rate:.0f} records/s for {cfg.seconds:.0f} s; database {database}"
-        )
-        figures = asyncio.run(run_pipeline_bench(bench_settings, cfg))
-    finally:
-        if broker is not None:
-            broker.stop()
-        if private_db is not None:
-            name = make_url(private_db).database
-            asyncio.run(_admin(private_db, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    ratio = figures.pipeline_rate / figures.bare_rate if figures.bare_rate else float("nan")
-    print_line(f"(a) bare aiokafka consume+decode : {figures.bare_rate:10,.0f} records/s")
-    print_line(f"(b) full pipeline (1 worker)     : {figures.pipeline_rate:10,.0f} records/s")
-    print_line(f"ratio (b)/(a)                    : {ratio:10.3f}  (target >= 0.25, goal 0.5)")
-    if figures.faust_rate:
-        print_line(
-            f"(c) faust agent, decode only     : {figures.faust_rate:10,.0f} records/s "
-            f"(first {cfg.faust_records:,}; ratio (c)/(a) "
-            f"{figures.faust_rate / figures.bare_rate:.3f})"
-        )
-    print_line(
-        f"live load {cfg.rate:,.0f} records/s asked, {figures.produced_rate:,.0f}/s produced, "
-        f"{figures.handled_rate:,.0f}/s handled (until the backlog drained)"
-    )
-    print_line(
-        f"worker process CPU per record: {figures.backlog_cpu_us:.1f} us (backlog), "
-        f"{figures.live_cpu_us:.1f} us (live)"
-    )
-    base = percentile(figures.raw_ms, 0.99)
-    for name, samples in (
-        ("record->raw", figures.raw_ms),
-        ("record->state", figures.state_ms),
-        ("record->feed", figures.feed_ms),
-    ):
-        p99 = percentile(samples, 0.99)
-        against = (
-            "baseline: the broker hop alone"
-            if samples is figures.raw_ms
-            else (f"{p99 / base:.1f}x the broker hop" if base else "")
+            f"telemetry bench: per round {cfg.records} pre-produced records, {cfg.drones} "
+            f"drones, then {cfg.rate:.0f} records/s for {cfg.seconds:.0f} s; on "
+            f"{' and '.join(labels)}, {cfg.rounds} rounds; database: {shown}"
         )
         print_line(
-            f"{name:<14} p50 {percentile(samples, 0.5):7.1f} ms   "
-            f"p99 {p99:7.1f} ms   ({len(samples)} samples)  {against}"
+            "each round: the broker hop (produce -> consume of one record), (a) bare aiokafka "
+            "consume+decode, (b) the full pipeline on the same records, then the live load"
         )
-    stalls, pauses = figures.loop_stall_ms, figures.gc_pause_ms
-    print_line(
-        f"worker event loop, live: stall p99 {percentile(stalls, 0.99):.1f} ms, "
-        f"max {max(stalls, default=0.0):.1f} ms; {len(pauses)} GC runs, "
-        f"longest {max(pauses, default=0.0):.1f} ms CPU, total {sum(pauses):.0f} ms CPU"
+        with brokers(labels, db_settings) as started:
+            for n in range(1, cfg.rounds + 1):
+                for label in labels:  # brokers alternate, so a drift of the machine hits both
+                    figures = asyncio.run(
+                        run_pipeline_bench(fresh_topics(started[label]), cfg, faust=n == 1)
+                    )
+                    done.append(Round(label, n, figures))
+                    for line in round_lines(done[-1], cfg):
+                        print_line(line)
+    summaries = {
+        label: summarize([r.figures for r in done if r.label == label]) for label in labels
+    }
+    for label in labels:
+        s = summaries[label]
+        print_line(
+            f"{label}: ratio (b)/(a) {s.ratio.show('.3f')} and record -> feed p99 / broker "
+            f"hop p99 under load {s.feed_ratio.show('.1f', 'x')}, over {cfg.rounds} rounds "
+            "(median, min–max)"
+        )
+    print_line("")
+    for line in side_by_side(labels, summaries, cfg):
+        print_line(line)
+    return done
+
+
+@dataclass(frozen=True)
+class Round:
+    label: str
+    number: int
+    figures: Figures
+
+
+def round_lines(r: Round, cfg: BenchConfig) -> list[str]:
+    f = r.figures
+    lines = [
+        f"  round {r.number} {r.label:<8}: broker hop p50 {percentile(f.hop_ms, 0.5):.2f} p99 "
+        f"{percentile(f.hop_ms, 0.99):.2f} ms | (a) {f.bare_rate:,.0f}/s (b) "
+        f"{f.pipeline_rate:,.0f}/s ratio {ratio(f.pipeline_rate, f.bare_rate):.3f} | CPU/record "
+        f"{f.backlog_cpu_us:.1f} / {f.live_cpu_us:.1f} us",
+        f"      live {f.produced_rate:,.0f}/s produced, {f.handled_rate:,.0f}/s handled | "
+        + " | ".join(
+            f"{name} p50 {percentile(samples, 0.5):.1f} p99 {percentile(samples, 0.99):.1f} ms"
+            for name, samples in (
+                ("raw (hop)", f.raw_ms),
+                ("state", f.state_ms),
+                ("feed", f.feed_ms),
+            )
+        )
+        + f" | feed p99 / hop p99 {feed_ratio(f):.1f}x",
+        f"      worker loop stall p99 {percentile(f.loop_stall_ms, 0.99):.1f} ms, max "
+        f"{max(f.loop_stall_ms, default=0.0):.1f} ms; {len(f.gc_pause_ms)} GC runs, longest "
+        f"{max(f.gc_pause_ms, default=0.0):.1f} ms CPU",
+    ]
+    if f.faust_rate:
+        lines.append(
+            f"      (c) faust agent, decode only: {f.faust_rate:,.0f} records/s (first "
+            f"{min(cfg.faust_records, cfg.records):,}); (c)/(a) "
+            f"{ratio(f.faust_rate, f.bare_rate):.3f}"
+        )
+    return lines
+
+
+def feed_ratio(f: Figures) -> float:
+    return ratio(percentile(f.feed_ms, 0.99), percentile(f.raw_ms, 0.99))
+
+
+@dataclass(frozen=True)
+class BrokerSummary:
+    hop_p50: Spread
+    hop_p99: Spread
+    bare: Spread
+    pipeline: Spread
+    ratio: Spread
+    produced: Spread
+    raw_p50: Spread
+    raw_p99: Spread
+    state_p99: Spread
+    feed_p50: Spread
+    feed_p99: Spread
+    feed_ratio: Spread
+    live_cpu_us: Spread
+    faust: float
+
+    def feed_stages(self) -> dict[str, float]:
+        """Where the feed's p99 goes, from the medians over the rounds: the broker hop under
+        the same load (record -> raw topic seen by a bare consumer), and what the worker
+        adds on top of it (its fetch, decode, state, feed routing and the produce)."""
+        return {
+            "broker hop": self.raw_p99.median,
+            "worker": self.feed_p99.median - self.raw_p99.median,
+        }
+
+
+def summarize(rounds: list[Figures]) -> BrokerSummary:
+    def over(figure: Callable[[Figures], float]) -> Spread:
+        return spread([figure(f) for f in rounds])
+
+    return BrokerSummary(
+        hop_p50=over(lambda f: percentile(f.hop_ms, 0.5)),
+        hop_p99=over(lambda f: percentile(f.hop_ms, 0.99)),
+        bare=over(lambda f: f.bare_rate),
+        pipeline=over(lambda f: f.pipeline_rate),
+        ratio=over(lambda f: ratio(f.pipeline_rate, f.bare_rate)),
+        produced=over(lambda f: f.produced_rate),
+        raw_p50=over(lambda f: percentile(f.raw_ms, 0.5)),
+        raw_p99=over(lambda f: percentile(f.raw_ms, 0.99)),
+        state_p99=over(lambda f: percentile(f.state_ms, 0.99)),
+        feed_p50=over(lambda f: percentile(f.feed_ms, 0.5)),
+        feed_p99=over(lambda f: percentile(f.feed_ms, 0.99)),
+        feed_ratio=over(feed_ratio),
+        live_cpu_us=over(lambda f: f.live_cpu_us),
+        faust=max((f.faust_rate for f in rounds), default=0.0),
     )
-    return figures
 
 
-def _free_port() -> int:
-    import socket
+def ratio_verdict(s: BrokerSummary) -> str:
+    if s.ratio.rounds == 0:
+        return "no figure"
+    return "met" if s.ratio.median >= PIPELINE_RATIO_TARGET else "not met"
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+
+def feed_verdict(s: BrokerSummary, cfg: BenchConfig) -> str:
+    """Met or not at the rate produced, and where missed, the stage that holds the time."""
+    p99 = s.feed_p99.median
+    if math.isnan(p99):
+        return "no figure"
+    short = (
+        f" (load reached {s.produced.median:,.0f} of {cfg.rate:,.0f}/s)"
+        if s.produced.median < 0.95 * cfg.rate
+        else ""
+    )
+    if p99 <= FEED_P99_TARGET_MS:
+        return "met" + short
+    name, ms = largest(s.feed_stages())
+    return f"not met{short}: {name} holds {ms:.0f} of {p99:.0f} ms"
+
+
+def side_by_side(
+    labels: list[str], summaries: dict[str, BrokerSummary], cfg: BenchConfig
+) -> list[str]:
+    def row(figure: str, show: Callable[[BrokerSummary], str], target: str) -> list[str]:
+        return [figure, *(show(summaries[label]) for label in labels), target]
+
+    rows = [
+        row("broker hop, one record, p50", lambda s: s.hop_p50.show(".2f", " ms"), "baseline"),
+        row("broker hop, one record, p99", lambda s: s.hop_p99.show(".2f", " ms"), "baseline"),
+        row("(a) bare aiokafka consume + decode", lambda s: s.bare.show(",.0f", "/s"), "baseline"),
+        row("(b) full pipeline, 1 worker", lambda s: s.pipeline.show(",.0f", "/s"), ""),
+        row(
+            "ratio (b)/(a)",
+            lambda s: s.ratio.show(".3f"),
+            f">= {PIPELINE_RATIO_TARGET}",
+        ),
+        row("", ratio_verdict, ""),
+        row(
+            f"live load produced ({cfg.rate:,.0f}/s asked)",
+            lambda s: s.produced.show(",.0f", "/s"),
+            "",
+        ),
+        row("worker CPU per live record", lambda s: s.live_cpu_us.show(".1f", " us"), ""),
+        row(
+            "broker hop under load (record -> raw), p50 / p99",
+            lambda s: f"{s.raw_p50.median:.1f} / {s.raw_p99.median:.1f} ms",
+            "baseline",
+        ),
+        row("record -> state, p99", lambda s: s.state_p99.show(".1f", " ms"), ""),
+        row("record -> feed, p50", lambda s: s.feed_p50.show(".1f", " ms"), ""),
+        row(
+            "record -> feed, p99",
+            lambda s: s.feed_p99.show(".1f", " ms"),
+            f"<= {FEED_P99_TARGET_MS:.0f} ms",
+        ),
+        row("feed p99 / hop p99 under load", lambda s: s.feed_ratio.show(".1f", "x"), ""),
+        row("", lambda s: feed_verdict(s, cfg), ""),
+        row(
+            "(c) faust agent, decode only (round 1)",
+            lambda s: f"{s.faust:,.0f}/s" if s.faust else "n/a",
+            "context",
+        ),
+    ]
+    return table(["figure", *labels, "target"], rows)
