@@ -173,6 +173,36 @@ def test_accepting_assigns_the_brute_force_best(
             assert a.path == core.path_to(core.drones[a.drone_id], incident.lon, incident.lat)
 
 
+def test_a_tie_with_a_drone_still_on_the_run_card_goes_to_the_lesser_id() -> None:
+    """drone-000 (docked at its nest, on the run card) and drone-002 (docked at the same spot
+    but away from its home nest, in the live grid) tie on ETA and battery: the lesser id
+    wins. The search meets drone-002 first; a worse live drone (drone-001) left on the heap
+    must not end it while the nest walk can still yield a drone of the same bound."""
+    core = DispatchCore(origin=(LON, LAT))
+    for nest_id, lon, lat in NESTS[:2]:
+        core.upsert_nest(NestView(nest_id, lon, lat))
+    spec = dict(zip(("cruise_speed_mps", "climb_rate_mps", "cruise_altitude_m",
+                     "launch_delay_s", "endurance_s"), SPECS[0], strict=True))  # fmt: skip
+    for drone_id, home, battery in (
+        ("drone-000", "nest-a", 30.0),
+        ("drone-001", "nest-b", 15.0),
+        ("drone-002", "nest-b", 30.0),
+    ):
+        drone = DroneView(
+            drone_id, home, frozenset({"visual"}), **spec, lon=LON, lat=LAT,
+            battery_pct=battery, link_ok=True,
+        )  # fmt: skip
+        core.upsert_drone(drone, 1_000)
+    assert "drone-000" in core.cards and {"drone-001", "drone-002"} <= core.live.where.keys()
+    incident = IncidentRequest("inc-tie", 2, LON, LAT, frozenset(), 1, 60, 1_000)
+    expected, _, _ = brute_force(core, incident, 1)
+    assert [drone_id for drone_id, _ in expected] == ["drone-000"]
+    assert [e.drone_id for e in core.candidates(incident)][:1] == ["drone-000"]
+    decisions = core.accept(incident, 1_000)
+    assigned = [a.drone_id for d in decisions if isinstance(d, Assigned) for a in d.assignments]
+    assert assigned == ["drone-000"]
+
+
 def test_only_docked_drones_near_their_nest_go_to_the_cards() -> None:
     cards = RunCards(500.0)
     cards.set_nest("n1", (0.0, 0.0))

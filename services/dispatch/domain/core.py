@@ -680,9 +680,13 @@ class DispatchCore:
                 keys = [c.key for c in feasible]
                 kth = min(keys) if need == 1 else sorted(keys)[need - 1]
                 counted = len(feasible)
-            if heap and heap[0][0] <= source_bound:
-                if kth is not None and kth < heap[0][:3]:
-                    break
+            # Nothing left can beat the need-th best when it is below both the heap's top
+            # and the least key the sources can still yield: (bound, -inf, "") sorts before
+            # every drone of that bound, so a tie with a drone not yet pushed is not lost.
+            heap_may_beat = bool(heap) and (kth is None or not kth < heap[0][:3])
+            if kth is not None and not heap_may_beat and kth[0] < round(source_bound, 1):
+                break
+            if heap_may_beat and heap[0][0] <= source_bound:
                 _, _, drone_id, _, what = pop(heap)
                 if isinstance(what, DockedGroup):
                     straight = what.key[2] in clear
@@ -714,12 +718,6 @@ class DispatchCore:
                     infeasible.append(found)
                 continue
             if source_bound == math.inf:
-                break
-            if (
-                kth is not None
-                and kth[0] < round(source_bound, 1)
-                and (not heap or kth < heap[0][:3])
-            ):
                 break
             if nest_bound <= ring_bound:
                 for group in sites[walk[pos][1]].values():
