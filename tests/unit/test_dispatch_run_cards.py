@@ -204,17 +204,18 @@ def test_a_tie_with_a_drone_still_on_the_run_card_goes_to_the_lesser_id() -> Non
 
 
 def test_a_drone_found_through_a_detour_does_not_end_the_search_before_a_card_tie() -> None:
-    """drone-x, airborne 300 m north of the scene behind a no-fly zone, has the least lower
-    bound but a long detour; drone-y (airborne, less battery) and drone-z (docked at its
-    nest, on the run card, more battery) fly straight from the south and tie with it on the
-    rounded time. Once drone-x is estimated and drone-y sits worse on the heap, the nest
-    walk can still yield drone-z: the search must go on and pick it."""
+    """drone-x, airborne 1,150 m north of the scene behind a no-fly zone, has a lower bound
+    of 76.7 s but a detour; drone-y (airborne, less battery) and drone-z (docked at its
+    nest, on the run card, most battery) fly straight from the south and tie with it on the
+    rounded time. drone-y is pushed (its cell opens at 74.5 s), then drone-x is estimated
+    and is the best found, below drone-y; the nest walk (about 81 s) can still yield
+    drone-z: the search must go on and pick it."""
     core = DispatchCore(origin=(LON, LAT))
     assert core.projection is not None
     lon_lat = core.projection.to_lon_lat
     core.upsert_zone(
         NoFlyZone("nfz-1", tuple(lon_lat(x, y) for x, y in
-                                 ((-600, 100), (600, 100), (600, 200), (-600, 200))))
+                                 ((-400, 500), (400, 500), (400, 600), (-400, 600))))
     )  # fmt: skip
     core.upsert_nest(NestView("nest-a", LON, LAT))
     spec = dict(zip(("cruise_speed_mps", "climb_rate_mps", "cruise_altitude_m",
@@ -229,15 +230,14 @@ def test_a_drone_found_through_a_detour_does_not_end_the_search_before_a_card_ti
         )  # fmt: skip
 
     incident = IncidentRequest("inc-detour", 2, LON, LAT, frozenset(), 1, 60, 1_000)
-    put("drone-x", (0.0, 300.0), "nest-a", 50.0, True)
+    put("drone-x", (0.0, 1150.0), "nest-a", 50.0, True)
     eta_x = round(core.estimate_for(core.drones["drone-x"], incident).eta_seconds, 1)
-    assert eta_x > 300.0 / 15.0 + 10.0  # the detour, well above its lower bound
+    assert eta_x > 1150.0 / 15.0 + 16.7  # the detour: above its bound and the nest walk's
     speed, climb, altitude, delay, _ = SPECS[0]
     z_m = (eta_x - delay - altitude / climb) * speed
     core.upsert_nest(NestView("nest-z", *lon_lat(0.0, -z_m)))
     put("drone-z", (0.0, -z_m), "nest-z", 80.0, False)
-    # drone-y's grid cell reaches to within 1,118 m of the scene, so the search opens it
-    # (74.5 s) before the nest walk reaches nest-z (78.5 s).
+    # drone-y's grid cell reaches to within 1,118 m of the scene (74.5 s).
     put("drone-y", (999.0, -math.sqrt((eta_x * speed) ** 2 - 999.0**2)), "nest-a", 30.0, True)
     assert "drone-z" in core.cards and {"drone-x", "drone-y"} <= core.live.where.keys()
     expected, _, _ = brute_force(core, incident, 1)

@@ -15,7 +15,7 @@ from services.dispatch.domain.selection import (
     choose,
     kth_best,
     least_key,
-    may_beat,
+    may_improve,
     rank_key,
     settled,
 )
@@ -57,7 +57,7 @@ def test_a_lower_bound_never_ranks_after_the_drone_it_bounds(
     key = rank_key(Estimate(drone_id, lower + extra, battery, True), d)
     assert least_key(lower, d) <= key
     assert least_key(lower) < key
-    assert may_beat(lower, key)
+    assert may_improve(key, least_key(lower, d)) and may_improve(key, least_key(lower))
 
 
 def test_a_tie_on_time_left_in_a_source_keeps_the_search_going() -> None:
@@ -74,9 +74,11 @@ def test_a_tie_on_time_left_in_a_source_keeps_the_search_going() -> None:
 
 def test_a_tie_on_the_rounded_time_may_still_beat_the_kth_best() -> None:
     kth = (44.0, -30.0, "drone-002")
-    assert may_beat(44.04, kth)
-    assert not may_beat(44.06, kth)
-    assert may_beat(1e9, None)
+    assert may_improve(kth, least_key(44.04))
+    assert may_improve(kth, least_key(44.04, drone("drone-000", 30.0)))
+    assert not may_improve(kth, least_key(44.04, drone("drone-003", 30.0)))
+    assert not may_improve(kth, least_key(44.06))
+    assert may_improve(None, least_key(1e9))
 
 
 def test_the_kth_best_key() -> None:

@@ -44,7 +44,7 @@ from services.dispatch.domain.selection import (
     choose,
     kth_best,
     least_key,
-    may_beat,
+    may_improve,
     most_battery_first,
     rank_key,
     settled,
@@ -648,22 +648,24 @@ class DispatchCore:
         live_cells = self.live.cells
         drones = self.drones
         push, pop = heapq.heappush, heapq.heappop
-        nest_bound = ring_bound = math.inf
+        nest_bound = ring_bound = source_bound = math.inf
+        floor = NO_KEY  # the least key the sources can still yield
         moved_walk = moved_ring = True
         while True:
-            if moved_walk:
-                while pos < len(walk) and walk[pos][1] not in sites:
-                    pos += 1
-                nest_bound = (
-                    card_over + max(0.0, walk[pos][0] - SITE_RADIUS_M) / card_speed
-                    if pos < len(walk)
-                    else math.inf
-                )
-                moved_walk = False
-            if moved_ring:
-                ring_bound = next_ring[0] / vmax if next_ring is not None else math.inf
-                moved_ring = False
-            source_bound = nest_bound if nest_bound < ring_bound else ring_bound
+            if moved_walk or moved_ring:
+                if moved_walk:
+                    while pos < len(walk) and walk[pos][1] not in sites:
+                        pos += 1
+                    nest_bound = (
+                        card_over + max(0.0, walk[pos][0] - SITE_RADIUS_M) / card_speed
+                        if pos < len(walk)
+                        else math.inf
+                    )
+                if moved_ring:
+                    ring_bound = next_ring[0] / vmax if next_ring is not None else math.inf
+                source_bound = nest_bound if nest_bound < ring_bound else ring_bound
+                floor = least_key(source_bound)
+                moved_walk = moved_ring = False
             if len(feasible) >= need and counted != len(feasible):
                 kth = kth_best([c.key for c in feasible], need)
                 counted = len(feasible)
@@ -671,10 +673,9 @@ class DispatchCore:
             # source can still yield sorts before every drone of its bound, so a tie with a
             # drone not yet pushed is never cut off.
             top = heap[0][0] if heap else NO_KEY
-            floor = least_key(source_bound)
             if settled(kth, top, floor):
                 break
-            if heap and top <= floor and not settled(kth, top):
+            if heap and top <= floor and may_improve(kth, top):
                 _, _, what = pop(heap)
                 if isinstance(what, DockedGroup):
                     straight = what.key[2] in clear
@@ -690,8 +691,9 @@ class DispatchCore:
                         lower = launch_overhead_s(drone) + math.hypot(x - scene_x, y - scene_y) / (
                             drone.cruise_speed_mps
                         )
-                        if may_beat(lower, kth):
-                            push(heap, (least_key(lower, drone), 0, None))
+                        bound = least_key(lower, drone)
+                        if may_improve(kth, bound):
+                            push(heap, (bound, 0, None))
                     continue
                 drone = drones[top[2]]
                 found, path_m = self._estimate(drone, incident, target, back_m)
@@ -715,9 +717,10 @@ class DispatchCore:
                 continue
             assert next_ring is not None
             for distance, cell in next_ring[1]:
-                if may_beat(distance / vmax, kth):
+                bound = least_key(distance / vmax)
+                if may_improve(kth, bound):
                     seq += 1
-                    push(heap, (least_key(distance / vmax), seq, cell))
+                    push(heap, (bound, seq, cell))
             next_ring = next(rings, None)
             moved_ring = True
         if len(feasible) < need:
@@ -804,7 +807,7 @@ class DispatchCore:
                 lower = launch_overhead_s(drone) + math.hypot(x - scene_x, y - scene_y) / (
                     drone.cruise_speed_mps
                 )
-                if not may_beat(lower, kth):
+                if not may_improve(kth, least_key(lower, drone)):
                     continue
             if target is None:
                 target, back_m = self._prepare(incident)

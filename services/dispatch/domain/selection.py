@@ -48,29 +48,26 @@ def rank_key(found: Estimate, drone: DroneView) -> RankKey:
     return (round(found.eta_seconds, 1), -drone.battery_pct, drone.id)
 
 
-def eta_floor(lower_s: float) -> float:
-    """The least rounded time to scene of a drone whose time is at least lower_s."""
-    return round(lower_s - _BOUND_SLACK_S, 1)
-
-
 def least_key(lower_s: float, drone: DroneView | None = None) -> RankKey:
     """The least key a drone whose time to scene is at least lower_s can have; with no
     drone, the least of any drone's (it sorts before every drone with that bound)."""
+    eta_floor = round(lower_s - _BOUND_SLACK_S, 1)
     if drone is None:
-        return (eta_floor(lower_s), -math.inf, "")
-    return (eta_floor(lower_s), -drone.battery_pct, drone.id)
+        return (eta_floor, -math.inf, "")
+    return (eta_floor, -drone.battery_pct, drone.id)
 
 
-def may_beat(lower_s: float, kth: RankKey | None) -> bool:
-    """Can a drone whose time to scene is at least lower_s rank among the need best, the
-    need-th best key found so far being kth (None: fewer found)? A tie on the rounded time
-    may still win on battery or id."""
-    return kth is None or eta_floor(lower_s) <= kth[0]
+def may_improve(kth: RankKey | None, bound: RankKey) -> bool:
+    """Can a drone whose key is at least `bound` rank among the need best, the need-th best
+    key found so far being kth (None: fewer found)? A tie on the rounded time may still
+    win on battery or id."""
+    return kth is None or not kth < bound
 
 
-def settled(kth: RankKey | None, *bounds: RankKey) -> bool:
-    """Is the need-th best key found final: below every bound on what is still unseen?"""
-    return kth is not None and all(kth < bound for bound in bounds)
+def settled(kth: RankKey | None, top: RankKey, floor: RankKey) -> bool:
+    """Is the need-th best key found final? It is when it is below both the least key on
+    a search's heap (`top`) and the least key its sources can still yield (`floor`)."""
+    return kth is not None and kth < top and kth < floor
 
 
 def kth_best(keys: Sequence[RankKey], need: int) -> RankKey | None:
