@@ -6,9 +6,11 @@ the way to the nearest nest with the reserve). Candidates rank by their key, lea
 
     (time to scene rounded to 0.1 s, -battery now, drone id)
 
-so the least time wins, a tie within 0.1 s goes to the most charged drone, and the id
-makes the order total: the same fleet always yields the same choice, whichever index
+so the least time wins, a tie on the rounded time goes to the most charged drone, and the
+id makes the order total: the same fleet always yields the same choice, whichever index
 holds a drone (run card or live grid) and whatever it does (idle, heading home, patrol).
+Each open slot takes the best of them (choose): a drone is taken from less urgent work
+only when nothing else is feasible or, for the urgent, when only that meets the SLA.
 
 The search (core.py) only yields candidates. Every comparison it makes to skip a drone or
 to stop goes through the bounds here: a lower bound on a time to scene becomes the least
