@@ -173,6 +173,80 @@ def test_accepting_assigns_the_brute_force_best(
             assert a.path == core.path_to(core.drones[a.drone_id], incident.lon, incident.lat)
 
 
+def test_a_tie_with_a_drone_still_on_the_run_card_goes_to_the_lesser_id() -> None:
+    """drone-000 (docked at its nest, on the run card) and drone-002 (docked at the same spot
+    but away from its home nest, in the live grid) tie on ETA and battery: the lesser id
+    wins. The search meets drone-002 first; a worse live drone (drone-001) left on the heap
+    must not end it while the nest walk can still yield a drone of the same bound."""
+    core = DispatchCore(origin=(LON, LAT))
+    for nest_id, lon, lat in NESTS[:2]:
+        core.upsert_nest(NestView(nest_id, lon, lat))
+    spec: dict[str, float] = dict(zip(("cruise_speed_mps", "climb_rate_mps", "cruise_altitude_m",
+                     "launch_delay_s", "endurance_s"), SPECS[0], strict=True))  # fmt: skip
+    for drone_id, home, battery in (
+        ("drone-000", "nest-a", 30.0),
+        ("drone-001", "nest-b", 15.0),
+        ("drone-002", "nest-b", 30.0),
+    ):
+        drone = DroneView(
+            drone_id, home, frozenset({"visual"}), **spec, lon=LON, lat=LAT,  # type: ignore[arg-type]
+            battery_pct=battery, link_ok=True,
+        )  # fmt: skip
+        core.upsert_drone(drone, 1_000)
+    assert "drone-000" in core.cards and {"drone-001", "drone-002"} <= core.live.where.keys()
+    incident = IncidentRequest("inc-tie", 2, LON, LAT, frozenset(), 1, 60, 1_000)
+    expected, _, _ = brute_force(core, incident, 1)
+    assert [drone_id for drone_id, _ in expected] == ["drone-000"]
+    assert [e.drone_id for e in core.candidates(incident)][:1] == ["drone-000"]
+    decisions = core.accept(incident, 1_000)
+    assigned = [a.drone_id for d in decisions if isinstance(d, Assigned) for a in d.assignments]
+    assert assigned == ["drone-000"]
+
+
+def test_a_drone_found_through_a_detour_does_not_end_the_search_before_a_card_tie() -> None:
+    """drone-x, airborne 1,150 m north of the scene behind a no-fly zone, has a lower bound
+    of 76.7 s but a detour; drone-y (airborne, less battery) and drone-z (docked at its
+    nest, on the run card, most battery) fly straight from the south and tie with it on the
+    rounded time. drone-y is pushed (its cell opens at 74.5 s), then drone-x is estimated
+    and is the best found, below drone-y; the nest walk (about 81 s) can still yield
+    drone-z: the search must go on and pick it."""
+    core = DispatchCore(origin=(LON, LAT))
+    assert core.projection is not None
+    lon_lat = core.projection.to_lon_lat
+    core.upsert_zone(
+        NoFlyZone("nfz-1", tuple(lon_lat(x, y) for x, y in
+                                 ((-400, 500), (400, 500), (400, 600), (-400, 600))))
+    )  # fmt: skip
+    core.upsert_nest(NestView("nest-a", LON, LAT))
+    spec: dict[str, float] = dict(zip(("cruise_speed_mps", "climb_rate_mps", "cruise_altitude_m",
+                     "launch_delay_s", "endurance_s"), SPECS[0], strict=True))  # fmt: skip
+
+    def put(drone_id: str, xy: tuple[float, float], home: str, battery: float, air: bool) -> None:
+        lon, lat = lon_lat(*xy)
+        core.upsert_drone(
+            DroneView(drone_id, home, frozenset({"visual"}), **spec, lon=lon, lat=lat,  # type: ignore[arg-type]
+                      battery_pct=battery, airborne=air, link_ok=True),
+            1_000,
+        )  # fmt: skip
+
+    incident = IncidentRequest("inc-detour", 2, LON, LAT, frozenset(), 1, 60, 1_000)
+    put("drone-x", (0.0, 1150.0), "nest-a", 50.0, True)
+    eta_x = round(core.estimate_for(core.drones["drone-x"], incident).eta_seconds, 1)
+    assert eta_x > 1150.0 / 15.0 + 16.7  # the detour: above its bound and the nest walk's
+    speed, climb, altitude, delay, _ = SPECS[0]
+    z_m = (eta_x - delay - altitude / climb) * speed
+    core.upsert_nest(NestView("nest-z", *lon_lat(0.0, -z_m)))
+    put("drone-z", (0.0, -z_m), "nest-z", 80.0, False)
+    # drone-y's grid cell reaches to within 1,118 m of the scene (74.5 s).
+    put("drone-y", (999.0, -math.sqrt((eta_x * speed) ** 2 - 999.0**2)), "nest-a", 30.0, True)
+    assert "drone-z" in core.cards and {"drone-x", "drone-y"} <= core.live.where.keys()
+    expected, _, _ = brute_force(core, incident, 1)
+    assert [drone_id for drone_id, _ in expected] == ["drone-z"]
+    ties = {e.drone_id: round(e.eta_seconds, 1) for e in core.candidates(incident, 3)}
+    assert ties == {"drone-x": eta_x, "drone-y": eta_x, "drone-z": eta_x}
+    assert core.candidates(incident)[0].drone_id == "drone-z"
+
+
 def test_only_docked_drones_near_their_nest_go_to_the_cards() -> None:
     cards = RunCards(500.0)
     cards.set_nest("n1", (0.0, 0.0))

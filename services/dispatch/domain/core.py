@@ -36,6 +36,20 @@ from services.dispatch.domain.model import (
 from services.dispatch.domain.nofly import DetourPlanner, NoFlyZone, Target, planner_for
 from services.dispatch.domain.patrols import PatrolRoute
 from services.dispatch.domain.run_cards import SITE_RADIUS_M, DockedGroup, RunCard, RunCards
+from services.dispatch.domain.selection import (
+    NO_KEY,
+    Candidate,
+    RankKey,
+    best_first,
+    choose,
+    kth_best,
+    least_key,
+    may_improve,
+    most_battery_first,
+    rank_key,
+    settled,
+    unranked_order,
+)
 from services.dispatch.domain.stages import observed_stage
 
 XY = tuple[float, float]
@@ -76,17 +90,9 @@ class OutOfArea:
     reason: str
 
 
-# What a search heap entry stands for: a launch group, a live grid cell, or (None) a drone.
+# What a search heap entry stands for: a launch group, a live grid cell, or (None) the
+# drone its key names.
 _Entry = DockedGroup | tuple[int, int] | None
-
-
-@dataclass(frozen=True)
-class _Candidate:
-    key: tuple[float, float, str]  # (eta rounded to 0.1 s, -battery, drone id): least wins
-    estimate: Estimate
-    path_m: float
-    mission: Mission | None = None  # set when the drone is taken from other work
-    straight: bool = False  # known to fly straight to the scene (its run card says so)
 
 
 class DispatchCore:
@@ -432,10 +438,7 @@ class DispatchCore:
     def candidates(self, incident: IncidentRequest, need: int = 1) -> list[Estimate]:
         """The best idle drones' estimates (feasible first, least ETA, then most battery)."""
         found, seen = self._search(incident, need)
-        ranked = sorted(found, key=lambda c: c.key)
-        return [c.estimate for c in ranked] + sorted(
-            seen, key=lambda e: (e.eta_seconds, -e.battery_after_pct, e.drone_id)
-        )
+        return [c.estimate for c in best_first(found)] + unranked_order(seen)
 
     def estimate_for(self, drone: DroneView, incident: IncidentRequest) -> Estimate:
         """The core's own estimate, detours and nearest-nest return included."""
@@ -475,28 +478,13 @@ class DispatchCore:
         entry.tried_at = self._quiet_changes
         slots = sorted(entry.open_slots)
         idle, seen = self._search(incident, len(slots))
-        idle.extend(self._spare(incident, _kth_eta(idle, len(slots))))
-        idle.sort(key=lambda c: c.key)
+        spare = self._spare(incident, kth_best([c.key for c in idle], len(slots)))
+        available = best_first([*idle, *spare])
         left = self.settings.sla_seconds - (now - incident.accepted_ms) / 1000.0
         may_preempt = not incident.patrol_route and entry.rank <= self.settings.preempt_max_priority
         takeable = self._takeable(entry, incident, may_preempt)
         decisions: list[Decision] = []
-        chosen: list[tuple[int, _Candidate]] = []
-        for slot in slots:
-            pick: _Candidate | None = None
-            if idle and (idle[0].estimate.eta_seconds <= left or not may_preempt):
-                pick = idle.pop(0)
-            elif takeable and (
-                not idle or (may_preempt and takeable[0].estimate.eta_seconds <= left)
-            ):
-                # Preempt only when nothing idle is feasible, or (for the urgent) when that
-                # is the only way to be on scene within the SLA.
-                pick = takeable.pop(0)
-            elif idle:
-                pick = idle.pop(0)
-            if pick is None:
-                break
-            chosen.append((slot, pick))
+        chosen = choose(slots, available, takeable, left_s=left, may_preempt=may_preempt)
         assignments: list[Assignment] = []
         victims: list[str] = []
         for slot, pick in chosen:
@@ -622,22 +610,22 @@ class DispatchCore:
 
     def _search(
         self, incident: IncidentRequest, need: int
-    ) -> tuple[list[_Candidate], list[Estimate]]:
-        """Best-first search of idle drones, exact: a heap of lower bounds on the time to
-        scene is fed by two sources, nearest first: the scene cell's run card (nests with
-        idle docked drones, then their launch groups) and the rings of the live grid (drones
-        in the air or away from their nest). Full estimates (detours, battery) run only for
-        drones that could still beat the need-th best found.
+    ) -> tuple[list[Candidate], list[Estimate]]:
+        """Best-first search of idle drones, exact: a heap of lower bounds on the rank key
+        (selection.py) is fed by two sources, nearest first: the scene cell's run card
+        (nests with idle docked drones, then their launch groups) and the rings of the live
+        grid (drones in the air or away from their nest). Full estimates (detours, battery)
+        run only for drones that could still beat the need-th best found.
 
         The infeasible estimates are complete when fewer than `need` drones are feasible
         (then every capable idle drone was estimated); they give the reason for the queue."""
         target, back_m = self._prepare(incident)
         scene = target.xy
         needs = incident.required_capabilities
-        # Entries: (lower bound on ETA rounded, -battery, drone id, sequence, what). A cell,
-        # nest or group sorts before any drone with the same bound and opens at the top.
-        heap: list[tuple[float, float, str, int, _Entry]] = []
-        feasible: list[_Candidate] = []
+        # Entries: (least key, sequence, what). A cell or group's least key sorts before
+        # that of any drone with the same bound, so it opens first.
+        heap: list[tuple[RankKey, int, _Entry]] = []
+        feasible: list[Candidate] = []
         infeasible: list[Estimate] = []
         deferred: list[tuple[DockedGroup, int, float]] = []  # infeasible tails of groups
         rings = self.live.ring_cells(scene)
@@ -654,36 +642,41 @@ class DispatchCore:
         pos = 0
         card_over, card_speed = cards.min_overhead_s, cards.max_speed_mps
         seq = 0
-        kth: tuple[float, float, str] | None = None  # the need-th best key found so far
+        kth: RankKey | None = None  # the need-th best key found so far
         counted = 0  # len(feasible) when kth was taken
         scene_x, scene_y = scene
         live_cells = self.live.cells
         drones = self.drones
         push, pop = heapq.heappush, heapq.heappop
-        nest_bound = ring_bound = math.inf
+        nest_bound = ring_bound = source_bound = math.inf
+        floor = NO_KEY  # the least key the sources can still yield
         moved_walk = moved_ring = True
         while True:
-            if moved_walk:
-                while pos < len(walk) and walk[pos][1] not in sites:
-                    pos += 1
-                nest_bound = (
-                    card_over + max(0.0, walk[pos][0] - SITE_RADIUS_M) / card_speed
-                    if pos < len(walk)
-                    else math.inf
-                )
-                moved_walk = False
-            if moved_ring:
-                ring_bound = next_ring[0] / vmax if next_ring is not None else math.inf
-                moved_ring = False
-            source_bound = nest_bound if nest_bound < ring_bound else ring_bound
+            if moved_walk or moved_ring:
+                if moved_walk:
+                    while pos < len(walk) and walk[pos][1] not in sites:
+                        pos += 1
+                    nest_bound = (
+                        card_over + max(0.0, walk[pos][0] - SITE_RADIUS_M) / card_speed
+                        if pos < len(walk)
+                        else math.inf
+                    )
+                if moved_ring:
+                    ring_bound = next_ring[0] / vmax if next_ring is not None else math.inf
+                source_bound = nest_bound if nest_bound < ring_bound else ring_bound
+                floor = least_key(source_bound)
+                moved_walk = moved_ring = False
             if len(feasible) >= need and counted != len(feasible):
-                keys = [c.key for c in feasible]
-                kth = min(keys) if need == 1 else sorted(keys)[need - 1]
+                kth = kth_best([c.key for c in feasible], need)
                 counted = len(feasible)
-            if heap and heap[0][0] <= source_bound:
-                if kth is not None and kth < heap[0][:3]:
-                    break
-                _, _, drone_id, _, what = pop(heap)
+            # What is still unseen is either on the heap or in a source; the least key a
+            # source can still yield sorts before every drone of its bound, so a tie with a
+            # drone not yet pushed is never cut off.
+            top = heap[0][0] if heap else NO_KEY
+            if settled(kth, top, floor):
+                break
+            if heap and top <= floor and may_improve(kth, top):
+                _, _, what = pop(heap)
                 if isinstance(what, DockedGroup):
                     straight = what.key[2] in clear
                     self._open_group(
@@ -691,36 +684,26 @@ class DispatchCore:
                     )
                     continue
                 if what is not None:
-                    # A drone whose bound already exceeds the need-th best is never needed.
-                    cap = kth[0] if kth is not None else math.inf
                     for member, (x, y) in live_cells[what].items():
                         drone = drones[member]
                         if not needs <= drone.capabilities:
                             continue
-                        lower = round(
-                            launch_overhead_s(drone)
-                            + math.hypot(x - scene_x, y - scene_y) / drone.cruise_speed_mps,
-                            1,
+                        lower = launch_overhead_s(drone) + math.hypot(x - scene_x, y - scene_y) / (
+                            drone.cruise_speed_mps
                         )
-                        if lower <= cap:
-                            push(heap, (lower, -drone.battery_pct, member, 0, None))
+                        bound = least_key(lower, drone)
+                        if may_improve(kth, bound):
+                            push(heap, (bound, 0, None))
                     continue
-                drone = drones[drone_id]
+                drone = drones[top[2]]
                 found, path_m = self._estimate(drone, incident, target, back_m)
                 if found.feasible:
-                    key = (round(found.eta_seconds, 1), -drone.battery_pct, drone_id)
-                    feasible.append(_Candidate(key, found, path_m))
+                    feasible.append(Candidate(rank_key(found, drone), found, path_m))
                 else:
                     infeasible.append(found)
                 continue
             if source_bound == math.inf:
-                break
-            if (
-                kth is not None
-                and kth[0] < round(source_bound, 1)
-                and (not heap or kth < heap[0][:3])
-            ):
-                break
+                break  # and the heap is empty: a non-empty one's top is below this floor
             if nest_bound <= ring_bound:
                 for group in sites[walk[pos][1]].values():
                     gx, gy = group.xy
@@ -728,17 +711,16 @@ class DispatchCore:
                         group.speed_mps
                     )
                     seq += 1
-                    push(heap, (round(lower - 1e-6, 1), -math.inf, "", seq, group))
+                    push(heap, (least_key(lower), seq, group))
                 pos += 1
                 moved_walk = True
                 continue
             assert next_ring is not None
-            cap = kth[0] if kth is not None else math.inf
             for distance, cell in next_ring[1]:
-                lower = round(distance / vmax, 1)
-                if lower <= cap:
+                bound = least_key(distance / vmax)
+                if may_improve(kth, bound):
                     seq += 1
-                    push(heap, (lower, -math.inf, "", seq, cell))
+                    push(heap, (bound, seq, cell))
             next_ring = next(rings, None)
             moved_ring = True
         if len(feasible) < need:
@@ -760,7 +742,7 @@ class DispatchCore:
         target: Target,
         back_m: float,
         need: int,
-        feasible: list[_Candidate],
+        feasible: list[Candidate],
         deferred: list[tuple[DockedGroup, int, float]],
         straight: bool,
     ) -> None:
@@ -785,8 +767,7 @@ class DispatchCore:
             if not found.feasible:
                 deferred.append((group, i, path_m))
                 return
-            key = (round(found.eta_seconds, 1), -drone.battery_pct, drone.id)
-            feasible.append(_Candidate(key, found, path_m, straight=straight))
+            feasible.append(Candidate(rank_key(found, drone), found, path_m, straight=straight))
             taken += 1
             if taken >= need:
                 return
@@ -800,14 +781,14 @@ class DispatchCore:
         owner = self.incidents.get(mission.incident_id)
         return owner is not None and bool(owner.request.patrol_route) and mission.stage in _OUTBOUND
 
-    def _spare(self, incident: IncidentRequest, cap: float) -> list[_Candidate]:
+    def _spare(self, incident: IncidentRequest, kth: RankKey | None) -> list[Candidate]:
         """Feasible drones whose work yields (heading home, or on patrol): they compete with
         the idle drones on the same key. A drone heading home must still be in the air, and
         its battery must cover the new trip, the time on scene and the way to the nearest
         nest with the reserve, like any other. Only the need best idle drones can be chosen,
-        so a drone whose lower bound on the time to scene exceeds the need-th best idle
-        drone's (`cap`) is not estimated (the full estimate, with detours, is the cost)."""
-        pool: list[_Candidate] = []
+        so a drone whose lower bound on the time to scene cannot beat the need-th best idle
+        drone's key (`kth`) is not estimated (the full estimate, with detours, is the cost)."""
+        pool: list[Candidate] = []
         target: Target | None = None
         back_m = 0.0
         needs = incident.required_capabilities
@@ -820,29 +801,28 @@ class DispatchCore:
                 continue
             if mission.stage == MissionStage.RETURNING and not drone.airborne:
                 continue
-            if drone.has_position and cap < math.inf:
+            if drone.has_position and kth is not None:
                 assert drone.lon is not None and drone.lat is not None
                 x, y = self._xy(drone.lon, drone.lat)
                 lower = launch_overhead_s(drone) + math.hypot(x - scene_x, y - scene_y) / (
                     drone.cruise_speed_mps
                 )
-                if round(lower, 1) > cap:
+                if not may_improve(kth, least_key(lower, drone)):
                     continue
             if target is None:
                 target, back_m = self._prepare(incident)
             found, path_m = self._estimate(drone, incident, target, back_m)
             if found.feasible:
-                key = (round(found.eta_seconds, 1), -drone.battery_pct, drone.id)
-                pool.append(_Candidate(key, found, path_m, mission))
+                pool.append(Candidate(rank_key(found, drone), found, path_m, mission))
         return pool
 
     def _takeable(
         self, entry: IncidentSlots, incident: IncidentRequest, may_preempt: bool
-    ) -> list[_Candidate]:
+    ) -> list[Candidate]:
         """Drones on lower-priority incidents that an urgent incident could take when that is
         the only way to meet the SLA (patrols and drones heading home are spare: see
         _spare). Best first."""
-        pool: list[_Candidate] = []
+        pool: list[Candidate] = []
         target: Target | None = None
         back_m = 0.0
         if not may_preempt:
@@ -862,10 +842,8 @@ class DispatchCore:
                 target, back_m = self._prepare(incident)
             found, path_m = self._estimate(drone, incident, target, back_m)
             if found.feasible:
-                key = (round(found.eta_seconds, 1), -drone.battery_pct, drone.id)
-                pool.append(_Candidate(key, found, path_m, mission))
-        pool.sort(key=lambda c: c.key)
-        return pool
+                pool.append(Candidate(rank_key(found, drone), found, path_m, mission))
+        return best_first(pool)
 
     # -- missions --------------------------------------------------------------------------------
 
@@ -1048,7 +1026,7 @@ class DispatchCore:
             nest = self.nests.get(route.nest_id)
             if nest is None or not nest.online or nest.weather_hold:
                 continue
-            pool.sort(key=lambda d: (-d.battery_pct, d.id))
+            pool.sort(key=most_battery_first)
             drone = pool[0]
             flight_s = launch_overhead_s(drone) * 2 + route.length_m / drone.cruise_speed_mps
             if drone.battery_pct - 100.0 * flight_s / drone.endurance_s < self.reserve_pct:
@@ -1191,11 +1169,3 @@ def _why(incident: IncidentRequest, infeasible: list[Estimate], feasible_left: i
     reasons = Counter(c.reason for c in infeasible)
     reason, _ = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[0]
     return f"no feasible drone: {reason}"
-
-
-def _kth_eta(candidates: list[_Candidate], need: int) -> float:
-    """The need-th best time to scene among the candidates (their key's rounded ETA), or
-    infinity when there are fewer."""
-    if len(candidates) < need:
-        return math.inf
-    return sorted(c.key[0] for c in candidates)[need - 1]

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from services.dispatch.domain.model import DroneView
+from services.dispatch.domain.selection import most_battery_first
 
 XY = tuple[float, float]
 
@@ -61,7 +62,7 @@ class DockedGroup:
 
     def ordered(self) -> list[DroneView]:
         if self._ordered is None:
-            self._ordered = sorted(self.members.values(), key=lambda d: (-d.battery_pct, d.id))
+            self._ordered = sorted(self.members.values(), key=most_battery_first)
         return self._ordered
 
 
