@@ -318,13 +318,15 @@ class Stack:
                     f"the {name} service stopped (code {child.returncode}):\n" + self.tail(name)
                 )
 
-    def stop(self) -> None:
+    def stop(self, grace_s: float = 15.0) -> None:
+        """SIGTERM to every child; one that has not exited after `grace_s` is killed."""
         for child in self.children.values():
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
         for child in self.children.values():
             try:
-                child.wait(timeout=15)
+                child.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait(timeout=5)
