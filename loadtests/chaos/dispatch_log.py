@@ -21,7 +21,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
-from airgrid.bus import client_options, header, topic_name
+from airgrid.bus import client_options, header, topic_name, topic_partitions
 from airgrid.config import Settings
 from airgrid.topics import DISPATCH_DECISIONS, DRONE_COMMANDS, MISSION_EVENTS, Topic
 from airgrid.v1 import command_pb2, dispatch_pb2, mission_pb2
@@ -146,10 +146,10 @@ async def _assigned_from_start(
     topics: list[Topic] = [DISPATCH_DECISIONS, DRONE_COMMANDS, MISSION_EVENTS]
     for topic in topics:
         name = topic_name(settings, topic)
-        found = consumer.partitions_for_topic(name)
+        found = await topic_partitions(consumer, name)
         if not found:
             return None
-        partitions += [TopicPartition(name, p) for p in sorted(found)]
+        partitions += found
     consumer.assign(partitions)
     await consumer.seek_to_beginning(*partitions)
     return partitions

@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 import uvicorn
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from airgrid.auth import Role, issue_credential
-from airgrid.bus import client_options, ensure_topics, topic_name
+from airgrid.bus import client_options, ensure_topics, topic_name, topic_partitions
 from airgrid.config import Settings
 from airgrid.db import create_engine, session_factory
 from airgrid.topics import TELEMETRY_RAW
@@ -63,7 +63,7 @@ async def raw_seqs(settings: Settings, drone_id: str) -> list[int]:
     consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False, group_id=None)
     await consumer.start()
     try:
-        partitions = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name))]
+        partitions = await topic_partitions(consumer, name)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         pending = {tp: end for tp, end in (await consumer.end_offsets(partitions)).items() if end}
