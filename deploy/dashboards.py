@@ -668,6 +668,7 @@ COLOURS = {
         "offline": "red",
         "maintenance": "text",
     },
+    "coverage": {"hole": "red"},
 }
 
 
@@ -694,10 +695,14 @@ def _markers(layer: Layer) -> common_builders.MapLayerOptions:
                 "showLegend": True,
                 "style": {
                     "color": {"field": layer.colour_by, "fixed": "dark-green"},
-                    "opacity": 0.85,
+                    "opacity": layer.opacity,
                     "size": {"fixed": 6, "min": 4, "max": 12},
-                    "symbol": {"mode": "fixed", "fixed": "img/icons/marker/circle.svg"},
-                    "text": {"mode": "field", "field": layer.label, "fixed": ""},
+                    "symbol": {"mode": "fixed", "fixed": f"img/icons/marker/{layer.symbol}.svg"},
+                    "text": (
+                        {"mode": "field", "field": layer.label, "fixed": ""}
+                        if layer.label
+                        else {"mode": "fixed", "fixed": ""}
+                    ),
                     "textConfig": {"fontSize": 10, "offsetY": -12, "textAlign": "center"},
                 },
             }
@@ -720,7 +725,8 @@ def operator_map() -> dict[str, Any]:
         .title("Live map")
         .description(
             "Drones by status (last fix in the time range), open incidents by priority with "
-            "their stage, nests with weather holds. Read from the operator map views."
+            "their stage, nests with weather holds, and the coverage holes: cells no available "
+            "drone reaches within the 300 s SLA now. Read from the operator map views."
         )
         .datasource(POSTGRES)
         .unit("none")
@@ -739,7 +745,8 @@ def operator_map() -> dict[str, Any]:
     return _dashboard(
         "airgrid-operator-map",
         "airgrid — live map",
-        "Where the drones, open incidents and held nests are now (PostgreSQL, read-only role).",
+        "Where the drones, open incidents, held nests and coverage holes are now (PostgreSQL, "
+        "read-only role).",
         [panel],
         refresh="10s",
         time_from="now-15m",

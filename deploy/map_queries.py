@@ -15,7 +15,7 @@ from grafana_foundation_sdk.models import dashboard as dashboard_models
 
 from airgrid.operator_map import ROLE, VIEWS
 
-__all__ = ["LAYERS", "POSTGRES", "ROLE", "VIEWS", "Layer", "SqlTarget"]
+__all__ = ["HOLES", "LAYERS", "POSTGRES", "ROLE", "VIEWS", "Layer", "SqlTarget"]
 
 POSTGRES = dashboard_models.DataSourceRef(
     type_val="grafana-postgresql-datasource", uid="airgrid-postgres"
@@ -59,7 +59,9 @@ class Layer:
     ref_id: str
     sql: str
     colour_by: str
-    label: str  # the field shown as text beside each marker
+    label: str | None  # the field shown as text beside each marker, if any
+    symbol: str = "circle"  # one of Grafana's img/icons/marker/<symbol>.svg
+    opacity: float = 0.85
 
 
 DRONES = Layer(
@@ -96,4 +98,19 @@ NESTS = Layer(
     colour_by="state",
     label="name",
 )
-LAYERS = (DRONES, INCIDENTS, NESTS)
+# Cells no available drone reaches within the SLA, from dispatch's read model (migration
+# 0009): translucent squares at the cell centres, drawn under the other layers. The view holds
+# the current holes only, so the dashboard's time range does not apply.
+HOLES = Layer(
+    "Coverage holes",
+    "D",
+    "SELECT zone, cell, coverage, cell_m, latitude, longitude, computed_at AS time\n"
+    "FROM map_coverage_holes\n"
+    "ORDER BY zone, cell",
+    colour_by="coverage",
+    label=None,
+    symbol="square",
+    opacity=0.35,
+)
+# Drawing order: the first layer lies at the bottom.
+LAYERS = (HOLES, DRONES, INCIDENTS, NESTS)

@@ -38,6 +38,7 @@ from services.dispatch.domain.rebalance import (
 )
 from services.dispatch.metrics import (
     COVERAGE_DRONES,
+    COVERAGE_HOLES,
     COVERAGE_RATIO,
     PATROL_BUDGET,
     REBALANCE_MOVES,
@@ -88,6 +89,7 @@ class CoverageKeeper:
         snapshot = self.grid.snapshot(reachers)
         COVERAGE_RATIO.set(snapshot.ratio)
         COVERAGE_DRONES.set(snapshot.reachers)
+        COVERAGE_HOLES.set(snapshot.cells - snapshot.covered_cells)
         self.last = snapshot
         return snapshot
 
@@ -108,6 +110,7 @@ class CoverageKeeper:
         snapshot = self.grid.snapshot(reachers)
         COVERAGE_RATIO.set(snapshot.ratio)
         COVERAGE_DRONES.set(snapshot.reachers)
+        COVERAGE_HOLES.set(snapshot.cells - snapshot.covered_cells)
         self.last = snapshot
         self.gate_patrols(core, coverage=snapshot.ratio, idle=len(available))
         sites = [

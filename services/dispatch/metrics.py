@@ -91,6 +91,10 @@ COVERAGE_RATIO = Gauge(
     "airgrid_coverage_ratio",
     "Share of the zone's area that available drones reach within the SLA (0..1).",
 )
+COVERAGE_HOLES = Gauge(
+    "airgrid_coverage_holes_cells",
+    "Cells of the zone that no available drone reaches within the SLA (the map's holes).",
+)
 COVERAGE_DRONES = Gauge(
     "airgrid_coverage_available_drones", "Drones that could take off for a scene now."
 )

@@ -112,3 +112,18 @@ class IdempotencyKeyRow(Base):
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     response_body: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class CoverageHoleRow(Base):
+    """A cell of the zone that no available drone reaches within the SLA, as dispatch's writer
+    last computed it: the read model of the operators' map (view map_coverage_holes). The
+    writer replaces a zone's rows in one transaction when its set of holes changes."""
+
+    __tablename__ = "coverage_holes"
+
+    zone: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cell: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    cell_m: Mapped[float] = mapped_column(Float)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime())

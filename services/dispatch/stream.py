@@ -81,6 +81,7 @@ from services.dispatch.domain.model import (
 )
 from services.dispatch.domain.nofly import NoFlyZone
 from services.dispatch.domain.patrols import patrol_routes
+from services.dispatch.holes_read_model import HolesReadModel
 from services.dispatch.metrics import (
     ACCEPT_TO_DECISION_SECONDS,
     DECISION_SECONDS,
@@ -343,6 +344,15 @@ class DispatchWorker:
             asyncio.create_task(broker_watch.watch(), name="dispatch-broker-watch"),
             asyncio.create_task(self._failed(), name="dispatch-failure"),
             asyncio.create_task(self._consume(), name="dispatch-incidents"),
+            asyncio.create_task(
+                HolesReadModel(
+                    sessions=self.infra.sessions,
+                    writer=self.writer,
+                    keeper=self.coverage,
+                    zone=self.reference.zone.name,
+                ).run(),
+                name="dispatch-coverage-holes",
+            ),
         ]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)

@@ -1,13 +1,15 @@
 """The live map's SQL against a real, migrated PostgreSQL: entities written through the
 services' own models and track store, each Geomap layer's query taken from the rendered
 dashboard, Grafana's macros expanded as Grafana does, run as the read-only `airgrid_grafana`
-role; every layer returns the columns its markers need, with the entities written."""
+role; every layer returns the columns its markers need, with the entities written. The
+coverage holes layer reads what dispatch's holes read model writes from a real coverage pass."""
 
 from __future__ import annotations
 
 import json
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,10 +20,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from airgrid.config import Settings
 from airgrid.db import create_engine, session_factory
+from airgrid.reference import load_reference
 from airgrid.v1 import telemetry_pb2
-from deploy.map_queries import DRONES, LAYERS, ROLE, VIEWS
+from deploy.map_queries import DRONES, HOLES, LAYERS, ROLE, VIEWS
 from deploy.sql_macros import TimeRange, expand
+from services.dispatch.coverage import CoverageKeeper
+from services.dispatch.domain.core import DispatchCore
+from services.dispatch.domain.model import DroneView, NestView
+from services.dispatch.holes_read_model import HolesReadModel
 from services.dispatch.models import IncidentRow, MissionRow
+from services.dispatch.stream import core_settings
+from services.dispatch.writer_lock import WriterLock, WriterLockLost
 from services.registry.models import DroneRow, NestRow
 from services.telemetry.store import row_of, write_points
 from tests.observability.promql import DASHBOARDS
@@ -29,7 +38,12 @@ from tests.observability.promql import DASHBOARDS
 pytestmark = pytest.mark.integration
 
 # What each layer's markers need: position, the colour field and the label field.
-NEEDED = {layer.ref_id: {"latitude", "longitude", layer.colour_by, layer.label} for layer in LAYERS}
+NEEDED = {
+    layer.ref_id: {"latitude", "longitude", layer.colour_by} | ({layer.label} - {None})
+    for layer in LAYERS
+}
+# The layers the `world` fixture fills; the holes layer has a test of its own.
+ENTITY_LAYERS = {layer.ref_id for layer in LAYERS} - {HOLES.ref_id}
 
 
 @pytest.fixture(scope="module")
@@ -223,7 +237,8 @@ async def test_each_layer_returns_its_markers_as_the_read_only_role(
 ) -> None:
     sql = {ref: expand(raw, _window()) for ref, raw in _panel_sql().items()}
     rows = {ref: await _rows_as_grafana(engine, query) for ref, query in sql.items()}
-    for ref, needed in NEEDED.items():
+    for ref in ENTITY_LAYERS:
+        needed = NEEDED[ref]
         assert rows[ref], f"layer {ref} returned nothing"
         missing = needed - set(rows[ref][0])
         assert not missing, f"layer {ref} lacks {missing}"
@@ -311,3 +326,86 @@ def test_grafana_macros_expand_as_grafana_does() -> None:
     assert expand("$__unixEpochFrom()*1000", window) == "1796025600*1000"
     with pytest.raises(ValueError, match="unknown macro"):
         expand("$__nope(x)", window)
+
+
+# A strip 12 km by 2 km with a nest 3 km west and one 3 km east of its centre: a drone docked
+# at either reaches about 3.8 km within the SLA, so the two together cover the whole strip.
+_STRIP_LON, _STRIP_LAT = 114.40, 30.50
+_KM_LON, _KM_LAT = 1 / 95.9, 1 / 111.2  # degrees per km at this latitude
+
+
+def _strip_keeper(settings: Settings, name: str) -> CoverageKeeper:
+    reference = load_reference()
+    ring = tuple(
+        (_STRIP_LON + dx * 6 * _KM_LON, _STRIP_LAT + dy * _KM_LAT)
+        for dx, dy in ((-1, -1), (1, -1), (1, 1), (-1, 1), (-1, -1))
+    )
+    zone = replace(reference.zone, name=name, boundary=ring, area_km2=24.0,
+                   centre=(_STRIP_LON, _STRIP_LAT))  # fmt: skip
+    return CoverageKeeper(replace(reference, zone=zone), settings)
+
+
+def _docked_at(nest: NestView, drone_id: str) -> DroneView:
+    return DroneView(
+        id=drone_id, home_nest=nest.id, capabilities=frozenset({"thermal"}),
+        cruise_speed_mps=15.0, climb_rate_mps=5.0, cruise_altitude_m=120.0,
+        launch_delay_s=20.0, endurance_s=2400.0, lon=nest.lon, lat=nest.lat,
+        battery_pct=100.0, link_ok=True, mode=1,
+    )  # fmt: skip
+
+
+async def _holes_on_the_map(engine: AsyncEngine, zone: str) -> list[dict[str, Any]]:
+    """The holes layer's rows of this zone (the panel shows every zone's)."""
+    sql = f"SELECT * FROM ({expand(_panel_sql()[HOLES.ref_id], _window())}) AS layer"
+    return await _rows_as_grafana(engine, f"{sql} WHERE zone = '{zone}'")
+
+
+async def test_the_holes_layer_shows_the_cells_an_offline_nest_leaves_uncovered(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    zone = f"strip-{uuid.uuid4().hex[:6]}"
+    keeper = _strip_keeper(settings, zone)
+    west = NestView(f"{zone}-west", _STRIP_LON - 3 * _KM_LON, _STRIP_LAT)
+    east = NestView(f"{zone}-east", _STRIP_LON + 3 * _KM_LON, _STRIP_LAT)
+    strip = keeper.grid.projection.to_lon_lat(0.0, 0.0)
+    core = DispatchCore(settings=core_settings(settings), origin=strip)
+    for nest in (west, east):
+        core.upsert_nest(nest)
+        core.upsert_drone(_docked_at(nest, f"{nest.id}-d1"))
+    lock = WriterLock(engine, f"test-holes/{zone}")
+    await lock.acquire()
+    model = HolesReadModel(sessions=session_factory(engine), writer=lock, keeper=keeper, zone=zone)
+    try:
+        covered = keeper.snapshot(core)
+        assert covered.ratio == 1.0, "both nests' drones cover the strip"
+        assert await model.write_if_changed()
+        assert await _holes_on_the_map(engine, zone) == []
+        assert not await model.write_if_changed(), "the same holes are not written again"
+
+        core.upsert_nest(replace(east, online=False))
+        open_ = keeper.snapshot(core)
+        assert 0 < open_.covered_cells < open_.cells
+        assert await model.write_if_changed()
+        holes = await _holes_on_the_map(engine, zone)
+        assert len(holes) == open_.cells - open_.covered_cells
+        assert NEEDED[HOLES.ref_id] <= set(holes[0])
+        assert {r["coverage"] for r in holes} == {"hole"}
+        assert {r["cell_m"] for r in holes} == {settings.coverage_cell_m}
+        # Only the east nest's side is open: no hole within the west drone's reach.
+        assert min(r["longitude"] for r in holes) > west.lon + 3.0 * _KM_LON
+        assert max(r["longitude"] for r in holes) <= _STRIP_LON + 6 * _KM_LON
+
+        core.upsert_nest(east)
+        keeper.snapshot(core)
+        assert await model.write_if_changed()
+        assert await _holes_on_the_map(engine, zone) == [], "covered again: the holes are gone"
+
+        # A worker that is no longer the writer writes nothing: the fence stops it.
+        core.upsert_nest(replace(east, online=False))
+        keeper.snapshot(core)
+        await lock.release()
+        with pytest.raises(WriterLockLost):
+            await model.write_if_changed()
+        assert await _holes_on_the_map(engine, zone) == []
+    finally:
+        await lock.release()
