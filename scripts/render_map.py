@@ -6,8 +6,9 @@ Grafana's macros expanded as Grafana does, run as the read-only airgrid_grafana 
 
 Without --database-url it starts a private PostgreSQL, migrates it, seeds the reference zone
 and writes a demo snapshot through the services' models and track store (drones docked at their
-nests, some flying to open incidents, one nest held by wind), then draws that. The figure of
-the README (docs/img/operator-map.png) is made this way.
+nests, some flying to open incidents, one nest held by wind, one offline), and the coverage
+holes that snapshot leaves through dispatch's own coverage pass and holes read model, then
+draws that. The figure of the README (docs/img/operator-map.png) is made this way.
 """
 
 from __future__ import annotations
@@ -39,12 +40,20 @@ from airgrid.reference import ReferenceData, load_reference  # noqa: E402
 from airgrid.servers.postgres import PrivatePostgres  # noqa: E402
 from airgrid.v1 import telemetry_pb2  # noqa: E402
 from deploy.dashboards import COLOURS  # noqa: E402
-from deploy.map_queries import DRONES, INCIDENTS, NESTS, ROLE  # noqa: E402
+from deploy.map_queries import DRONES, HOLES, INCIDENTS, NESTS, ROLE  # noqa: E402
 from deploy.sql_macros import TimeRange, expand  # noqa: E402
+from services.dispatch.coverage import CoverageKeeper  # noqa: E402
+from services.dispatch.domain.core import DispatchCore  # noqa: E402
+from services.dispatch.domain.model import DroneView, NestView  # noqa: E402
+from services.dispatch.holes_read_model import HolesReadModel  # noqa: E402
 from services.dispatch.models import IncidentRow, MissionRow  # noqa: E402
+from services.dispatch.stream import core_settings  # noqa: E402
+from services.dispatch.writer_lock import WriterLock  # noqa: E402
 from services.registry.models import DroneRow, NestRow  # noqa: E402
 from services.registry.seed import seed_reference  # noqa: E402
 from services.telemetry.store import row_of, write_points  # noqa: E402
+
+OFFLINE_NESTS = 4
 
 # Grafana's named colours, as matplotlib draws them.
 PALETTE = {
@@ -84,9 +93,17 @@ async def demo_snapshot(engine: AsyncEngine, reference: ReferenceData) -> None:
     flying = rng.sample(drones, 9)
     silent = rng.sample([d for d in drones if d not in flying], 3)
     grounded = rng.sample([d for d in drones if d not in flying and d not in silent], 4)
+    windy = sorted(nests)[len(nests) // 3]
+    # A nest and its nearest neighbours offline (a district's power cut): a hole opens.
+    first = nests[sorted(nests)[2 * len(nests) // 3]]
+    offline = sorted(
+        nests, key=lambda i: math.hypot(nests[i].lon - first.lon, nests[i].lat - first.lat)
+    )[:OFFLINE_NESTS]
     async with session_factory(engine)() as session, session.begin():
-        windy = sorted(nests)[len(nests) // 3]
         await session.execute(update(NestRow).where(NestRow.id == windy).values(wind_mps=14.5))
+        await session.execute(
+            update(NestRow).where(NestRow.id.in_(offline)).values(status="offline")
+        )
         await session.execute(
             update(DroneRow)
             .where(DroneRow.id.in_([d.id for d in grounded]))
@@ -153,6 +170,53 @@ async def demo_snapshot(engine: AsyncEngine, reference: ReferenceData) -> None:
         for drone_id, lon, lat, mode, at in fixes
     ]  # fmt: skip
     await write_points(engine, [row_of(record) for record in records])
+    docked = [d for d in drones if d not in flying and d not in silent and d not in grounded]
+    await write_holes(engine, reference, docked, windy=windy, offline=offline)
+
+
+async def write_holes(
+    engine: AsyncEngine,
+    reference: ReferenceData,
+    docked: list[Any],
+    *,
+    windy: str,
+    offline: list[str],
+) -> None:
+    """The holes the demo's docked drones leave, as dispatch's writer computes and stores them."""
+    settings = Settings()
+    core = DispatchCore(
+        settings=core_settings(settings),
+        origin=reference.zone.centre,
+        area=reference.zone.boundary,
+    )
+    for n in reference.nests:
+        core.upsert_nest(
+            NestView(n.id, n.lon, n.lat, online=n.id not in offline,
+                     wind_mps=14.5 if n.id == windy else 0.0, wind_hold_mps=n.wind_hold_mps)
+        )  # fmt: skip
+    for d in docked:
+        home = next(n for n in reference.nests if n.id == d.home_nest)
+        core.upsert_drone(
+            DroneView(
+                id=d.id, home_nest=d.home_nest, capabilities=frozenset(d.capabilities),
+                cruise_speed_mps=d.cruise_speed_mps, climb_rate_mps=d.climb_rate_mps,
+                cruise_altitude_m=d.cruise_altitude_m, launch_delay_s=d.launch_delay_s,
+                endurance_s=d.endurance_s, lon=home.lon, lat=home.lat, battery_pct=80.0,
+                link_ok=True, mode=1,
+            )
+        )  # fmt: skip
+    keeper = CoverageKeeper(reference, settings)
+    keeper.snapshot(core)
+    lock = WriterLock(engine, "render-map")
+    await lock.acquire()
+    try:
+        holes = HolesReadModel(
+            sessions=session_factory(engine), writer=lock, keeper=keeper,
+            zone=reference.zone.name,
+        )  # fmt: skip
+        await holes.write_if_changed()
+    finally:
+        await lock.release()
 
 
 def draw(layers: dict[str, list[dict[str, Any]]], reference: ReferenceData, out: Path) -> None:
@@ -164,6 +228,20 @@ def draw(layers: dict[str, list[dict[str, Any]]], reference: ReferenceData, out:
     def colour(field: str, value: Any) -> str:
         return PALETTE[COLOURS[field].get(str(value), "text")]
 
+    holes = layers["holes"]
+    if holes:
+        # Squares of the cell's size, in degrees at the zone's latitude.
+        cell_m = holes[0]["cell_m"]
+        half_lat = cell_m / 2 / 111_320
+        half_lon = half_lat / math.cos(math.radians(reference.zone.centre[1]))
+        for r in holes:
+            ax.add_patch(
+                plt.Rectangle((r["longitude"] - half_lon, r["latitude"] - half_lat),
+                              2 * half_lon, 2 * half_lat, linewidth=0,
+                              color=colour("coverage", r["coverage"]), alpha=HOLES.opacity)
+            )  # fmt: skip
+        ax.scatter([], [], marker="s", s=40, color=colour("coverage", "hole"), alpha=HOLES.opacity,
+                   label=f"coverage hole ({len(holes)} cells of {cell_m:.0f} m)")  # fmt: skip
     for state in COLOURS["state"]:
         nests = [r for r in layers["nests"] if r["state"] == state]
         if nests:
@@ -207,7 +285,12 @@ async def render(database_url: str, out: Path, *, demo: bool) -> None:
         window = TimeRange(start=now - timedelta(minutes=15), end=now)
         layers = {
             name: await rows_as_grafana(engine, expand(layer.sql, window))
-            for name, layer in (("drones", DRONES), ("incidents", INCIDENTS), ("nests", NESTS))
+            for name, layer in (
+                ("holes", HOLES),
+                ("drones", DRONES),
+                ("incidents", INCIDENTS),
+                ("nests", NESTS),
+            )
         }
     finally:
         await engine.dispose()
