@@ -13,6 +13,10 @@ EMBEDDED_KAFKA_HOST = "127.0.0.1"
 EMBEDDED_KAFKA_PORT = 9092
 
 
+# The reference zone's (Wuhan): inspection windows such as 07:00–09:00 are local times.
+DEFAULT_ZONE_TIMEZONE = "Asia/Shanghai"
+
+
 class Settings(BaseSettings):
     """One settings object; each field is documented in the README's configuration table."""
 
@@ -71,6 +75,10 @@ class Settings(BaseSettings):
     admin_key: str | None = Field(default=None, description="First admin credential.")
     reference_data: Path | None = Field(
         default=None, description="Zone data directory; unset means the packaged reference zone."
+    )
+    zone_timezone: str = Field(
+        default=DEFAULT_ZONE_TIMEZONE,
+        description="IANA time zone in which inspection plans' daily active windows are read.",
     )
     host: str = "127.0.0.1"
     registry_port: int = 8001

@@ -1,4 +1,5 @@
-"""Loads and checks a zone data directory: boundary, nests, fleet, departments, geofences, types.
+"""Loads and checks a zone data directory: boundary, nests, fleet, departments, geofences,
+incident types, and (optional) scenarios and inspection plans.
 
 A zone is data, not code: another city is another directory with the same six files
 (see airgrid/data/east-lake/README.md). Everything here is read-only and frozen.
@@ -30,6 +31,7 @@ CAPABILITIES = frozenset(
 GEOFENCE_KINDS = frozenset({"no-fly", "altitude-limit", "temporary"})
 NEST_STATUSES = frozenset({"online", "offline", "maintenance"})
 PRIORITIES = range(1, 5)
+SEVERITIES = ("low", "medium", "high", "critical")
 
 T = TypeVar("T")
 
@@ -110,6 +112,46 @@ class IncidentType:
 
 
 @dataclass(frozen=True)
+class EscalationSpec:
+    min_confidence: float
+    """A detection at least this confident (0 … 1) escalates its case."""
+    incident_type: str
+    """Code from incident_types.json."""
+    priority: int
+
+
+@dataclass(frozen=True)
+class ScenarioSpec:
+    """One entry of the scenario catalogue: what a detection is about and who owns its cases."""
+
+    code: str
+    name: str
+    departments: tuple[str, ...]
+    severity: str
+    """One of SEVERITIES."""
+    merge_radius_m: float
+    merge_window_s: int
+    escalation: EscalationSpec | None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class InspectionPlanSpec:
+    """A plan as the zone ships it. Its geometry and windows are checked by the registry's
+    inspection rules when it is seeded (the kernel knows no registry rules)."""
+
+    id: str
+    name: str
+    department: str
+    geometry: Mapping[str, Any]
+    """GeoJSON Polygon (an area) or LineString (a corridor's centre line)."""
+    width_m: float | None
+    revisit_interval_s: int
+    active_windows: tuple[tuple[str, str], ...]
+    """(start, end) local HH:MM pairs; empty means all day."""
+
+
+@dataclass(frozen=True)
 class ReferenceData:
     zone: Zone
     nests: tuple[NestSpec, ...]
@@ -117,6 +159,10 @@ class ReferenceData:
     departments: tuple[DepartmentSpec, ...]
     geofences: tuple[GeofenceSpec, ...]
     incident_types: tuple[IncidentType, ...]
+    scenarios: tuple[ScenarioSpec, ...] = ()
+    """scenarios.json; a zone without it has no scenario catalogue."""
+    inspection_plans: tuple[InspectionPlanSpec, ...] = ()
+    """inspection_plans.json; a zone without it ships no plans."""
     source: Path = field(default=DEFAULT_ZONE, compare=False)
     """The directory it was loaded from."""
 
@@ -153,6 +199,12 @@ def _load(directory: Path) -> ReferenceData:
     incident_types = _entries(directory, "incident_types.json", _incident_type)
     _unique("incident_types.json", "incident type code", [t.code for t in incident_types])
     _check_catalogue(incident_types, drones, departments)
+    scenarios = _optional_entries(directory, "scenarios.json", _scenario)
+    _unique("scenarios.json", "scenario code", [s.code for s in scenarios])
+    _check_scenarios(scenarios, incident_types, departments)
+    plans = _optional_entries(directory, "inspection_plans.json", _inspection_plan)
+    _unique("inspection_plans.json", "plan id", [p.id for p in plans])
+    _check_plan_owners(plans, departments)
     return ReferenceData(
         zone=zone,
         nests=nests,
@@ -160,6 +212,8 @@ def _load(directory: Path) -> ReferenceData:
         departments=departments,
         geofences=geofences,
         incident_types=incident_types,
+        scenarios=scenarios,
+        inspection_plans=plans,
         source=directory,
     )
 
@@ -182,6 +236,15 @@ def _entries(directory: Path, name: str, parse: Callable[[Mapping[str, Any]], T]
     if not isinstance(raw, list) or not raw:
         raise ReferenceDataError(f"{name}: expected a non-empty JSON list of objects")
     return tuple(_parse(name, i, entry, parse) for i, entry in enumerate(raw))
+
+
+def _optional_entries(
+    directory: Path, name: str, parse: Callable[[Mapping[str, Any]], T]
+) -> tuple[T, ...]:
+    """A file a zone may leave out (an empty tuple then); present, it must be well formed."""
+    if not (directory / name).exists():
+        return ()
+    return _entries(directory, name, parse)
 
 
 def _parse(name: str, index: int, entry: Any, parse: Callable[[Mapping[str, Any]], T]) -> T:
@@ -359,6 +422,65 @@ def _incident_type(entry: Mapping[str, Any]) -> IncidentType:
     )
 
 
+def _scenario(entry: Mapping[str, Any]) -> ScenarioSpec:
+    severity = _text(entry, "severity")
+    if severity not in SEVERITIES:
+        raise ValueError(f"severity {severity!r} is not one of {list(SEVERITIES)}")
+    window = entry["merge_window_s"]
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ValueError(f"merge_window_s must be a whole number of seconds >= 1, not {window!r}")
+    rule = entry.get("escalation")
+    escalation = None
+    if rule is not None:
+        if not isinstance(rule, dict):
+            raise ValueError("escalation must be an object or null")
+        confidence = _number(rule, "min_confidence")
+        if not 0 <= confidence <= 1:
+            raise ValueError(f"escalation.min_confidence must be within 0 … 1, not {confidence}")
+        priority = rule["priority"]
+        if isinstance(priority, bool) or priority not in PRIORITIES:
+            raise ValueError(f"escalation.priority must be 1 … 4, not {priority!r}")
+        escalation = EscalationSpec(confidence, _text(rule, "incident_type"), int(priority))
+    departments = _codes(entry, "departments")
+    if not departments:
+        raise ValueError("departments must name at least one owner department")
+    return ScenarioSpec(
+        code=_text(entry, "code"),
+        name=_text(entry, "name"),
+        departments=departments,
+        severity=severity,
+        merge_radius_m=_number(entry, "merge_radius_m", positive=True),
+        merge_window_s=window,
+        escalation=escalation,
+        description=str(entry.get("description", "")),
+    )
+
+
+def _inspection_plan(entry: Mapping[str, Any]) -> InspectionPlanSpec:
+    geometry = entry["geometry"]
+    if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon", "LineString"):
+        raise ValueError("geometry must be a GeoJSON Polygon (area) or LineString (corridor)")
+    interval = entry["revisit_interval_s"]
+    if isinstance(interval, bool) or not isinstance(interval, int):
+        raise ValueError(f"revisit_interval_s must be whole seconds, not {interval!r}")
+    windows = entry.get("active_windows", [])
+    if not isinstance(windows, list) or not all(
+        isinstance(w, dict) and isinstance(w.get("start"), str) and isinstance(w.get("end"), str)
+        for w in windows
+    ):
+        raise ValueError('active_windows must be a list of {"start": "HH:MM", "end": "HH:MM"}')
+    width = _number(entry, "width_m") if entry.get("width_m") is not None else None
+    return InspectionPlanSpec(
+        id=_text(entry, "id"),
+        name=_text(entry, "name"),
+        department=_text(entry, "department"),
+        geometry=geometry,
+        width_m=width,
+        revisit_interval_s=interval,
+        active_windows=tuple((w["start"], w["end"]) for w in windows),
+    )
+
+
 def _geofence(feature: Mapping[str, Any]) -> GeofenceSpec:
     props = feature["properties"]
     if not isinstance(props, dict):
@@ -466,4 +588,36 @@ def _check_catalogue(
             raise ReferenceDataError(
                 f"incident_types.json: {t.code} names departments {unknown} "
                 "that departments.json lacks"
+            )
+
+
+def _check_scenarios(
+    scenarios: tuple[ScenarioSpec, ...],
+    types: tuple[IncidentType, ...],
+    departments: tuple[DepartmentSpec, ...],
+) -> None:
+    codes = {d.code for d in departments}
+    type_codes = {t.code for t in types}
+    for s in scenarios:
+        unknown = sorted(set(s.departments) - codes)
+        if unknown:
+            raise ReferenceDataError(
+                f"scenarios.json: {s.code} names departments {unknown} that departments.json lacks"
+            )
+        if s.escalation is not None and s.escalation.incident_type not in type_codes:
+            raise ReferenceDataError(
+                f"scenarios.json: {s.code} escalates to incident type "
+                f"{s.escalation.incident_type!r}, which incident_types.json lacks"
+            )
+
+
+def _check_plan_owners(
+    plans: tuple[InspectionPlanSpec, ...], departments: tuple[DepartmentSpec, ...]
+) -> None:
+    codes = {d.code for d in departments}
+    for p in plans:
+        if p.department not in codes:
+            raise ReferenceDataError(
+                f"inspection_plans.json: {p.id} belongs to department {p.department!r}, "
+                "which departments.json lacks"
             )

@@ -400,13 +400,16 @@ def registry_seed(
         engine = create_engine(settings)
         try:
             result = await seed_reference(
-                session_factory(engine), load_reference(data or settings.reference_data)
+                session_factory(engine),
+                load_reference(data or settings.reference_data),
+                timezone=settings.zone_timezone,
             )
         finally:
             await engine.dispose()
         typer.echo(
             f"seeded: {result.departments} departments, {result.nests} nests, "
-            f"{result.drones} drones, {result.geofences} geofences added"
+            f"{result.drones} drones, {result.geofences} geofences, "
+            f"{result.inspection_plans} inspection plans, {result.scenarios} scenarios added"
         )
 
     asyncio.run(main())

@@ -92,8 +92,74 @@ class CredentialRevoked(_message.Message):
     credential_id: str
     def __init__(self, credential_id: _Optional[str] = ...) -> None: ...
 
+class ActiveWindow(_message.Message):
+    __slots__ = ("start", "end")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    start: str
+    end: str
+    def __init__(self, start: _Optional[str] = ..., end: _Optional[str] = ...) -> None: ...
+
+class InspectionPlan(_message.Message):
+    __slots__ = ("id", "name", "department", "kind", "ring_lon", "ring_lat", "path_lon", "path_lat", "width_m", "revisit_interval_s", "active_windows", "timezone")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DEPARTMENT_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    RING_LON_FIELD_NUMBER: _ClassVar[int]
+    RING_LAT_FIELD_NUMBER: _ClassVar[int]
+    PATH_LON_FIELD_NUMBER: _ClassVar[int]
+    PATH_LAT_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_M_FIELD_NUMBER: _ClassVar[int]
+    REVISIT_INTERVAL_S_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_WINDOWS_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    department: str
+    kind: str
+    ring_lon: _containers.RepeatedScalarFieldContainer[float]
+    ring_lat: _containers.RepeatedScalarFieldContainer[float]
+    path_lon: _containers.RepeatedScalarFieldContainer[float]
+    path_lat: _containers.RepeatedScalarFieldContainer[float]
+    width_m: float
+    revisit_interval_s: int
+    active_windows: _containers.RepeatedCompositeFieldContainer[ActiveWindow]
+    timezone: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., department: _Optional[str] = ..., kind: _Optional[str] = ..., ring_lon: _Optional[_Iterable[float]] = ..., ring_lat: _Optional[_Iterable[float]] = ..., path_lon: _Optional[_Iterable[float]] = ..., path_lat: _Optional[_Iterable[float]] = ..., width_m: _Optional[float] = ..., revisit_interval_s: _Optional[int] = ..., active_windows: _Optional[_Iterable[_Union[ActiveWindow, _Mapping]]] = ..., timezone: _Optional[str] = ...) -> None: ...
+
+class EscalationRule(_message.Message):
+    __slots__ = ("min_confidence", "incident_type", "priority")
+    MIN_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    INCIDENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    min_confidence: float
+    incident_type: str
+    priority: int
+    def __init__(self, min_confidence: _Optional[float] = ..., incident_type: _Optional[str] = ..., priority: _Optional[int] = ...) -> None: ...
+
+class Scenario(_message.Message):
+    __slots__ = ("code", "name", "departments", "severity", "merge_radius_m", "merge_window_s", "escalation", "description")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DEPARTMENTS_FIELD_NUMBER: _ClassVar[int]
+    SEVERITY_FIELD_NUMBER: _ClassVar[int]
+    MERGE_RADIUS_M_FIELD_NUMBER: _ClassVar[int]
+    MERGE_WINDOW_S_FIELD_NUMBER: _ClassVar[int]
+    ESCALATION_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    name: str
+    departments: _containers.RepeatedScalarFieldContainer[str]
+    severity: str
+    merge_radius_m: float
+    merge_window_s: int
+    escalation: EscalationRule
+    description: str
+    def __init__(self, code: _Optional[str] = ..., name: _Optional[str] = ..., departments: _Optional[_Iterable[str]] = ..., severity: _Optional[str] = ..., merge_radius_m: _Optional[float] = ..., merge_window_s: _Optional[int] = ..., escalation: _Optional[_Union[EscalationRule, _Mapping]] = ..., description: _Optional[str] = ...) -> None: ...
+
 class RegistryChange(_message.Message):
-    __slots__ = ("entity_id", "deleted", "version", "changed_time_ms", "department", "nest", "drone", "geofence", "credential_revoked", "deleted_kind")
+    __slots__ = ("entity_id", "deleted", "version", "changed_time_ms", "department", "nest", "drone", "geofence", "credential_revoked", "inspection_plan", "scenario", "deleted_kind")
     ENTITY_ID_FIELD_NUMBER: _ClassVar[int]
     DELETED_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -103,6 +169,8 @@ class RegistryChange(_message.Message):
     DRONE_FIELD_NUMBER: _ClassVar[int]
     GEOFENCE_FIELD_NUMBER: _ClassVar[int]
     CREDENTIAL_REVOKED_FIELD_NUMBER: _ClassVar[int]
+    INSPECTION_PLAN_FIELD_NUMBER: _ClassVar[int]
+    SCENARIO_FIELD_NUMBER: _ClassVar[int]
     DELETED_KIND_FIELD_NUMBER: _ClassVar[int]
     entity_id: str
     deleted: bool
@@ -113,5 +181,7 @@ class RegistryChange(_message.Message):
     drone: Drone
     geofence: Geofence
     credential_revoked: CredentialRevoked
+    inspection_plan: InspectionPlan
+    scenario: Scenario
     deleted_kind: str
-    def __init__(self, entity_id: _Optional[str] = ..., deleted: _Optional[bool] = ..., version: _Optional[int] = ..., changed_time_ms: _Optional[int] = ..., department: _Optional[_Union[Department, _Mapping]] = ..., nest: _Optional[_Union[Nest, _Mapping]] = ..., drone: _Optional[_Union[Drone, _Mapping]] = ..., geofence: _Optional[_Union[Geofence, _Mapping]] = ..., credential_revoked: _Optional[_Union[CredentialRevoked, _Mapping]] = ..., deleted_kind: _Optional[str] = ...) -> None: ...
+    def __init__(self, entity_id: _Optional[str] = ..., deleted: _Optional[bool] = ..., version: _Optional[int] = ..., changed_time_ms: _Optional[int] = ..., department: _Optional[_Union[Department, _Mapping]] = ..., nest: _Optional[_Union[Nest, _Mapping]] = ..., drone: _Optional[_Union[Drone, _Mapping]] = ..., geofence: _Optional[_Union[Geofence, _Mapping]] = ..., credential_revoked: _Optional[_Union[CredentialRevoked, _Mapping]] = ..., inspection_plan: _Optional[_Union[InspectionPlan, _Mapping]] = ..., scenario: _Optional[_Union[Scenario, _Mapping]] = ..., deleted_kind: _Optional[str] = ...) -> None: ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
 from prometheus_client import Counter
@@ -17,7 +18,9 @@ from airgrid.revocations import revocation_view
 from airgrid.service_app import Infrastructure, create_service_app
 from airgrid.topics import REGISTRY_CHANGES
 from services.registry.api import router
+from services.registry.api_inspection import router as inspection_router
 from services.registry.changes import publish_snapshot
+from services.registry.inspection import InspectionContext
 from services.registry.seed import seed_reference
 
 log = logging.getLogger("airgrid.registry")
@@ -37,13 +40,15 @@ def build_app(settings: Settings | None = None, *, seed: bool = True) -> FastAPI
         app.state.authenticator = infra.authenticator
         reference = load_reference(settings.reference_data)
         app.state.zone = reference.zone  # registry positions must lie in it
+        timezone = str(ZoneInfo(settings.zone_timezone))  # an unknown zone stops start-up
+        app.state.inspection = InspectionContext(reference.zone, timezone, reference.incident_types)
         if seed:
-            result = await seed_reference(infra.sessions, reference)
+            result = await seed_reference(infra.sessions, reference, timezone=timezone)
             log.info("reference zone seeded", extra={"added": result.total})
         # The broker may have lost the topic (the embedded one keeps data in memory):
         # republish the whole registry so that every consumer can rebuild its view.
         async with infra.sessions() as session, session.begin():
-            count = await publish_snapshot(session)
+            count = await publish_snapshot(session, timezone=timezone)
         log.info("registry snapshot queued", extra={"entities": count})
         relay = OutboxRelay(
             service="registry",
@@ -61,7 +66,7 @@ def build_app(settings: Settings | None = None, *, seed: bool = True) -> FastAPI
             """The broker came back without its data: every consumer's registry view would
             stay empty (or stale) until the next change, so the whole registry again."""
             async with infra.sessions() as session, session.begin():
-                count = await publish_snapshot(session)
+                count = await publish_snapshot(session, timezone=timezone)
             relay.notify()
             await revocations.stop()
             await revocations.start()  # from the start of the new log
@@ -89,8 +94,10 @@ def build_app(settings: Settings | None = None, *, seed: bool = True) -> FastAPI
         service="registry",
         settings=settings,
         title="airgrid registry",
-        description="Departments, nests, drones, no-fly zones and credentials.",
+        description="Departments, nests, drones, no-fly zones, credentials, inspection plans "
+        "and the scenario catalogue.",
         lifespan=lifespan,
     )
     app.include_router(router)
+    app.include_router(inspection_router)
     return app

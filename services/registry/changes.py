@@ -11,7 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from airgrid.outbox import enqueue
 from airgrid.topics import REGISTRY_CHANGES
 from airgrid.v1 import registry_pb2
-from services.registry.models import DepartmentRow, DroneRow, GeofenceRow, NestRow
+from services.registry.models import (
+    DepartmentRow,
+    DroneRow,
+    GeofenceRow,
+    InspectionPlanRow,
+    NestRow,
+    ScenarioRow,
+)
 
 Row = DepartmentRow | NestRow | DroneRow | GeofenceRow
 
@@ -81,6 +88,79 @@ def change_of(row: Row) -> registry_pb2.RegistryChange:
     return change
 
 
+def plan_entity_id(plan_id: str) -> str:
+    """Plans share the compacted topic with every registry entity: the prefix keeps a plan's
+    key from ever replacing a nest or a drone of the same id."""
+    return f"inspection-plan:{plan_id}"
+
+
+def scenario_entity_id(code: str) -> str:
+    return f"scenario:{code}"
+
+
+def plan_change(row: InspectionPlanRow, timezone: str) -> registry_pb2.RegistryChange:
+    plan = registry_pb2.InspectionPlan(
+        id=row.id,
+        name=row.name,
+        department=row.department,
+        kind="corridor" if row.geometry["type"] == "LineString" else "area",
+        width_m=row.width_m or 0.0,
+        revisit_interval_s=row.revisit_interval_s,
+        active_windows=[
+            registry_pb2.ActiveWindow(start=w["start"], end=w["end"]) for w in row.active_windows
+        ],
+        timezone=timezone,
+    )
+    if row.geometry["type"] == "LineString":
+        plan.path_lon.extend(p[0] for p in row.geometry["coordinates"])
+        plan.path_lat.extend(p[1] for p in row.geometry["coordinates"])
+    else:
+        plan.ring_lon.extend(p[0] for p in row.geometry["coordinates"][0])
+        plan.ring_lat.extend(p[1] for p in row.geometry["coordinates"][0])
+    change = registry_pb2.RegistryChange(
+        entity_id=plan_entity_id(row.id),
+        version=row.version,
+        changed_time_ms=int(time.time() * 1000),
+    )
+    change.inspection_plan.CopyFrom(plan)
+    return change
+
+
+def scenario_change(row: ScenarioRow) -> registry_pb2.RegistryChange:
+    scenario = registry_pb2.Scenario(
+        code=row.code,
+        name=row.name,
+        departments=row.departments,
+        severity=row.severity,
+        merge_radius_m=row.merge_radius_m,
+        merge_window_s=row.merge_window_s,
+        description=row.description,
+    )
+    if row.escalation is not None:
+        scenario.escalation.CopyFrom(
+            registry_pb2.EscalationRule(
+                min_confidence=row.escalation["min_confidence"],
+                incident_type=row.escalation["incident_type"],
+                priority=row.escalation["priority"],
+            )
+        )
+    change = registry_pb2.RegistryChange(
+        entity_id=scenario_entity_id(row.code),
+        version=row.version,
+        changed_time_ms=int(time.time() * 1000),
+    )
+    change.scenario.CopyFrom(scenario)
+    return change
+
+
+def publish_plan(session: AsyncSession, row: InspectionPlanRow, timezone: str) -> None:
+    _enqueue(session, plan_change(row, timezone))
+
+
+def publish_scenario(session: AsyncSession, row: ScenarioRow) -> None:
+    _enqueue(session, scenario_change(row))
+
+
 def publish(session: AsyncSession, row: Row) -> None:
     """Queue the row's current state on airgrid.registry.changes, in the caller's transaction."""
     _enqueue(session, change_of(row))
@@ -123,8 +203,9 @@ def _enqueue(
     )
 
 
-async def publish_snapshot(session: AsyncSession) -> int:
-    """Queue every entity, so a consumer of an empty or new topic can rebuild the registry."""
+async def publish_snapshot(session: AsyncSession, *, timezone: str) -> int:
+    """Queue every entity, so a consumer of an empty or new topic can rebuild the registry.
+    `timezone` is the zone's, in which the plans' windows are read."""
     rows: list[Row] = []
     rows.extend((await session.scalars(select(DepartmentRow))).all())
     rows.extend((await session.scalars(select(NestRow))).all())
@@ -132,4 +213,10 @@ async def publish_snapshot(session: AsyncSession) -> int:
     rows.extend((await session.scalars(select(GeofenceRow))).all())
     for row in rows:
         publish(session, row)
-    return len(rows)
+    plans = (await session.scalars(select(InspectionPlanRow))).all()
+    for plan in plans:
+        publish_plan(session, plan, timezone)
+    scenarios = (await session.scalars(select(ScenarioRow))).all()
+    for scenario in scenarios:
+        publish_scenario(session, scenario)
+    return len(rows) + len(plans) + len(scenarios)

@@ -93,3 +93,39 @@ class AuditRow(Base):
         Index("ix_registry_audit_entity", "entity_kind", "entity_id"),
         Index("ix_registry_audit_at", "at"),
     )
+
+
+class InspectionPlanRow(Base):
+    """An area (Polygon) or a corridor (LineString and width) that its department wants seen
+    again every `revisit_interval_s`, inside its daily active windows (none means all day)."""
+
+    __tablename__ = "inspection_plans"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # A department that still owns plans cannot be deleted (409), like one with credentials.
+    department: Mapped[str] = mapped_column(ForeignKey("departments.code"), index=True)
+    geometry: Mapped[dict[str, Any]] = mapped_column(JSON)
+    width_m: Mapped[float | None] = mapped_column(Float, nullable=True)
+    revisit_interval_s: Mapped[int] = mapped_column(Integer)
+    active_windows: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class ScenarioRow(Base):
+    """One entry of the scenario catalogue: what a detection is about, who owns its cases, how
+    detections merge into a case and when a case becomes an incident."""
+
+    __tablename__ = "scenarios"
+
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    departments: Mapped[list[str]] = mapped_column(JSON, default=list)
+    severity: Mapped[str] = mapped_column(String(16))
+    merge_radius_m: Mapped[float] = mapped_column(Float)
+    merge_window_s: Mapped[int] = mapped_column(Integer)
+    escalation: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    description: Mapped[str] = mapped_column(String(500), default="")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

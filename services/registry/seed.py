@@ -8,9 +8,19 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from airgrid.config import DEFAULT_ZONE_TIMEZONE
 from airgrid.reference import ReferenceData
 from services.registry.changes import Row, publish
-from services.registry.models import AuditRow, DepartmentRow, DroneRow, GeofenceRow, NestRow
+from services.registry.inspection_seed import seed_inspection
+from services.registry.models import (
+    AuditRow,
+    DepartmentRow,
+    DroneRow,
+    GeofenceRow,
+    InspectionPlanRow,
+    NestRow,
+    ScenarioRow,
+)
 from services.registry.service import Actor, audit, document_of, kind_of
 
 SEED_ACTOR = Actor("seed", "system")
@@ -22,10 +32,19 @@ class SeedResult:
     nests: int
     drones: int
     geofences: int
+    inspection_plans: int = 0
+    scenarios: int = 0
 
     @property
     def total(self) -> int:
-        return self.departments + self.nests + self.drones + self.geofences
+        return (
+            self.departments
+            + self.nests
+            + self.drones
+            + self.geofences
+            + self.inspection_plans
+            + self.scenarios
+        )
 
 
 def _when(value: str | None) -> datetime | None:
@@ -54,6 +73,8 @@ async def _known_ids(session: AsyncSession) -> dict[str, set[str]]:
         ("nest", NestRow.id),
         ("drone", DroneRow.id),
         ("geofence", GeofenceRow.id),
+        ("inspection-plan", InspectionPlanRow.id),
+        ("scenario", ScenarioRow.code),
     ):
         known[kind] = set((await session.scalars(select(column))).all())
     audited = await session.execute(select(AuditRow.entity_kind, AuditRow.entity_id).distinct())
@@ -63,10 +84,14 @@ async def _known_ids(session: AsyncSession) -> dict[str, set[str]]:
 
 
 async def seed_reference(
-    sessions: async_sessionmaker[AsyncSession], reference: ReferenceData
+    sessions: async_sessionmaker[AsyncSession],
+    reference: ReferenceData,
+    *,
+    timezone: str = DEFAULT_ZONE_TIMEZONE,
 ) -> SeedResult:
     """Insert what is missing (never overwrites edits, never brings back a deleted entity);
-    returns how many rows were added."""
+    returns how many rows were added. `timezone` is the zone's, in which plans' windows are
+    read (their change events carry it)."""
     added = {"departments": 0, "nests": 0, "drones": 0, "geofences": 0}
     async with sessions() as session, session.begin():
         known = await _known_ids(session)
@@ -139,4 +164,9 @@ async def seed_reference(
                 session.add(fence)
                 _record(session, fence, g.id)
                 added["geofences"] += 1
+        await session.flush()  # plans name their departments
+        plans, scenarios = await seed_inspection(
+            session, reference, known, actor=SEED_ACTOR, timezone=timezone
+        )
+        added["inspection_plans"], added["scenarios"] = plans, scenarios
     return SeedResult(**added)

@@ -557,6 +557,21 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("DELETE", "/v1/credentials/none"): ADMIN,
     ("GET", "/v1/audit"): OVERSEERS,
     ("GET", "/v1/snapshot"): OVERSEERS,
+    ("GET", "/v1/inspection/plans"): EVERY_ROLE,
+    ("GET", "/v1/inspection/plans/zone-baseline"): EVERY_ROLE,
+    ("POST", "/v1/inspection/plans"): ADMIN,
+    ("PATCH", "/v1/inspection/plans/zone-baseline"): ADMIN,
+    ("DELETE", "/v1/inspection/plans/zone-baseline"): ADMIN,
+    ("GET", "/v1/inspection-plans"): EVERY_ROLE,
+    ("GET", "/v1/inspection-plans/zone-baseline"): EVERY_ROLE,
+    ("POST", "/v1/inspection-plans"): ADMIN,
+    ("PATCH", "/v1/inspection-plans/zone-baseline"): ADMIN,
+    ("DELETE", "/v1/inspection-plans/zone-baseline"): ADMIN,
+    ("GET", "/v1/inspection/scenarios"): EVERY_ROLE,
+    ("GET", "/v1/inspection/scenarios/smoke"): EVERY_ROLE,
+    ("POST", "/v1/inspection/scenarios"): ADMIN,
+    ("PATCH", "/v1/inspection/scenarios/smoke"): ADMIN,
+    ("DELETE", "/v1/inspection/scenarios/smoke"): ADMIN,
 }
 
 

@@ -112,6 +112,20 @@ BEYOND_THE_SCHEMA = {
     ("POST", "/v1/incidents"): "type in the catalogue; location in the zone, outside no-fly "
     "zones; some drones carry the capabilities",
     ("GET", "/v1/drones/{drone_id}/track"): "until later than since: two parameters' relation",
+    **{
+        (method, path): "department exists; geometry simple, closed and in the zone; width_m "
+        "only with a corridor; a window's start differs from its end"
+        for method, path in (
+            ("POST", "/v1/inspection/plans"),
+            ("PATCH", "/v1/inspection/plans/{plan_id}"),
+            ("POST", "/v1/inspection-plans"),
+            ("PATCH", "/v1/inspection-plans/{plan_id}"),
+        )
+    },
+    ("POST", "/v1/inspection/scenarios"): "owner departments exist; escalation.incident_type "
+    "is in the incident catalogue",
+    ("PATCH", "/v1/inspection/scenarios/{code}"): "owner departments exist; "
+    "escalation.incident_type is in the incident catalogue",
 }
 for _operation in BEYOND_THE_SCHEMA:
     NOT_APPLICABLE.setdefault(_operation, {})["positive_data_acceptance"] = BEYOND_THE_SCHEMA[

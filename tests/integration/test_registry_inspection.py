@@ -1,0 +1,510 @@
+"""Inspection plans and the scenario catalogue on the real PostgreSQL and broker: the reference
+seed, CRUD with ETags, roles, every 422 naming its field, and the change events on
+airgrid.registry.changes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from airgrid.bus import ensure_topics
+from airgrid.config import Settings
+from airgrid.reference import load_reference
+from airgrid.v1 import registry_pb2
+from tests.eventually import eventually
+from tests.integration.test_registry_api import (
+    IN_ZONE,
+    Registry,
+    assert_problem,
+    issue_keys,
+    running_registry,
+    square,
+    unique,
+)
+from tests.integration.test_registry_changes import ChangeReader
+
+pytestmark = pytest.mark.integration
+
+REFERENCE = load_reference()
+PLAN_COLLECTIONS = ("/v1/inspection/plans", "/v1/inspection-plans")
+SCENARIOS = "/v1/inspection/scenarios"
+
+
+@pytest.fixture(scope="module")
+async def registry(settings: Settings) -> AsyncIterator[Registry]:
+    s = settings.model_copy(update={"topic_prefix": f"ip{uuid.uuid4().hex[:8]}."})
+    await ensure_topics(s)
+    async with running_registry(s) as (app, client):
+        keys = await issue_keys(s)
+        yield Registry(s, app, client, keys)
+
+
+def area_body(plan_id: str, **changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": plan_id,
+        "name": f"test {plan_id}",
+        "department": "fire",
+        "geometry": {"type": "Polygon", "coordinates": [square()]},
+        "revisit_interval_s": 3600,
+        "active_windows": [{"start": "07:00", "end": "09:00"}],
+    }
+    body.update(changes)
+    return body
+
+
+def corridor_body(plan_id: str, **changes: Any) -> dict[str, Any]:
+    lon, lat = IN_ZONE
+    body: dict[str, Any] = {
+        "id": plan_id,
+        "name": f"test {plan_id}",
+        "department": "traffic",
+        "geometry": {"type": "LineString", "coordinates": [[lon, lat], [lon + 0.05, lat]]},
+        "width_m": 60,
+        "revisit_interval_s": 1200,
+        "active_windows": [{"start": "07:00", "end": "09:00"}, {"start": "22:00", "end": "02:00"}],
+    }
+    body.update(changes)
+    return body
+
+
+def scenario_body(code: str, **changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "code": code,
+        "name": f"test {code}",
+        "departments": ["fire", "parks"],
+        "severity": "high",
+        "merge_radius_m": 250,
+        "merge_window_s": 1800,
+        "escalation": {"min_confidence": 0.8, "incident_type": "fire", "priority": 1},
+        "description": "a test scenario",
+    }
+    body.update(changes)
+    return body
+
+
+def scenario_code() -> str:
+    return f"t_{uuid.uuid4().hex[:10]}"
+
+
+async def everything(
+    client: httpx.AsyncClient, path: str, headers: dict[str, str], **filters: str
+) -> list[Any]:
+    r = await client.get(path, params={"limit": 500, **filters}, headers=headers)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["total"] == len(body["items"])
+    items: list[Any] = body["items"]
+    return items
+
+
+# -- the reference seed ------------------------------------------------------------------
+
+
+async def test_the_seed_ships_plans_for_every_department_and_the_catalogue(
+    registry: Registry,
+) -> None:
+    departments = {d.code for d in REFERENCE.departments}
+    assert len(departments) == 11
+    for collection in PLAN_COLLECTIONS:
+        plans = await everything(registry.client, collection, registry.auth("police"))
+        seeded = [p for p in plans if not p["name"].startswith("test ")]
+        assert {p["department"] for p in seeded} == departments
+        assert {p["id"] for p in seeded} == {p.id for p in REFERENCE.inspection_plans}
+    by_id = {p["id"]: p for p in seeded}
+    assert by_id["zone-baseline"]["revisit_interval_s"] == 86_400
+    assert by_id["zone-baseline"]["kind"] == "area"
+    avenue = by_id["traffic-optics-valley-avenue"]
+    assert avenue["kind"] == "corridor" and avenue["revisit_interval_s"] == 1200
+    assert {"start": "07:00", "end": "09:00"} in avenue["active_windows"]
+    assert avenue["timezone"] == "Asia/Shanghai"
+
+    scenarios = await everything(registry.client, SCENARIOS, registry.auth("fire"))
+    shipped = [s for s in scenarios if not s["code"].startswith("t_")]
+    assert len(shipped) == len(REFERENCE.scenarios) == 34
+    assert {d for s in shipped for d in s["departments"]} == departments
+    flame = next(s for s in shipped if s["code"] == "open_flame")
+    assert flame["escalation"] == {"min_confidence": 0.8, "incident_type": "fire", "priority": 1}
+
+    water = await registry.client.get(
+        SCENARIOS, params={"department": "water", "limit": 100}, headers=registry.auth("police")
+    )
+    assert water.status_code == 200
+    assert {"algae_bloom", "illegal_fishing", "water_discolouration"} <= {
+        s["code"] for s in water.json()["items"]
+    }
+    assert all("water" in s["departments"] for s in water.json()["items"])
+
+
+# -- CRUD --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("collection", PLAN_COLLECTIONS)
+async def test_plan_create_read_update_delete(registry: Registry, collection: str) -> None:
+    client, admin = registry.client, registry.auth("admin")
+    plan_id = unique("plan")
+    r = await client.post(collection, json=area_body(plan_id), headers=admin)
+    assert r.status_code == 201, r.text
+    assert r.headers["ETag"] == '"1"'
+    created = r.json()
+    assert created["kind"] == "area" and created["width_m"] is None
+    assert created["department"] == "fire" and created["version"] == 1
+
+    for caller in ("fire", "police", "operator", "gateway"):
+        r = await client.get(f"{collection}/{plan_id}", headers=registry.auth(caller))
+        assert r.status_code == 200, (caller, r.text)
+        assert r.json() == created
+
+    r = await client.patch(
+        f"{collection}/{plan_id}", json={"revisit_interval_s": 7200}, headers=admin
+    )
+    assert_problem(r, 428, "If-Match")
+    r = await client.patch(
+        f"{collection}/{plan_id}",
+        json={"revisit_interval_s": 7200, "active_windows": []},
+        headers={**admin, "If-Match": '"1"'},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["revisit_interval_s"] == 7200 and r.json()["active_windows"] == []
+    assert r.headers["ETag"] == '"2"'
+    r = await client.patch(
+        f"{collection}/{plan_id}", json={"name": "stale"}, headers={**admin, "If-Match": '"1"'}
+    )
+    assert_problem(r, 412, "changed since")
+
+    # An area becomes a corridor: the width comes with the line.
+    line = corridor_body(plan_id)["geometry"]
+    r = await client.patch(
+        f"{collection}/{plan_id}",
+        json={"geometry": line, "width_m": 40},
+        headers={**admin, "If-Match": '"2"'},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["kind"] == "corridor" and r.json()["width_m"] == 40
+
+    r = await client.post(collection, json=area_body(plan_id), headers=admin)
+    assert_problem(r, 409, "already exists")
+    r = await client.delete(f"{collection}/{plan_id}", headers={**admin, "If-Match": '"3"'})
+    assert r.status_code == 204
+    r = await client.get(f"{collection}/{plan_id}", headers=admin)
+    assert_problem(r, 404, plan_id)
+
+
+async def test_a_corridor_plan_and_the_list_filters(registry: Registry) -> None:
+    client, admin = registry.client, registry.auth("admin")
+    plan_id = unique("corr")
+    r = await client.post(PLAN_COLLECTIONS[0], json=corridor_body(plan_id), headers=admin)
+    assert r.status_code == 201, r.text
+    assert r.json()["kind"] == "corridor" and r.json()["width_m"] == 60
+    mine = await everything(
+        client, PLAN_COLLECTIONS[0], admin, department="traffic", kind="corridor"
+    )
+    assert plan_id in {p["id"] for p in mine}
+    assert all(p["department"] == "traffic" and p["kind"] == "corridor" for p in mine)
+    areas = await everything(client, PLAN_COLLECTIONS[0], admin, kind="area")
+    assert plan_id not in {p["id"] for p in areas}
+
+
+async def test_scenario_create_read_update_delete(registry: Registry) -> None:
+    client, admin = registry.client, registry.auth("admin")
+    code = scenario_code()
+    r = await client.post(SCENARIOS, json=scenario_body(code), headers=admin)
+    assert r.status_code == 201, r.text
+    assert r.json()["version"] == 1
+    r = await client.get(f"{SCENARIOS}/{code}", headers=registry.auth("police"))
+    assert r.status_code == 200 and r.json()["departments"] == ["fire", "parks"]
+    r = await client.patch(
+        f"{SCENARIOS}/{code}",
+        json={"escalation": None, "merge_radius_m": 80},
+        headers={**admin, "If-Match": r.headers["ETag"]},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["escalation"] is None and r.json()["merge_radius_m"] == 80
+    r = await client.delete(f"{SCENARIOS}/{code}", headers={**admin, "If-Match": '"2"'})
+    assert r.status_code == 204
+    assert (await client.get(f"{SCENARIOS}/{code}", headers=admin)).status_code == 404
+
+
+@pytest.mark.parametrize("caller", ["fire", "operator", "gateway"])
+async def test_only_an_admin_writes(registry: Registry, caller: str) -> None:
+    client, headers = registry.client, registry.auth(caller)
+    r = await client.post(PLAN_COLLECTIONS[0], json=area_body(unique("p")), headers=headers)
+    assert_problem(r, 403)
+    r = await client.post(SCENARIOS, json=scenario_body(scenario_code()), headers=headers)
+    assert_problem(r, 403)
+    r = await client.delete(f"{SCENARIOS}/smoke", headers={**headers, "If-Match": "*"})
+    assert_problem(r, 403)
+    r = await client.get(SCENARIOS)
+    assert_problem(r, 401)
+
+
+# -- bad input: 422 naming the field -------------------------------------------------------
+
+lon, lat = IN_ZONE
+BOWTIE = [[lon, lat], [lon + 0.01, lat + 0.01], [lon + 0.01, lat], [lon, lat + 0.01], [lon, lat]]
+PLAN_CASES: dict[str, tuple[dict[str, Any], str]] = {
+    "self-intersecting polygon": (
+        {"geometry": {"type": "Polygon", "coordinates": [BOWTIE]}},
+        "geometry",
+    ),
+    "three ring points": (
+        {"geometry": {"type": "Polygon", "coordinates": [[*square()[:2], square()[0]]]}},
+        "geometry",
+    ),
+    "unclosed ring": (
+        {"geometry": {"type": "Polygon", "coordinates": [[*square()[:4], [lon, lat + 0.02]]]}},
+        "geometry",
+    ),
+    "outside the zone": (
+        {
+            "geometry": {
+                "type": "Polygon",
+                "coordinates": [square(116.40, 39.90)],  # Beijing
+            }
+        },
+        "geometry",
+    ),
+    "huge numbers": (
+        {"geometry": {"type": "Polygon", "coordinates": [square(1e300, 1e300)]}},
+        "geometry",
+    ),
+    "interval under 5 min": ({"revisit_interval_s": 299}, "revisit_interval_s"),
+    "window that never opens": (
+        {"active_windows": [{"start": "08:00", "end": "08:00"}]},
+        "active_windows",
+    ),
+    "malformed window time": (
+        {"active_windows": [{"start": "7am", "end": "09:00"}]},
+        "active_windows",
+    ),
+    "unknown department": ({"department": "space-agency"}, "department"),
+    "width on an area": ({"width_m": 50}, "width_m"),
+}
+CORRIDOR_CASES: dict[str, tuple[dict[str, Any], str]] = {
+    "corridor without width": ({"width_m": None}, "width_m"),
+    "corridor width zero": ({"width_m": 0}, "width_m"),
+    "corridor width negative": ({"width_m": -10}, "width_m"),
+    "absurd corridor width": ({"width_m": 50_000}, "width_m"),
+    "one-point line": (
+        {"geometry": {"type": "LineString", "coordinates": [[lon, lat]]}},
+        "geometry",
+    ),
+    "line outside the zone": (
+        {"geometry": {"type": "LineString", "coordinates": [[116.4, 39.9], [116.5, 39.9]]}},
+        "geometry",
+    ),
+}
+
+
+def assert_names_field(r: httpx.Response, field: str) -> None:
+    body = assert_problem(r, 422)
+    fields = [e["field"] for e in body.get("errors", [])]
+    assert any(f == field or f.startswith(f"{field}.") for f in fields), (field, body)
+    assert field in body["detail"], body
+
+
+@pytest.mark.parametrize("case", sorted(PLAN_CASES))
+async def test_a_bad_area_plan_is_a_422_naming_the_field(registry: Registry, case: str) -> None:
+    change, field = PLAN_CASES[case]
+    r = await registry.client.post(
+        PLAN_COLLECTIONS[0], json=area_body(unique("bad"), **change), headers=registry.auth("admin")
+    )
+    assert_names_field(r, field)
+
+
+@pytest.mark.parametrize("case", sorted(CORRIDOR_CASES))
+async def test_a_bad_corridor_is_a_422_naming_the_field(registry: Registry, case: str) -> None:
+    change, field = CORRIDOR_CASES[case]
+    body = corridor_body(unique("bad"), **change)
+    if change.get("width_m", 1) is None:
+        del body["width_m"]
+    r = await registry.client.post(PLAN_COLLECTIONS[0], json=body, headers=registry.auth("admin"))
+    assert_names_field(r, field)
+
+
+async def test_nan_in_a_geometry_is_a_422_never_a_500(registry: Registry) -> None:
+    ring = square()
+    text = area_body(unique("nan"))
+    raw = httpx.Request("POST", "/", json=text).content.decode()
+    raw = raw.replace(str(ring[1][0]), "NaN", 1)
+    assert "NaN" in raw
+    r = await registry.client.post(
+        PLAN_COLLECTIONS[0],
+        content=raw,
+        headers={**registry.auth("admin"), "Content-Type": "application/json"},
+    )
+    assert r.status_code in (400, 422), r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_an_update_is_checked_like_a_create(registry: Registry) -> None:
+    client, admin = registry.client, registry.auth("admin")
+    plan_id = unique("upd")
+    assert (
+        await client.post(PLAN_COLLECTIONS[0], json=corridor_body(plan_id), headers=admin)
+    ).status_code == 201
+    one = f"{PLAN_COLLECTIONS[0]}/{plan_id}"
+    headers = {**admin, "If-Match": '"1"'}
+    assert_names_field(await client.patch(one, json={"width_m": None}, headers=headers), "width_m")
+    assert_names_field(
+        await client.patch(one, json={"department": "space-agency"}, headers=headers), "department"
+    )
+    assert_names_field(
+        await client.patch(one, json={"revisit_interval_s": 60}, headers=headers),
+        "revisit_interval_s",
+    )
+    assert_names_field(
+        await client.patch(one, json={"revisit_interval_s": None}, headers=headers),
+        "revisit_interval_s",
+    )
+    # Nothing of the refused updates stuck.
+    r = await client.get(one, headers=admin)
+    assert r.json()["version"] == 1 and r.json()["width_m"] == 60
+
+
+SCENARIO_CASES: dict[str, tuple[dict[str, Any], str]] = {
+    "unknown department": ({"departments": ["fire", "space-agency"]}, "departments"),
+    "no owner": ({"departments": []}, "departments"),
+    "radius zero": ({"merge_radius_m": 0}, "merge_radius_m"),
+    "radius negative": ({"merge_radius_m": -5}, "merge_radius_m"),
+    "window zero": ({"merge_window_s": 0}, "merge_window_s"),
+    "confidence above one": (
+        {"escalation": {"min_confidence": 1.2, "incident_type": "fire", "priority": 1}},
+        "escalation.min_confidence",
+    ),
+    "confidence below zero": (
+        {"escalation": {"min_confidence": -0.1, "incident_type": "fire", "priority": 1}},
+        "escalation.min_confidence",
+    ),
+    "unknown incident type": (
+        {"escalation": {"min_confidence": 0.8, "incident_type": "meteor", "priority": 1}},
+        "escalation.incident_type",
+    ),
+    "unknown severity": ({"severity": "apocalyptic"}, "severity"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SCENARIO_CASES))
+async def test_a_bad_scenario_is_a_422_naming_the_field(registry: Registry, case: str) -> None:
+    change, field = SCENARIO_CASES[case]
+    r = await registry.client.post(
+        SCENARIOS, json=scenario_body(scenario_code(), **change), headers=registry.auth("admin")
+    )
+    assert_names_field(r, field)
+
+
+async def test_a_scenario_update_to_an_unknown_incident_type_is_refused(
+    registry: Registry,
+) -> None:
+    client, admin = registry.client, registry.auth("admin")
+    code = scenario_code()
+    assert (
+        await client.post(SCENARIOS, json=scenario_body(code), headers=admin)
+    ).status_code == 201
+    r = await client.patch(
+        f"{SCENARIOS}/{code}",
+        json={"escalation": {"min_confidence": 0.5, "incident_type": "meteor", "priority": 2}},
+        headers={**admin, "If-Match": '"1"'},
+    )
+    assert_names_field(r, "escalation.incident_type")
+
+
+async def test_a_department_that_owns_plans_cannot_be_deleted(registry: Registry) -> None:
+    client, admin = registry.client, registry.auth("admin")
+    code = f"d{uuid.uuid4().hex[:8]}"
+    r = await client.post(
+        "/v1/departments", json={"code": code, "name_en": "Test", "name_zh": "测试"}, headers=admin
+    )
+    assert r.status_code == 201, r.text
+    plan_id = unique("own")
+    r = await client.post(
+        PLAN_COLLECTIONS[0], json=area_body(plan_id, department=code), headers=admin
+    )
+    assert r.status_code == 201, r.text
+    r = await client.delete(f"/v1/departments/{code}", headers={**admin, "If-Match": '"1"'})
+    assert_problem(r, 409)
+    r = await client.delete(
+        f"{PLAN_COLLECTIONS[0]}/{plan_id}", headers={**admin, "If-Match": '"1"'}
+    )
+    assert r.status_code == 204
+    r = await client.delete(f"/v1/departments/{code}", headers={**admin, "If-Match": '"1"'})
+    assert r.status_code == 204, r.text
+
+
+# -- change events -------------------------------------------------------------------------
+
+
+async def test_plan_and_scenario_writes_reach_a_separate_consumer(registry: Registry) -> None:
+    client, admin = registry.client, registry.auth("admin")
+    reader = ChangeReader(registry.settings)
+    try:
+        await reader.start(from_beginning=False)
+        plan_id = unique("ev")
+        r = await client.post(PLAN_COLLECTIONS[0], json=corridor_body(plan_id), headers=admin)
+        assert r.status_code == 201
+        change, _ = await reader.until(lambda c: c.entity_id == f"inspection-plan:{plan_id}")
+        plan = change.inspection_plan
+        assert change.WhichOneof("entity") == "inspection_plan" and change.version == 1
+        assert plan.id == plan_id and plan.department == "traffic" and plan.kind == "corridor"
+        assert plan.width_m == 60 and plan.revisit_interval_s == 1200
+        assert list(plan.path_lon) == [IN_ZONE[0], IN_ZONE[0] + 0.05]
+        assert [(w.start, w.end) for w in plan.active_windows] == [
+            ("07:00", "09:00"),
+            ("22:00", "02:00"),
+        ]
+        assert plan.timezone == "Asia/Shanghai"
+
+        r = await client.delete(
+            f"{PLAN_COLLECTIONS[0]}/{plan_id}", headers={**admin, "If-Match": '"1"'}
+        )
+        assert r.status_code == 204
+        change, _ = await reader.until(
+            lambda c: c.entity_id == f"inspection-plan:{plan_id}" and c.deleted
+        )
+        assert change.deleted_kind == "inspection-plan" and change.version == 2
+
+        code = scenario_code()
+        r = await client.post(SCENARIOS, json=scenario_body(code), headers=admin)
+        assert r.status_code == 201
+        r = await client.patch(
+            f"{SCENARIOS}/{code}",
+            json={"severity": "critical"},
+            headers={**admin, "If-Match": '"1"'},
+        )
+        assert r.status_code == 200
+        change, _ = await reader.until(
+            lambda c: c.entity_id == f"scenario:{code}" and c.version == 2
+        )
+        scenario = change.scenario
+        assert scenario.severity == "critical" and list(scenario.departments) == ["fire", "parks"]
+        assert scenario.escalation.incident_type == "fire"
+        assert scenario.escalation.min_confidence == pytest.approx(0.8)
+    finally:
+        await reader.stop()
+
+
+async def test_the_snapshot_on_start_carries_the_seeded_plans_and_scenarios(
+    settings: Settings,
+) -> None:
+    s = settings.model_copy(update={"topic_prefix": f"is{uuid.uuid4().hex[:8]}."})
+    await ensure_topics(s)
+    reader = ChangeReader(s)
+    changes: list[registry_pb2.RegistryChange] = []
+
+    async def scenarios_arrived() -> bool | None:
+        changes.extend(await reader.drain())
+        return True if any(c.WhichOneof("entity") == "scenario" for c in changes) else None
+
+    try:
+        async with running_registry(s):
+            await reader.start(from_beginning=True)
+            await eventually(scenarios_arrived, 30, "the start-up snapshot's scenarios")
+    finally:
+        await reader.stop()
+    plans = {c.inspection_plan.id for c in changes if c.WhichOneof("entity") == "inspection_plan"}
+    scenarios = {c.scenario.code for c in changes if c.WhichOneof("entity") == "scenario"}
+    assert {p.id for p in REFERENCE.inspection_plans} <= plans
+    assert {x.code for x in REFERENCE.scenarios} <= scenarios
