@@ -22,6 +22,7 @@ from services.registry.domain.inspection_rules import (
 from services.registry.schemas import DEPARTMENT_CODE, ENTITY_ID, PolygonGeometry, Position, Strict
 
 SCENARIO_CODE = r"^[a-z][a-z0-9_]{1,39}$"
+# Numbers are strict (JSON true is not 1) and finite (NaN or infinity is no measure).
 CLOCK_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d$"
 Severity = Literal["low", "medium", "high", "critical"]
 PlanKind = Literal["area", "corridor"]
@@ -70,6 +71,7 @@ class WindowBody(Strict):
 RevisitSeconds = Annotated[
     int,
     Field(
+        strict=True,
         ge=MIN_REVISIT_S,
         le=MAX_REVISIT_S,
         description=f"Each place of the plan seen again within this many seconds "
@@ -78,7 +80,13 @@ RevisitSeconds = Annotated[
 ]
 WidthMetres = Annotated[
     float,
-    Field(gt=0, le=MAX_CORRIDOR_WIDTH_M, description="A corridor's full width in metres."),
+    Field(
+        strict=True,
+        allow_inf_nan=False,
+        gt=0,
+        le=MAX_CORRIDOR_WIDTH_M,
+        description="A corridor's full width in metres.",
+    ),
 ]
 Windows = Annotated[
     list[WindowBody],
@@ -135,12 +143,16 @@ class PlanRead(BaseModel):
 
 class EscalationRule(Strict):
     min_confidence: float = Field(
-        ge=0, le=1, description="A detection at least this confident escalates (0 … 1)."
+        strict=True,
+        allow_inf_nan=False,
+        ge=0,
+        le=1,
+        description="A detection at least this confident escalates (0 … 1).",
     )
     incident_type: str = Field(
         min_length=1, max_length=40, description="Code from the incident catalogue."
     )
-    priority: int = Field(ge=1, le=4, description="1 (life-safety) … 4 (routine).")
+    priority: int = Field(strict=True, ge=1, le=4, description="1 (life-safety) … 4 (routine).")
 
 
 class ScenarioCreate(Strict):
@@ -151,10 +163,14 @@ class ScenarioCreate(Strict):
     )
     severity: Severity
     merge_radius_m: float = Field(
-        gt=0, le=MAX_MERGE_RADIUS_M, description="Detections this close are one case."
+        strict=True,
+        allow_inf_nan=False,
+        gt=0,
+        le=MAX_MERGE_RADIUS_M,
+        description="Detections this close are one case.",
     )
     merge_window_s: int = Field(
-        gt=0, le=MAX_MERGE_WINDOW_S, description="… if seen within this many seconds."
+        strict=True, gt=0, le=MAX_MERGE_WINDOW_S, description="… if seen within this many seconds."
     )
     escalation: EscalationRule | None = None
     description: str = Field(default="", max_length=500)
@@ -166,8 +182,10 @@ class ScenarioUpdate(Strict):
         default=None, min_length=1, max_length=11
     )
     severity: Severity | None = None
-    merge_radius_m: float | None = Field(default=None, gt=0, le=MAX_MERGE_RADIUS_M)
-    merge_window_s: int | None = Field(default=None, gt=0, le=MAX_MERGE_WINDOW_S)
+    merge_radius_m: float | None = Field(
+        default=None, strict=True, allow_inf_nan=False, gt=0, le=MAX_MERGE_RADIUS_M
+    )
+    merge_window_s: int | None = Field(default=None, strict=True, gt=0, le=MAX_MERGE_WINDOW_S)
     escalation: EscalationRule | None = Field(
         default=None, description="Null removes the escalation rule."
     )

@@ -288,6 +288,7 @@ CORRIDOR_CASES: dict[str, tuple[dict[str, Any], str]] = {
     "corridor width zero": ({"width_m": 0}, "width_m"),
     "corridor width negative": ({"width_m": -10}, "width_m"),
     "absurd corridor width": ({"width_m": 50_000}, "width_m"),
+    "corridor width as a boolean": ({"width_m": True}, "width_m"),
     "one-point line": (
         {"geometry": {"type": "LineString", "coordinates": [[lon, lat]]}},
         "geometry",
@@ -384,6 +385,10 @@ SCENARIO_CASES: dict[str, tuple[dict[str, Any], str]] = {
         "escalation.incident_type",
     ),
     "unknown severity": ({"severity": "apocalyptic"}, "severity"),
+    "confidence as a boolean": (
+        {"escalation": {"min_confidence": True, "incident_type": "fire", "priority": 1}},
+        "escalation.min_confidence",
+    ),
 }
 
 
