@@ -45,7 +45,10 @@ def test_seed_is_idempotent_and_export_import_round_trip_on_postgresql(
     assert first.returncode == 0, first.stderr
     second = airgrid(env, "registry", "seed")
     assert second.returncode == 0, second.stderr
-    assert "0 departments, 0 nests, 0 drones, 0 geofences added" in second.stdout
+    assert (
+        "0 departments, 0 nests, 0 drones, 0 geofences, 0 inspection plans, 0 scenarios added"
+        in second.stdout
+    )
 
     exported = tmp_path / "registry.json"
     r = airgrid(env, "registry", "export", "--output", str(exported))
