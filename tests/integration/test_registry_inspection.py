@@ -513,3 +513,33 @@ async def test_the_snapshot_on_start_carries_the_seeded_plans_and_scenarios(
     scenarios = {c.scenario.code for c in changes if c.WhichOneof("entity") == "scenario"}
     assert {p.id for p in REFERENCE.inspection_plans} <= plans
     assert {x.code for x in REFERENCE.scenarios} <= scenarios
+
+
+async def test_seeding_again_keeps_edits_and_never_brings_back_a_deleted_entry(
+    registry: Registry,
+) -> None:
+    from airgrid.db import create_engine, session_factory
+    from services.registry.seed import seed_reference
+
+    client, admin = registry.client, registry.auth("admin")
+    r = await client.get(f"{SCENARIOS}/floating_debris", headers=admin)
+    assert r.status_code == 200, r.text
+    r = await client.delete(
+        f"{SCENARIOS}/floating_debris", headers={**admin, "If-Match": r.headers["ETag"]}
+    )
+    assert r.status_code == 204
+    plan = PLAN_COLLECTIONS[0] + "/health-public-squares"
+    r = await client.get(plan, headers=admin)
+    r = await client.patch(
+        plan, json={"revisit_interval_s": 10_800}, headers={**admin, "If-Match": r.headers["ETag"]}
+    )
+    assert r.status_code == 200, r.text
+
+    engine = create_engine(registry.settings)
+    try:
+        result = await seed_reference(session_factory(engine), REFERENCE)
+    finally:
+        await engine.dispose()
+    assert (result.inspection_plans, result.scenarios) == (0, 0)
+    assert (await client.get(f"{SCENARIOS}/floating_debris", headers=admin)).status_code == 404
+    assert (await client.get(plan, headers=admin)).json()["revisit_interval_s"] == 10_800
