@@ -2,8 +2,8 @@
 
 Any credential reads (they are the zone's shared reference data); writes are admin only,
 with If-Match on update and delete, audited and published on airgrid.registry.changes like
-every registry entity. Plans are served at /v1/inspection/plans and, under the name the
-product specification gives them, at /v1/inspection-plans.
+every registry entity. Plans live at /v1/inspection-plans, the scenarios at
+/v1/inspection/scenarios.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ from services.registry.service import Actor, etag
 
 router = APIRouter(prefix="/v1", tags=["inspection"])
 
-PLAN_PATHS = ("/inspection/plans", "/inspection-plans")
+PLAN_PATH = "/inspection-plans"
+PLAN_ONE = f"{PLAN_PATH}/{{plan_id}}"
 SCENARIO_PATH = "/inspection/scenarios"
 
 IfMatch = Annotated[
@@ -118,152 +119,149 @@ def _links(path: str, key: str, field: str) -> dict[str, Any]:
 # -- plans -------------------------------------------------------------------------------
 
 
-def _route_plans(base: str) -> None:
-    suffix = "" if base == PLAN_PATHS[0] else "_spec_path"
-    one = f"{base}/{{plan_id}}"
-
-    async def list_plans(
-        principal: CurrentPrincipal,
-        infra: InfraDep,
-        context: ContextDep,
-        department: DepartmentFilter = None,
-        kind: Annotated[PlanKind | None, Query(description="area or corridor")] = None,
-        limit: Limit = 100,
-        offset: Offset = 0,
-    ) -> Page[PlanRead]:
-        query = select(InspectionPlanRow)
-        if department:
-            query = query.where(InspectionPlanRow.department == department)
-        async with infra.sessions() as session:
-            rows = (await session.scalars(query.order_by(InspectionPlanRow.id))).all()
-        if kind:
-            # The kind follows from the geometry's type (a JSON column): filtered here, plans
-            # are tens per department, not millions.
-            rows = [r for r in rows if (r.geometry["type"] == "LineString") == (kind == "corridor")]
-        items = [inspection.plan_read(r, context.timezone) for r in rows[offset : offset + limit]]
-        return Page[PlanRead](items=items, total=len(rows), limit=limit, offset=offset)
-
-    async def get_plan(
-        plan_id: PlanId,
-        principal: CurrentPrincipal,
-        infra: InfraDep,
-        context: ContextDep,
-        response: Response,
-    ) -> PlanRead:
-        async with infra.sessions() as session:
-            row = await inspection.find(session, PLAN, plan_id)
-        response.headers["ETag"] = etag(row.version)
-        assert isinstance(row, InspectionPlanRow)
-        return inspection.plan_read(row, context.timezone)
-
-    async def create_plan(
-        body: PlanCreate,
-        principal: AdminPrincipal,
-        request: Request,
-        context: ContextDep,
-        response: Response,
-    ) -> PlanRead:
-        async with _writing(request) as session:
-            row = await inspection.create(
-                session, kind=PLAN, body=body, actor=_actor(principal), context=context
-            )
-        response.headers["ETag"] = etag(row.version)
-        assert isinstance(row, InspectionPlanRow)
-        return inspection.plan_read(row, context.timezone)
-
-    async def update_plan(
-        plan_id: PlanId,
-        body: PlanUpdate,
-        principal: AdminPrincipal,
-        request: Request,
-        context: ContextDep,
-        response: Response,
-        if_match: IfMatch = None,
-    ) -> PlanRead:
-        async with _writing(request) as session:
-            row = await inspection.update(
-                session,
-                kind=PLAN,
-                key=plan_id,
-                body=body,
-                if_match=if_match,
-                actor=_actor(principal),
-                context=context,
-            )
-        response.headers["ETag"] = etag(row.version)
-        assert isinstance(row, InspectionPlanRow)
-        return inspection.plan_read(row, context.timezone)
-
-    async def delete_plan(
-        plan_id: PlanId,
-        principal: AdminPrincipal,
-        request: Request,
-        context: ContextDep,
-        if_match: IfMatch = None,
-    ) -> Response:
-        async with _writing(request) as session:
-            await inspection.delete(
-                session,
-                kind=PLAN,
-                key=plan_id,
-                if_match=if_match,
-                actor=_actor(principal),
-                context=context,
-            )
-        return Response(status_code=204)
-
-    router.add_api_route(
-        base,
-        list_plans,
-        methods=["GET"],
-        name=f"list_inspection_plans{suffix}",
-        response_model=Page[PlanRead],
-        summary="List inspection plans (any role)",
-    )
-    router.add_api_route(
-        one,
-        get_plan,
-        methods=["GET"],
-        name=f"get_inspection_plan{suffix}",
-        response_model=PlanRead,
-        responses={200: {"headers": ETAG_HEADER}, **NOT_FOUND},
-        summary="One inspection plan (any role)",
-    )
-    router.add_api_route(
-        base,
-        create_plan,
-        methods=["POST"],
-        name=f"create_inspection_plan{suffix}",
-        status_code=201,
-        response_model=PlanRead,
-        responses={
-            **WRITE_PROBLEMS,
-            201: {"headers": ETAG_HEADER, "links": _links(f"/v1{one}", "plan_id", "id")},
-        },
-        summary="Create an inspection plan: an area or a corridor of a department (admin)",
-    )
-    router.add_api_route(
-        one,
-        update_plan,
-        methods=["PATCH"],
-        name=f"update_inspection_plan{suffix}",
-        response_model=PlanRead,
-        responses={**WRITE_PROBLEMS, **NOT_FOUND, 200: {"headers": ETAG_HEADER}},
-        summary="Update an inspection plan (admin, If-Match)",
-    )
-    router.add_api_route(
-        one,
-        delete_plan,
-        methods=["DELETE"],
-        name=f"delete_inspection_plan{suffix}",
-        status_code=204,
-        responses={**WRITE_PROBLEMS, **NOT_FOUND},
-        summary="Delete an inspection plan (admin, If-Match)",
-    )
+async def list_plans(
+    principal: CurrentPrincipal,
+    infra: InfraDep,
+    context: ContextDep,
+    department: DepartmentFilter = None,
+    kind: Annotated[PlanKind | None, Query(description="area or corridor")] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> Page[PlanRead]:
+    query = select(InspectionPlanRow)
+    if department:
+        query = query.where(InspectionPlanRow.department == department)
+    async with infra.sessions() as session:
+        rows = (await session.scalars(query.order_by(InspectionPlanRow.id))).all()
+    if kind:
+        # The kind follows from the geometry's type (a JSON column): filtered here, plans
+        # are tens per department, not millions.
+        rows = [r for r in rows if (r.geometry["type"] == "LineString") == (kind == "corridor")]
+    items = [inspection.plan_read(r, context.timezone) for r in rows[offset : offset + limit]]
+    return Page[PlanRead](items=items, total=len(rows), limit=limit, offset=offset)
 
 
-for _base in PLAN_PATHS:
-    _route_plans(_base)
+async def get_plan(
+    plan_id: PlanId,
+    principal: CurrentPrincipal,
+    infra: InfraDep,
+    context: ContextDep,
+    response: Response,
+) -> PlanRead:
+    async with infra.sessions() as session:
+        row = await inspection.find(session, PLAN, plan_id)
+    response.headers["ETag"] = etag(row.version)
+    assert isinstance(row, InspectionPlanRow)
+    return inspection.plan_read(row, context.timezone)
+
+
+async def create_plan(
+    body: PlanCreate,
+    principal: AdminPrincipal,
+    request: Request,
+    context: ContextDep,
+    response: Response,
+) -> PlanRead:
+    async with _writing(request) as session:
+        row = await inspection.create(
+            session, kind=PLAN, body=body, actor=_actor(principal), context=context
+        )
+    response.headers["ETag"] = etag(row.version)
+    assert isinstance(row, InspectionPlanRow)
+    return inspection.plan_read(row, context.timezone)
+
+
+async def update_plan(
+    plan_id: PlanId,
+    body: PlanUpdate,
+    principal: AdminPrincipal,
+    request: Request,
+    context: ContextDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> PlanRead:
+    async with _writing(request) as session:
+        row = await inspection.update(
+            session,
+            kind=PLAN,
+            key=plan_id,
+            body=body,
+            if_match=if_match,
+            actor=_actor(principal),
+            context=context,
+        )
+    response.headers["ETag"] = etag(row.version)
+    assert isinstance(row, InspectionPlanRow)
+    return inspection.plan_read(row, context.timezone)
+
+
+async def delete_plan(
+    plan_id: PlanId,
+    principal: AdminPrincipal,
+    request: Request,
+    context: ContextDep,
+    if_match: IfMatch = None,
+) -> Response:
+    async with _writing(request) as session:
+        await inspection.delete(
+            session,
+            kind=PLAN,
+            key=plan_id,
+            if_match=if_match,
+            actor=_actor(principal),
+            context=context,
+        )
+    return Response(status_code=204)
+
+
+router.add_api_route(
+    PLAN_PATH,
+    list_plans,
+    methods=["GET"],
+    name="list_inspection_plans",
+    response_model=Page[PlanRead],
+    summary="List inspection plans (any role)",
+)
+router.add_api_route(
+    PLAN_ONE,
+    get_plan,
+    methods=["GET"],
+    name="get_inspection_plan",
+    response_model=PlanRead,
+    responses={200: {"headers": ETAG_HEADER}, **NOT_FOUND},
+    summary="One inspection plan (any role)",
+)
+router.add_api_route(
+    PLAN_PATH,
+    create_plan,
+    methods=["POST"],
+    name="create_inspection_plan",
+    status_code=201,
+    response_model=PlanRead,
+    responses={
+        **WRITE_PROBLEMS,
+        201: {"headers": ETAG_HEADER, "links": _links(f"/v1{PLAN_ONE}", "plan_id", "id")},
+    },
+    summary="Create an inspection plan: an area or a corridor of a department (admin)",
+)
+router.add_api_route(
+    PLAN_ONE,
+    update_plan,
+    methods=["PATCH"],
+    name="update_inspection_plan",
+    response_model=PlanRead,
+    responses={**WRITE_PROBLEMS, **NOT_FOUND, 200: {"headers": ETAG_HEADER}},
+    summary="Update an inspection plan (admin, If-Match)",
+)
+router.add_api_route(
+    PLAN_ONE,
+    delete_plan,
+    methods=["DELETE"],
+    name="delete_inspection_plan",
+    status_code=204,
+    responses={**WRITE_PROBLEMS, **NOT_FOUND},
+    summary="Delete an inspection plan (admin, If-Match)",
+)
 
 
 # -- scenarios ---------------------------------------------------------------------------

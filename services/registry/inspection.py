@@ -199,7 +199,7 @@ def check_version(if_match: str | None, row: InspectionRow) -> None:
 ROWS: dict[str, type[InspectionRow]] = {PLAN: InspectionPlanRow, SCENARIO: ScenarioRow}
 # Fields an update may set to null; every other field needs a value.
 NULLABLE = {"width_m", "escalation"}
-COLLECTION = {PLAN: "/v1/inspection/plans", SCENARIO: "/v1/inspection/scenarios"}
+COLLECTION = {PLAN: "/v1/inspection-plans", SCENARIO: "/v1/inspection/scenarios"}
 
 
 def new_row(kind: str, body: BaseModel) -> InspectionRow:

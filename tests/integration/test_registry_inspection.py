@@ -30,7 +30,7 @@ from tests.integration.test_registry_changes import ChangeReader
 pytestmark = pytest.mark.integration
 
 REFERENCE = load_reference()
-PLAN_COLLECTIONS = ("/v1/inspection/plans", "/v1/inspection-plans")
+PLANS = "/v1/inspection-plans"
 SCENARIOS = "/v1/inspection/scenarios"
 
 
@@ -109,11 +109,10 @@ async def test_the_seed_ships_plans_for_every_department_and_the_catalogue(
 ) -> None:
     departments = {d.code for d in REFERENCE.departments}
     assert len(departments) == 11
-    for collection in PLAN_COLLECTIONS:
-        plans = await everything(registry.client, collection, registry.auth("police"))
-        seeded = [p for p in plans if not p["name"].startswith("test ")]
-        assert {p["department"] for p in seeded} == departments
-        assert {p["id"] for p in seeded} == {p.id for p in REFERENCE.inspection_plans}
+    plans = await everything(registry.client, PLANS, registry.auth("police"))
+    seeded = [p for p in plans if not p["name"].startswith("test ")]
+    assert {p["department"] for p in seeded} == departments
+    assert {p["id"] for p in seeded} == {p.id for p in REFERENCE.inspection_plans}
     by_id = {p["id"]: p for p in seeded}
     assert by_id["zone-baseline"]["revisit_interval_s"] == 86_400
     assert by_id["zone-baseline"]["kind"] == "area"
@@ -142,8 +141,8 @@ async def test_the_seed_ships_plans_for_every_department_and_the_catalogue(
 # -- CRUD --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("collection", PLAN_COLLECTIONS)
-async def test_plan_create_read_update_delete(registry: Registry, collection: str) -> None:
+async def test_plan_create_read_update_delete(registry: Registry) -> None:
+    collection = PLANS
     client, admin = registry.client, registry.auth("admin")
     plan_id = unique("plan")
     r = await client.post(collection, json=area_body(plan_id), headers=admin)
@@ -196,15 +195,15 @@ async def test_plan_create_read_update_delete(registry: Registry, collection: st
 async def test_a_corridor_plan_and_the_list_filters(registry: Registry) -> None:
     client, admin = registry.client, registry.auth("admin")
     plan_id = unique("corr")
-    r = await client.post(PLAN_COLLECTIONS[0], json=corridor_body(plan_id), headers=admin)
+    r = await client.post(PLANS, json=corridor_body(plan_id), headers=admin)
     assert r.status_code == 201, r.text
     assert r.json()["kind"] == "corridor" and r.json()["width_m"] == 60
     mine = await everything(
-        client, PLAN_COLLECTIONS[0], admin, department="traffic", kind="corridor"
+        client, PLANS, admin, department="traffic", kind="corridor"
     )
     assert plan_id in {p["id"] for p in mine}
     assert all(p["department"] == "traffic" and p["kind"] == "corridor" for p in mine)
-    areas = await everything(client, PLAN_COLLECTIONS[0], admin, kind="area")
+    areas = await everything(client, PLANS, admin, kind="area")
     assert plan_id not in {p["id"] for p in areas}
 
 
@@ -231,7 +230,7 @@ async def test_scenario_create_read_update_delete(registry: Registry) -> None:
 @pytest.mark.parametrize("caller", ["fire", "operator", "gateway"])
 async def test_only_an_admin_writes(registry: Registry, caller: str) -> None:
     client, headers = registry.client, registry.auth(caller)
-    r = await client.post(PLAN_COLLECTIONS[0], json=area_body(unique("p")), headers=headers)
+    r = await client.post(PLANS, json=area_body(unique("p")), headers=headers)
     assert_problem(r, 403)
     r = await client.post(SCENARIOS, json=scenario_body(scenario_code()), headers=headers)
     assert_problem(r, 403)
@@ -311,7 +310,7 @@ def assert_names_field(r: httpx.Response, field: str) -> None:
 async def test_a_bad_area_plan_is_a_422_naming_the_field(registry: Registry, case: str) -> None:
     change, field = PLAN_CASES[case]
     r = await registry.client.post(
-        PLAN_COLLECTIONS[0], json=area_body(unique("bad"), **change), headers=registry.auth("admin")
+        PLANS, json=area_body(unique("bad"), **change), headers=registry.auth("admin")
     )
     assert_names_field(r, field)
 
@@ -322,7 +321,7 @@ async def test_a_bad_corridor_is_a_422_naming_the_field(registry: Registry, case
     body = corridor_body(unique("bad"), **change)
     if change.get("width_m", 1) is None:
         del body["width_m"]
-    r = await registry.client.post(PLAN_COLLECTIONS[0], json=body, headers=registry.auth("admin"))
+    r = await registry.client.post(PLANS, json=body, headers=registry.auth("admin"))
     assert_names_field(r, field)
 
 
@@ -333,7 +332,7 @@ async def test_nan_in_a_geometry_is_a_422_never_a_500(registry: Registry) -> Non
     raw = raw.replace(str(ring[1][0]), "NaN", 1)
     assert "NaN" in raw
     r = await registry.client.post(
-        PLAN_COLLECTIONS[0],
+        PLANS,
         content=raw,
         headers={**registry.auth("admin"), "Content-Type": "application/json"},
     )
@@ -345,9 +344,9 @@ async def test_an_update_is_checked_like_a_create(registry: Registry) -> None:
     client, admin = registry.client, registry.auth("admin")
     plan_id = unique("upd")
     assert (
-        await client.post(PLAN_COLLECTIONS[0], json=corridor_body(plan_id), headers=admin)
+        await client.post(PLANS, json=corridor_body(plan_id), headers=admin)
     ).status_code == 201
-    one = f"{PLAN_COLLECTIONS[0]}/{plan_id}"
+    one = f"{PLANS}/{plan_id}"
     headers = {**admin, "If-Match": '"1"'}
     assert_names_field(await client.patch(one, json={"width_m": None}, headers=headers), "width_m")
     assert_names_field(
@@ -426,13 +425,13 @@ async def test_a_department_that_owns_plans_cannot_be_deleted(registry: Registry
     assert r.status_code == 201, r.text
     plan_id = unique("own")
     r = await client.post(
-        PLAN_COLLECTIONS[0], json=area_body(plan_id, department=code), headers=admin
+        PLANS, json=area_body(plan_id, department=code), headers=admin
     )
     assert r.status_code == 201, r.text
     r = await client.delete(f"/v1/departments/{code}", headers={**admin, "If-Match": '"1"'})
     assert_problem(r, 409)
     r = await client.delete(
-        f"{PLAN_COLLECTIONS[0]}/{plan_id}", headers={**admin, "If-Match": '"1"'}
+        f"{PLANS}/{plan_id}", headers={**admin, "If-Match": '"1"'}
     )
     assert r.status_code == 204
     r = await client.delete(f"/v1/departments/{code}", headers={**admin, "If-Match": '"1"'})
@@ -448,7 +447,7 @@ async def test_plan_and_scenario_writes_reach_a_separate_consumer(registry: Regi
     try:
         await reader.start(from_beginning=False)
         plan_id = unique("ev")
-        r = await client.post(PLAN_COLLECTIONS[0], json=corridor_body(plan_id), headers=admin)
+        r = await client.post(PLANS, json=corridor_body(plan_id), headers=admin)
         assert r.status_code == 201
         change, _ = await reader.until(lambda c: c.entity_id == f"inspection-plan:{plan_id}")
         plan = change.inspection_plan
@@ -463,7 +462,7 @@ async def test_plan_and_scenario_writes_reach_a_separate_consumer(registry: Regi
         assert plan.timezone == "Asia/Shanghai"
 
         r = await client.delete(
-            f"{PLAN_COLLECTIONS[0]}/{plan_id}", headers={**admin, "If-Match": '"1"'}
+            f"{PLANS}/{plan_id}", headers={**admin, "If-Match": '"1"'}
         )
         assert r.status_code == 204
         change, _ = await reader.until(
@@ -528,7 +527,7 @@ async def test_seeding_again_keeps_edits_and_never_brings_back_a_deleted_entry(
         f"{SCENARIOS}/floating_debris", headers={**admin, "If-Match": r.headers["ETag"]}
     )
     assert r.status_code == 204
-    plan = PLAN_COLLECTIONS[0] + "/health-public-squares"
+    plan = PLANS + "/health-public-squares"
     r = await client.get(plan, headers=admin)
     r = await client.patch(
         plan, json={"revisit_interval_s": 10_800}, headers={**admin, "If-Match": r.headers["ETag"]}

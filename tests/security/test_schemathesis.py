@@ -116,8 +116,8 @@ BEYOND_THE_SCHEMA = {
         (method, path): "department exists; geometry simple, closed and in the zone; width_m "
         "only with a corridor; a window's start differs from its end"
         for method, path in (
-            ("POST", "/v1/inspection/plans"),
-            ("PATCH", "/v1/inspection/plans/{plan_id}"),
+            ("POST", "/v1/inspection-plans"),
+            ("PATCH", "/v1/inspection-plans/{plan_id}"),
             ("POST", "/v1/inspection-plans"),
             ("PATCH", "/v1/inspection-plans/{plan_id}"),
         )
