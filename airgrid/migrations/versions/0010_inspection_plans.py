@@ -1,7 +1,7 @@
 """inspection plans and the scenario catalogue
 
-Revision ID: 0009_inspection_plans
-Revises: 0008_outbox_trace
+Revision ID: 0010_inspection_plans
+Revises: 0009_coverage_holes
 Create Date: 2026-12-04 21:00:00
 
 Plans (area or corridor, revisit interval, daily windows) belong to a department, so the
@@ -16,8 +16,8 @@ from alembic import op
 
 from airgrid.db import UTCDateTime
 
-revision = "0009_inspection_plans"
-down_revision = "0008_outbox_trace"
+revision = "0010_inspection_plans"
+down_revision = "0009_coverage_holes"
 branch_labels = None
 depends_on = None
 
