@@ -198,9 +198,7 @@ async def test_a_corridor_plan_and_the_list_filters(registry: Registry) -> None:
     r = await client.post(PLANS, json=corridor_body(plan_id), headers=admin)
     assert r.status_code == 201, r.text
     assert r.json()["kind"] == "corridor" and r.json()["width_m"] == 60
-    mine = await everything(
-        client, PLANS, admin, department="traffic", kind="corridor"
-    )
+    mine = await everything(client, PLANS, admin, department="traffic", kind="corridor")
     assert plan_id in {p["id"] for p in mine}
     assert all(p["department"] == "traffic" and p["kind"] == "corridor" for p in mine)
     areas = await everything(client, PLANS, admin, kind="area")
@@ -343,9 +341,7 @@ async def test_nan_in_a_geometry_is_a_422_never_a_500(registry: Registry) -> Non
 async def test_an_update_is_checked_like_a_create(registry: Registry) -> None:
     client, admin = registry.client, registry.auth("admin")
     plan_id = unique("upd")
-    assert (
-        await client.post(PLANS, json=corridor_body(plan_id), headers=admin)
-    ).status_code == 201
+    assert (await client.post(PLANS, json=corridor_body(plan_id), headers=admin)).status_code == 201
     one = f"{PLANS}/{plan_id}"
     headers = {**admin, "If-Match": '"1"'}
     assert_names_field(await client.patch(one, json={"width_m": None}, headers=headers), "width_m")
@@ -424,15 +420,11 @@ async def test_a_department_that_owns_plans_cannot_be_deleted(registry: Registry
     )
     assert r.status_code == 201, r.text
     plan_id = unique("own")
-    r = await client.post(
-        PLANS, json=area_body(plan_id, department=code), headers=admin
-    )
+    r = await client.post(PLANS, json=area_body(plan_id, department=code), headers=admin)
     assert r.status_code == 201, r.text
     r = await client.delete(f"/v1/departments/{code}", headers={**admin, "If-Match": '"1"'})
     assert_problem(r, 409)
-    r = await client.delete(
-        f"{PLANS}/{plan_id}", headers={**admin, "If-Match": '"1"'}
-    )
+    r = await client.delete(f"{PLANS}/{plan_id}", headers={**admin, "If-Match": '"1"'})
     assert r.status_code == 204
     r = await client.delete(f"/v1/departments/{code}", headers={**admin, "If-Match": '"1"'})
     assert r.status_code == 204, r.text
@@ -461,9 +453,7 @@ async def test_plan_and_scenario_writes_reach_a_separate_consumer(registry: Regi
         ]
         assert plan.timezone == "Asia/Shanghai"
 
-        r = await client.delete(
-            f"{PLANS}/{plan_id}", headers={**admin, "If-Match": '"1"'}
-        )
+        r = await client.delete(f"{PLANS}/{plan_id}", headers={**admin, "If-Match": '"1"'})
         assert r.status_code == 204
         change, _ = await reader.until(
             lambda c: c.entity_id == f"inspection-plan:{plan_id}" and c.deleted
