@@ -158,7 +158,7 @@ def prometheus_config(targets: dict[str, str], alertmanager: str) -> dict[str, A
     rules file by its path, and 1 s scrapes and evaluations. Jobs the test does not run (the
     Kafka exporter) are left out. Its `alerting` section is the project's: a config without
     one sends no alert anywhere, and this test fails."""
-    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    config: dict[str, Any] = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
     config["global"] = {
         "scrape_interval": "1s",
         "scrape_timeout": "1s",
@@ -297,7 +297,7 @@ async def test_the_map_holds_the_holes_the_dispatch_gauge_counts(
             async def agree() -> tuple[int, float] | None:
                 gauge = await _values(client, "airgrid_coverage_holes_cells")
                 async with engine.connect() as connection:
-                    rows = (
+                    rows: int = (
                         await connection.execute(
                             text("SELECT count(*) FROM map_coverage_holes WHERE zone = :zone"),
                             {"zone": load_reference().zone.name},
@@ -305,7 +305,7 @@ async def test_the_map_holds_the_holes_the_dispatch_gauge_counts(
                     ).scalar_one()
                 return (rows, gauge[0]) if gauge and gauge[0] > 0 and rows == gauge[0] else None
 
-            rows, _ = await eventually(agree, DEADLINE_S, "holes rows = the gauge", every=0.5)
+            held, _ = await eventually(agree, DEADLINE_S, "holes rows = the gauge", every=0.5)
     finally:
         await engine.dispose()
-    assert rows > 0
+    assert held > 0

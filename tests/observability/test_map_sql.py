@@ -39,7 +39,8 @@ pytestmark = pytest.mark.integration
 
 # What each layer's markers need: position, the colour field and the label field.
 NEEDED = {
-    layer.ref_id: {"latitude", "longitude", layer.colour_by} | ({layer.label} - {None})
+    layer.ref_id: {"latitude", "longitude", layer.colour_by}
+    | ({layer.label} if layer.label else set())
     for layer in LAYERS
 }
 # The layers the `world` fixture fills; the holes layer has a test of its own.
