@@ -29,6 +29,7 @@ from airgrid.config import Settings
 from airgrid.db import create_engine, session_factory
 from airgrid.geo import point_in_polygon
 from airgrid.migrate import upgrade
+from airgrid.nofly import NoFlyZone
 from airgrid.reference import DroneSpec, ReferenceData, load_reference
 from airgrid.topics import DRONE_STATE, INCIDENTS, REGISTRY_CHANGES
 from airgrid.v1 import drone_state_pb2, incident_pb2, registry_pb2, telemetry_pb2
@@ -36,7 +37,6 @@ from loadtests.bench_brokers import broker_hop, broker_labels, brokers, database
 from loadtests.rounds import Spread, percentile, ratio, spread, table, tail_stage
 from services.dispatch.domain.core import DispatchCore
 from services.dispatch.domain.model import Assigned, DroneView, NestView
-from services.dispatch.domain.nofly import NoFlyZone
 
 Print = Callable[[str], None]
 

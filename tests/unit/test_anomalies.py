@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from airgrid.nofly import NoFlyZone
 from services.telemetry.domain.anomalies import (
     AlertKind,
     AnomalyDetector,
     AnomalyRules,
-    NoFlyZone,
     Position,
     distance_to_path_m,
 )

@@ -9,12 +9,12 @@ import pytest
 
 from airgrid.config import Settings
 from airgrid.geo import LocalProjection, destination_point, point_in_polygon
+from airgrid.nofly import NoFlyZone
 from airgrid.reference import load_reference
 from services.dispatch.coverage import CoverageKeeper
 from services.dispatch.domain.core import DispatchCore
 from services.dispatch.domain.coverage import CoverageGrid, Reacher, reach_m, reachers_of
 from services.dispatch.domain.model import DroneOrder, DroneView, NestView, OrderKind
-from services.dispatch.domain.nofly import NoFlyZone
 
 NEST = NestView("nest-a", 114.40, 30.48)
 

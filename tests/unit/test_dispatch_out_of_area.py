@@ -6,9 +6,9 @@ from __future__ import annotations
 import math
 
 from airgrid.geo import destination_point
+from airgrid.nofly import NoFlyZone
 from services.dispatch.domain.core import DispatchCore
 from services.dispatch.domain.model import Assigned, NestView
-from services.dispatch.domain.nofly import NoFlyZone
 from services.dispatch.domain.run_cards import MAX_CARD_CELLS, RunCards
 from tests.unit.test_dispatch_core import BASE_LAT, BASE_LON, drone, incident
 

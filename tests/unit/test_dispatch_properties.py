@@ -33,6 +33,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from airgrid.nofly import NoFlyZone
 from airgrid.v1.telemetry_pb2 import FlightMode
 from services.dispatch.domain.core import CoreSettings, DispatchCore
 from services.dispatch.domain.model import (
@@ -51,7 +52,6 @@ from services.dispatch.domain.model import (
     Redispatched,
     StageReached,
 )
-from services.dispatch.domain.nofly import NoFlyZone
 
 LON, LAT = 114.40, 30.48
 NESTS = (

@@ -11,6 +11,7 @@ from dataclasses import replace
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from airgrid.nofly import NoFlyZone
 from services.dispatch.domain.core import DispatchCore
 from services.dispatch.domain.model import (
     Assigned,
@@ -19,7 +20,6 @@ from services.dispatch.domain.model import (
     NestView,
     mission_id_for,
 )
-from services.dispatch.domain.nofly import NoFlyZone
 from services.dispatch.domain.run_cards import SITE_RADIUS_M, RunCards
 
 LON, LAT = 114.40, 30.48

@@ -4,12 +4,12 @@ the pending queue until the broker acknowledged them, in order per subject."""
 
 from __future__ import annotations
 
+from airgrid.nofly import NoFlyZone
 from services.telemetry.domain.anomalies import (
     AlertKind,
     AnomalyDetector,
     AnomalyRules,
     LastSeen,
-    NoFlyZone,
     Position,
     RaisedAlert,
     Transition,

@@ -14,23 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from airgrid.geo import LocalProjection, point_in_polygon
+from airgrid.nofly import NoFlyZone as NoFlyZone  # also importable from here
 
 XY = tuple[float, float]
-
-
-@dataclass(frozen=True)
-class NoFlyZone:
-    """A no-fly polygon (exterior ring, lon/lat) and when it applies (0 = unbounded)."""
-
-    id: str
-    ring: tuple[tuple[float, float], ...]
-    active_from_ms: int = 0
-    active_until_ms: int = 0
-
-    def active_at(self, now_ms: int) -> bool:
-        if self.active_from_ms and now_ms < self.active_from_ms:
-            return False
-        return not (self.active_until_ms and now_ms > self.active_until_ms)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from airgrid.geo import haversine_m, point_in_polygon
+from airgrid.geo import haversine_m
+from airgrid.nofly import NoFlyZone as NoFlyZone  # also importable from here
 
 # Battery must climb this far above the threshold before a low-battery alert clears.
 BATTERY_CLEAR_MARGIN_PCT = 5.0
@@ -22,21 +23,6 @@ class AlertKind(enum.StrEnum):
     LINK_LOST = "link_lost"
     GEOFENCE_BREACH = "geofence_breach"
     OFF_ROUTE = "off_route"
-
-
-@dataclass(frozen=True)
-class NoFlyZone:
-    zone_id: str
-    ring: Sequence[tuple[float, float]]
-    active_from_ms: int = 0
-    active_until_ms: int = 0  # 0: no end
-
-    def is_active(self, at_ms: int) -> bool:
-        started = self.active_from_ms <= at_ms
-        return started and (self.active_until_ms == 0 or at_ms < self.active_until_ms)
-
-    def contains(self, lon: float, lat: float) -> bool:
-        return point_in_polygon(lon, lat, self.ring)
 
 
 class Position(NamedTuple):
