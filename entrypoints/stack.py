@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import signal
 import socket
@@ -16,12 +15,9 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
-from rich.columns import Columns
-from rich.console import Console, Group
+from rich.console import Console
 from rich.live import Live
-from rich.table import Table
 
 from airgrid.auth import Role, issue_credential
 from airgrid.broker import EmbeddedBroker, EmbeddedBrokerError
@@ -31,9 +27,9 @@ from airgrid.db import create_engine, session_factory
 from airgrid.migrate import upgrade
 from airgrid.operator_map import where_line
 from airgrid.reference import load_reference
-from airgrid.sim.outcomes import Outcomes, follow_outcomes
+from airgrid.service_processes import SERVICES, ServiceFailed, ServiceProcesses
+from airgrid.sim.outcomes import follow_outcomes
 from airgrid.sim.report import (
-    CoverageSeries,
     ReportRequest,
     headline,
     measure,
@@ -44,20 +40,13 @@ from airgrid.sim.report import (
 from airgrid.sim.runner import SimStats, run_sim
 from airgrid.sim.start_state import MID_OPERATION
 from airgrid.topics import DEPARTMENT_CODES
+from entrypoints.dashboard import Dashboard, Milestones, now_ms
 
-SERVICES = ("registry", "telemetry", "dispatch")
 console = Console(stderr=False)
 
 
 class StackError(RuntimeError):
     """The stack could not start; the message says what to do."""
-
-
-def _die_with_parent() -> None:
-    """Children get SIGTERM if `airgrid up` itself dies, so nothing is left behind."""
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 async def write_demo_credentials(settings: Settings) -> Path:
@@ -87,143 +76,6 @@ async def write_demo_credentials(settings: Settings) -> Path:
     path.write_bytes(orjson.dumps(keys, option=orjson.OPT_INDENT_2))
     path.chmod(0o600)
     return path
-
-
-class Milestones:
-    """When `airgrid up` reached each step toward its first SLA figure, in wall-clock ms: the
-    stack ready, the first incident posted, its first decision, the first drone on scene (as
-    dispatch timed the arrival) and the SLA share first shown on the dashboard (when the
-    arrival reached it). Each is printed once, with the seconds since start."""
-
-    SLA_SHOWN = "SLA share shown"
-    STEPS = ("stack ready", "first incident posted", "first decision", "first on scene", SLA_SHOWN)
-
-    def __init__(self, started_ms: int) -> None:
-        self.started_ms = started_ms
-        self.at_ms: dict[str, int] = {}
-
-    def reach(self, step: str, at_ms: int) -> str | None:
-        """Record step at at_ms; the line to print the first time, None after."""
-        if step in self.at_ms or not at_ms:
-            return None
-        self.at_ms[step] = at_ms
-        return (
-            f"milestone {step}: +{(at_ms - self.started_ms) / 1000:.1f} s after start "
-            f"(epoch_ms {at_ms})"
-        )
-
-    def from_outcomes(self, outcomes: Outcomes) -> list[str]:
-        """Lines for the steps the outcomes show for the first time."""
-        posted = outcomes.posted()
-        found = {
-            "first incident posted": min((o.posted_ms for o in posted), default=0),
-            "first decision": min(
-                (o.first_decision_ms for o in posted if o.first_decision_ms), default=0
-            ),
-            "first on scene": min((t for o in posted if (t := outcomes.on_scene_at(o))), default=0),
-        }
-        return [line for step, at in found.items() if (line := self.reach(step, at))]
-
-    def from_dashboard(self, dashboard: Dashboard, at_ms: int) -> list[str]:
-        """The line for the moment the dashboard first has an SLA share to show, with it."""
-        share = dashboard.outcomes.sla_share(at_ms, dashboard.sla)
-        line = self.reach(self.SLA_SHOWN, at_ms) if share is not None else None
-        return [f"{line}: {_pct(share)} on scene within {dashboard.sla:.0f} s"] if line else []
-
-
-class Dashboard:
-    """What `airgrid up` shows: fleet by status, incidents by department and stage, time to
-    scene, the SLA share, coverage and throughput; one screen, readable at a glance."""
-
-    def __init__(self, sla: float, *, started: float | None = None) -> None:
-        self.sla = sla
-        self.started = time.monotonic() if started is None else started
-        self.outcomes = Outcomes()
-        self.coverage = CoverageSeries()
-
-    def _summary(self) -> dict[str, Any]:
-        return self.outcomes.summary(_now_ms(), self.sla)
-
-    def rows(self, sim: SimStats | None) -> list[tuple[str, str]]:
-        summary = self._summary()
-        tts = summary["time_to_scene"]
-        share = summary["within_sla_share"]
-        latency = summary["decision_latency"]
-        coverage = self.coverage.latest
-        rows = [
-            ("uptime", f"{time.monotonic() - self.started:.0f} s"),
-            ("incidents posted / on scene", f"{summary['incidents_posted']} / {tts['count']}"),
-            ("time to scene p50 / p95", f"{_s(tts.get('p50_s'))} / {_s(tts.get('p95_s'))}"),
-            (f"on scene within {self.sla:.0f} s (arrived)", self._share_text(share)),
-            (f"open on track (ETA ≤ {self.sla:.0f} s)", _on_track(*self.outcomes.on_track(
-                _now_ms(), self.sla))),
-            ("coverage (zone within SLA)", _pct(coverage)),
-            ("decision latency p50 / p95", f"{_ms(latency.get('p50_s'))} / "
-             f"{_ms(latency.get('p95_s'))}"),
-        ]  # fmt: skip
-        if sim is not None:
-            rows += [
-                ("incidents / min (last min)", f"{sim.posts_per_minute():.1f}"),
-                ("telemetry records sent", str(sim.telemetry_sent)),
-                ("drones airborne", f"{sim.airborne} of {sim.drones}"),
-            ]
-        return rows
-
-    def _share_text(self, share: float | None) -> str:
-        """The SLA share, or until the first arrival what it waits for (a forecast)."""
-        if share is not None:
-            return _pct(share)
-        due_ms = self.outcomes.next_arrival_ms(_now_ms(), self.sla)
-        if not due_ms:
-            return "waiting for the first drone on scene"
-        due_s = max(0, due_ms - _now_ms()) / 1000
-        return f"waiting for the first drone on scene (due in ~{due_s:.0f} s)"
-
-    def render(self, sim: SimStats | None) -> Group:
-        head = Table(title="airgrid — live", show_header=False, min_width=46)
-        head.add_column("what", style="cyan")
-        head.add_column("value", justify="right", style="bold")
-        for what, value in self.rows(sim):
-            head.add_row(what, value)
-        fleet = Table(title="fleet by status", min_width=24)
-        fleet.add_column("status", style="cyan")
-        fleet.add_column("drones", justify="right", style="bold")
-        for status, count in (sim.by_status if sim is not None else {}).items():
-            fleet.add_row(status, str(count))
-        stages = ("queued", "assigned", "on scene", "completed", "linked")
-        by_department = Table(title="incidents by department and stage")
-        by_department.add_column("department", style="cyan")
-        for stage in stages:
-            by_department.add_column(stage, justify="right")
-        summary = self._summary()["time_to_scene_by_department"]
-        by_department.add_column(f"≤{self.sla:.0f} s", justify="right", style="bold")
-        for code, counts in sorted(self.outcomes.stages_by_department().items()):
-            share = summary.get(code, {}).get("within_sla_share")
-            by_department.add_row(code, *(str(counts.get(s, 0)) for s in stages), _pct(share))
-        return Group(Columns([head, fleet]), by_department)
-
-    def line(self, sim: SimStats | None) -> str:
-        return " | ".join(f"{what}: {value}" for what, value in self.rows(sim))
-
-
-def _on_track(good: int, open_: int) -> str:
-    return "no open incident" if not open_ else f"{good} of {open_}"
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f} %"
-
-
-def _s(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0f} s"
-
-
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{1000 * value:.0f} ms"
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def free_port() -> int:
@@ -259,8 +111,16 @@ class Stack:
         self.settings = settings
         self.broker_port = broker_port
         self.broker: EmbeddedBroker | None = None
-        self.children: dict[str, subprocess.Popen[bytes]] = {}
-        self.logs = settings.state_dir / "logs"
+        self.services = ServiceProcesses(
+            env={},
+            ports={name: settings.port_of(name) for name in SERVICES},
+            logs=settings.state_dir / "logs",
+            detached=True,
+        )
+
+    @property
+    def children(self) -> dict[str, subprocess.Popen[bytes]]:
+        return self.services.children
 
     def start_broker(self) -> None:
         if not self.settings.embedded_kafka:
@@ -271,66 +131,19 @@ class Stack:
         self.broker.start()
 
     def start_services(self, settings: Settings) -> None:
-        self.logs.mkdir(parents=True, exist_ok=True)
-        env = child_env(settings)
-        for name in SERVICES:
-            log = (self.logs / f"{name}.log").open("ab")
-            self.children[name] = subprocess.Popen(
-                [sys.executable, "-m", "entrypoints", "serve", name],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
-                start_new_session=True,  # Ctrl-C reaches `up`, which stops them in order
-            )
+        self.services.env = child_env(settings)
+        self.services.ports = {name: settings.port_of(name) for name in SERVICES}
+        self.services.start_all()
 
     async def wait_ready(self, timeout: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout
-        pending = set(SERVICES)
-        async with httpx.AsyncClient(timeout=2.0) as client:
-            while pending:
-                for name in sorted(pending):
-                    child = self.children[name]
-                    if child.poll() is not None:
-                        raise StackError(
-                            f"the {name} service exited with code {child.returncode}:\n"
-                            + self.tail(name)
-                        )
-                    with contextlib.suppress(httpx.HTTPError):
-                        response = await client.get(f"{self.settings.url_of(name)}/readyz")
-                        if response.status_code == 200:
-                            pending.discard(name)
-                if time.monotonic() > deadline:
-                    raise StackError(f"not ready after {timeout:.0f}s: {', '.join(pending)}")
-                await asyncio.sleep(0.1)
-
-    def tail(self, name: str, lines: int = 15) -> str:
-        path = self.logs / f"{name}.log"
-        if not path.exists():
-            return ""
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        await self.services.wait_ready(timeout)
 
     def check(self) -> None:
-        for name, child in self.children.items():
-            if child.poll() is not None:
-                raise StackError(
-                    f"the {name} service stopped (code {child.returncode}):\n" + self.tail(name)
-                )
+        self.services.check()
 
     def stop(self, grace_s: float = 15.0) -> None:
         """SIGTERM to every child; one that has not exited after `grace_s` is killed."""
-        for child in self.children.values():
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        for child in self.children.values():
-            try:
-                child.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait(timeout=5)
-        self.children.clear()
+        self.services.stop(grace_s)
         if self.broker is not None:
             self.broker.stop()
             self.broker = None
@@ -393,17 +206,17 @@ async def _run(
     started_ms: int | None = None,
     start_state: str = MID_OPERATION,
 ) -> None:
-    started_ms = started_ms or _now_ms()
+    started_ms = started_ms or now_ms()
     milestones = Milestones(started_ms)
     settings = await bring_up(stack, settings, keep_data=keep_data, say=console.print)
-    console.print(milestones.reach("stack ready", _now_ms()) or "")
+    console.print(milestones.reach("stack ready", now_ms()) or "")
     console.print(
         "[bold green]ready[/] — docs at "
         + ", ".join(f"{settings.url_of(s)}/docs" for s in SERVICES)
         + "; Ctrl-C stops everything"
     )
     dashboard = Dashboard(settings.sla_seconds, started=time.monotonic() - (
-        _now_ms() - started_ms) / 1000)  # fmt: skip
+        now_ms() - started_ms) / 1000)  # fmt: skip
     tasks: list[asyncio.Task[Any]] = [
         asyncio.create_task(follow_outcomes(settings, dashboard.outcomes), name="dashboard"),
         asyncio.create_task(
@@ -457,7 +270,7 @@ async def _run(
 
 def _milestone_lines(milestones: Milestones, dashboard: Dashboard) -> list[str]:
     return milestones.from_outcomes(dashboard.outcomes) + milestones.from_dashboard(
-        dashboard, _now_ms()
+        dashboard, now_ms()
     )
 
 
@@ -488,7 +301,7 @@ def _run_until_stopped(stack: Stack, main: Coroutine[Any, Any, Any]) -> int:
         code = result if isinstance(result, int) else 0
     except asyncio.CancelledError:
         code = 0 if stopping else 1
-    except (StackError, EmbeddedBrokerError, BrokerUnavailable) as error:
+    except (StackError, ServiceFailed, EmbeddedBrokerError, BrokerUnavailable) as error:
         console.print(f"[bold red]airgrid:[/] {error}")
         code = 1
     finally:

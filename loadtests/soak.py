@@ -38,7 +38,7 @@ from loadtests.chaos.run import (
     OUTCOMES,
     SERVICES,
     Load,
-    Stack,
+    ServiceProcesses,
     issue_keys,
     outcomes,
     post_incidents,
@@ -57,7 +57,7 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-async def lag_and_queue(stack: Stack) -> tuple[float, float]:
+async def lag_and_queue(stack: ServiceProcesses) -> tuple[float, float]:
     """Consumer lag of all services and the incidents queued in the dispatch core (at 10x
     the fleet cannot keep up, so the live queue grows with time: load, not a leak)."""
     lag = queued = 0.0
@@ -119,7 +119,7 @@ async def soak(
                 **{f"AIRGRID_{n.upper()}_PORT": str(p) for n, p in ports.items()},
             }
         )
-        stack = Stack(settings, env, ports, work)
+        stack = ServiceProcesses(env, ports, work)
         try:
             for service in SERVICES:
                 stack.start(service)
@@ -142,7 +142,7 @@ async def soak(
             sent = await telemetry
             statuses = await outcomes(stack, keys["operator"], load.accepted, timeout=180)
         finally:
-            stack.stop_all()
+            stack.stop()
     finally:
         broker.stop()
         pg.destroy()

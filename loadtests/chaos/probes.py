@@ -13,7 +13,7 @@ from datetime import datetime
 
 import httpx
 
-from loadtests.chaos.stack import Readiness
+from airgrid.service_processes import Readiness
 
 
 async def dispatch_decides(

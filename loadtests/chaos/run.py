@@ -40,6 +40,7 @@ from airgrid.db import create_engine, session_factory
 from airgrid.migrate import upgrade
 from airgrid.servers.ports import free_port
 from airgrid.servers.postgres import PrivatePostgres
+from airgrid.service_processes import SERVICES, Readiness, ServiceProcesses
 from loadtests.chaos.alert_rule import KINDS, AlertVerdict, Condition, by_phase, judge
 from loadtests.chaos.alert_watch import AlertWatch
 from loadtests.chaos.brokers import BROKERS, ChaosBroker, chaos_broker
@@ -53,7 +54,6 @@ from loadtests.chaos.fleet import ChaosFleet, register_fleet
 from loadtests.chaos.flying_fleet import FlyingFleet, fleet_of
 from loadtests.chaos.incident_load import DEPARTMENTS, OUTCOMES, IncidentLoad, incident_outcomes
 from loadtests.chaos.probes import dispatch_decides, telemetry_applies
-from loadtests.chaos.stack import SERVICES, Readiness, Stack
 
 T = TypeVar("T")
 
@@ -228,7 +228,11 @@ async def alerts_seen(
 
 
 async def recovery(
-    stack: Stack, keys: dict[str, str], fleet: ChaosFleet, services: tuple[str, ...], timeout: float
+    stack: ServiceProcesses,
+    keys: dict[str, str],
+    fleet: ChaosFleet,
+    services: tuple[str, ...],
+    timeout: float,
 ) -> list[Readiness]:
     """Measured together from now: /readyz of `services`, then dispatch deciding an incident
     posted now and telemetry applying a record sent now."""
@@ -305,7 +309,7 @@ async def faults(
             **{f"AIRGRID_{n.upper()}_PORT": str(p) for n, p in ports.items()},
         }
     )
-    stack = Stack(settings, env, ports, run.work)
+    stack = ServiceProcesses(env, ports, run.work)
     load = run.load
     watch = AlertWatch(settings)
     background: list[asyncio.Task[Any]] = []
@@ -418,7 +422,7 @@ async def faults(
         for task in background:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(task, 15)
-        stack.stop_all()
+        stack.stop()
 
 
 def report(
@@ -533,7 +537,7 @@ __all__ = [
     "OUTCOMES",
     "SERVICES",
     "Load",
-    "Stack",
+    "ServiceProcesses",
     "issue_keys",
     "main",
     "outcomes",
@@ -548,7 +552,7 @@ class NotRecovered(RuntimeError):
     """A service did not become ready in time; the message has its last /readyz."""
 
 
-async def wait_ready(stack: Stack, service: str, timeout: float = 90) -> float:
+async def wait_ready(stack: ServiceProcesses, service: str, timeout: float = 90) -> float:
     result = await stack.ready(service, timeout)
     if result.seconds is None:
         raise NotRecovered(
@@ -558,11 +562,15 @@ async def wait_ready(stack: Stack, service: str, timeout: float = 90) -> float:
     return result.seconds
 
 
-async def post_incidents(stack: Stack, keys: dict[str, str], load: Load, rate: float) -> None:
+async def post_incidents(
+    stack: ServiceProcesses, keys: dict[str, str], load: Load, rate: float
+) -> None:
     await load.post(stack.url("dispatch"), keys, rate)
 
 
-async def outcomes(stack: Stack, operator: str, ids: list[str], timeout: float) -> dict[str, str]:
+async def outcomes(
+    stack: ServiceProcesses, operator: str, ids: list[str], timeout: float
+) -> dict[str, str]:
     return await incident_outcomes(stack.url("dispatch"), operator, ids, timeout)
 
 

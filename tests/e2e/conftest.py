@@ -6,25 +6,23 @@ A suite that needs a database or topic prefix of its own overrides `e2e_settings
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
-import sys
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
-import httpx
 import pytest
 
 from airgrid.auth import Role, issue_credential
 from airgrid.bus import ensure_topics
 from airgrid.config import Settings
 from airgrid.db import create_engine, session_factory
+from airgrid.service_processes import SERVICES, ServiceFailed, ServiceProcesses
 from tests.conftest import free_port
-from tests.eventually import eventually
-
-SERVICES = ("registry", "telemetry", "dispatch")
 
 
 @dataclass(frozen=True)
@@ -62,29 +60,70 @@ class ServiceStack:
 
 @dataclass
 class RunningServices:
+    """The services (and anything else a suite spawned) as children of the test run."""
+
     settings: Settings
-    urls: dict[str, str]  # service name -> base URL
-    env: dict[str, str]  # the environment the children run with
-    logs: Path
-    children: dict[str, subprocess.Popen[bytes]]
+    processes: ServiceProcesses
+
+    @property
+    def urls(self) -> dict[str, str]:
+        """Service name -> base URL."""
+        return {name: self.processes.url(name) for name in SERVICES}
+
+    @property
+    def children(self) -> dict[str, subprocess.Popen[bytes]]:
+        return self.processes.children
 
     def spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
-        """`python -m airgrid ARGS` as a child named `name`, logging to `<logs>/<name>.log`;
+        """`python -m entrypoints ARGS` as a child named `name`, logging to `<logs>/<name>.log`;
         it is stopped with the services."""
-        child = subprocess.Popen(
-            [sys.executable, "-m", "entrypoints", *args],
-            env=self.env,
-            stdout=(self.logs / f"{name}.log").open("wb"),
-            stderr=subprocess.STDOUT,
-        )
-        self.children[name] = child
-        return child
+        return self.processes.spawn(name, args)
 
     def check_running(self, name: str) -> None:
         """An AssertionError with the tail of its log when the child `name` has exited."""
-        if self.children[name].poll() is not None:
-            log = (self.logs / f"{name}.log").read_text()
-            raise AssertionError(f"{name} exited:\n{log[-3000:]}")
+        try:
+            self.processes.check(name)
+        except ServiceFailed as failed:
+            raise AssertionError(str(failed)) from None
+
+
+def service_env(
+    settings: Settings, ports: dict[str, int], extra: Mapping[str, str] = MappingProxyType({})
+) -> dict[str, str]:
+    """The environment of a service child: the test broker, database and topics, a fast
+    outbox, the given ports, then `extra` (AIRGRID_* names)."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "AIRGRID_KAFKA_BOOTSTRAP": settings.bootstrap_servers,
+            "AIRGRID_DATABASE_URL": settings.sqlalchemy_url,
+            "AIRGRID_TOPIC_PREFIX": settings.topic_prefix,
+            "AIRGRID_STATE_DIR": str(settings.state_dir),
+            "AIRGRID_OUTBOX_POLL_SECONDS": "0.2",
+            **{f"AIRGRID_{name.upper()}_PORT": str(port) for name, port in ports.items()},
+            **extra,
+        }
+    )
+    return env
+
+
+@contextlib.asynccontextmanager
+async def services_running(
+    settings: Settings,
+    logs: Path,
+    *,
+    timeout: float = 60,
+    extra_env: Mapping[str, str] = MappingProxyType({}),
+) -> AsyncIterator[RunningServices]:
+    """The three services on free ports, ready; every child is stopped on the way out."""
+    ports = {name: free_port() for name in SERVICES}
+    processes = ServiceProcesses(service_env(settings, ports, extra_env), ports, logs)
+    try:
+        processes.start_all()
+        await processes.wait_ready(timeout)
+        yield RunningServices(settings, processes)
+    finally:
+        processes.stop()
 
 
 @pytest.fixture(scope="module")
@@ -99,47 +138,5 @@ async def e2e_settings(settings: Settings) -> Settings:
 async def running_services(
     e2e_settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[RunningServices]:
-    s = e2e_settings
-    ports = {name: free_port() for name in SERVICES}
-    env = dict(os.environ)
-    env.update(
-        {
-            "AIRGRID_KAFKA_BOOTSTRAP": s.bootstrap_servers,
-            "AIRGRID_DATABASE_URL": s.sqlalchemy_url,
-            "AIRGRID_TOPIC_PREFIX": s.topic_prefix,
-            "AIRGRID_STATE_DIR": str(s.state_dir),
-            "AIRGRID_OUTBOX_POLL_SECONDS": "0.2",
-            **{f"AIRGRID_{name.upper()}_PORT": str(port) for name, port in ports.items()},
-        }
-    )
-    running = RunningServices(
-        settings=s,
-        urls={name: f"http://127.0.0.1:{port}" for name, port in ports.items()},
-        env=env,
-        logs=tmp_path_factory.mktemp("e2e-logs"),
-        children={},
-    )
-    try:
-        for name in SERVICES:
-            running.spawn(name, ["serve", name])
-        async with httpx.AsyncClient(timeout=2.0) as client:
-            for name in SERVICES:
-
-                async def ready(name: str = name) -> bool | None:
-                    running.check_running(name)
-                    try:
-                        r = await client.get(f"{running.urls[name]}/readyz")
-                    except httpx.HTTPError:
-                        return None
-                    return True if r.status_code == 200 else None
-
-                await eventually(ready, 60, f"{name} ready")
+    async with services_running(e2e_settings, tmp_path_factory.mktemp("e2e-logs")) as running:
         yield running
-    finally:
-        for child in running.children.values():
-            child.terminate()
-        for child in running.children.values():
-            try:
-                child.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                child.kill()

@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import os
-import subprocess
 import time
 import uuid
 from collections import Counter
@@ -48,8 +46,7 @@ from loadtests.chaos.decision_log import (
 )
 from loadtests.chaos.flying_fleet import FlyingFleet, fleet_of
 from tests import kafka_fixtures
-from tests.conftest import free_port
-from tests.e2e.conftest import SERVICES, RunningServices
+from tests.e2e.conftest import RunningServices, services_running
 from tests.eventually import eventually, until
 
 pytestmark = pytest.mark.e2e
@@ -170,59 +167,24 @@ async def stack(
     await asyncio.to_thread(upgrade, settings)
     await ensure_topics(settings)
     fire, operator, gateways = await _keys(settings)
-    ports = {name: free_port() for name in SERVICES}
-    env = dict(os.environ)
-    env.update(
-        {
-            "AIRGRID_KAFKA_BOOTSTRAP": kafka_three.bootstrap,
-            "AIRGRID_TOPIC_REPLICATION": str(kafka_three.replication),
-            "AIRGRID_DATABASE_URL": settings.sqlalchemy_url,
-            "AIRGRID_TOPIC_PREFIX": settings.topic_prefix,
-            "AIRGRID_STATE_DIR": str(settings.state_dir),
-            "AIRGRID_OUTBOX_POLL_SECONDS": "0.2",
-            # Every report is its own incident: none is linked to another as a duplicate.
-            "AIRGRID_DUPLICATE_RADIUS_M": "0",
-            **{f"AIRGRID_{name.upper()}_PORT": str(port) for name, port in ports.items()},
-        }
-    )
-    services = RunningServices(
-        settings=settings,
-        urls={name: f"http://127.0.0.1:{port}" for name, port in ports.items()},
-        env=env,
-        logs=tmp_path_factory.mktemp("kafka-faults-logs"),
-        children={},
-    )
+    extra_env = {
+        "AIRGRID_TOPIC_REPLICATION": str(kafka_three.replication),
+        # Every report is its own incident: none is linked to another as a duplicate.
+        "AIRGRID_DUPLICATE_RADIUS_M": "0",
+    }
+    logs = tmp_path_factory.mktemp("kafka-faults-logs")
     flying: asyncio.Task[None] | None = None
-    try:
-        for name in SERVICES:
-            services.spawn(name, ["serve", name])
-        async with httpx.AsyncClient(timeout=2.0) as client:
-            for name in SERVICES:
-
-                async def ready(name: str = name) -> bool | None:
-                    services.check_running(name)
-                    with contextlib.suppress(httpx.HTTPError):
-                        r = await client.get(f"{services.urls[name]}/readyz")
-                        return True if r.status_code == 200 else None
-                    return None
-
-                await eventually(ready, 120, f"{name} ready", every=0.5)
-        fleet = FlyingFleet(settings, services.urls["telemetry"], gateways, fleet_of(NESTS))
-        started = datetime.now(UTC)
-        flying = asyncio.create_task(fleet.run(), name="flying-fleet")
-        yield Stack(kafka_three, settings, services, fire, operator, fleet, started)
-    finally:
-        if flying is not None:
-            flying.cancel()
-            with contextlib.suppress(BaseException):
-                await flying
-        for child in services.children.values():
-            child.terminate()
-        for child in services.children.values():
-            try:
-                child.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                child.kill()
+    async with services_running(settings, logs, timeout=120, extra_env=extra_env) as services:
+        try:
+            fleet = FlyingFleet(settings, services.urls["telemetry"], gateways, fleet_of(NESTS))
+            started = datetime.now(UTC)
+            flying = asyncio.create_task(fleet.run(), name="flying-fleet")
+            yield Stack(kafka_three, settings, services, fire, operator, fleet, started)
+        finally:
+            if flying is not None:
+                flying.cancel()
+                with contextlib.suppress(BaseException):
+                    await flying
 
 
 # -- the cluster -------------------------------------------------------------------------------

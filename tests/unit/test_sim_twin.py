@@ -253,7 +253,7 @@ def test_open_incidents_are_on_track_when_the_assigned_eta_is_within_the_sla() -
 
 
 def test_milestones_are_reported_once_each_from_the_outcomes() -> None:
-    from entrypoints.stack import Milestones
+    from entrypoints.dashboard import Milestones
 
     m = Milestones(started_ms=10_000)
     assert m.reach("stack ready", 15_000) == (
@@ -277,7 +277,7 @@ def test_milestones_are_reported_once_each_from_the_outcomes() -> None:
 
 
 def test_the_dashboard_says_what_it_waits_for_until_the_first_arrival() -> None:
-    from entrypoints.stack import Dashboard, Milestones
+    from entrypoints.dashboard import Dashboard, Milestones
 
     dashboard = Dashboard(300.0)
     share = dict(dashboard.rows(None))["on scene within 300 s (arrived)"]
