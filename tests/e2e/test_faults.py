@@ -24,6 +24,7 @@ from airgrid.db import create_engine, session_factory
 from airgrid.migrate import upgrade
 from airgrid.servers.postgres import PrivatePostgres
 from services.dispatch.app import build_app
+from tests.builders import incident_body
 
 pytestmark = pytest.mark.e2e
 
@@ -31,15 +32,7 @@ OUTCOMES = {"queued", "assigned", "launched", "on_scene", "completed", "cancelle
 
 
 def incident() -> dict[str, Any]:
-    return {
-        "type": "fire",
-        "priority": 2,
-        "location": {"type": "Point", "coordinates": [114.41, 30.48]},
-        "required_capabilities": [],
-        "drones_needed": 1,
-        "on_scene_seconds": 60,
-        "description": "fault suite",
-    }
+    return incident_body(description="fault suite")
 
 
 @pytest.fixture(scope="module")

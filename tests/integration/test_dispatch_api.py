@@ -19,6 +19,7 @@ from airgrid.reference import load_reference
 from airgrid.topics import REGISTRY_CHANGES
 from airgrid.v1 import registry_pb2
 from services.dispatch.app import build_app
+from tests.builders import incident_body
 from tests.eventually import eventually
 from tests.integration.test_dispatch_flow import FLEET, SCENE, credential, publish_fleet
 
@@ -90,16 +91,16 @@ async def publish_no_fly_zone(settings: Settings) -> None:
 
 
 def incident(**overrides: Any) -> dict[str, Any]:
-    return {
-        "type": "fire",
-        "priority": 2,
-        "location": {"type": "Point", "coordinates": SCENE},
-        "required_capabilities": ["thermal"],
-        "drones_needed": 1,
-        "on_scene_seconds": 300,
-        "description": f"api edge {uuid.uuid4().hex[:8]}",
-        **overrides,
-    }
+    """A thermal job at SCENE, five minutes on scene, with a description of its own."""
+    return incident_body(
+        **{
+            "location": {"type": "Point", "coordinates": SCENE},
+            "required_capabilities": ["thermal"],
+            "on_scene_seconds": 300,
+            "description": f"api edge {uuid.uuid4().hex[:8]}",
+            **overrides,
+        }
+    )
 
 
 BAD_INPUT: dict[str, tuple[dict[str, Any], int, str]] = {

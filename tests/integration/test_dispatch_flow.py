@@ -25,6 +25,7 @@ from airgrid.topics import DRONE_COMMANDS, DRONE_STATE, REGISTRY_CHANGES
 from airgrid.v1 import command_pb2, drone_state_pb2, registry_pb2, telemetry_pb2
 from services.dispatch import idempotency
 from services.dispatch.app import build_app
+from tests.builders import incident_body
 from tests.eventually import eventually
 
 pytestmark = pytest.mark.integration
@@ -115,16 +116,17 @@ async def dispatch(settings: Settings) -> AsyncIterator[Dispatch]:
 
 
 def body(**overrides: Any) -> dict[str, Any]:
-    return {
-        "type": "fire",
-        "priority": 1,
-        "location": {"type": "Point", "coordinates": SCENE},
-        "required_capabilities": ["thermal"],
-        "drones_needed": 1,
-        "on_scene_seconds": 300,
-        "description": "smoke from a warehouse roof",
-        **overrides,
-    }
+    """A priority-1 thermal job at SCENE, five minutes on scene."""
+    return incident_body(
+        **{
+            "priority": 1,
+            "location": {"type": "Point", "coordinates": SCENE},
+            "required_capabilities": ["thermal"],
+            "on_scene_seconds": 300,
+            "description": "smoke from a warehouse roof",
+            **overrides,
+        }
+    )
 
 
 async def assigned(d: Dispatch, incident_id: str) -> dict[str, Any]:

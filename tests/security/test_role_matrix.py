@@ -16,6 +16,7 @@ import httpx
 import pytest
 from fastapi.routing import APIRoute
 
+from tests.builders import incident_body
 from tests.security.conftest import CALLERS, SERVICES, Services
 
 pytestmark = pytest.mark.integration
@@ -92,18 +93,6 @@ def routes(services: Services) -> list[tuple[str, str, str]]:
     return sorted(r for r in found if r[2].startswith("/v1/"))
 
 
-def incident_body() -> dict[str, Any]:
-    return {
-        "type": "fire",
-        "priority": 3,
-        "location": {"type": "Point", "coordinates": [114.41, 30.48]},
-        "required_capabilities": [],
-        "drones_needed": 1,
-        "on_scene_seconds": 60,
-        "description": "role matrix probe",
-    }
-
-
 def request_for(
     service: str, method: str, path: str, incident_id: str, drone_id: str, nest_id: str
 ) -> tuple[str, dict[str, Any]]:
@@ -124,7 +113,7 @@ def request_for(
     elif (service, method, path) == ("telemetry", "POST", "/v1/telemetry"):
         kwargs["json"] = {"records": []}
     elif (service, method, path) == ("dispatch", "POST", "/v1/incidents"):
-        kwargs["json"] = incident_body()
+        kwargs["json"] = incident_body(priority=3, description="role matrix probe")
     elif method in ("POST", "PUT", "PATCH"):
         kwargs["json"] = {}
     if path.endswith("/track"):
@@ -136,7 +125,7 @@ def request_for(
 async def fire_incident(services: Services) -> str:
     r = await services.clients["dispatch"].post(
         "/v1/incidents",
-        json=incident_body(),
+        json=incident_body(priority=3, description="role matrix probe"),
         headers={**services.auth("fire"), "Idempotency-Key": uuid.uuid4().hex},
     )
     assert r.status_code == 201, r.text
@@ -202,7 +191,7 @@ async def test_wrong_roles_get_403_and_right_roles_get_through(
 async def _new_fire_incident(services: Services) -> str:
     r: httpx.Response = await services.clients["dispatch"].post(
         "/v1/incidents",
-        json=incident_body(),
+        json=incident_body(priority=3, description="role matrix probe"),
         headers={**services.auth("fire"), "Idempotency-Key": uuid.uuid4().hex},
     )
     assert r.status_code == 201, r.text

@@ -15,27 +15,14 @@ from services.dispatch.coverage import CoverageKeeper
 from services.dispatch.domain.core import DispatchCore
 from services.dispatch.domain.coverage import CoverageGrid, Reacher, reach_m, reachers_of
 from services.dispatch.domain.model import DroneOrder, DroneView, NestView, OrderKind
+from tests.builders import drone_view, nest_view
 
-NEST = NestView("nest-a", 114.40, 30.48)
+NEST = nest_view("nest-a")
 
 
 def drone(**overrides: object) -> DroneView:
-    fields: dict[str, object] = {
-        "id": "d1",
-        "home_nest": "nest-a",
-        "capabilities": frozenset({"visual"}),
-        "cruise_speed_mps": 15.0,
-        "climb_rate_mps": 5.0,
-        "cruise_altitude_m": 120.0,
-        "launch_delay_s": 20.0,
-        "endurance_s": 2400.0,
-        "lon": NEST.lon,
-        "lat": NEST.lat,
-        "battery_pct": 100.0,
-        "link_ok": True,
-    }
-    fields.update(overrides)
-    return DroneView(**fields)  # type: ignore[arg-type]
+    """Drone d1, visual, docked at NEST."""
+    return drone_view(**{"home_nest": NEST.id, "lon": NEST.lon, "lat": NEST.lat, **overrides})
 
 
 def test_a_docked_drone_reaches_what_it_can_cruise_after_launch_and_climb() -> None:

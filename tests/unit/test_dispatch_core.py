@@ -21,42 +21,18 @@ from services.dispatch.domain.model import (
     StageReached,
     mission_id_for,
 )
-
-BASE_LON, BASE_LAT = 114.40, 30.48
-
-
-def drone(i: int, *, lon: float = BASE_LON, lat: float = BASE_LAT, **kw: object) -> DroneView:
-    values: dict[str, object] = {
-        "id": f"drone-{i:03d}",
-        "home_nest": "nest-01",
-        "capabilities": frozenset({"visual", "thermal"}),
-        "cruise_speed_mps": 15.0,
-        "climb_rate_mps": 5.0,
-        "cruise_altitude_m": 120.0,
-        "launch_delay_s": 20.0,
-        "endurance_s": 2400.0,
-        "lon": lon,
-        "lat": lat,
-        "battery_pct": 100.0,
-        "link_ok": True,
-    }
-    values.update(kw)
-    return DroneView(**values)  # type: ignore[arg-type]
+from tests.builders import BASE_LAT, BASE_LON, drone_view, incident_request, nest_view
 
 
-def incident(n: int, *, lon: float = 114.41, lat: float = 30.49, **kw: object) -> IncidentRequest:
-    values: dict[str, object] = {
-        "id": f"inc-{n}",
-        "priority": 2,
-        "lon": lon,
-        "lat": lat,
-        "required_capabilities": frozenset({"thermal"}),
-        "drones_needed": 1,
-        "on_scene_seconds": 600,
-        "accepted_ms": 1_000 * n,
-    }
-    values.update(kw)
-    return IncidentRequest(**values)  # type: ignore[arg-type]
+def drone(i: int, **kw: object) -> DroneView:
+    """A visual and thermal drone docked at the base nest."""
+    return drone_view(i, **{"capabilities": frozenset({"visual", "thermal"}), **kw})
+
+
+def incident(n: int, **kw: object) -> IncidentRequest:
+    """A priority-2 incident that needs a thermal camera for ten minutes on scene."""
+    defaults = {"priority": 2, "required_capabilities": frozenset({"thermal"})}
+    return incident_request(n, **{**defaults, "on_scene_seconds": 600, **kw})
 
 
 def main(decisions: list[Decision]) -> list[Decision]:
@@ -66,7 +42,7 @@ def main(decisions: list[Decision]) -> list[Decision]:
 
 def core_with(*drones: DroneView) -> DispatchCore:
     core = DispatchCore(reserve_pct=20.0)
-    core.upsert_nest(NestView("nest-01", BASE_LON, BASE_LAT))
+    core.upsert_nest(nest_view())
     for d in drones:
         core.upsert_drone(d)
     return core

@@ -22,44 +22,19 @@ from services.dispatch.domain.model import (
     StageReached,
 )
 from services.dispatch.domain.patrols import PatrolRoute
+from tests.builders import BASE_LAT, BASE_LON, drone_view, incident_request
 
-LON, LAT = 114.40, 30.48
+LON, LAT = BASE_LON, BASE_LAT
 FAR_LON = LON + 0.05  # about 4.8 km east of the nest
 
 
 def drone(i: int, **kw: object) -> DroneView:
-    values: dict[str, object] = {
-        "id": f"drone-{i:03d}",
-        "home_nest": "nest-01",
-        "capabilities": frozenset({"visual"}),
-        "cruise_speed_mps": 15.0,
-        "climb_rate_mps": 5.0,
-        "cruise_altitude_m": 120.0,
-        "launch_delay_s": 20.0,
-        "endurance_s": 2400.0,
-        "lon": LON,
-        "lat": LAT,
-        "battery_pct": 100.0,
-        "link_ok": True,
-        "mode": FlightMode.FLIGHT_MODE_DOCKED,
-    }
-    values.update(kw)
-    return DroneView(**values)  # type: ignore[arg-type]
+    """A visual drone docked at the nest."""
+    return drone_view(i, **{"mode": FlightMode.FLIGHT_MODE_DOCKED, **kw})
 
 
 def incident(n: int, lon: float, lat: float, **kw: object) -> IncidentRequest:
-    values: dict[str, object] = {
-        "id": f"inc-{n}",
-        "priority": 3,
-        "lon": lon,
-        "lat": lat,
-        "required_capabilities": frozenset(),
-        "drones_needed": 1,
-        "on_scene_seconds": 120,
-        "accepted_ms": 1_000 * n,
-    }
-    values.update(kw)
-    return IncidentRequest(**values)  # type: ignore[arg-type]
+    return incident_request(n, lon=lon, lat=lat, **kw)
 
 
 def core_with(*drones: DroneView) -> DispatchCore:

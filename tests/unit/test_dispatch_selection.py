@@ -19,11 +19,20 @@ from services.dispatch.domain.selection import (
     rank_key,
     settled,
 )
+from tests.builders import drone_view
 
 
 def drone(drone_id: str, battery: float) -> DroneView:
-    return DroneView(
-        drone_id, "nest-a", frozenset(), 15.0, 5.0, 120.0, 20.0, 1800.0, battery_pct=battery
+    """A drone with no capability, no known position and no link: only its battery differs."""
+    return drone_view(
+        drone_id,
+        home_nest="nest-a",
+        capabilities=frozenset(),
+        endurance_s=1800.0,
+        lon=None,
+        lat=None,
+        link_ok=False,
+        battery_pct=battery,
     )
 
 
