@@ -155,9 +155,9 @@ async def test_worker_recovers_from_an_empty_broker(
 async def test_an_incident_whose_record_never_arrives_still_gets_a_decision(
     loss_settings: Settings,
 ) -> None:
-    """An empty broker can lose a record after acknowledging it (seen in `make chaos`): the
-    incident is committed, its record never reaches the worker. The worker's sweep finds
-    it in the database and decides it."""
+    """An empty broker can lose a record after acknowledging it (an in-memory broker that
+    restarts does): the incident is committed, its record never reaches the worker. The
+    worker's sweep finds it in the database and decides it."""
     s = loss_settings
     await ensure_topics(s)
     await publish_fleet(s)

@@ -1,8 +1,7 @@
 """A dispatch worker restores a database full of another deployment's open work: hundreds
 of open incidents, a few of them with drones on missions, the rest waiting, under another
 topic prefix (another test run or deployment on the same database), while its own fleet is
-free. It must still become ready and decide new incidents (issue 5: such a worker was not
-ready within 90 s)."""
+free. It must still become ready and decide new incidents."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """A routine-inspection patrol flown closed-loop: the dispatch core's orders obeyed by the
 twin's physics, the drone's state fed back to the core. The sortie must end at its last
 waypoint and come home (a hold of 0 means loiter until told otherwise, to the twin as to a
-MAVLink LOITER_UNLIM: the patrol drone used to hover there until the battery fell under the
-reserve, and the patrol failed for "low battery")."""
+MAVLink LOITER_UNLIM: a drone left holding there would hover until its battery fell under the
+reserve, and the patrol would fail for "low battery")."""
 
 from __future__ import annotations
 
