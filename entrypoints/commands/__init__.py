@@ -1,0 +1,1 @@
+"""The `airgrid` command's groups of sub-commands, one module per group."""
