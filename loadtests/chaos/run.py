@@ -44,11 +44,10 @@ from airgrid.service_processes import SERVICES, Readiness, ServiceProcesses
 from loadtests.chaos.alert_rule import KINDS, AlertVerdict, Condition, by_phase, judge
 from loadtests.chaos.alert_watch import AlertWatch
 from loadtests.chaos.brokers import BROKERS, ChaosBroker, chaos_broker
-from loadtests.chaos.decision_log import (
+from loadtests.chaos.dispatch_log import (
     double_assignments,
     drones_twice,
-    read_decisions,
-    read_mission_events,
+    read_dispatch_log,
 )
 from loadtests.chaos.fleet import ChaosFleet, register_fleet
 from loadtests.chaos.flying_fleet import FlyingFleet, fleet_of
@@ -179,8 +178,8 @@ async def log_checks(settings: Settings) -> LogChecks:
     """The "no drone twice" check on what dispatch published, deduplicated on ce_id."""
     from airgrid.v1 import mission_pb2
 
-    decisions = await read_decisions(settings)
-    events = await read_mission_events(settings)
+    log = await read_dispatch_log(settings)
+    decisions, events = log.decisions, log.mission_events
     return LogChecks(
         decisions=len(decisions),
         slots_twice=double_assignments(decisions),

@@ -34,15 +34,12 @@ from airgrid.config import Settings
 from airgrid.db import create_engine, session_factory
 from airgrid.migrate import upgrade
 from airgrid.servers.kafka import KafkaCluster
-from airgrid.topics import ALL_TOPICS, DISPATCH_DECISIONS, INCIDENTS
-from airgrid.v1 import dispatch_pb2
-from loadtests.chaos.decision_log import (
+from airgrid.topics import ALL_TOPICS, INCIDENTS
+from loadtests.chaos.dispatch_log import (
+    DispatchLog,
     double_assignments,
     drones_twice,
-    read_decisions,
-    read_mission_events,
-    read_topic,
-    unique,
+    read_dispatch_log,
 )
 from loadtests.chaos.flying_fleet import FlyingFleet, fleet_of
 from tests import kafka_fixtures
@@ -278,19 +275,18 @@ async def check_outcomes(stack: Stack, ids: list[str]) -> Counter[str]:
 async def check_decisions(stack: Stack, ids: list[str]) -> tuple[int, int]:
     """No slot, mission or drone given twice in the log; every incident has a decision there.
     Returns (records, distinct ce_ids) of the decisions topic."""
-    decisions: list[dispatch_pb2.DispatchDecision] = []
+    log = DispatchLog()
 
     async def all_logged() -> bool | None:
-        nonlocal decisions
-        decisions = await read_decisions(stack.settings)
-        logged = {d.incident_id for d in decisions}
+        nonlocal log
+        log = await read_dispatch_log(stack.settings)
+        logged = {d.incident_id for d in log.decisions}
         return True if all(i in logged for i in ids) else None
 
     await eventually(all_logged, 60, "a decision on Kafka for every incident", every=1.0)
-    assert double_assignments(decisions) == []
-    assert drones_twice(decisions, await read_mission_events(stack.settings)) == []
-    records = await read_topic(stack.settings, DISPATCH_DECISIONS)
-    return len(records), len(unique(records))
+    assert double_assignments(log.decisions) == []
+    assert drones_twice(log.decisions, log.mission_events) == []
+    return log.decision_records, len(log.decisions)
 
 
 async def check_track(stack: Stack) -> int:
@@ -362,7 +358,7 @@ async def under_load(
     records, distinct = await check_decisions(stack, ids)
     tracked = await check_track(stack)
 
-    decisions = await read_decisions(stack.settings)
+    decisions = (await read_dispatch_log(stack.settings)).decisions
     accepted_ms = {i: (t + wall_offset) * 1000 for i, t in load.accepted.items()}
 
     def first_decision_after(moment: float) -> float | None:

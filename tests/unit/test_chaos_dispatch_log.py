@@ -1,9 +1,10 @@
-"""The judge of the dispatch log on Kafka: what it accepts and what it refuses."""
+"""The checks of the dispatch log on Kafka: what they accept and what they refuse, and a record
+published twice read as one (consumers deduplicate on ce_id)."""
 
 from __future__ import annotations
 
 from airgrid.v1 import command_pb2, dispatch_pb2, mission_pb2
-from loadtests.chaos.dispatch_log import DispatchLog, judge
+from loadtests.chaos.dispatch_log import DispatchLog, double_assignments, drones_twice, judge
 
 ASSIGNED = dispatch_pb2.DECISION_KIND_ASSIGNED
 
@@ -61,3 +62,61 @@ def test_a_mission_assigned_by_two_decisions_is_refused() -> None:
         decisions=[assigned("inc-1", 0, "m1", "d1", 1), assigned("inc-1", 0, "m1", "d1", 5)],
     )
     assert judge(log) == ["mission m1 assigned by two decisions"]
+
+
+def read_back(records: list[tuple[str, bytes]]) -> list[dispatch_pb2.DispatchDecision]:
+    """The decisions of a log that read these (ce_id, value) records, in order."""
+    log = DispatchLog()
+    for ce_id, value in records:
+        log.add_decision(value, ce_id)
+    return log.decisions
+
+
+def freed(decision_id: str, kind: int) -> tuple[str, bytes]:
+    decision = dispatch_pb2.DispatchDecision(decision_id=decision_id, incident_id="i1", kind=kind)  # type: ignore[arg-type]
+    return decision_id, decision.SerializeToString()
+
+
+def rec(decision_id: str, mission: str, drone: str, at: int, slot: int = 0) -> tuple[str, bytes]:
+    """An assignment record of incident i1, its ce_id the decision id."""
+    decision = dispatch_pb2.DispatchDecision(
+        decision_id=decision_id, incident_id="i1", kind=ASSIGNED, decided_time_ms=at
+    )
+    decision.assignments.add(mission_id=mission, drone_id=drone, slot=slot)
+    return decision_id, decision.SerializeToString()
+
+
+def test_a_record_published_twice_is_one_decision() -> None:
+    record = rec("d1", "m1", "drone-001", 1)
+    log = DispatchLog()
+    for ce_id, value in (record, record):
+        log.add_decision(value, ce_id)
+    assert (log.decision_records, len(log.decisions)) == (2, 1)
+    assert double_assignments(log.decisions) == []
+
+
+def test_a_slot_assigned_twice_is_found() -> None:
+    decisions = read_back([rec("d1", "m1", "drone-001", 1), rec("d2", "m2", "drone-002", 2)])
+    assert double_assignments(decisions) == ["incident i1 slot 0 assigned twice"]
+
+
+def test_a_slot_freed_may_be_assigned_again() -> None:
+    redispatched = freed("d2", dispatch_pb2.DECISION_KIND_REDISPATCHED)
+    decisions = read_back(
+        [rec("d1", "m1", "drone-001", 1), redispatched, rec("d3", "m2", "drone-002", 3)]
+    )
+    assert double_assignments(decisions) == []
+
+
+def test_a_drone_on_two_missions_at_once_is_found() -> None:
+    decisions = read_back(
+        [rec("d1", "m1", "drone-001", 1), rec("d2", "m2", "drone-001", 5, slot=1)]
+    )
+    ended = mission_pb2.MissionEvent(
+        mission_id="m1", stage=mission_pb2.MISSION_STAGE_COMPLETED, event_time_ms=5
+    )
+    assert drones_twice(decisions, [ended]) == []
+    late = mission_pb2.MissionEvent(
+        mission_id="m1", stage=mission_pb2.MISSION_STAGE_COMPLETED, event_time_ms=9
+    )
+    assert drones_twice(decisions, [late]) == ["drone drone-001: mission m2 while m1 was on"]
