@@ -25,7 +25,8 @@ from sqlalchemy.engine import make_url
 from airgrid.broker import EmbeddedBroker
 from airgrid.config import Settings
 from airgrid.migrate import upgrade
-from airgrid.servers.kafka import KafkaCluster, KafkaClusterError
+from airgrid.servers.kafka import KafkaCluster
+from airgrid.servers.kafka_jars import KafkaClusterError
 from airgrid.servers.mosquitto import MosquittoUnavailable, PrivateMosquitto
 from airgrid.servers.ports import free_port
 from airgrid.servers.postgres import PostgresUnavailable, PrivatePostgres

@@ -21,7 +21,8 @@ def kafka_up(
     ] = None,
 ) -> None:
     """Run an Apache Kafka KRaft cluster (jars from Maven Central) with airgrid's topics."""
-    from airgrid.servers.kafka import KafkaClusterError, run_until_signal
+    from airgrid.servers.kafka import run_until_signal
+    from airgrid.servers.kafka_jars import KafkaClusterError
 
     try:
         run_until_signal(brokers=brokers, port=port, data_dir=dir, echo=typer.echo)
@@ -32,7 +33,7 @@ def kafka_up(
 @kafka_app.command("fetch")
 def kafka_fetch() -> None:
     """Fetch the pinned Apache Kafka jars through Maven into the cache (quick when there)."""
-    from airgrid.servers.kafka import KafkaClusterError, fetch_jars
+    from airgrid.servers.kafka_jars import KafkaClusterError, fetch_jars
 
     try:
         fetch_jars()
