@@ -11,7 +11,7 @@ from rich.table import Table
 
 from airgrid.sim.outcomes import Outcomes
 from airgrid.sim.report import CoverageSeries
-from airgrid.sim.runner import SimStats
+from airgrid.sim.sim_stats import SimStats
 
 
 class Milestones:

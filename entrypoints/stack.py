@@ -37,7 +37,8 @@ from airgrid.sim.report import (
     poll_coverage,
     write_report,
 )
-from airgrid.sim.runner import SimStats, run_sim
+from airgrid.sim.runner import run_sim
+from airgrid.sim.sim_stats import SimStats
 from airgrid.sim.start_state import MID_OPERATION
 from airgrid.topics import DEPARTMENT_CODES
 from entrypoints.dashboard import Dashboard, Milestones, now_ms

@@ -25,7 +25,8 @@ import orjson
 from airgrid.bus import now_ms
 from airgrid.config import Settings
 from airgrid.sim.outcomes import Outcomes, follow_outcomes
-from airgrid.sim.runner import SimStats, run_sim
+from airgrid.sim.runner import run_sim
+from airgrid.sim.sim_stats import SimStats
 
 log = logging.getLogger("airgrid.sim")
 

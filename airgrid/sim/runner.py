@@ -12,35 +12,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-import uuid
 from collections import deque
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer
 
 from airgrid.bus import (
     ConsumerSpec,
     Producer,
-    SeenIds,
-    header,
     now_ms,
     run_batches,
     start_group_consumer,
 )
 from airgrid.config import Settings
 from airgrid.reference import load_reference
+from airgrid.sim.command_handler import CommandHandler
 from airgrid.sim.faults import FaultEvent, fault_schedule, weather_of
 from airgrid.sim.fleet import Fleet, ReportRates
-from airgrid.sim.incidents import GeneratedIncident
+from airgrid.sim.incident_poster import fleet_known, incident_loop
 from airgrid.sim.load import LoadModel
 from airgrid.sim.outcomes import Outcomes
-from airgrid.sim.physics import SimDrone, flight_mode_name
+from airgrid.sim.physics import SimDrone
+from airgrid.sim.sim_stats import SimStats
 from airgrid.sim.start_state import (
     DOCKED_START,
     MID_OPERATION,
@@ -49,52 +45,19 @@ from airgrid.sim.start_state import (
     Sortie,
     mid_operation,
 )
-from airgrid.topics import DRONE_COMMANDS, TELEMETRY_RAW
-from airgrid.v1 import command_pb2, telemetry_pb2
+from airgrid.sim.telemetry_sender import TelemetrySender
+from airgrid.topics import DRONE_COMMANDS
 
 log = logging.getLogger("airgrid.sim")
 
 SOURCE = "airgrid/sim"
 CONSUMER_GROUP = "airgrid-sim"
-TELEMETRY_CE_TYPE = "airgrid.telemetry"
 TICK_S = 0.1
 # A stalled event loop must not teleport drones across the zone in one step.
 MAX_STEP_S = 1.0
-# Commands older than this (a first run reading the topic's history) are not flown.
-MAX_COMMAND_AGE_S = 300.0
-HTTP_TIMEOUT_S = 10.0
 # How long the broker may hold an empty fetch of drone commands: the floor on the delay from a
 # dispatch decision to the drone's launch (Tansu answers an empty fetch only when it runs out).
 COMMAND_FETCH_WAIT_MS = 20
-# Most seconds the incident load waits for the fleet's first reports to reach the services,
-# and how often it asks the telemetry service meanwhile.
-FLEET_REPORT_WAIT_S = 5.0
-FLEET_POLL_S = 0.1
-
-
-@dataclass
-class SimStats:
-    """Live counters of one simulator run; `airgrid up` shows them."""
-
-    incidents_posted: int = 0
-    incidents_accepted: int = 0
-    incidents_failed: int = 0
-    telemetry_sent: int = 0
-    telemetry_failed: int = 0
-    commands_received: int = 0
-    commands_applied: int = 0
-    commands_ignored: int = 0
-    airborne: int = 0
-    drones: int = 0
-    faults_injected: int = 0
-    by_status: dict[str, int] = field(default_factory=dict)
-    # Monotonic times of recent posts, for the incidents-per-minute throughput.
-    recent_posts: deque[float] = field(default_factory=lambda: deque(maxlen=5000))
-    loading: bool = True  # still posting incidents (False once the load duration is over)
-
-    def posts_per_minute(self, window_s: float = 60.0) -> float:
-        now = time.monotonic()
-        return sum(1 for t in self.recent_posts if now - t <= window_s) * 60.0 / window_s
 
 
 def read_department_keys(path: Path) -> dict[str, str]:
@@ -190,7 +153,7 @@ async def run_sim(
     gateway_keys: dict[str, str] = {}
     if telemetry_via == "http":
         gateway_keys = _read_keys(path, "gateway")
-    sender = _TelemetrySender(
+    sender = TelemetrySender(
         producer=Producer(settings, source=SOURCE) if telemetry_via == "kafka" else None,
         url=f"{(telemetry_url or settings.url_of('telemetry')).rstrip('/')}/v1/telemetry",
         gateway_keys=gateway_keys,
@@ -214,7 +177,7 @@ async def run_sim(
         if load is not None:
             url = f"{(dispatch_url or settings.url_of('dispatch')).rstrip('/')}/v1/incidents"
             states = f"{(telemetry_url or settings.url_of('telemetry')).rstrip('/')}"
-            fleet_known = _fleet_known(
+            known = fleet_known(
                 reported,
                 f"{states}/v1/drones/states",
                 keys[min(keys)],
@@ -222,7 +185,7 @@ async def run_sim(
                 seq_base=started,
             )
             spawn(
-                _incident_loop(load, url, keys, load_s, stats, stop, outcomes, fleet_known),
+                incident_loop(load, url, keys, load_s, stats, stop, outcomes, known),
                 "incidents",
             )
         spec = ConsumerSpec(
@@ -232,7 +195,7 @@ async def run_sim(
             fetch_max_wait_ms=COMMAND_FETCH_WAIT_MS,
         )
         consumer = await start_group_consumer(settings, spec)
-        handler = _CommandHandler(fleet, stats)
+        handler = CommandHandler(fleet, stats)
         log.info(
             "simulator started",
             extra={
@@ -271,122 +234,6 @@ def _loggable(stats: SimStats) -> dict[str, object]:
     return {k: v for k, v in vars(stats).items() if k != "recent_posts"}
 
 
-class _TelemetrySender:
-    """Telemetry out on Kafka, or batched per nest gateway to POST /v1/telemetry."""
-
-    def __init__(
-        self,
-        *,
-        producer: Producer | None,
-        url: str,
-        gateway_keys: dict[str, str],
-        home_nest: dict[str, str],
-    ) -> None:
-        self.producer = producer
-        self.url = url
-        self.gateway_keys = gateway_keys
-        self.home_nest = home_nest
-        self.client: httpx.AsyncClient | None = None
-
-    async def start(self) -> None:
-        if self.producer is not None:
-            await self.producer.start()
-        else:
-            self.client = httpx.AsyncClient(timeout=HTTP_TIMEOUT_S)
-
-    async def stop(self) -> None:
-        if self.producer is not None:
-            await self.producer.stop()
-        if self.client is not None:
-            await self.client.aclose()
-
-    async def send(self, records: list[telemetry_pb2.Telemetry], stats: SimStats) -> None:
-        if self.producer is not None:
-            await self._send_kafka(self.producer, records, stats)
-        elif self.client is not None:
-            await self._send_http(self.client, records, stats)
-
-    async def _send_kafka(
-        self, producer: Producer, records: list[telemetry_pb2.Telemetry], stats: SimStats
-    ) -> None:
-        acks = []
-        for record in records:
-            try:
-                acks.append(
-                    await producer.send(
-                        TELEMETRY_RAW,
-                        record.SerializeToString(),
-                        key=record.drone_id,
-                        ce_type=TELEMETRY_CE_TYPE,
-                        ce_id=f"{record.drone_id}-{record.seq}",
-                    )
-                )
-            except Exception as error:
-                stats.telemetry_failed += 1
-                log.warning(
-                    "telemetry not sent",
-                    extra={"drone_id": record.drone_id, "error": repr(error)},
-                )
-        results = await asyncio.gather(*acks, return_exceptions=True)
-        failed = [r for r in results if isinstance(r, BaseException)]
-        stats.telemetry_sent += len(results) - len(failed)
-        stats.telemetry_failed += len(failed)
-        if failed:
-            log.warning(
-                "telemetry not acknowledged",
-                extra={"records": len(failed), "error": repr(failed[0])},
-            )
-
-    async def _send_http(
-        self, client: httpx.AsyncClient, records: list[telemetry_pb2.Telemetry], stats: SimStats
-    ) -> None:
-        by_nest: dict[str, list[dict[str, Any]]] = {}
-        for record in records:
-            nest = self.home_nest.get(record.drone_id, "")
-            by_nest.setdefault(nest, []).append(_telemetry_json(record))
-        for nest, batch in sorted(by_nest.items()):
-            key = self.gateway_keys.get(nest)
-            if key is None:
-                stats.telemetry_failed += len(batch)
-                continue
-            try:
-                response = await client.post(
-                    self.url, json={"records": batch}, headers={"Authorization": f"Bearer {key}"}
-                )
-            except httpx.HTTPError as error:
-                stats.telemetry_failed += len(batch)
-                log.warning("telemetry post failed", extra={"nest_id": nest, "error": repr(error)})
-                continue
-            if response.status_code in (200, 202):
-                stats.telemetry_sent += len(batch)
-            else:
-                stats.telemetry_failed += len(batch)
-                log.warning(
-                    "telemetry refused",
-                    extra={"nest_id": nest, "status": response.status_code},
-                )
-
-
-def _telemetry_json(record: telemetry_pb2.Telemetry) -> dict[str, Any]:
-    return {
-        "drone_id": record.drone_id,
-        "seq": record.seq,
-        "event_time_ms": record.event_time_ms,
-        "lon": record.lon,
-        "lat": record.lat,
-        "alt_m": record.alt_m,
-        "ground_speed_mps": record.ground_speed_mps,
-        "vertical_speed_mps": record.vertical_speed_mps,
-        "heading_deg": record.heading_deg,
-        "battery_pct": record.battery_pct,
-        "flight_mode": flight_mode_name(record.flight_mode),
-        "nest_id": record.nest_id,
-        "mission_id": record.mission_id,
-        "wind_mps": record.wind_mps,
-        "faults": list(record.faults),
-    }
-
-
 async def _until_done(
     tasks: list[asyncio.Task[None]], stop: asyncio.Event, duration_s: float | None
 ) -> None:
@@ -419,58 +266,9 @@ def _department_keys(path: Path) -> dict[str, str]:
     return {}
 
 
-class _CommandHandler:
-    """Applies each batch of drone commands to the fleet, once per command id."""
-
-    def __init__(self, fleet: Fleet, stats: SimStats) -> None:
-        self.fleet = fleet
-        self.stats = stats
-        self.seen = SeenIds(capacity=50_000)
-
-    async def __call__(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        for record in records:
-            self.handle(record)
-
-    def handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
-        self.stats.commands_received += 1
-        command = command_pb2.DroneCommand()
-        try:
-            command.ParseFromString(record.value or b"")
-        except Exception:
-            self.stats.commands_ignored += 1
-            log.warning(
-                "undecodable drone command skipped",
-                extra={"partition": record.partition, "offset": record.offset},
-            )
-            return
-        command_id = command.command_id or header(record, "ce_id")
-        if self.seen.contains(command_id):
-            self.stats.commands_ignored += 1
-            return
-        self.seen.remember(command_id)
-        context = {
-            "drone_id": command.drone_id,
-            "mission_id": command.mission_id,
-            "command": command_pb2.CommandKind.Name(command.kind)
-            if command.kind in command_pb2.CommandKind.values()
-            else str(command.kind),
-        }
-        age_s = (now_ms() - command.issued_time_ms) / 1000 if command.issued_time_ms else 0.0
-        if age_s > MAX_COMMAND_AGE_S:
-            self.stats.commands_ignored += 1
-            log.info("stale drone command skipped", extra={**context, "age_s": round(age_s)})
-            return
-        if self.fleet.apply(command):
-            self.stats.commands_applied += 1
-            log.info("drone command applied", extra=context)
-        else:
-            self.stats.commands_ignored += 1
-            log.info("drone command does not apply", extra=context)
-
-
 async def _tick_loop(
     fleet: Fleet,
-    sender: _TelemetrySender,
+    sender: TelemetrySender,
     stats: SimStats,
     stop: asyncio.Event,
     faults: list[FaultEvent],
@@ -503,131 +301,3 @@ async def _tick_loop(
             await sender.send(records, stats)
         if reported is not None and not reported.is_set() and fleet.all_reported:
             reported.set()
-
-
-async def _incident_loop(
-    load: LoadModel,
-    url: str,
-    keys: dict[str, str],
-    load_s: float | None,
-    stats: SimStats,
-    stop: asyncio.Event,
-    outcomes: Outcomes | None,
-    fleet_known: Coroutine[Any, Any, None] | None = None,
-) -> None:
-    """Post each scheduled incident at its offset, counted from the moment the services know
-    every drone (`fleet_known` returns, or FLEET_REPORT_WAIT_S passed); each post runs on its
-    own so a slow one never holds back the schedule."""
-    in_flight: set[asyncio.Task[None]] = set()
-    loop = asyncio.get_running_loop()
-    if fleet_known is not None:
-        try:
-            await asyncio.wait_for(fleet_known, FLEET_REPORT_WAIT_S)
-        except TimeoutError:
-            log.warning(
-                "the services do not know every drone yet; posting incidents anyway",
-                extra={"waited_s": FLEET_REPORT_WAIT_S},
-            )
-    began = loop.time()
-    async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_S) as client:
-        try:
-            for scheduled in load.events():
-                if load_s is not None and scheduled.offset_s >= load_s:
-                    break
-                wait = began + scheduled.offset_s - loop.time()
-                if wait > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), wait)
-                if stop.is_set():
-                    break
-                task = asyncio.create_task(
-                    _post(client, url, keys, scheduled.incident, stats, outcomes)
-                )
-                in_flight.add(task)
-                task.add_done_callback(in_flight.discard)
-            stats.loading = False
-            await asyncio.gather(*in_flight, return_exceptions=True)
-            await stop.wait()
-        finally:
-            for task in list(in_flight):
-                task.cancel()
-            await asyncio.gather(*in_flight, return_exceptions=True)
-
-
-async def _fleet_known(
-    reported: asyncio.Event, states_url: str, key: str, *, drones: int, seq_base: int
-) -> None:
-    """Returns once every drone has reported and the telemetry service's state view holds a
-    report of this run (seq above seq_base) from each. The dispatch worker reads the same
-    state topic, so it then knows the fleet too: an incident decided before that goes for
-    good to the best drone dispatch has heard of so far (at start-up the first incidents
-    reached dispatch ~1 s before the fleet did, and went to far drones)."""
-    await reported.wait()
-    headers = {"Authorization": f"Bearer {key}"}
-    async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_S) as client:
-        while True:
-            with contextlib.suppress(httpx.HTTPError, ValueError, KeyError, TypeError):
-                response = await client.get(states_url, headers=headers)
-                if response.status_code == 200:
-                    known = response.json()["drones"]
-                    if sum(1 for d in known if int(d["last_seq"]) > seq_base) >= drones:
-                        return
-            await asyncio.sleep(FLEET_POLL_S)
-
-
-async def _post(
-    client: httpx.AsyncClient,
-    url: str,
-    keys: dict[str, str],
-    incident: GeneratedIncident,
-    stats: SimStats,
-    outcomes: Outcomes | None = None,
-) -> None:
-    stats.incidents_posted += 1
-    stats.recent_posts.append(time.monotonic())
-    context = {
-        "department": incident.department,
-        "type": incident.body["type"],
-        "priority": incident.body["priority"],
-    }
-    key = keys.get(incident.department)
-    if key is None:
-        stats.incidents_failed += 1
-        log.warning("no credential for the department; incident not posted", extra=context)
-        return
-    headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": str(uuid.uuid4())}
-    started = time.perf_counter()
-    try:
-        response = await client.post(url, json=incident.body, headers=headers)
-    except httpx.HTTPError as error:
-        stats.incidents_failed += 1
-        log.warning("incident post failed", extra={**context, "error": repr(error)})
-        return
-    elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
-    if response.status_code in (200, 201):
-        stats.incidents_accepted += 1
-        incident_id = _incident_id(response)
-        if outcomes is not None and incident_id:
-            outcomes.on_posted(
-                incident_id,
-                department=incident.department,
-                priority=int(incident.body["priority"]),
-                type=str(incident.body["type"]),
-                at_ms=now_ms(),
-            )
-        log.info(
-            "incident posted",
-            extra={**context, "incident_id": incident_id, "elapsed_ms": elapsed_ms},
-        )
-        return
-    stats.incidents_failed += 1
-    log.warning(
-        "incident refused",
-        extra={**context, "status": response.status_code, "detail": response.text[:300]},
-    )
-
-
-def _incident_id(response: httpx.Response) -> str:
-    with contextlib.suppress(ValueError, AttributeError):
-        return str(response.json().get("id", ""))
-    return ""

@@ -18,7 +18,8 @@ import orjson
 import pytest
 
 from airgrid.config import Settings
-from airgrid.sim.runner import SimStats, run_sim
+from airgrid.sim.runner import run_sim
+from airgrid.sim.sim_stats import SimStats
 from entrypoints.stack import Stack, bring_up, report_settings
 from tests.conftest import _recreate_database
 
