@@ -39,8 +39,8 @@ from airgrid.migrate import upgrade  # noqa: E402
 from airgrid.reference import ReferenceData, load_reference  # noqa: E402
 from airgrid.servers.postgres import PrivatePostgres  # noqa: E402
 from airgrid.v1 import telemetry_pb2  # noqa: E402
-from deploy.dashboards import COLOURS  # noqa: E402
 from deploy.map_queries import DRONES, HOLES, INCIDENTS, NESTS, ROLE  # noqa: E402
+from deploy.operator_map_dashboard import COLOURS  # noqa: E402
 from deploy.sql_macros import TimeRange, expand  # noqa: E402
 from services.dispatch.coverage import CoverageKeeper  # noqa: E402
 from services.dispatch.domain.core import DispatchCore  # noqa: E402
