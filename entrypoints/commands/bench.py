@@ -68,7 +68,8 @@ def bench_dispatch(
 ) -> None:
     """Dispatch: decision latency, core vs Redis GEOSEARCH / PostGIS KNN, POST -> decision
     against the broker hop on each broker."""
-    from loadtests.bench_dispatch import BenchConfig, run
+    from loadtests.bench_dispatch import run
+    from loadtests.bench_dispatch_config import BenchConfig
 
     _bench_brokers(broker, rounds)
     cfg = BenchConfig(

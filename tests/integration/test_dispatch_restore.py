@@ -21,7 +21,8 @@ from airgrid.bus import ensure_topics
 from airgrid.config import Settings
 from airgrid.migrate import upgrade
 from airgrid.reference import load_reference
-from loadtests.bench_dispatch import publish_fleet, random_scene
+from loadtests.bench_dispatch_posts import publish_fleet
+from loadtests.bench_dispatch_world import random_scene
 from services.dispatch.app import build_app
 from tests.eventually import eventually
 from tests.integration.test_dispatch_flow import credential
