@@ -43,7 +43,8 @@ def bench_telemetry(
 ) -> None:
     """Bare aiokafka consume+decode versus the full telemetry pipeline, then latency at load
     against the broker hop, on each broker."""
-    from loadtests.bench_telemetry import BenchConfig, run
+    from loadtests.bench_telemetry import run
+    from loadtests.bench_telemetry_config import BenchConfig
 
     _bench_brokers(broker, rounds)
     cfg = BenchConfig(
