@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from airgrid.servers.kafka_jars import KafkaClusterError, fetch_jars, kafka_version, say_on_stderr
+from airgrid.servers.kafka_jars import KafkaClusterError, fetch_jars, say_on_stderr
 from airgrid.servers.ports import free_port
 
 HOST = "127.0.0.1"
@@ -489,42 +489,3 @@ async def _metadata_lists(port: int, brokers: int) -> bool:
     finally:
         with contextlib.suppress(Exception):
             await admin.close()
-
-
-def run_until_signal(
-    *, brokers: int, port: int, data_dir: Path | None, echo: Callable[[str], None]
-) -> None:
-    """`airgrid kafka up`: start the cluster, create airgrid's topics, run until Ctrl-C."""
-    from airgrid.bus import BrokerUnavailable, ensure_topics
-    from airgrid.config import Settings
-
-    cluster = KafkaCluster(brokers=brokers, port=port, data_dir=data_dir, say=echo)
-    signals = {signal.SIGINT, signal.SIGTERM}
-    # Blocked from here on, so Ctrl-C during start-up also ends in the clean stop below.
-    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
-    try:
-        started = time.monotonic()
-        cluster.start()
-        settings = Settings(
-            kafka_bootstrap=cluster.bootstrap, topic_replication=cluster.replication
-        )
-        try:
-            created = asyncio.run(ensure_topics(settings))
-        except BrokerUnavailable as error:
-            raise KafkaClusterError(str(error)) from error
-        echo(
-            f"Apache Kafka {kafka_version()}: {brokers} broker(s) up in "
-            f"{time.monotonic() - started:.1f}s, data in {cluster.data_dir}; "
-            f"{len(created)} airgrid topics created (replication {cluster.replication}, "
-            f"min.insync.replicas {cluster.min_insync_replicas})"
-        )
-        echo(f"bootstrap: {cluster.bootstrap}")
-        echo(f"use it:    export AIRGRID_KAFKA_BOOTSTRAP={cluster.bootstrap}")
-        if cluster.replication > 1:
-            echo(f"           export AIRGRID_TOPIC_REPLICATION={cluster.replication}")
-        echo("Ctrl-C stops the cluster")
-        signal.sigwait(signals)
-        echo("stopping the Kafka cluster...")
-    finally:
-        cluster.stop()
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
