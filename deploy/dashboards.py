@@ -1,6 +1,7 @@
 """The Grafana dashboards, declared with Grafana's own typed builders (grafana-foundation-sdk)
-from the panel kit of deploy/panels.py, the live map in deploy/operator_map_dashboard.py, and
-rendered to deploy/grafana/dashboards/ by `python -m deploy.generate`.
+from the panel kit of deploy/panels.py (the department view in deploy/department_dashboard.py,
+the live map in deploy/operator_map_dashboard.py), rendered to deploy/grafana/dashboards/ by
+`python -m deploy.generate`.
 
 Every panel has a unit, a description and, where an operator acts on a value, thresholds.
 PromQL queries use only metrics the services export (tests/observability checks it); the live
@@ -10,14 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from grafana_foundation_sdk.builders import dashboard as dashboard_builders
-from grafana_foundation_sdk.models import dashboard as dashboard_models
-
-from airgrid.topics import DEPARTMENT_CODES as DEPARTMENTS
+from deploy.department_dashboard import department
 from deploy.operator_map_dashboard import operator_map
 from deploy.panels import (
+    DECISION,
     GREEN,
     RATE,
+    TTS,
+    UP,
     AnyPanel,
     dashboard_json,
     promql,
@@ -26,10 +27,6 @@ from deploy.panels import (
     stat_panel,
     timeseries_panel,
 )
-
-UP = 'up{job=~"airgrid-.*"}'
-TTS = "airgrid_time_to_scene_seconds"
-DECISION = "airgrid_dispatch_decision_seconds"
 
 
 def operations() -> dict[str, Any]:
@@ -339,92 +336,6 @@ def telemetry() -> dict[str, Any]:
         "airgrid / Telemetry pipeline",
         "Ingest rate, rejects by reason, record to state lag, consumer lag, feeds.",
         panels,
-    )
-
-
-def department() -> dict[str, Any]:
-    sel = '{department="$department"}'
-    variable = (
-        dashboard_builders.CustomVariable("department")
-        .label("Department")
-        .description("The department code (SPEC §1).")
-        .values(",".join(DEPARTMENTS))
-        .current(dashboard_models.VariableOption(text="fire", value="fire", selected=True))
-        .options(
-            [
-                dashboard_models.VariableOption(text=code, value=code, selected=code == "fire")
-                for code in DEPARTMENTS
-            ]
-        )
-        .multi(False)
-        .include_all(False)
-        .allow_custom_value(False)
-    )
-    panels: list[AnyPanel] = [
-        timeseries_panel(
-            "Incidents accepted",
-            "The department's incidents accepted per minute, by priority.",
-            "opm",
-            (
-                promql(
-                    f"sum by (priority) (rate(airgrid_incidents_accepted_total{sel}[{RATE}])) * 60",
-                    "P{{priority}}",
-                ),
-            ),
-        ),
-        stat_panel(
-            "Share within 300 s",
-            "Share of the department's drones on scene within the 300 s SLA.",
-            "percentunit",
-            (promql(share_within(TTS, "300.0", sel), "within 300 s"),),
-            thresholds=(("red", None), ("orange", 0.95), ("green", 0.99)),
-        ),
-        timeseries_panel(
-            "Time to scene",
-            "Median and 95th percentile time to scene for the department.",
-            "s",
-            (
-                promql(quantile(0.5, TTS, selector=sel), "p50"),
-                promql(quantile(0.95, TTS, selector=sel), "p95"),
-            ),
-            thresholds=(GREEN, ("orange", 120), ("red", 300)),
-        ),
-        timeseries_panel(
-            "Outcomes",
-            "The department's dispatch outcomes per second.",
-            "ops",
-            (
-                promql(
-                    f"sum by (outcome) (rate(airgrid_dispatch_outcomes_total{sel}[{RATE}]))",
-                    "{{outcome}}",
-                ),
-            ),
-        ),
-        timeseries_panel(
-            "SLA alerts",
-            "The department's SLA at-risk and breached alerts per interval.",
-            "none",
-            (
-                promql(
-                    f"sum by (kind) (increase(airgrid_sla_alerts_total{sel}[{RATE}]))",
-                    "{{kind}}",
-                ),
-            ),
-            thresholds=(GREEN, ("red", 1)),
-        ),
-        timeseries_panel(
-            "Feed clients",
-            "Clients following the department's feed over SSE.",
-            "none",
-            (promql(f"sum(airgrid_feed_sse_clients{sel})", "connected"),),
-        ),
-    ]
-    return dashboard_json(
-        "airgrid-department",
-        "airgrid / Department",
-        "One department's incidents, time to scene, outcomes, SLA alerts and feed clients.",
-        panels,
-        [variable],
     )
 
 

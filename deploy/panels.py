@@ -20,6 +20,11 @@ from grafana_foundation_sdk.models import dashboard as dashboard_models
 PROMETHEUS = dashboard_models.DataSourceRef(type_val="prometheus", uid="airgrid-prometheus")
 RATE = "$__rate_interval"
 
+# Metrics more than one dashboard shows.
+UP = 'up{job=~"airgrid-.*"}'
+TTS = "airgrid_time_to_scene_seconds"
+DECISION = "airgrid_dispatch_decision_seconds"
+
 Steps = tuple[tuple[str, float | None], ...]
 GREEN = ("green", None)
 AnyPanel = timeseries.Panel | stat.Panel | geomap.Panel
