@@ -22,7 +22,8 @@ NEST = nest_view("nest-a")
 
 def drone(**overrides: object) -> DroneView:
     """Drone d1, visual, docked at NEST."""
-    return drone_view(**{"home_nest": NEST.id, "lon": NEST.lon, "lat": NEST.lat, **overrides})
+    values: dict[str, object] = {"home_nest": NEST.id, "lon": NEST.lon, "lat": NEST.lat}
+    return drone_view("d1", **{**values, **overrides})
 
 
 def test_a_docked_drone_reaches_what_it_can_cruise_after_launch_and_climb() -> None:

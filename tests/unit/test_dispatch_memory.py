@@ -13,7 +13,8 @@ from services.dispatch.domain.model import (
     NestView,
     SlaAlert,
 )
-from tests.unit.test_dispatch_core import BASE_LAT, BASE_LON, drone, incident, main
+from tests.builders import BASE_LAT, BASE_LON
+from tests.unit.test_dispatch_core import drone, incident, main
 
 HORIZON_S = 1800.0
 EVERY_S = 400  # one incident (and a duplicate report of it) every 400 s of core time

@@ -10,7 +10,8 @@ from airgrid.nofly import NoFlyZone
 from services.dispatch.domain.core import DispatchCore
 from services.dispatch.domain.model import Assigned, NestView
 from services.dispatch.domain.run_cards import MAX_CARD_CELLS, RunCards
-from tests.unit.test_dispatch_core import BASE_LAT, BASE_LON, drone, incident
+from tests.builders import BASE_LAT, BASE_LON
+from tests.unit.test_dispatch_core import drone, incident
 
 # A 20 km square around the base: the zone of these tests.
 AREA = (

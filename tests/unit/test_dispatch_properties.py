@@ -26,6 +26,7 @@ decisions the way the worker stores them and checks, after every operation:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
 from typing import Any
@@ -85,7 +86,7 @@ def metres(lon: float, lat: float) -> XY:
     return ((lon - LON) * M_PER_DEG_LON, (lat - LAT) * M_PER_DEG_LAT)
 
 
-def counter_clockwise(ring: tuple[tuple[float, float], ...]) -> list[XY]:
+def counter_clockwise(ring: Sequence[tuple[float, float]]) -> list[XY]:
     points = [metres(lon, lat) for lon, lat in ring]
     if points[0] == points[-1]:
         points.pop()
