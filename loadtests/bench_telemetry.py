@@ -39,9 +39,10 @@ from loadtests.bench_telemetry_live import LoopWatch, PhaseProfile, live_load
 from loadtests.bench_telemetry_observer import ObserverProcess
 from loadtests.bench_telemetry_records import drone_ids, missions_of, preproduce, seed
 from loadtests.bench_telemetry_summary import Round, round_lines, side_by_side, summarize
-from services.telemetry.feeds import FeedRouting, incident_view, mission_view
-from services.telemetry.store import track_points
-from services.telemetry.stream import TelemetryWorker, registry_view, state_view
+from services.telemetry.feed_routing import FeedRouting, incident_view, mission_view
+from services.telemetry.models import track_points
+from services.telemetry.stream import TelemetryWorker
+from services.telemetry.topic_views import registry_view, state_view
 
 
 async def bare_loop(settings: Settings, records: int) -> float:

@@ -18,22 +18,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from airgrid.db import Base
 from services.telemetry.domain.anomalies import AlertKind, LastSeen, RaisedAlert
-from services.telemetry.store import track_points
+from services.telemetry.models import drone_alert_state, track_points
 
 log = logging.getLogger("airgrid.telemetry")
-
-drone_alert_state = sa.Table(
-    "drone_alert_state",
-    Base.metadata,
-    sa.Column("drone_id", sa.String(64), primary_key=True),
-    sa.Column("kind", sa.String(32), primary_key=True),
-    sa.Column("subject_id", sa.String(64), primary_key=True),
-    sa.Column("active", sa.Boolean, nullable=False),
-    sa.Column("alert_id", sa.String(64), nullable=False),
-    sa.Column("event_time_ms", sa.BigInteger, nullable=False),
-)
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,13 @@ from airgrid.config import Settings, get_settings
 from airgrid.revocations import on_revocation
 from airgrid.service_app import Infrastructure, create_service_app
 from services.telemetry.api import router
+from services.telemetry.feed_routing import FeedRouting, incident_view, mission_view
 from services.telemetry.feed_stream import StreamSlots
-from services.telemetry.feeds import FeedHub, FeedRouting, incident_view, mission_view
+from services.telemetry.feeds import FeedHub
 from services.telemetry.metrics import initialise_labels
 from services.telemetry.store import purge_older_than
-from services.telemetry.stream import TelemetryWorker, command_view, registry_view, state_view
+from services.telemetry.stream import TelemetryWorker
+from services.telemetry.topic_views import command_view, registry_view, state_view
 from services.telemetry.view_recovery import ViewRecovery
 
 log = logging.getLogger("airgrid.telemetry")

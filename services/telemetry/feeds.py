@@ -1,4 +1,6 @@
-"""Department feeds: which department an item belongs to, and the SSE fan-out from Kafka."""
+"""Department feeds over SSE: one consumer of the feed topics fanned out to the streams.
+
+Which department an item goes to is feed_routing.py's to say."""
 
 from __future__ import annotations
 
@@ -12,56 +14,14 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from airgrid.bus import TopicView, client_options, topic_name, topic_partitions
+from airgrid.bus import client_options, topic_name, topic_partitions
 from airgrid.config import Settings
-from airgrid.topics import DEPARTMENT_CODES, FEEDS, INCIDENTS, MISSION_EVENTS, feed_topic
-from airgrid.v1 import incident_pb2, mission_pb2
+from airgrid.topics import FEEDS, feed_topic
 from airgrid.worker_runs import stop_quietly
 from services.telemetry.feed_cursor import encode_cursor
 from services.telemetry.metrics import SSE_CLIENTS, SSE_DROPPED
 
 log = logging.getLogger("airgrid.telemetry")
-
-
-def incident_view(settings: Settings) -> TopicView:
-    return TopicView(settings, INCIDENTS, incident_pb2.IncidentEvent.FromString)
-
-
-def mission_view(settings: Settings) -> TopicView:
-    # Traced: a mission's events (its stage on scene among them) reach this service's feed
-    # routing in the trace of their incident.
-    return TopicView(
-        settings,
-        MISSION_EVENTS,
-        mission_pb2.MissionEvent.FromString,
-        traced_as="telemetry.mission_event",
-    )
-
-
-class FeedRouting:
-    """A drone on a mission belongs to the feeds of the mission's incident department and of
-    the departments the incident is shared with; read from the incident and mission views."""
-
-    def __init__(self, incidents: TopicView, missions: TopicView) -> None:
-        self.incidents = incidents
-        self.missions = missions
-
-    def departments_of(self, mission_id: str) -> tuple[str, ...]:
-        if not mission_id:
-            return ()
-        mission: mission_pb2.MissionEvent | None = self.missions.items.get(mission_id)
-        if mission is None:
-            return ()
-        event: incident_pb2.IncidentEvent | None = self.incidents.items.get(mission.incident_id)
-        if event is None or not event.HasField("accepted"):
-            return ()
-        incident = event.accepted
-        codes = [incident.department, *incident.shared_with]
-        return tuple(dict.fromkeys(code for code in codes if code in DEPARTMENT_CODES))
-
-
-def encode_item(kind: str, body: dict[str, Any]) -> bytes:
-    return orjson.dumps({"type": kind, **body})
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ SSE_CLIENTS = Gauge(
 )
 
 
-# stream.py
+# the stream worker (batch_accounting.py, alert_publisher.py, stream.py)
 RECORDS = Counter("airgrid_telemetry_records_total", "Telemetry records accepted into state.")
 REJECTED = Counter(
     "airgrid_telemetry_rejected_total", "Telemetry records sent to the DLQ, by reason.", ["reason"]

@@ -11,26 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from airgrid.db import Base
 from airgrid.v1 import telemetry_pb2
-
-track_points = sa.Table(
-    "track_points",
-    Base.metadata,
-    sa.Column("drone_id", sa.String(64), primary_key=True),
-    sa.Column("seq", sa.BigInteger, primary_key=True),
-    sa.Column("event_time_ms", sa.BigInteger, nullable=False),
-    sa.Column("lon", sa.Float, nullable=False),
-    sa.Column("lat", sa.Float, nullable=False),
-    sa.Column("alt_m", sa.Float, nullable=False),
-    sa.Column("ground_speed_mps", sa.Float, nullable=False),
-    sa.Column("heading_deg", sa.Float, nullable=False),
-    sa.Column("battery_pct", sa.Float, nullable=False),
-    sa.Column("flight_mode", sa.SmallInteger, nullable=False),
-    sa.Column("mission_id", sa.String(64), nullable=False),
-    sa.Index("ix_track_points_drone_time", "drone_id", "event_time_ms"),
-    sa.Index("ix_track_points_time", "event_time_ms"),
-)
+from services.telemetry.models import track_points
 
 
 @dataclass(frozen=True)

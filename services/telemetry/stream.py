@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
-import uuid
 from collections import deque
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -30,29 +25,17 @@ from airgrid.bus import (
 from airgrid.config import Settings
 from airgrid.observability import RECORDS_CONSUMED
 from airgrid.topics import (
-    ALERTS,
-    DEPARTMENT_CODES,
-    DRONE_COMMANDS,
-    DRONE_STATE,
-    FEEDS,
-    REGISTRY_CHANGES,
     TELEMETRY_DLQ,
     TELEMETRY_RAW,
-    feed_topic,
 )
-from airgrid.v1 import alert_pb2, command_pb2, drone_state_pb2, registry_pb2, telemetry_pb2
+from airgrid.v1 import command_pb2, drone_state_pb2, telemetry_pb2
 from airgrid.worker_runs import stop_quietly
 from services.telemetry import heap
-from services.telemetry.alert_state import (
-    AlertStateRow,
-    AlertStateWriter,
-    last_tracked,
-    raised_alerts,
-)
-from services.telemetry.batched_sends import PartitionedBatches
+from services.telemetry.alert_publisher import AlertPublisher
+from services.telemetry.alert_state import last_tracked, raised_alerts
+from services.telemetry.batch_accounting import account_batch
 from services.telemetry.domain import state as drone_state
 from services.telemetry.domain.anomalies import (
-    AlertKind,
     AnomalyDetector,
     AnomalyRules,
     LastSeen,
@@ -60,83 +43,20 @@ from services.telemetry.domain.anomalies import (
     Position,
     Transition,
 )
-from services.telemetry.domain.validation import (
-    MAX_SPEED_MPS,
-    LastFix,
-    Reason,
-    Rejection,
-    validate,
-)
-from services.telemetry.feeds import FeedRouting, encode_item
-from services.telemetry.metrics import (
-    ALERTS_DROPPED,
-    ALERTS_RAISED,
-    ALERTS_RESENT,
-    RECORD_TO_STATE_SECONDS,
-    RECORDS,
-    REJECTED,
-    TRACK_POINTS,
-)
-from services.telemetry.pending_alerts import Outgoing, PendingAlert, PendingAlerts
+from services.telemetry.domain.validation import MAX_SPEED_MPS
+from services.telemetry.feed_routing import FeedRouting
+from services.telemetry.metrics import TRACK_POINTS
+from services.telemetry.offset_committer import CONSUMER, OffsetCommitter
+from services.telemetry.service import BatchDecision, Rejected, decide_record
+from services.telemetry.state_outputs import StateOutputs
+from services.telemetry.topic_views import is_drone, no_fly_zones
 from services.telemetry.track_writer import TrackWriter
 
 log = logging.getLogger("airgrid.telemetry")
 
-CONSUMER = "airgrid-telemetry"
-STATE_EVENT = "airgrid.drone.state"
 REJECTED_EVENT = "airgrid.telemetry.rejected"
 
 
-def is_drone(change: Any) -> bool:
-    """A registry change that leaves a registered drone under its key."""
-    return change is not None and change.HasField("drone") and not change.deleted
-
-
-def registry_view(
-    settings: Settings, on_update: Callable[[str, Any], None] | None = None
-) -> TopicView:
-    decode = registry_pb2.RegistryChange.FromString
-    return TopicView(settings, REGISTRY_CHANGES, decode, on_update=on_update)
-
-
-def state_view(settings: Settings) -> TopicView:
-    return TopicView(settings, DRONE_STATE, drone_state_pb2.DroneState.FromString)
-
-
-def command_view(
-    settings: Settings, on_update: Callable[[str, Any], None] | None = None
-) -> TopicView:
-    return TopicView(
-        settings, DRONE_COMMANDS, command_pb2.DroneCommand.FromString, on_update=on_update
-    )
-
-
-def no_fly_zones(registry: TopicView) -> list[NoFlyZone]:
-    """Active-window no-fly and temporary geofences currently in the registry view."""
-    zones = []
-    for change in list(registry.items.values()):
-        if change is None or change.deleted or not change.HasField("geofence"):
-            continue
-        fence = change.geofence
-        if fence.kind not in ("no-fly", "temporary") or len(fence.ring_lon) < 3:
-            continue
-        ring = list(zip(fence.ring_lon, fence.ring_lat, strict=False))
-        zones.append(NoFlyZone(fence.id, ring, fence.active_from_ms, fence.active_until_ms))
-    return zones
-
-
-_ALERT_KINDS = {
-    AlertKind.LOW_BATTERY: alert_pb2.ALERT_KIND_LOW_BATTERY,
-    AlertKind.LINK_LOST: alert_pb2.ALERT_KIND_LINK_LOST,
-    AlertKind.GEOFENCE_BREACH: alert_pb2.ALERT_KIND_GEOFENCE_BREACH,
-    AlertKind.OFF_ROUTE: alert_pb2.ALERT_KIND_OFF_ROUTE,
-}
-_SEVERITY = {
-    AlertKind.LOW_BATTERY: alert_pb2.SEVERITY_WARNING,
-    AlertKind.LINK_LOST: alert_pb2.SEVERITY_CRITICAL,
-    AlertKind.GEOFENCE_BREACH: alert_pb2.SEVERITY_CRITICAL,
-    AlertKind.OFF_ROUTE: alert_pb2.SEVERITY_WARNING,
-}
 _AIRBORNE = frozenset(
     {
         telemetry_pb2.FLIGHT_MODE_TAKING_OFF,
@@ -146,11 +66,6 @@ _AIRBORNE = frozenset(
         telemetry_pb2.FLIGHT_MODE_LANDING,
     }
 )
-POSITION_ITEM = "drone.position"
-# Rejected for live state but kept in the track: an out-of-order record is a real, late
-# position; a duplicate may be the replay of a batch whose state was published but whose track
-# write failed (the (drone_id, seq) key keeps a point that is already stored once).
-_TRACKED_REJECTIONS = frozenset({Reason.OUT_OF_ORDER, Reason.DUPLICATE})
 MAX_BATCHES_IN_FLIGHT = 16
 MAX_RECORDS_IN_FLIGHT = 32_000
 # Link lost is checked whenever event time moved on by this much (it fires after 15 s).
@@ -160,68 +75,6 @@ ALERT_STATE_DRAIN_SECONDS = 5.0
 
 async def await_batch(done: asyncio.Future[Any]) -> None:
     await done
-
-
-ALERT_EVENT = "airgrid.alert"
-FEED_ALERT_EVENT = "airgrid.feed.alert"
-
-
-@dataclass
-class _Rejected:
-    """A raw record bound for the DLQ."""
-
-    record: ConsumerRecord[bytes, bytes]
-    drone_id: str | None
-    rejection: Rejection
-
-
-@dataclass
-class _Decided:
-    """What one batch decided, before anything is produced."""
-
-    accepted: list[telemetry_pb2.Telemetry] = field(default_factory=list)
-    track: list[telemetry_pb2.Telemetry] = field(default_factory=list)
-    rejected: list[_Rejected] = field(default_factory=list)
-    # Per drone: the newest accepted record and its partition; the last accepted seq; the
-    # newest non-empty nest_id of the accepted records the newest one supersedes.
-    newest: dict[str, tuple[telemetry_pb2.Telemetry, int]] = field(default_factory=dict)
-    last: dict[str, LastFix] = field(default_factory=dict)
-    nests: dict[str, str] = field(default_factory=dict)
-    redelivered: int = 0
-
-
-class OffsetCommitter:
-    """Commits the offsets of finished batches in the background, one commit at a time; the
-    offsets of batches that finish meanwhile are merged into the next commit."""
-
-    def __init__(self, consumer: AIOKafkaConsumer) -> None:
-        self.consumer = consumer
-        self._pending: dict[TopicPartition, int] = {}
-        self._task: asyncio.Task[None] | None = None
-
-    def add(self, offsets: dict[TopicPartition, int]) -> None:
-        """Offsets of a batch that is done; batches must be added in the order they were read."""
-        self._pending.update(offsets)
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="telemetry-commit")
-
-    async def drain(self) -> None:
-        while self._task is not None and not self._task.done():
-            await self._task
-
-    def cancel(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-
-    async def _run(self) -> None:
-        while self._pending:
-            offsets, self._pending = self._pending, {}
-            try:
-                await self.consumer.commit(offsets)
-            except KafkaError as error:
-                # A rebalance took the partitions away; the new owner replays from the last
-                # commit.
-                log.warning("commit failed", extra={"consumer": CONSUMER, "error": repr(error)})
 
 
 class TelemetryWorker:
@@ -274,35 +127,15 @@ class TelemetryWorker:
         self._processed: dict[tuple[str, int], int] = {}
         self._replay_until: dict[tuple[str, int], int] = {}
         self._last_batch_ms = clock()
-        self._state_topic = topic_name(settings, DRONE_STATE)
         self._zones: list[NoFlyZone] | None = None
         self._link_checked_ms = 0
         self._follow_registry(registry)
         self._raw_topic = topic_name(settings, TELEMETRY_RAW)
-        self._feed_topics = {
-            code: topic_name(settings, feed_topic(code)) for code in DEPARTMENT_CODES
-        }
-        self._hot_topics = [self._state_topic, *self._feed_topics.values()]
-        self._batches = PartitionedBatches(producer.raw)
+        self.outputs = StateOutputs(settings, producer, routing)
         self._source_partition: dict[str, TopicPartition] = {}
         self._consumer: AIOKafkaConsumer | None = None
-        # Alerts wait here until the broker acknowledged them (sent again after a failure);
-        # acknowledged ones are saved for the worker that takes their drone over.
-        self._pending_alerts = PendingAlerts()
-        self._alert_states = AlertStateWriter(engine)
+        self.alerts = AlertPublisher(producer=producer, engine=engine, routing=routing, clock=clock)
         self._taken_over: frozenset[TopicPartition] = frozenset()
-        self._state_headers = [
-            ("ce_specversion", b"1.0"),
-            ("ce_source", producer.source.encode()),
-            ("ce_type", STATE_EVENT.encode()),
-            ("content-type", DRONE_STATE.content_type.encode()),
-        ]
-        self._position_headers = [
-            ("ce_specversion", b"1.0"),
-            ("ce_source", producer.source.encode()),
-            ("ce_type", f"airgrid.feed.{POSITION_ITEM}".encode()),
-            ("content-type", FEEDS[0].content_type.encode()),
-        ]
 
     @property
     def assigned(self) -> frozenset[int]:
@@ -372,7 +205,7 @@ class TelemetryWorker:
             ticker.cancel()
             await stop_quietly(consumer.stop, "telemetry consumer")
             with contextlib.suppress(Exception):  # saved alert state, for the next owner
-                await asyncio.wait_for(self._alert_states.drain(), ALERT_STATE_DRAIN_SECONDS)
+                await asyncio.wait_for(self.alerts.drain_saved(), ALERT_STATE_DRAIN_SECONDS)
 
     async def _pipelined(self, consumer: AIOKafkaConsumer, stop: asyncio.Event | None) -> None:
         """At least once, pipelined: the next batch is decided while earlier ones await their
@@ -524,11 +357,18 @@ class TelemetryWorker:
         # order: so each drone's records are processed in the order they were produced.
         now = self.clock()
         self._last_batch_ms = now
-        decided = _Decided()
+        decided = BatchDecision()
         if self._replay_until:
             records = self._without_redeliveries(records, decided)
         for record in records:
-            self._decide(record, decided, now)
+            decide_record(
+                record,
+                decided,
+                now,
+                known_drones=self.drones,
+                previous=self._previous,
+                max_speed_mps=self._max_speed_mps,
+            )
         if decided.redelivered:
             RECORDS_CONSUMED.labels(CONSUMER, "redelivered").inc(decided.redelivered)
         # The track is part of the batch: its offsets are committed only after the write, so a
@@ -544,13 +384,13 @@ class TelemetryWorker:
             if result.cancelled() or result.exception() is not None:
                 return
             TRACK_POINTS.inc(len(decided.track))
-            self._account(len(decided.accepted), states, decided.rejected)
+            account_batch(len(decided.accepted), states, decided.rejected, acked_ms=self.clock())
 
         done.add_done_callback(account)
         return done
 
     def _without_redeliveries(
-        self, records: list[ConsumerRecord[bytes, bytes]], decided: _Decided
+        self, records: list[ConsumerRecord[bytes, bytes]], decided: BatchDecision
     ) -> list[ConsumerRecord[bytes, bytes]]:
         """After a rewind: the records read again that were processed before it are dropped;
         a partition's bound goes once its reading passed it."""
@@ -568,7 +408,7 @@ class TelemetryWorker:
         return kept
 
     def _conflated_states(
-        self, decided: _Decided, now: int
+        self, decided: BatchDecision, now: int
     ) -> dict[str, drone_state_pb2.DroneState]:
         states: dict[str, drone_state_pb2.DroneState] = {}
         source = self._source_partition
@@ -644,63 +484,25 @@ class TelemetryWorker:
             return float(change.drone.max_speed_mps)
         return MAX_SPEED_MPS
 
-    def _decide(self, record: ConsumerRecord[bytes, bytes], decided: _Decided, now: int) -> None:
-        key = record.key.decode("utf-8", "replace") if record.key else None
-        try:
-            telemetry = telemetry_pb2.Telemetry.FromString(record.value or b"")
-        except Exception as error:  # any undecodable payload is a poison record, never a crash
-            decided.rejected.append(_Rejected(record, key, Rejection(Reason.MALFORMED, str(error))))
-            return
-        drone_id = telemetry.drone_id
-        if key is not None and drone_id != key:
-            detail = f"record for {drone_id!r} was keyed {key!r}"
-            decided.rejected.append(_Rejected(record, key, Rejection(Reason.MALFORMED, detail)))
-            return
-        last = decided.last.get(drone_id)
-        if last is None:
-            previous = self._previous(drone_id)
-            if previous is not None:
-                last = LastFix(
-                    previous.last_seq, previous.event_time_ms, previous.lon, previous.lat
-                )
-        rejection = validate(
-            telemetry,
-            known_drones=self.drones,
-            last=last,
-            now_ms=now,
-            max_speed_mps=self._max_speed_mps(drone_id),
-        )
-        if rejection is not None:
-            decided.rejected.append(_Rejected(record, drone_id or key, rejection))
-            if rejection.reason in _TRACKED_REJECTIONS:
-                decided.track.append(telemetry)
-            return
-        decided.last[drone_id] = LastFix.of(telemetry)
-        decided.accepted.append(telemetry)
-        decided.track.append(telemetry)
-        newest = decided.newest.get(drone_id)
-        if newest is not None and newest[0].nest_id:
-            decided.nests[drone_id] = newest[0].nest_id
-        decided.newest[drone_id] = (telemetry, record.partition)
-
     async def _send(
         self,
         states: dict[str, drone_state_pb2.DroneState],
-        rejected: list[_Rejected],
+        rejected: list[Rejected],
         transitions: list[Transition],
     ) -> list[asyncio.Future[Any]]:
         futures: list[asyncio.Future[Any]] = []
         for transition in transitions:
-            self._queue_alert(transition, states)
-        if transitions or self._pending_alerts:
+            drone_id = transition.drone_id
+            self.alerts.queue(
+                transition,
+                states.get(drone_id)
+                or self._latest.get(drone_id)
+                or self.states.items.get(drone_id),
+            )
+        if transitions or self.alerts.pending:
             await self.send_alerts()
         if states:
-            await self._batches.know(self._hot_topics)
-            ce_time = datetime.now(UTC).isoformat().encode()
-            for state in states.values():
-                self._add_state(state, ce_time)
-                self._add_position_items(state, ce_time)
-            futures.extend(await self._batches.send())
+            futures.extend(await self.outputs.send(states))
         for rejection in rejected:
             futures.append(
                 await self.producer.send(
@@ -713,207 +515,14 @@ class TelemetryWorker:
             )
         return futures
 
-    def _account(
-        self,
-        accepted: int,
-        states: dict[str, drone_state_pb2.DroneState],
-        rejected: list[_Rejected],
-    ) -> None:
-        acked = self.clock()
-        for state in states.values():
-            RECORD_TO_STATE_SECONDS.observe(max((acked - state.event_time_ms) / 1000, 0.0))
-        for rejection in rejected:
-            reason = rejection.rejection.reason
-            REJECTED.labels(reason.value).inc()
-            RECORDS_CONSUMED.labels(CONSUMER, "rejected").inc()
-            log.info(
-                "telemetry rejected",
-                extra={
-                    "drone_id": rejection.drone_id,
-                    "reason": reason.value,
-                    "detail": rejection.rejection.detail,
-                    "partition": rejection.record.partition,
-                    "offset": rejection.record.offset,
-                },
-            )
-        if accepted:
-            RECORDS.inc(accepted)
-            RECORDS_CONSUMED.labels(CONSUMER, "accepted").inc(accepted)
-
-    def _add_state(self, state: drone_state_pb2.DroneState, ce_time: bytes) -> None:
-        """The state of one drone, keyed by drone id; the CloudEvents id is `<drone>:<seq>` (a
-        replay repeats it, so readers that dedupe by ce_id drop it), the time the batch's."""
-        headers = [
-            *self._state_headers,
-            ("ce_id", f"{state.drone_id}:{state.last_seq}".encode()),
-            ("ce_time", ce_time),
-        ]
-        key = state.drone_id.encode()
-        self._batches.add(self._state_topic, key, state.SerializeToString(), headers)
-
-    def _add_position_items(self, state: drone_state_pb2.DroneState, ce_time: bytes) -> None:
-        departments = self.routing.departments_of(state.mission_id)
-        if not departments:
-            return
-        item = encode_item(
-            POSITION_ITEM,
-            {
-                "drone_id": state.drone_id,
-                "mission_id": state.mission_id,
-                "lon": state.lon,
-                "lat": state.lat,
-                "alt_m": state.alt_m,
-                "battery_pct": state.battery_pct,
-                "seq": state.last_seq,
-                "event_time_ms": state.event_time_ms,
-            },
-        )
-        headers = [
-            *self._position_headers,
-            ("ce_id", f"{state.drone_id}:{state.last_seq}".encode()),
-            ("ce_time", ce_time),
-        ]
-        key = state.drone_id.encode()
-        for code in departments:
-            self._batches.add(self._feed_topics[code], key, item, headers)
-
-    def _queue_alert(
-        self, transition: Transition, states: dict[str, drone_state_pb2.DroneState]
-    ) -> None:
-        """Builds the alert and its feed copies once (one id for every attempt) and queues
-        them; `send_alerts` sends them until the broker acknowledges."""
-        alert_id = uuid.uuid4().hex
-        alert = alert_pb2.Alert(
-            alert_id=alert_id,
-            kind=_ALERT_KINDS[transition.kind],
-            severity=_SEVERITY[transition.kind] if transition.active else alert_pb2.SEVERITY_INFO,
-            subject_id=transition.subject_id or transition.drone_id,
-            drone_id=transition.drone_id,
-            message=transition.message,
-            event_time_ms=transition.event_time_ms,
-            active=transition.active,
-            lon=transition.lon,
-            lat=transition.lat,
-        )
-        log.info(
-            "alert",
-            extra={
-                "kind": transition.kind.value,
-                "drone_id": transition.drone_id,
-                "active": transition.active,
-                "detail": transition.message,
-            },
-        )
-        records = [Outgoing(ALERTS, alert.SerializeToString(), ALERT_EVENT)]
-        state = (
-            states.get(transition.drone_id)
-            or self._latest.get(transition.drone_id)
-            or self.states.items.get(transition.drone_id)
-        )
-        departments = self.routing.departments_of(state.mission_id) if state is not None else ()
-        if departments:
-            item = encode_item(
-                f"alert.{transition.kind.value}",
-                {
-                    "alert_id": alert_id,
-                    "drone_id": transition.drone_id,
-                    "subject_id": alert.subject_id,
-                    "active": transition.active,
-                    "message": transition.message,
-                    "lon": transition.lon,
-                    "lat": transition.lat,
-                    "event_time_ms": transition.event_time_ms,
-                },
-            )
-            records += [Outgoing(feed_topic(code), item, FEED_ALERT_EVENT) for code in departments]
-        pending = PendingAlert(
-            alert_id,
-            transition.drone_id,
-            transition.kind.value,
-            transition.subject_id if transition.kind is AlertKind.GEOFENCE_BREACH else "",
-            transition.active,
-            transition.event_time_ms,
-            records,
-        )
-        for dropped in self._pending_alerts.add(pending):
-            ALERTS_DROPPED.inc()
-            log.error(
-                "unacknowledged alert dropped: too many waiting",
-                extra={"alert_id": dropped.alert_id, "drone_id": dropped.drone_id},
-            )
-
     async def send_alerts(self) -> None:
-        """Sends every due alert (new, or whose send failed), each record with the alert's id
-        as ce_id. An alert is done only once the broker acknowledged all its records; then it
-        is counted and its state saved. Never raises: a failure leaves the alert due."""
-        due = self._pending_alerts.due(self.clock())
-        for position, alert in enumerate(due):
-            if alert.attempts > 1:
-                ALERTS_RESENT.inc()
-                log.info(
-                    "alert sent again",
-                    extra={"alert_id": alert.alert_id, "attempt": alert.attempts},
-                )
-            futures: list[asyncio.Future[Any]] = []
-            try:
-                for record in alert.records:
-                    futures.append(
-                        await self.producer.send(
-                            record.topic,
-                            record.value,
-                            key=alert.drone_id,
-                            ce_type=record.ce_type,
-                            ce_id=alert.alert_id,
-                        )
-                    )
-            except Exception as error:  # not even queued (no metadata, producer closed)
-                for future in futures:
-                    future.add_done_callback(_retrieve)
-                self._pending_alerts.failed(alert.alert_id)
-                log.warning(
-                    "alert not sent; will retry",
-                    extra={"alert_id": alert.alert_id, "error": repr(error)},
-                )
-                # The producer could not even queue it (each such try can wait for the
-                # request timeout): the rest waits for the next round.
-                for later in due[position + 1 :]:
-                    self._pending_alerts.not_sent(later.alert_id)
-                return
-            sent = asyncio.gather(*futures)
-            sent.add_done_callback(functools.partial(self._alert_sent, alert))
-
-    def _alert_sent(self, alert: PendingAlert, sent: asyncio.Future[Any]) -> None:
-        error = None if sent.cancelled() else sent.exception()
-        if sent.cancelled() or error is not None:
-            self._pending_alerts.failed(alert.alert_id)
-            log.warning(
-                "alert not acknowledged; will retry",
-                extra={"alert_id": alert.alert_id, "error": repr(error)},
-            )
-            return
-        if self._pending_alerts.acknowledged(alert.alert_id) is None:
-            return
-        ALERTS_RAISED.labels(alert.kind, str(alert.active).lower()).inc()
-        self._alert_states.add(
-            AlertStateRow(
-                alert.drone_id,
-                alert.kind,
-                alert.subject_id,
-                alert.active,
-                alert.alert_id,
-                alert.event_time_ms,
-            )
-        )
+        """Sends every due alert; never raises (a failure leaves the alert due)."""
+        await self.alerts.send_due()
 
     @property
     def pending_alerts(self) -> int:
         """Alerts decided but not yet acknowledged by the broker."""
-        return len(self._pending_alerts)
-
-
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
+        return self.alerts.pending
 
 
 def raw_partition(drone_id: str, count: int) -> int:

@@ -11,8 +11,9 @@ from airgrid.config import Settings
 from airgrid.db import create_engine
 from airgrid.topics import REGISTRY_CHANGES, TELEMETRY_RAW
 from airgrid.v1 import registry_pb2, telemetry_pb2
-from services.telemetry.feeds import FeedRouting, incident_view, mission_view
-from services.telemetry.stream import TelemetryWorker, registry_view, state_view
+from services.telemetry.feed_routing import FeedRouting, incident_view, mission_view
+from services.telemetry.stream import TelemetryWorker
+from services.telemetry.topic_views import registry_view, state_view
 
 DEADLINE_S = 60.0
 

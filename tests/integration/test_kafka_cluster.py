@@ -18,7 +18,7 @@ from airgrid.config import Settings
 from airgrid.servers.kafka import KafkaCluster
 from airgrid.topics import ALL_TOPICS, DRONE_STATE, feed_topic
 from airgrid.v1 import drone_state_pb2
-from services.telemetry.stream import state_view
+from services.telemetry.topic_views import state_view
 from tests import kafka_fixtures
 from tests.eventually import eventually, until
 

@@ -43,9 +43,10 @@ from airgrid.v1 import (
     registry_pb2,
     telemetry_pb2,
 )
-from services.telemetry.feeds import FeedRouting, incident_view, mission_view
-from services.telemetry.store import track_points
-from services.telemetry.stream import TelemetryWorker, registry_view, state_view
+from services.telemetry.feed_routing import FeedRouting, incident_view, mission_view
+from services.telemetry.models import track_points
+from services.telemetry.stream import TelemetryWorker
+from services.telemetry.topic_views import registry_view, state_view
 from tests.integration.telemetry_rig import register_drones
 
 pytestmark = pytest.mark.integration

@@ -20,7 +20,7 @@ from airgrid.config import Settings
 from airgrid.topics import DRONE_STATE, feed_topic
 from airgrid.v1 import drone_state_pb2
 from services.telemetry.feeds import FeedHub, Subscription
-from services.telemetry.stream import state_view
+from services.telemetry.topic_views import state_view
 from services.telemetry.view_recovery import ViewRecovery
 from tests.eventually import until
 from tests.integration.conftest import ReplaceableBroker

@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY
 from airgrid.bus import Producer, ensure_topics
 from airgrid.config import Settings
 from airgrid.db import create_engine
-from services.telemetry.store import track_points
+from services.telemetry.models import track_points
 from tests.eventually import until
 from tests.integration.telemetry_rig import (
     DEADLINE_S,
