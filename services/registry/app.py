@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
-from prometheus_client import Counter
 
 from airgrid.broker_watch import recover_after_each_loss
 from airgrid.config import Settings, get_settings
@@ -21,14 +20,13 @@ from services.registry.api import router
 from services.registry.api_inspection import router as inspection_router
 from services.registry.changes import publish_snapshot
 from services.registry.inspection import InspectionContext
+from services.registry.metrics import SNAPSHOTS_REPUBLISHED
 from services.registry.seed import seed_reference
 
 log = logging.getLogger("airgrid.registry")
 
-SNAPSHOTS_REPUBLISHED = Counter(
-    "airgrid_registry_snapshots_republished_total",
-    "Times the registry published its whole content again after the broker lost its data.",
-)
+# Each router serves its resources under /v1.
+ROUTERS = (router, inspection_router)
 
 
 def build_app(settings: Settings | None = None, *, seed: bool = True) -> FastAPI:
@@ -98,6 +96,6 @@ def build_app(settings: Settings | None = None, *, seed: bool = True) -> FastAPI
         "and the scenario catalogue.",
         lifespan=lifespan,
     )
-    app.include_router(router)
-    app.include_router(inspection_router)
+    for resource_router in ROUTERS:
+        app.include_router(resource_router)
     return app
