@@ -2,34 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from airgrid.bus import topic_name
-from airgrid.db import utcnow
 from airgrid.query_params import Limit, Offset
 from airgrid.topics import REGISTRY_CHANGES
 from services.registry import service
 from services.registry.api_deps import InfraDep, OverseerPrincipal, paged
-from services.registry.models import AuditRow, DepartmentRow, DroneRow, GeofenceRow, NestRow
+from services.registry.models import AuditRow
 from services.registry.schemas import (
     AuditRead,
-    DepartmentRead,
-    DroneRead,
-    GeofenceRead,
-    NestRead,
     Page,
     Snapshot,
 )
 
 router = APIRouter()
 
-T = TypeVar("T", bound=BaseModel)
 EntityKind = Literal["department", "nest", "drone", "geofence"]
 ENTITY_KINDS = ("department", "nest", "drone", "geofence")
 
@@ -79,25 +70,6 @@ async def snapshot(
     ] = None,
 ) -> Snapshot:
     async with infra.sessions() as session, session.begin():
-        return await take_snapshot(
+        return await service.take_snapshot(
             session, topic_name(infra.settings, REGISTRY_CHANGES), set(include or ENTITY_KINDS)
         )
-
-
-async def take_snapshot(session: AsyncSession, topic: str, kinds: set[str]) -> Snapshot:
-    taken_at = utcnow()
-
-    async def everything(cls: type[Any], order: Any, read: type[T]) -> list[T]:
-        if service.kind_of(cls()) not in kinds:
-            return []
-        rows: Sequence[Any] = (await session.scalars(select(cls).order_by(order))).all()
-        return [read.model_validate(service.document_of(r)) for r in rows]
-
-    return Snapshot(
-        taken_at=taken_at,
-        topic=topic,
-        departments=await everything(DepartmentRow, DepartmentRow.code, DepartmentRead),
-        nests=await everything(NestRow, NestRow.id, NestRead),
-        drones=await everything(DroneRow, DroneRow.id, DroneRead),
-        geofences=await everything(GeofenceRow, GeofenceRow.id, GeofenceRead),
-    )

@@ -1,4 +1,5 @@
-"""Registry use cases: create, update and delete entities, each write audited and published.
+"""Registry use cases: create, update and delete entities, each write audited and published;
+the whole registry as a snapshot.
 
 Every function runs inside the caller's transaction: the row, its audit entry and its
 RegistryChange outbox record commit together or not at all.
@@ -6,15 +7,17 @@ RegistryChange outbox record commit together or not at all.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from airgrid.auth import Credential
+from airgrid.db import utcnow
 from airgrid.problems import Problem
 from airgrid.reference import Zone
 from services.registry.changes import Row, publish, publish_deleted
@@ -28,8 +31,11 @@ from services.registry.schemas import (
     FeedPreferences,
     GeofenceRead,
     NestRead,
+    Snapshot,
     check_window,
 )
+
+T = TypeVar("T", bound=BaseModel)
 
 ROWS: dict[str, type[Row]] = {
     "department": DepartmentRow,
@@ -419,3 +425,23 @@ def credential_document(row: Credential) -> dict[str, Any]:
         "revoked_at": when(row.revoked_at),
         "replaces": row.replaces,
     }
+
+
+async def take_snapshot(session: AsyncSession, topic: str, kinds: set[str]) -> Snapshot:
+    """Every entity of `kinds` now, with the topic that carries the changes after it."""
+    taken_at = utcnow()
+
+    async def everything(cls: type[Any], order: Any, read: type[T]) -> list[T]:
+        if kind_of(cls()) not in kinds:
+            return []
+        rows: Sequence[Any] = (await session.scalars(select(cls).order_by(order))).all()
+        return [read.model_validate(document_of(r)) for r in rows]
+
+    return Snapshot(
+        taken_at=taken_at,
+        topic=topic,
+        departments=await everything(DepartmentRow, DepartmentRow.code, DepartmentRead),
+        nests=await everything(NestRow, NestRow.id, NestRead),
+        drones=await everything(DroneRow, DroneRow.id, DroneRead),
+        geofences=await everything(GeofenceRow, GeofenceRow.id, GeofenceRead),
+    )

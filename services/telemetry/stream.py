@@ -10,7 +10,6 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.partitioner import murmur2
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from airgrid.bus import (
@@ -28,17 +27,16 @@ from airgrid.topics import (
     TELEMETRY_DLQ,
     TELEMETRY_RAW,
 )
-from airgrid.v1 import command_pb2, drone_state_pb2, telemetry_pb2
+from airgrid.v1 import drone_state_pb2, telemetry_pb2
 from airgrid.worker_runs import stop_quietly
 from services.telemetry import heap
 from services.telemetry.alert_publisher import AlertPublisher
-from services.telemetry.alert_state import last_tracked, raised_alerts
+from services.telemetry.anomaly_takeover import restore_anomalies
 from services.telemetry.batch_accounting import account_batch
 from services.telemetry.domain import state as drone_state
 from services.telemetry.domain.anomalies import (
     AnomalyDetector,
     AnomalyRules,
-    LastSeen,
     NoFlyZone,
     Position,
     Transition,
@@ -49,7 +47,7 @@ from services.telemetry.metrics import TRACK_POINTS
 from services.telemetry.offset_committer import CONSUMER, OffsetCommitter
 from services.telemetry.service import BatchDecision, Rejected, decide_record
 from services.telemetry.state_outputs import StateOutputs
-from services.telemetry.topic_views import is_drone, no_fly_zones
+from services.telemetry.topic_views import commanded_path, is_drone, no_fly_zones
 from services.telemetry.track_writer import TrackWriter
 
 log = logging.getLogger("airgrid.telemetry")
@@ -169,18 +167,7 @@ class TelemetryWorker:
 
     def on_command(self, drone_id: str, command: Any) -> None:
         """Keeps the commanded path of each drone for the off-route rule."""
-        if command is None:
-            self.anomalies.set_path(drone_id, [])
-            return
-        path = list(zip(command.path_lon, command.path_lat, strict=False))
-        if not path and command.kind in (
-            command_pb2.COMMAND_KIND_LAUNCH,
-            command_pb2.COMMAND_KIND_GOTO,
-        ):
-            path = [(command.target_lon, command.target_lat)]
-        if command.kind == command_pb2.COMMAND_KIND_RETURN:
-            path = []
-        self.anomalies.set_path(drone_id, path)
+        self.anomalies.set_path(drone_id, commanded_path(command))
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         await self.registry.caught_up.wait()
@@ -289,33 +276,19 @@ class TelemetryWorker:
         )
 
     async def restore_anomalies(self, partitions: Collection[int], count: int) -> int:
-        """Seeds, for each drone of `partitions` (of `count`) the detector does not watch yet,
-        when it was last heard of (the newer of its live state and its newest track point:
-        the track survives an empty broker) and which of its alerts are raised (saved once
-        acknowledged). Then link lost fires for a drone silent across the take-over, and a
-        condition already alerted is not raised again. Returns how many drones were seeded."""
-        candidates = {
-            drone_id
-            for drone_id in self.drones | self.states.items.keys()
-            if not self.anomalies.knows(drone_id) and raw_partition(drone_id, count) in partitions
-        }
-        if not candidates:
-            return 0
-        tracked = await last_tracked(self.engine, candidates)
-        raised = await raised_alerts(self.engine, candidates)
-        restored = 0
-        for drone_id in candidates:
-            last = tracked.get(drone_id)
-            state = self.states.items.get(drone_id)
-            if state is not None and (last is None or state.event_time_ms > last.event_time_ms):
-                last = LastSeen(state.event_time_ms, state.lon, state.lat)
-            if last is None:  # never heard of: nothing to judge
-                continue
-            self.anomalies.restore(drone_id, last, raised.get(drone_id, ()))
-            partition = raw_partition(drone_id, count)
+        """Seeds the detector with the drones of `partitions` (of `count`) it does not watch
+        yet; returns how many drones were seeded."""
+        seeded = await restore_anomalies(
+            self.anomalies,
+            self.engine,
+            drones=self.drones | self.states.items.keys(),
+            states=self.states,
+            partitions=partitions,
+            count=count,
+        )
+        for drone_id, partition in seeded.items():
             self._source_partition[drone_id] = TopicPartition(self._raw_topic, partition)
-            restored += 1
-        return restored
+        return len(seeded)
 
     async def _silence_ticker(self) -> None:
         while True:
@@ -523,10 +496,3 @@ class TelemetryWorker:
     def pending_alerts(self) -> int:
         """Alerts decided but not yet acknowledged by the broker."""
         return self.alerts.pending
-
-
-def raw_partition(drone_id: str, count: int) -> int:
-    """The raw-topic partition of a drone's records (the default murmur2 partitioner's pick
-    for its key, as every producer of the topic uses)."""
-    hashed: int = murmur2(drone_id.encode())
-    return (hashed & 0x7FFFFFFF) % count

@@ -49,3 +49,19 @@ def no_fly_zones(registry: TopicView) -> list[NoFlyZone]:
         ring = list(zip(fence.ring_lon, fence.ring_lat, strict=False))
         zones.append(NoFlyZone(fence.id, ring, fence.active_from_ms, fence.active_until_ms))
     return zones
+
+
+def commanded_path(command: Any) -> list[tuple[float, float]]:
+    """The path a drone command sets (lon, lat per point): its own path, else the target of a
+    launch or goto; none after a return, or when the command was deleted."""
+    if command is None:
+        return []
+    path = list(zip(command.path_lon, command.path_lat, strict=False))
+    if not path and command.kind in (
+        command_pb2.COMMAND_KIND_LAUNCH,
+        command_pb2.COMMAND_KIND_GOTO,
+    ):
+        path = [(command.target_lon, command.target_lat)]
+    if command.kind == command_pb2.COMMAND_KIND_RETURN:
+        path = []
+    return path

@@ -5,6 +5,7 @@ the pending queue until the broker acknowledged them, in order per subject."""
 from __future__ import annotations
 
 from airgrid.nofly import NoFlyZone
+from services.telemetry.anomaly_takeover import raw_partition
 from services.telemetry.domain.anomalies import (
     AlertKind,
     AnomalyDetector,
@@ -15,7 +16,6 @@ from services.telemetry.domain.anomalies import (
     Transition,
 )
 from services.telemetry.pending_alerts import PendingAlert, PendingAlerts
-from services.telemetry.stream import raw_partition
 
 RULES = AnomalyRules(low_battery_pct=25.0, link_lost_ms=15_000, off_route_m=100.0)
 SQUARE = NoFlyZone("nfz-1", [(0.0, 0.0), (0.01, 0.0), (0.01, 0.01), (0.0, 0.01)])
