@@ -5,6 +5,7 @@ from airgrid.db import Base
 from airgrid.outbox import OutboxRecord
 from services.dispatch.models import IdempotencyKeyRow, IncidentRow, IncidentStageRow, MissionRow
 from services.registry.models import DepartmentRow, DroneRow, GeofenceRow, NestRow
+from services.telemetry.models import drone_alert_state, track_points
 
 metadata = Base.metadata
 
@@ -19,5 +20,7 @@ __all__ = [
     "MissionRow",
     "NestRow",
     "OutboxRecord",
+    "drone_alert_state",
     "metadata",
+    "track_points",
 ]
