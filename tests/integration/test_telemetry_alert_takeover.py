@@ -15,7 +15,7 @@ from airgrid.config import Settings
 from airgrid.db import create_engine
 from airgrid.topics import ALERTS
 from airgrid.v1 import alert_pb2
-from services.telemetry.alert_state import drone_alert_state
+from services.telemetry.models import drone_alert_state
 from tests.eventually import until
 from tests.integration.telemetry_rig import (
     DEADLINE_S,
