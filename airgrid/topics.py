@@ -124,6 +124,34 @@ ALERTS = Topic(
     configs={"retention.ms": _WEEK_MS},
 )
 
+DETECTIONS = Topic(
+    "airgrid.detections",
+    key="drone id",
+    carries="validated detections from drones' algorithms, posted by gateways",
+    content_type=PROTOBUF,
+    message="airgrid.v1.Detection",
+    partitions=6,
+    configs={"retention.ms": _WEEK_MS},
+)
+DETECTIONS_DLQ = Topic(
+    "airgrid.detections.dlq",
+    key="drone id if known",
+    carries="rejected detections, original bytes kept, reason in the airgrid_reason header",
+    content_type="application/octet-stream",
+    message="original bytes",
+    partitions=3,
+    configs={"retention.ms": _WEEK_MS},
+)
+CASES = Topic(
+    "airgrid.cases",
+    key="case id",
+    carries="cases opened and updated (detections joining, status changes, escalations)",
+    content_type=PROTOBUF,
+    message="airgrid.v1.CaseEvent",
+    partitions=6,
+    configs={"retention.ms": _WEEK_MS},
+)
+
 
 def feed_topic(department: str) -> Topic:
     """The data feed of one department."""
@@ -150,5 +178,8 @@ ALL_TOPICS: tuple[Topic, ...] = (
     DRONE_COMMANDS,
     MISSION_EVENTS,
     ALERTS,
+    DETECTIONS,
+    DETECTIONS_DLQ,
+    CASES,
     *FEEDS,
 )

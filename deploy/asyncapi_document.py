@@ -9,6 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from airgrid.topics import ALL_TOPICS, DEPARTMENT_CODES, FEEDS, TELEMETRY_RAW, Topic
+from services.telemetry.domain.detections import DetectionReason
+
+# Reasons of the detections DLQ that the telemetry DLQ does not share; both DLQs carry the
+# same header.
+DETECTION_ONLY_REASONS = [
+    r.value
+    for r in DetectionReason
+    if r.value not in {"malformed", "unknown_drone", "future", "too_old"}
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_DIR = ROOT / "proto/airgrid/v1"
@@ -61,7 +70,7 @@ def _message(topic: Topic) -> tuple[str, dict[str, Any]]:
         }
     return "RejectedRecord", {
         "name": "RejectedRecord",
-        "title": "Rejected telemetry record",
+        "title": "Rejected record",
         "summary": topic.carries,
         "contentType": topic.content_type,
         "headers": {"$ref": "#/components/schemas/DlqHeaders"},
@@ -183,6 +192,7 @@ def asyncapi() -> dict[str, Any]:
                                         "duplicate",
                                         "out_of_order",
                                         "implausible_move",
+                                        *DETECTION_ONLY_REASONS,
                                     ],
                                 }
                             },
