@@ -32,6 +32,11 @@ GEOFENCE_KINDS = frozenset({"no-fly", "altitude-limit", "temporary"})
 NEST_STATUSES = frozenset({"online", "offline", "maintenance"})
 PRIORITIES = range(1, 5)
 SEVERITIES = ("low", "medium", "high", "critical")
+DEFAULT_CAMERA_FOV_DEG = 56.0
+"""A drone's camera field of view, narrower side, when drones.json gives none: the vertical
+view of a 4:3 wide camera of 84° diagonal, the usual inspection camera (DJI M30T, M3TD).
+Freshness uses the narrower side so the ground disc it counts lies inside the picture at any
+heading."""
 
 T = TypeVar("T")
 
@@ -75,6 +80,8 @@ class DroneSpec:
     endurance_s: float
     launch_delay_s: float
     payload_kg: float
+    camera_fov_deg: float = DEFAULT_CAMERA_FOV_DEG
+    """Camera field of view, narrower side, degrees (optional in drones.json)."""
 
 
 @dataclass(frozen=True)
@@ -378,6 +385,13 @@ def _drone(entry: Mapping[str, Any]) -> DroneSpec:
     delay = _number(entry, "launch_delay_s")
     if delay < 0:
         raise ValueError(f"launch_delay_s must not be negative, not {delay}")
+    fov = (
+        _number(entry, "camera_fov_deg", positive=True)
+        if "camera_fov_deg" in entry
+        else DEFAULT_CAMERA_FOV_DEG
+    )
+    if fov >= 180:
+        raise ValueError(f"camera_fov_deg must be under 180, not {fov}")
     return DroneSpec(
         id=_text(entry, "id"),
         model=_text(entry, "model"),
@@ -390,6 +404,7 @@ def _drone(entry: Mapping[str, Any]) -> DroneSpec:
         endurance_s=_number(entry, "endurance_s", positive=True),
         launch_delay_s=delay,
         payload_kg=payload,
+        camera_fov_deg=fov,
     )
 
 

@@ -4,13 +4,16 @@ plan's geometry may lie. Pure: no clock, no I/O; every check returns sentences t
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
+from airgrid.active_windows import (
+    MINUTES_PER_DAY,
+    ActiveWindow,
+    clock_minutes,
+    is_active_at,
+    open_minutes_per_day,
+)
 from airgrid.geo import EARTH_RADIUS_M, point_in_polygon
 from services.registry.domain.geojson import position_problems
 
@@ -24,63 +27,23 @@ MAX_CORRIDOR_WIDTH_M = 2_000.0
 MAX_LINE_POSITIONS = 500
 # A plan's vertices may reach this far beyond the zone's bounding box (a shore just outside).
 PLAN_MARGIN_M = 1_000.0
-MINUTES_PER_DAY = 24 * 60
 
-CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
-
-
-def clock_minutes(text: str) -> int:
-    """ "HH:MM" (00:00 … 23:59) as minutes after local midnight; ValueError otherwise."""
-    match = CLOCK.match(text) if isinstance(text, str) else None
-    if match is None:
-        raise ValueError(f"{text!r} is not a time of day as HH:MM, 00:00 … 23:59")
-    return int(match.group(1)) * 60 + int(match.group(2))
-
-
-@dataclass(frozen=True)
-class ActiveWindow:
-    """A daily local-time range [start, end): the plan wants revisits only inside it. An end
-    before the start runs past midnight (22:00–02:00); start equal to end never opens."""
-
-    start_minute: int
-    end_minute: int
-
-    @classmethod
-    def parse(cls, start: str, end: str) -> ActiveWindow:
-        window = cls(clock_minutes(start), clock_minutes(end))
-        if window.start_minute == window.end_minute:
-            raise ValueError(
-                f"the window {start}–{end} never opens: start and end are equal; for all day "
-                "send no windows"
-            )
-        return window
-
-    def contains(self, minute_of_day: int) -> bool:
-        if self.start_minute < self.end_minute:
-            return self.start_minute <= minute_of_day < self.end_minute
-        return minute_of_day >= self.start_minute or minute_of_day < self.end_minute
-
-    @property
-    def open_minutes(self) -> int:
-        return (self.end_minute - self.start_minute) % MINUTES_PER_DAY
-
-
-def is_active_at(windows: Sequence[ActiveWindow], moment: datetime, timezone: ZoneInfo) -> bool:
-    """Whether a plan wants revisits at `moment` (aware): no windows means always."""
-    if moment.tzinfo is None:
-        raise ValueError("moment needs a time zone")
-    if not windows:
-        return True
-    local = moment.astimezone(timezone)
-    minute = local.hour * 60 + local.minute
-    return any(w.contains(minute) for w in windows)
-
-
-def open_minutes_per_day(windows: Sequence[ActiveWindow]) -> int:
-    """Minutes of the day inside at least one window (overlaps counted once)."""
-    if not windows:
-        return MINUTES_PER_DAY
-    return sum(1 for m in range(MINUTES_PER_DAY) if any(w.contains(m) for w in windows))
+__all__ = [
+    "MAX_CORRIDOR_WIDTH_M",
+    "MAX_LINE_POSITIONS",
+    "MAX_REVISIT_S",
+    "MINUTES_PER_DAY",
+    "MIN_REVISIT_S",
+    "PLAN_MARGIN_M",
+    "ActiveWindow",
+    "clock_minutes",
+    "corridor_width_problems",
+    "is_active_at",
+    "line_problems",
+    "open_minutes_per_day",
+    "revisit_problems",
+    "zone_problems",
+]
 
 
 def revisit_problems(interval_s: int) -> list[str]:
