@@ -171,7 +171,7 @@ def incident_bytes(reference: ReferenceData, rng: random.Random, n: int, at_ms: 
 def decide(core: DispatchCore, record: bytes, at_ms: int) -> list[Any]:
     """What the worker does between consuming a record and having a decision: decode it,
     build the core's request and run the core (search, feasibility, detours)."""
-    from services.dispatch.stream import request_of
+    from services.dispatch.core_feed import request_of
 
     incident = incident_pb2.IncidentEvent.FromString(record).accepted
     return core.accept(request_of(incident), at_ms)
@@ -217,7 +217,7 @@ def core_queries(
     then, in a second pass over the same queries, the record decode alone and the candidate
     search alone. Two passes, so that no query finds the scene its previous measurement
     prepared (the core keeps the latest scene's target and return leg)."""
-    from services.dispatch.stream import request_of
+    from services.dispatch.core_feed import request_of
 
     rng = random.Random(seed)
     base = now_ms()

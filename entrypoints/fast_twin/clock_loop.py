@@ -52,7 +52,7 @@ from services.dispatch.domain.model import (
     SlaAlert,
     StageReached,
 )
-from services.dispatch.stream import drone_view
+from services.dispatch.core_feed import drone_view
 from services.telemetry.domain.state import apply as fold_state
 
 # Seconds per step of the simulated clock.

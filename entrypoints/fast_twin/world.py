@@ -25,7 +25,7 @@ from services.dispatch.coverage import CoverageKeeper
 from services.dispatch.domain.core import DispatchCore
 from services.dispatch.domain.model import Decision
 from services.dispatch.domain.patrols import patrol_routes
-from services.dispatch.stream import core_settings, nest_view, zone_of
+from services.dispatch.core_feed import core_settings, nest_view, zone_of
 
 
 class LayoutError(ValueError):

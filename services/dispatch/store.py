@@ -148,6 +148,18 @@ async def undecided_incidents(
     ).all()
 
 
+async def awaiting_decision(session: AsyncSession, incident_ids: list[str]) -> set[str]:
+    """Those of these incidents that this database holds and that still wait for a decision;
+    a replay of one decided before a restart is ignored."""
+    found = await session.scalars(
+        select(IncidentRow.id).where(
+            IncidentRow.id.in_(incident_ids),
+            IncidentRow.status.in_(("accepted", "queued")),
+        )
+    )
+    return set(found)
+
+
 async def open_links(session: AsyncSession) -> dict[str, str]:
     """Live duplicates and the incident each is linked to."""
     rows = (

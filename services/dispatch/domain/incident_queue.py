@@ -24,11 +24,7 @@ from services.dispatch.domain.model import (
     StageReached,
     mission_id_for,
 )
-from services.dispatch.domain.selection import (
-    best_first,
-    choose,
-    kth_best,
-)
+from services.dispatch.domain.selection import best_first, choose, kth_best
 
 
 class IncidentQueue(DroneSearch):

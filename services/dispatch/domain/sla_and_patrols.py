@@ -22,9 +22,7 @@ from services.dispatch.domain.model import (
     SlaAlertKind,
     mission_id_for,
 )
-from services.dispatch.domain.selection import (
-    most_battery_first,
-)
+from services.dispatch.domain.selection import most_battery_first
 
 
 class SlaAndPatrols(IncidentQueue):
