@@ -12,7 +12,6 @@ from opentelemetry.context import Context
 from sqlalchemy.exc import IntegrityError
 
 from airgrid import tracing
-from airgrid.db import transaction
 from airgrid.outbox import OutboxRelay
 from airgrid.reference import load_reference
 from airgrid.service_app import Infrastructure
@@ -26,12 +25,12 @@ from services.dispatch.core_rebuild import (
     with_waiting,
 )
 from services.dispatch.coverage import CoverageKeeper
-from services.dispatch.decision_rows import DecisionRows
 from services.dispatch.decision_store import log_fields, store_decision, traced
 from services.dispatch.domain.core import DispatchCore
 from services.dispatch.domain.model import Decision, DroneOrder, DroneView, NestView, StageReached
 from services.dispatch.domain.nofly import NoFlyZone
 from services.dispatch.metrics import DECISIONS, OUT_OF_AREA, record_decisions
+from services.dispatch.unit_of_work import UnitOfWork
 from services.dispatch.writer_lock import WriterLock
 
 log = logging.getLogger("airgrid.dispatch")
@@ -210,9 +209,9 @@ class CoreOwner:
         if not decisions:
             return
         try:
-            async with transaction(self.infra.sessions) as session:
-                await self.writer.fence(session)
-                rows = await DecisionRows.load(session, decisions)
+            async with UnitOfWork(self.infra.sessions) as uow:
+                await self.writer.fence(uow.session)
+                rows = await uow.decision_rows(decisions)
                 for decision in decisions:
                     with traced(self.traces, decision):
                         store_decision(rows, decision, self.specs)

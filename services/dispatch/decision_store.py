@@ -11,7 +11,6 @@ from typing import Any
 from airgrid import tracing
 from airgrid.v1 import dispatch_pb2, registry_pb2
 from services.dispatch import outbox_records
-from services.dispatch.decision_rows import DecisionRows
 from services.dispatch.domain.model import (
     Assigned,
     Decision,
@@ -26,6 +25,7 @@ from services.dispatch.domain.model import (
     StageReached,
 )
 from services.dispatch.metrics import MISSION_STAGES
+from services.dispatch.unit_of_work import DecisionRows
 
 
 def store_decision(

@@ -10,7 +10,6 @@ from airgrid.outbox import enqueue
 from airgrid.topics import ALERTS, DISPATCH_DECISIONS, DRONE_COMMANDS, MISSION_EVENTS
 from airgrid.v1 import alert_pb2, command_pb2, dispatch_pb2, mission_pb2, registry_pb2
 from services.dispatch.core_feed import now_ms
-from services.dispatch.decision_rows import DecisionRows
 from services.dispatch.domain.model import (
     Assigned,
     DroneOrder,
@@ -20,6 +19,7 @@ from services.dispatch.domain.model import (
     SlaAlertKind,
 )
 from services.dispatch.models import IncidentRow
+from services.dispatch.unit_of_work import DecisionRows
 
 STAGE_PROTO = {
     MissionStage.ASSIGNED: mission_pb2.MISSION_STAGE_ASSIGNED,
