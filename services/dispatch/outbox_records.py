@@ -21,6 +21,7 @@ from services.dispatch.domain.model import (
 from services.dispatch.models import IncidentRow
 from services.dispatch.unit_of_work import DecisionRows
 
+# The wire enums of mission stages and order kinds, shared with the fast twin.
 STAGE_PROTO = {
     MissionStage.ASSIGNED: mission_pb2.MISSION_STAGE_ASSIGNED,
     MissionStage.LAUNCHED: mission_pb2.MISSION_STAGE_LAUNCHED,
@@ -54,14 +55,8 @@ def decision_record(
         incident_accepted_time_ms=int(incident.accepted_at.timestamp() * 1000),
         decided_time_ms=now_ms(),
     )
-    for a in assigned.assignments if assigned else ():
-        message.assignments.add(
-            mission_id=a.mission_id,
-            drone_id=a.drone_id,
-            slot=a.slot,
-            eta_seconds=a.eta_seconds,
-            from_nest_id=a.from_nest_id,
-        )
+    if assigned is not None:
+        add_assignments(message, assigned)
     enqueue(
         session,
         service="dispatch",
@@ -73,22 +68,48 @@ def decision_record(
     )
 
 
-def drone_command(session: Any, order: DroneOrder, spec: registry_pb2.Drone | None) -> None:
-    """A drone's order; its target altitude is the drone's cruise altitude (120 m unknown)."""
+def add_assignments(message: dispatch_pb2.DispatchDecision, assigned: Assigned) -> None:
+    """An assignment's missions on its decision message, as the worker publishes them and
+    the fast twin reports them."""
+    for a in assigned.assignments:
+        message.assignments.add(
+            mission_id=a.mission_id,
+            drone_id=a.drone_id,
+            slot=a.slot,
+            eta_seconds=a.eta_seconds,
+            from_nest_id=a.from_nest_id,
+        )
+
+
+def command_of(
+    order: DroneOrder,
+    spec: registry_pb2.Drone | None,
+    *,
+    issued_ms: int,
+    command_id: str = "",
+) -> command_pb2.DroneCommand:
+    """The drone command of an order, as the worker publishes it and the fast twin flies it;
+    its target altitude is the drone's cruise altitude (120 m when the drone is unknown)."""
     command = command_pb2.DroneCommand(
-        command_id=uuid.uuid4().hex,
+        command_id=command_id,
         drone_id=order.drone_id,
         mission_id=order.mission_id,
         kind=ORDER_PROTO[order.kind],
         hold_seconds=order.hold_seconds,
         nest_id=order.nest_id,
-        issued_time_ms=now_ms(),
+        issued_time_ms=issued_ms,
     )
     if order.target is not None:
         command.target_lon, command.target_lat = order.target
         command.target_alt_m = spec.cruise_altitude_m if spec else 120.0
     command.path_lon.extend(p[0] for p in order.path)
     command.path_lat.extend(p[1] for p in order.path)
+    return command
+
+
+def drone_command(session: Any, order: DroneOrder, spec: registry_pb2.Drone | None) -> None:
+    """A drone's order, enqueued for the drone-commands topic."""
+    command = command_of(order, spec, issued_ms=now_ms(), command_id=uuid.uuid4().hex)
     enqueue(
         session,
         service="dispatch",
