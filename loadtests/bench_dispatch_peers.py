@@ -24,7 +24,7 @@ def core_queries(
     then, in a second pass over the same queries, the record decode alone and the candidate
     search alone. Two passes, so that no query finds the scene its previous measurement
     prepared (the core keeps the latest scene's target and return leg)."""
-    from services.dispatch.stream import request_of
+    from services.dispatch.core_feed import request_of
 
     rng = random.Random(seed)
     base = now_ms()

@@ -110,7 +110,7 @@ def incident_bytes(reference: ReferenceData, rng: random.Random, n: int, at_ms: 
 def decide(core: DispatchCore, record: bytes, at_ms: int) -> list[Any]:
     """What the worker does between consuming a record and having a decision: decode it,
     build the core's request and run the core (search, feasibility, detours)."""
-    from services.dispatch.stream import request_of
+    from services.dispatch.core_feed import request_of
 
     incident = incident_pb2.IncidentEvent.FromString(record).accepted
     return core.accept(request_of(incident), at_ms)

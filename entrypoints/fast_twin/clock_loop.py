@@ -36,23 +36,23 @@ from airgrid.sim.load import LoadModel, ScheduledIncident
 from airgrid.sim.outcomes import Outcomes
 from airgrid.sim.physics import SimDrone
 from airgrid.sim.start_state import MID_OPERATION, START_STATES, PastLoad, mid_operation
-from airgrid.v1 import command_pb2, dispatch_pb2, drone_state_pb2, mission_pb2, telemetry_pb2
+from airgrid.v1 import dispatch_pb2, drone_state_pb2, mission_pb2, telemetry_pb2
 from entrypoints.fast_twin.world import DispatchSide, dispatch_side, nests_offline
+from services.dispatch import core_feed
+from services.dispatch.core_feed import drone_view
 from services.dispatch.domain.model import (
     Assigned,
     Decision,
     DroneOrder,
     IncidentRequest,
     Linked,
-    MissionStage,
-    OrderKind,
     Preempted,
     Queued,
     Redispatched,
     SlaAlert,
     StageReached,
 )
-from services.dispatch.stream import drone_view
+from services.dispatch.outbox_records import STAGE_PROTO, add_assignments, command_of
 from services.telemetry.domain.state import apply as fold_state
 
 # Seconds per step of the simulated clock.
@@ -63,21 +63,6 @@ ZONE_TZ = timezone(timedelta(hours=8))
 # zones active in a run are those of a live run of this year.
 SIM_DAY = (2026, 6, 1)
 COVERAGE_EVERY_S = 5.0  # the live report samples GET /v1/coverage this often
-
-_STAGE_PROTO = {
-    MissionStage.ASSIGNED: mission_pb2.MISSION_STAGE_ASSIGNED,
-    MissionStage.LAUNCHED: mission_pb2.MISSION_STAGE_LAUNCHED,
-    MissionStage.ON_SCENE: mission_pb2.MISSION_STAGE_ON_SCENE,
-    MissionStage.RETURNING: mission_pb2.MISSION_STAGE_RETURNING,
-    MissionStage.COMPLETED: mission_pb2.MISSION_STAGE_COMPLETED,
-    MissionStage.CANCELLED: mission_pb2.MISSION_STAGE_CANCELLED,
-    MissionStage.FAILED: mission_pb2.MISSION_STAGE_FAILED,
-}
-_ORDER_PROTO = {
-    OrderKind.LAUNCH: command_pb2.COMMAND_KIND_LAUNCH,
-    OrderKind.GOTO: command_pb2.COMMAND_KIND_GOTO,
-    OrderKind.RETURN: command_pb2.COMMAND_KIND_RETURN,
-}
 
 
 @dataclass(frozen=True)
@@ -301,11 +286,8 @@ class FastTwin:
         tick_ms = round(self.settings.dispatch_tick_seconds * 1000)
         if now - self.last_tick_ms >= tick_ms:
             self.last_tick_ms = now
-            decisions = side.core.tick(now)
-            if self.idle_drone_moved:
-                self.idle_drone_moved = False
-                decisions += side.core.drain_queue()
-            self._decide(decisions)
+            moved, self.idle_drone_moved = self.idle_drone_moved, False
+            self._decide(core_feed.tick(side.core, now, idle_drone_moved=moved))
             self._decide(side.coverage.rebalance(side.core, now))
             self._sample_coverage(now)
 
@@ -370,7 +352,7 @@ class FastTwin:
                         mission_id=decision.mission_id,
                         incident_id=decision.incident_id,
                         drone_id=decision.drone_id,
-                        stage=_STAGE_PROTO[decision.stage],
+                        stage=STAGE_PROTO[decision.stage],
                         event_time_ms=self.now_ms,
                         reason=decision.reason,
                     )
@@ -391,14 +373,7 @@ class FastTwin:
         )
         if isinstance(decision, Assigned):
             message.kind = dispatch_pb2.DECISION_KIND_ASSIGNED
-            for a in decision.assignments:
-                message.assignments.add(
-                    mission_id=a.mission_id,
-                    drone_id=a.drone_id,
-                    slot=a.slot,
-                    eta_seconds=a.eta_seconds,
-                    from_nest_id=a.from_nest_id,
-                )
+            add_assignments(message, decision)
             entry.drones += tuple(a.drone_id for a in decision.assignments)
         elif isinstance(decision, Queued):
             message.kind = dispatch_pb2.DECISION_KIND_QUEUED
@@ -414,20 +389,8 @@ class FastTwin:
 
     def _command(self, order: DroneOrder) -> None:
         """The drone command the worker publishes for an order, flown by the fleet."""
-        command = command_pb2.DroneCommand(
-            drone_id=order.drone_id,
-            mission_id=order.mission_id,
-            kind=_ORDER_PROTO[order.kind],
-            hold_seconds=order.hold_seconds,
-            nest_id=order.nest_id,
-            issued_time_ms=self.now_ms,
-        )
-        if order.target is not None:
-            command.target_lon, command.target_lat = order.target
-            spec = self.side.specs.get(order.drone_id)
-            command.target_alt_m = spec.cruise_altitude_m if spec else 120.0
-        command.path_lon.extend(p[0] for p in order.path)
-        command.path_lat.extend(p[1] for p in order.path)
+        spec = self.side.specs.get(order.drone_id)
+        command = command_of(order, spec, issued_ms=self.now_ms)
         if self.fleet.apply(command):
             self.run.commands_applied += 1
         else:

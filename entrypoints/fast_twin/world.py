@@ -18,14 +18,13 @@ from pathlib import Path
 import orjson
 
 from airgrid.config import Settings
-from airgrid.geo import LocalProjection, point_in_polygon
+from airgrid.geo import point_in_polygon
 from airgrid.reference import DroneSpec, NestSpec, ReferenceData
 from airgrid.v1 import registry_pb2
+from services.dispatch.core_feed import feed_world, nest_view, new_core, zone_of
 from services.dispatch.coverage import CoverageKeeper
 from services.dispatch.domain.core import DispatchCore
 from services.dispatch.domain.model import Decision
-from services.dispatch.domain.patrols import patrol_routes
-from services.dispatch.stream import core_settings, nest_view, zone_of
 
 
 class LayoutError(ValueError):
@@ -132,20 +131,8 @@ def dispatch_side(
     no-fly zones and nests. Drones reach it with their first state, as in the worker, where
     a drone without a state is held back until the state view has caught up. Returns the
     decisions of the feed (none with nothing waiting)."""
-    core = DispatchCore(
-        settings=core_settings(settings),
-        origin=reference.zone.centre,
-        area=reference.zone.boundary,
-    )
-    if settings.patrol_enabled:
-        projection = LocalProjection(*reference.zone.centre)
-        nests = [(n.id, n.lon, n.lat) for n in reference.nests]
-        core.set_patrol_routes(
-            patrol_routes(
-                reference.zone.boundary, nests, projection, spacing_m=settings.patrol_spacing_m
-            )
-        )
-    decisions: list[Decision] = []
+    core = new_core(reference, settings)
+    zones = []
     for fence in reference.geofences:
         record = registry_pb2.Geofence(
             id=fence.id,
@@ -159,8 +146,8 @@ def dispatch_side(
         )
         zone = zone_of(record)
         if zone is not None:
-            decisions += core.upsert_zone(zone)
-    for nest in reference.nests:
-        decisions += core.upsert_nest(nest_view(nest_record(nest)))
+            zones.append(zone)
+    nests = [nest_view(nest_record(nest)) for nest in reference.nests]
+    decisions = feed_world(core, zones=zones, nests=nests, specs={}, states={})
     specs = {d.id: spec_record(d) for d in reference.drones}
     return DispatchSide(core, CoverageKeeper(reference, settings), specs), decisions

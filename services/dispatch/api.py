@@ -3,54 +3,35 @@
 from __future__ import annotations
 
 import enum
-import time
-import uuid
-from collections.abc import Iterable
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.encoders import jsonable_encoder
-from sqlalchemy import String, cast, func, or_, select
-from sqlalchemy.sql import Select
+from sqlalchemy import func, select
 from starlette.responses import Response
 
-from airgrid import tracing
-from airgrid.auth import CurrentPrincipal, Principal, Role, require_role
-from airgrid.db import transaction, utcnow
-from airgrid.geo import point_in_polygon
-from airgrid.outbox import OutboxRecord, enqueue
-from airgrid.problems import Problem
+from airgrid.auth import CurrentPrincipal, Role, require_role
 from airgrid.query_params import DateTime, Limit, Offset, WholeNumber
 from airgrid.reference import ReferenceData
 from airgrid.service_app import Infrastructure
-from airgrid.topics import DEPARTMENT_CODES, INCIDENTS
-from airgrid.v1 import incident_pb2
-from services.dispatch import idempotency, store
+from airgrid.topics import DEPARTMENT_CODES
+from services.dispatch import idempotency, service
 from services.dispatch.domain.model import IncidentStatus, MissionStage
-from services.dispatch.metrics import INCIDENTS_ACCEPTED
+from services.dispatch.fleet_view import Fleet, LiveFleet, ReferenceFleet
 from services.dispatch.models import IncidentRow, MissionRow
 from services.dispatch.schemas import (
     CancelRequest,
     IncidentCreate,
-    IncidentMission,
     IncidentPage,
     IncidentRead,
     MissionPage,
     MissionRead,
-    PointGeometry,
-    StageRead,
 )
+from services.dispatch.stream import DispatchWorker
 
 router = APIRouter(prefix="/v1", tags=["incidents"])
 
-CAPABILITIES = frozenset(
-    {"visual", "thermal", "zoom", "loudspeaker", "gas_sensor", "spotlight", "payload"}
-)
 # The departments as an enum of the document, so a filter names one of them or is refused.
 DepartmentCode = enum.StrEnum("DepartmentCode", {code: code for code in DEPARTMENT_CODES})  # type: ignore[misc]
-NO_FLY_KINDS = ("no-fly", "temporary")
 
 
 def _infra(request: Request) -> Infrastructure:
@@ -65,189 +46,16 @@ InfraDep = Annotated[Infrastructure, Depends(_infra)]
 ReferenceDep = Annotated[ReferenceData, Depends(_reference)]
 
 
-def _scene_point(body: IncidentCreate) -> tuple[float, float]:
-    if isinstance(body.location, PointGeometry):
-        return body.location.coordinates[0], body.location.coordinates[1]
-    ring = body.location.coordinates[0][:-1]
-    return sum(p[0] for p in ring) / len(ring), sum(p[1] for p in ring) / len(ring)
-
-
-def _live_worker(request: Request) -> Any | None:
-    """The dispatch worker of this process once its registry view has caught up, else None
-    (then the packaged reference data stands in for the registry)."""
+def _fleet(request: Request, reference: ReferenceDep) -> Fleet:
+    """The dispatch worker's registry view once it has caught up, else the packaged
+    reference data standing in for the registry."""
     worker = getattr(request.app.state, "worker", None)
-    view = getattr(worker, "registry_view", None)
-    caught_up = getattr(view, "caught_up", None)
-    return worker if caught_up is not None and caught_up.is_set() else None
+    if isinstance(worker, DispatchWorker) and worker.registry_view.caught_up.is_set():
+        return LiveFleet(worker, reference)
+    return ReferenceFleet(reference)
 
 
-def _fleet_capabilities(request: Request, reference: ReferenceData) -> list[frozenset[str]]:
-    """Capabilities of every registered drone, whatever its status today (it may return)."""
-    worker = _live_worker(request)
-    specs = getattr(worker, "specs", None) or {}
-    if specs:
-        return [frozenset(spec.capabilities) for spec in specs.values()]
-    return [frozenset(d.capabilities) for d in reference.drones]
-
-
-def _no_fly_zones(request: Request, reference: ReferenceData) -> Iterable[tuple[str, Any]]:
-    """(id, ring) of the no-fly polygons in force now: the live registry view when there is
-    one, else the reference geofences."""
-    now_ms = int(time.time() * 1000)
-    worker = _live_worker(request)
-    if worker is not None:
-        for zone in dict(getattr(worker, "zone_views", {})).values():
-            if zone.active_at(now_ms):
-                yield zone.id, zone.ring
-        return
-    for fence in reference.geofences:
-        if fence.kind not in NO_FLY_KINDS:
-            continue
-        starts = _iso_ms(fence.active_from)
-        ends = _iso_ms(fence.active_until)
-        if (starts and now_ms < starts) or (ends and now_ms > ends):
-            continue
-        yield fence.id, fence.ring
-
-
-def _iso_ms(value: str | None) -> int:
-    return int(datetime.fromisoformat(value).timestamp() * 1000) if value else 0
-
-
-def _validate_reachable(body: IncidentCreate, request: Request, reference: ReferenceData) -> None:
-    """Refuse what no drone could ever serve, so it is not queued forever."""
-    wanted = frozenset(body.required_capabilities)
-    capable = sum(1 for caps in _fleet_capabilities(request, reference) if wanted <= caps)
-    if capable == 0:
-        raise Problem(
-            422,
-            "Impossible capability",
-            f"No drone of the fleet carries all of {', '.join(sorted(wanted))}; ask for fewer "
-            "capabilities on one drone, or post one incident per capability.",
-            kind="impossible-capability",
-            errors=[{"field": "required_capabilities", "message": "no drone has them all"}],
-        )
-    if capable < body.drones_needed:
-        raise Problem(
-            422,
-            "Not enough capable drones",
-            f"drones_needed is {body.drones_needed} but the fleet has only {capable} drone(s) "
-            f"with {', '.join(sorted(wanted)) or 'no special capability'}; ask for at most "
-            f"{capable}.",
-            kind="impossible-capability",
-            errors=[{"field": "drones_needed", "message": f"at most {capable}"}],
-        )
-    lon, lat = _scene_point(body)
-    for zone_id, ring in _no_fly_zones(request, reference):
-        if point_in_polygon(lon, lat, ring):
-            raise Problem(
-                422,
-                "Location inside a no-fly zone",
-                f"[{lon}, {lat}] lies inside no-fly zone {zone_id}, which drones may not enter; "
-                "report the nearest point outside it (drones observe from the edge).",
-                kind="inside-no-fly-zone",
-                errors=[{"field": "location", "message": f"inside no-fly zone {zone_id}"}],
-            )
-
-
-def _validate_against_catalogue(body: IncidentCreate, reference: ReferenceData) -> None:
-    types = {t.code for t in reference.incident_types}
-    if body.type not in types:
-        raise Problem(
-            422,
-            "Unknown incident type",
-            f"type {body.type!r} is not in the catalogue; use one of: {', '.join(sorted(types))}.",
-            kind="unknown-incident-type",
-            errors=[{"field": "type", "message": "not in the catalogue"}],
-        )
-    unknown = sorted(set(body.required_capabilities) - CAPABILITIES)
-    if unknown:
-        raise Problem(
-            422,
-            "Unknown capability",
-            f"required_capabilities has {', '.join(unknown)}; known: "
-            f"{', '.join(sorted(CAPABILITIES))}.",
-            kind="unknown-capability",
-            errors=[{"field": "required_capabilities", "message": "unknown capability"}],
-        )
-    wrong = sorted(set(body.shared_with) - set(DEPARTMENT_CODES))
-    if wrong:
-        raise Problem(
-            422,
-            "Unknown department",
-            f"shared_with names unknown departments: {', '.join(wrong)}.",
-            kind="unknown-department",
-            errors=[{"field": "shared_with", "message": "unknown department code"}],
-        )
-    lon, lat = _scene_point(body)
-    if not point_in_polygon(lon, lat, reference.zone.boundary):
-        raise Problem(
-            422,
-            "Location outside the zone",
-            f"[{lon}, {lat}] is outside {reference.zone.name}; airgrid covers only its zone.",
-            kind="outside-zone",
-            errors=[{"field": "location", "message": "outside the zone"}],
-        )
-
-
-async def _read(session: Any, row: IncidentRow) -> IncidentRead:
-    missions = await store.incident_missions(session, row.id)
-    timeline = await store.incident_timeline(session, row.id)
-    return IncidentRead(
-        id=row.id,
-        department=row.department,
-        type=row.type,
-        priority=row.priority,
-        status=row.status,
-        status_reason=row.status_reason,
-        location=row.geometry,
-        required_capabilities=row.required_capabilities,
-        drones_needed=row.drones_needed,
-        on_scene_seconds=row.on_scene_seconds,
-        description=row.description,
-        shared_with=row.shared_with,
-        accepted_at=row.accepted_at,
-        missions=[
-            IncidentMission(
-                mission_id=m.id, drone_id=m.drone_id, eta_seconds=m.eta_seconds, stage=m.stage
-            )
-            for m in missions
-        ],
-        timeline=[StageRead(stage=s.stage, at=s.at) for s in timeline],
-    )
-
-
-def _read_new(row: IncidentRow, accepted_at: datetime) -> IncidentRead:
-    return IncidentRead(
-        id=row.id,
-        department=row.department,
-        type=row.type,
-        priority=row.priority,
-        status=row.status,
-        status_reason=None,
-        location=row.geometry,
-        required_capabilities=row.required_capabilities,
-        drones_needed=row.drones_needed,
-        on_scene_seconds=row.on_scene_seconds,
-        description=row.description,
-        shared_with=row.shared_with,
-        accepted_at=accepted_at,
-        missions=[],
-        timeline=[StageRead(stage="accepted", at=accepted_at)],
-    )
-
-
-def _visible_to(query: Select[Any], principal: Principal) -> Select[Any]:
-    if principal.role in (Role.OPERATOR, Role.ADMIN):
-        return query
-    if principal.role != Role.DEPARTMENT or not principal.department:
-        raise Problem(403, "Forbidden", "Only departments and operators read incidents.")
-    return query.where(
-        or_(
-            IncidentRow.department == principal.department,
-            cast(IncidentRow.shared_with, String).like(f'%"{principal.department}"%'),
-        )
-    )
+FleetDep = Annotated[Fleet, Depends(_fleet)]
 
 
 def _json(status: int, body: bytes, headers: dict[str, str] | None = None) -> Response:
@@ -271,12 +79,13 @@ async def create_incident(
     principal: CurrentPrincipal,
     infra: InfraDep,
     reference: ReferenceDep,
+    fleet: FleetDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Response:
     require_role(principal, Role.DEPARTMENT)
     assert principal.department is not None
-    _validate_against_catalogue(body, reference)
-    _validate_reachable(body, request, reference)
+    service.check_against_catalogue(body, reference)
+    service.check_reachable(body, fleet)
     if idempotency_key is not None:
         fingerprint = idempotency.request_fingerprint(await request.body())
         replay = await idempotency.claim(
@@ -285,83 +94,16 @@ async def create_incident(
         if replay is not None:
             return _json(replay.status_code, replay.body, {"Idempotent-Replayed": "true"})
     try:
-        return await _accept(body, principal, infra, idempotency_key)
+        incident_id, payload = await service.accept_incident(
+            sessions=infra.sessions,
+            body=body,
+            principal=principal,
+            idempotency_key=idempotency_key,
+        )
     except BaseException:
         if idempotency_key is not None:
             await idempotency.release(infra.sessions, caller=principal.caller, key=idempotency_key)
         raise
-
-
-async def _accept(
-    body: IncidentCreate,
-    principal: Principal,
-    infra: Infrastructure,
-    idempotency_key: str | None,
-) -> Response:
-    assert principal.department is not None
-    lon, lat = _scene_point(body)
-    now = utcnow()
-    incident_id = f"inc_{uuid.uuid4().hex[:24]}"
-    tracing.annotate(incident_id=incident_id)
-    row = IncidentRow(
-        id=incident_id,
-        department=principal.department,
-        reported_by=principal.credential_id,
-        type=body.type,
-        priority=body.priority,
-        lon=lon,
-        lat=lat,
-        geometry=body.location.model_dump(),
-        required_capabilities=sorted(set(body.required_capabilities)),
-        drones_needed=body.drones_needed,
-        on_scene_seconds=body.on_scene_seconds,
-        description=body.description,
-        shared_with=sorted(set(body.shared_with)),
-        status="accepted",
-        accepted_at=now,
-    )
-    event = incident_pb2.IncidentEvent(
-        accepted=incident_pb2.Incident(
-            id=incident_id,
-            department=principal.department,
-            type=body.type,
-            priority=body.priority,
-            lon=lon,
-            lat=lat,
-            geometry_json=orjson.dumps(row.geometry).decode(),
-            required_capabilities=row.required_capabilities,
-            drones_needed=body.drones_needed,
-            on_scene_seconds=body.on_scene_seconds,
-            description=body.description,
-            accepted_time_ms=int(now.timestamp() * 1000),
-            shared_with=row.shared_with,
-        )
-    )
-    async with transaction(infra.sessions) as session:
-        session.add(row)
-        await session.flush()
-        await store.add_stage(session, incident_id=incident_id, stage="accepted", at=now)
-        enqueue(
-            session,
-            service="dispatch",
-            topic=INCIDENTS,
-            key=incident_id,
-            ce_type="airgrid.incident.accepted",
-            payload=event.SerializeToString(),
-            ce_id=f"{incident_id}:accepted",
-        )
-        # Just created: no mission yet and one stage, so no need to read them back.
-        read = _read_new(row, now)
-        payload = orjson.dumps(jsonable_encoder(read))
-        if idempotency_key is not None:
-            await idempotency.complete(
-                session,
-                caller=principal.caller,
-                key=idempotency_key,
-                status_code=201,
-                body=payload,
-            )
-    INCIDENTS_ACCEPTED.labels(principal.department, str(body.priority)).inc()
     return _json(201, payload, {"Location": f"/v1/incidents/{incident_id}"})
 
 
@@ -382,7 +124,7 @@ async def list_incidents(
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> IncidentPage:
-    query = _visible_to(select(IncidentRow), principal)
+    query = service.visible_to(select(IncidentRow), principal)
     if status:
         query = query.where(IncidentRow.status == status.value)
     if department:
@@ -402,16 +144,8 @@ async def list_incidents(
                 query.order_by(IncidentRow.accepted_at.desc()).limit(limit).offset(offset)
             )
         ).all()
-        items = [await _read(session, r) for r in rows]
+        items = [await service.read_incident(session, r) for r in rows]
     return IncidentPage(items=items, total=total, limit=limit, offset=offset)
-
-
-async def _visible_incident(session: Any, incident_id: str, principal: Principal) -> IncidentRow:
-    query = _visible_to(select(IncidentRow).where(IncidentRow.id == incident_id), principal)
-    row = await session.scalar(query)
-    if row is None:
-        raise Problem(404, "Not found", f"No incident {incident_id} that you may see.")
-    return row  # type: ignore[no-any-return]
 
 
 @router.get("/incidents/{incident_id}", response_model=IncidentRead, summary="One incident")
@@ -419,8 +153,8 @@ async def get_incident(
     incident_id: str, principal: CurrentPrincipal, infra: InfraDep
 ) -> IncidentRead:
     async with infra.sessions() as session:
-        row = await _visible_incident(session, incident_id, principal)
-        return await _read(session, row)
+        row = await service.visible_incident(session, incident_id, principal)
+        return await service.read_incident(session, row)
 
 
 @router.post(
@@ -437,37 +171,9 @@ async def cancel_incident(
 ) -> IncidentRead:
     require_role(principal, Role.DEPARTMENT, Role.ADMIN)
     reason = body.reason if body else "cancelled by the department"
-    async with transaction(infra.sessions) as session:
-        row = await _visible_incident(session, incident_id, principal)
-        if principal.role == Role.DEPARTMENT and row.department != principal.department:
-            raise Problem(403, "Forbidden", "Only the reporting department may cancel it.")
-        cancelled_before = await session.scalar(
-            select(OutboxRecord.id).where(OutboxRecord.ce_id == f"{incident_id}:cancelled")
-        )
-        if row.status in ("completed", "cancelled") or cancelled_before is not None:
-            raise Problem(409, "Already closed", f"Incident {incident_id} is already {row.status}.")
-        now = utcnow()
-        await store.cancel_incident(session, incident=row, at=now, reason=reason)
-        event = incident_pb2.IncidentEvent(
-            cancelled=incident_pb2.IncidentCancelled(
-                incident_id=incident_id,
-                department=row.department,
-                cancelled_time_ms=int(time.time() * 1000),
-                reason=reason,
-            )
-        )
-        enqueue(
-            session,
-            service="dispatch",
-            topic=INCIDENTS,
-            key=incident_id,
-            ce_type="airgrid.incident.cancelled",
-            payload=event.SerializeToString(),
-            ce_id=f"{incident_id}:cancelled",
-        )
-        await session.flush()
-        read = await _read(session, row)
-    return read
+    return await service.cancel_incident(
+        sessions=infra.sessions, incident_id=incident_id, principal=principal, reason=reason
+    )
 
 
 @router.get("/missions", response_model=MissionPage, summary="List missions you may see")
@@ -480,7 +186,7 @@ async def list_missions(
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> MissionPage:
-    visible = _visible_to(select(IncidentRow.id), principal)
+    visible = service.visible_to(select(IncidentRow.id), principal)
     query = select(MissionRow).where(MissionRow.incident_id.in_(visible.scalar_subquery()))
     if stage:
         query = query.where(MissionRow.stage == stage.value)

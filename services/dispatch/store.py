@@ -1,112 +1,17 @@
-"""Dispatch persistence: incidents, their timeline, missions and idempotency keys."""
+"""Dispatch reads: open work for a rebuild, incidents awaiting a decision, an incident's
+missions and timeline. The writes are unit_of_work.py's."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from airgrid.outbox import OutboxRecord
 from services.dispatch.domain.model import IncidentStatus, MissionStage, SlaAlertKind
 from services.dispatch.models import ACTIVE_STAGES, IncidentRow, IncidentStageRow, MissionRow
-
-# How far an incident has come; its status only ever moves forward.
-_STATUS_ORDER = {
-    IncidentStatus.ACCEPTED: 0,
-    IncidentStatus.QUEUED: 1,
-    IncidentStatus.ASSIGNED: 2,
-    IncidentStatus.LAUNCHED: 3,
-    IncidentStatus.ON_SCENE: 4,
-    IncidentStatus.COMPLETED: 5,
-    IncidentStatus.CANCELLED: 5,
-}
-STAGE_STATUS = {
-    MissionStage.ASSIGNED: IncidentStatus.ASSIGNED,
-    MissionStage.LAUNCHED: IncidentStatus.LAUNCHED,
-    MissionStage.ON_SCENE: IncidentStatus.ON_SCENE,
-}
-MISSION_ORDER = {
-    MissionStage.ASSIGNED: 0,
-    MissionStage.LAUNCHED: 1,
-    MissionStage.ON_SCENE: 2,
-    MissionStage.RETURNING: 3,
-    MissionStage.COMPLETED: 4,
-    MissionStage.CANCELLED: 4,
-    MissionStage.FAILED: 4,
-}
-
-
-async def add_stage(
-    session: AsyncSession, *, incident_id: str, stage: str, at: datetime, detail: str = ""
-) -> bool:
-    """Record a stage in the timeline once; returns False when it was there already."""
-    existing = await session.scalar(
-        select(IncidentStageRow.id).where(
-            IncidentStageRow.incident_id == incident_id, IncidentStageRow.stage == stage
-        )
-    )
-    if existing is not None:
-        return False
-    session.add(IncidentStageRow(incident_id=incident_id, stage=stage, at=at, detail=detail))
-    return True
-
-
-def move_status(incident: IncidentRow, status: IncidentStatus, reason: str | None) -> bool:
-    """Set the incident's status (with this reason) when it changes: forward only, never out
-    of completed or cancelled. True when it moved and, unless it now waits in the queue, the
-    timeline needs the stage."""
-    current = IncidentStatus(incident.status)
-    if _STATUS_ORDER[status] < _STATUS_ORDER[current] or current in (
-        IncidentStatus.COMPLETED,
-        IncidentStatus.CANCELLED,
-    ):
-        return False
-    if status == current and reason == incident.status_reason:
-        return False
-    incident.status = status.value
-    incident.status_reason = reason
-    return True
-
-
-async def advance_incident(
-    session: AsyncSession,
-    *,
-    incident: IncidentRow,
-    status: IncidentStatus,
-    at: datetime,
-    reason: str | None = None,
-) -> bool:
-    if not move_status(incident, status, reason):
-        return False
-    if status != IncidentStatus.QUEUED:
-        await add_stage(session, incident_id=incident.id, stage=status.value, at=at)
-    return True
-
-
-async def cancel_incident(
-    session: AsyncSession, *, incident: IncidentRow, at: datetime, reason: str
-) -> list[MissionRow]:
-    """Cancel an incident and its active missions; returns the missions whose drones return."""
-    await advance_incident(
-        session, incident=incident, status=IncidentStatus.CANCELLED, at=at, reason=reason
-    )
-    missions = (
-        await session.scalars(
-            select(MissionRow).where(
-                MissionRow.incident_id == incident.id, MissionRow.stage.in_(ACTIVE_STAGES)
-            )
-        )
-    ).all()
-    if missions:
-        await session.execute(
-            update(MissionRow)
-            .where(MissionRow.id.in_([m.id for m in missions]))
-            .values(stage=MissionStage.CANCELLED.value)
-        )
-    return list(missions)
-
 
 LIVE_STATUSES = (
     IncidentStatus.ACCEPTED.value,
@@ -146,6 +51,18 @@ async def undecided_incidents(
             .limit(limit)
         )
     ).all()
+
+
+async def awaiting_decision(session: AsyncSession, incident_ids: list[str]) -> set[str]:
+    """Those of these incidents that this database holds and that still wait for a decision;
+    a replay of one decided before a restart is ignored."""
+    found = await session.scalars(
+        select(IncidentRow.id).where(
+            IncidentRow.id.in_(incident_ids),
+            IncidentRow.status.in_(("accepted", "queued")),
+        )
+    )
+    return set(found)
 
 
 async def open_links(session: AsyncSession) -> dict[str, str]:

@@ -24,12 +24,12 @@ from airgrid.reference import load_reference
 from airgrid.v1 import telemetry_pb2
 from deploy.map_queries import DRONES, HOLES, LAYERS, ROLE, VIEWS
 from deploy.sql_macros import TimeRange, expand
+from services.dispatch.core_feed import core_settings
 from services.dispatch.coverage import CoverageKeeper
 from services.dispatch.domain.core import DispatchCore
 from services.dispatch.domain.model import DroneView, NestView
 from services.dispatch.holes_read_model import HolesReadModel
 from services.dispatch.models import IncidentRow, MissionRow
-from services.dispatch.stream import core_settings
 from services.dispatch.writer_lock import WriterLock, WriterLockLost
 from services.registry.models import DroneRow, NestRow
 from services.telemetry.store import row_of, write_points

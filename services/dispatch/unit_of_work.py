@@ -1,25 +1,22 @@
-"""The rows one decision transaction touches, read up front and changed in memory.
-
-A core call's decisions (a patrol start is three, an incident that takes a patrol's drone
-half a dozen) used to cost several round trips each: a read of the incident, a locked read
-again, the missions, the timeline, the duplicates, a flush. Serialized in the worker's one
-owner task, a clock tick starting eight patrols held an incident's decision for 100+ ms
-(issue 5, POST -> decision p99). Here the incidents, their missions, timelines and
-duplicates and the outbox ids to check are read in four queries, the decisions change them
-in memory, and the commit writes them in one flush (SQLAlchemy batches the inserts per
-table and emits updates before inserts, so a retasked drone's old mission leaves the
-active set before its new one enters it). The rules are those of services/dispatch/store.py.
-"""
+"""The dispatch unit of work: one transaction and the writes made in it, by the REST use
+cases (an incident accepted or cancelled) and by the worker (a batch of core decisions).
+The rules hold for both: an incident's status and a mission's stage only move forward, and
+each timeline stage is recorded once."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from datetime import datetime
+from types import TracebackType
 
-from sqlalchemy import or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from airgrid.outbox import OutboxRecord
+from airgrid.db import transaction
+from airgrid.outbox import OutboxRecord, enqueue
+from airgrid.topics import INCIDENTS
+from airgrid.v1 import incident_pb2
 from services.dispatch.domain.model import (
     Assigned,
     Decision,
@@ -31,13 +28,177 @@ from services.dispatch.domain.model import (
     StageReached,
 )
 from services.dispatch.models import ACTIVE_STAGES, IncidentRow, IncidentStageRow, MissionRow
-from services.dispatch.store import MISSION_ORDER, STAGE_STATUS, move_status
+
+# How far an incident has come; its status only ever moves forward.
+_STATUS_ORDER = {
+    IncidentStatus.ACCEPTED: 0,
+    IncidentStatus.QUEUED: 1,
+    IncidentStatus.ASSIGNED: 2,
+    IncidentStatus.LAUNCHED: 3,
+    IncidentStatus.ON_SCENE: 4,
+    IncidentStatus.COMPLETED: 5,
+    IncidentStatus.CANCELLED: 5,
+}
+STAGE_STATUS = {
+    MissionStage.ASSIGNED: IncidentStatus.ASSIGNED,
+    MissionStage.LAUNCHED: IncidentStatus.LAUNCHED,
+    MissionStage.ON_SCENE: IncidentStatus.ON_SCENE,
+}
+MISSION_ORDER = {
+    MissionStage.ASSIGNED: 0,
+    MissionStage.LAUNCHED: 1,
+    MissionStage.ON_SCENE: 2,
+    MissionStage.RETURNING: 3,
+    MissionStage.COMPLETED: 4,
+    MissionStage.CANCELLED: 4,
+    MissionStage.FAILED: 4,
+}
+
+
+async def _add_stage(
+    session: AsyncSession, *, incident_id: str, stage: str, at: datetime, detail: str = ""
+) -> bool:
+    """Record a stage in the timeline once; returns False when it was there already."""
+    existing = await session.scalar(
+        select(IncidentStageRow.id).where(
+            IncidentStageRow.incident_id == incident_id, IncidentStageRow.stage == stage
+        )
+    )
+    if existing is not None:
+        return False
+    session.add(IncidentStageRow(incident_id=incident_id, stage=stage, at=at, detail=detail))
+    return True
+
+
+def move_status(incident: IncidentRow, status: IncidentStatus, reason: str | None) -> bool:
+    """Set the incident's status (with this reason) when it changes: forward only, never out
+    of completed or cancelled. True when it moved and, unless it now waits in the queue, the
+    timeline needs the stage."""
+    current = IncidentStatus(incident.status)
+    if _STATUS_ORDER[status] < _STATUS_ORDER[current] or current in (
+        IncidentStatus.COMPLETED,
+        IncidentStatus.CANCELLED,
+    ):
+        return False
+    if status == current and reason == incident.status_reason:
+        return False
+    incident.status = status.value
+    incident.status_reason = reason
+    return True
+
+
+async def _advance_incident(
+    session: AsyncSession,
+    *,
+    incident: IncidentRow,
+    status: IncidentStatus,
+    at: datetime,
+    reason: str | None = None,
+) -> bool:
+    if not move_status(incident, status, reason):
+        return False
+    if status != IncidentStatus.QUEUED:
+        await _add_stage(session, incident_id=incident.id, stage=status.value, at=at)
+    return True
+
+
+async def _cancel_incident(
+    session: AsyncSession, *, incident: IncidentRow, at: datetime, reason: str
+) -> list[MissionRow]:
+    """Cancel an incident and its active missions; returns the missions whose drones return."""
+    await _advance_incident(
+        session, incident=incident, status=IncidentStatus.CANCELLED, at=at, reason=reason
+    )
+    missions = (
+        await session.scalars(
+            select(MissionRow).where(
+                MissionRow.incident_id == incident.id, MissionRow.stage.in_(ACTIVE_STAGES)
+            )
+        )
+    ).all()
+    if missions:
+        await session.execute(
+            update(MissionRow)
+            .where(MissionRow.id.in_([m.id for m in missions]))
+            .values(stage=MissionStage.CANCELLED.value)
+        )
+    return list(missions)
+
+
+class UnitOfWork:
+    """One transaction: `async with UnitOfWork(sessions) as uow:` commits when the block
+    ends cleanly and rolls back when it raises."""
+
+    session: AsyncSession
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+        self._stack = contextlib.AsyncExitStack()
+
+    async def __aenter__(self) -> UnitOfWork:
+        self.session = await self._stack.enter_async_context(transaction(self._sessions))
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stack.__aexit__(exc_type, exc, tb)
+
+    # -- incidents, from the REST API --------------------------------------------------------
+
+    async def add_incident(self, row: IncidentRow, event: incident_pb2.IncidentEvent) -> None:
+        """A new incident, its first timeline stage and its record for the incident topic."""
+        self.session.add(row)
+        await self.session.flush()
+        await _add_stage(self.session, incident_id=row.id, stage="accepted", at=row.accepted_at)
+        self._publish(row.id, event, "accepted")
+
+    async def was_cancelled(self, incident_id: str) -> bool:
+        """Whether a cancel of this incident was recorded already."""
+        found = await self.session.scalar(
+            select(OutboxRecord.id).where(OutboxRecord.ce_id == f"{incident_id}:cancelled")
+        )
+        return found is not None
+
+    async def cancel_incident(
+        self, *, incident: IncidentRow, at: datetime, event: incident_pb2.IncidentEvent
+    ) -> list[MissionRow]:
+        """Cancel an incident and its active missions, and publish the cancel; returns the
+        missions whose drones return."""
+        reason = event.cancelled.reason
+        missions = await _cancel_incident(self.session, incident=incident, at=at, reason=reason)
+        self._publish(incident.id, event, "cancelled")
+        await self.session.flush()
+        return missions
+
+    def _publish(self, incident_id: str, event: incident_pb2.IncidentEvent, kind: str) -> None:
+        enqueue(
+            self.session,
+            service="dispatch",
+            topic=INCIDENTS,
+            key=incident_id,
+            ce_type=f"airgrid.incident.{kind}",
+            payload=event.SerializeToString(),
+            ce_id=f"{incident_id}:{kind}",
+        )
+
+    # -- decisions, from the worker ---------------------------------------------------------
+
+    async def decision_rows(self, decisions: Iterable[Decision]) -> DecisionRows:
+        """The rows these decisions change, read and locked up front."""
+        return await DecisionRows.load(self.session, decisions)
 
 
 class DecisionRows:
     """Incidents (locked), their missions (locked), their timeline stages and outbox ids,
-    as one transaction's decisions need them; rows added here are seen by later decisions
-    of the same transaction, as a flush before each read used to make them."""
+    as one transaction's decisions need them, read in a few queries up front and changed in
+    memory; rows added here are seen by later decisions of the same transaction. The commit
+    writes them in one flush (SQLAlchemy batches the inserts per table and emits updates
+    before inserts, so a retasked drone's old mission leaves the active set before its new
+    one enters it)."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -134,7 +295,7 @@ class DecisionRows:
             if m.id != besides and m.stage in ACTIVE_STAGES
         )
 
-    # -- changes (the rules of store.py, in memory) --------------------------------------------
+    # -- changes (the rules above, on the rows in memory) ---------------------------------------
 
     def add_stage(self, *, incident_id: str, stage: str, at: datetime, detail: str = "") -> bool:
         if (incident_id, stage) in self.stages:

@@ -1,0 +1,129 @@
+"""What a clock tick decides: SLA at-risk and breach alerts, then patrol sorties for idle
+drones."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from services.dispatch.domain.eta import launch_overhead_s
+from services.dispatch.domain.incident_queue import IncidentQueue
+from services.dispatch.domain.model import (
+    Assigned,
+    Assignment,
+    Decision,
+    DroneView,
+    IncidentRequest,
+    IncidentSlots,
+    Mission,
+    MissionStage,
+    PatrolStarted,
+    SlaAlert,
+    SlaAlertKind,
+    mission_id_for,
+)
+from services.dispatch.domain.selection import most_battery_first
+
+
+class SlaAndPatrols(IncidentQueue):
+    """The clock's work: alerts once per incident and kind, patrols only when nothing waits."""
+
+    def tick(self, now_ms: int) -> list[Decision]:
+        """Clock tick: SLA at-risk and breach alerts, then patrols for idle drones."""
+        now = self._advance(now_ms)
+        decisions: list[Decision] = []
+        flying: dict[str, list[Mission]] = {}
+        for mission in sorted(self.missions.values(), key=lambda m: m.id):
+            flying.setdefault(mission.incident_id, []).append(mission)
+        for incident_id in sorted(self.incidents):
+            entry = self.incidents[incident_id]
+            if entry.request.patrol_route or incident_id in self.on_scene:
+                continue
+            if (incident_id, SlaAlertKind.BREACHED) in self.alerted:
+                continue
+            left = self.settings.sla_seconds - (now - entry.request.accepted_ms) / 1000.0
+            if left < 0:
+                eta = self._best_remaining_eta(incident_id, flying.get(incident_id, []))
+                self.alerted.add((incident_id, SlaAlertKind.BREACHED))
+                decisions.append(SlaAlert(incident_id, SlaAlertKind.BREACHED, eta, left, now))
+                continue
+            if (incident_id, SlaAlertKind.AT_RISK) in self.alerted:
+                continue  # estimates are spent only where an alert could still follow
+            eta = self._best_remaining_eta(incident_id, flying.get(incident_id, []))
+            if eta > left:
+                self.alerted.add((incident_id, SlaAlertKind.AT_RISK))
+                decisions.append(SlaAlert(incident_id, SlaAlertKind.AT_RISK, eta, left, now))
+        decisions.extend(self._start_patrols(now))
+        return decisions
+
+    def _best_remaining_eta(self, incident_id: str, missions: list[Mission]) -> float:
+        entry = self.incidents[incident_id]
+        best = math.inf
+        for mission in missions:
+            drone = self.drones.get(mission.drone_id)
+            if drone is None or not drone.has_position:
+                continue
+            started = mission.stage != MissionStage.ASSIGNED
+            flying = replace(drone, airborne=drone.airborne or started)
+            best = min(best, self.estimate_for(flying, entry.request).eta_seconds)
+        return best
+
+    def _start_patrols(self, now: int) -> list[Decision]:
+        if not self.routes:
+            return []
+        flying = {e.request.patrol_route for e in self.incidents.values() if e.request.patrol_route}
+        due = sorted(
+            (r for r in self.routes.values() if r.id not in flying),
+            key=lambda r: (self.route_flown_ms.get(r.id, 0), r.id),
+        )
+        if not due:
+            return []
+        if any(e.open_slots for e in self.incidents.values()):
+            return []  # incidents wait: idle drones are theirs, not the patrols'
+        docked: dict[str, list[DroneView]] = {}
+        for drone_id in sorted([*self.live.where, *self.cards.where]):
+            drone = self.drones[drone_id]
+            if not drone.airborne:
+                docked.setdefault(drone.home_nest, []).append(drone)
+        decisions: list[Decision] = []
+        interval_ms = self.settings.patrol_interval_s * 1000
+        for route in due:
+            last = self.route_flown_ms.get(route.id)
+            if last is not None and now - last < interval_ms:
+                continue
+            pool = docked.get(route.nest_id, [])
+            if len(pool) <= self.settings.patrol_keep_docked:
+                continue
+            nest = self.nests.get(route.nest_id)
+            if nest is None or not nest.online or nest.weather_hold:
+                continue
+            pool.sort(key=most_battery_first)
+            drone = pool[0]
+            flight_s = launch_overhead_s(drone) * 2 + route.length_m / drone.cruise_speed_mps
+            if drone.battery_pct - 100.0 * flight_s / drone.endurance_s < self.reserve_pct:
+                continue
+            pool.pop(0)
+            request = IncidentRequest(
+                id=f"patrol-{route.id}-{now}", priority=4, lon=route.waypoints[0][0],
+                lat=route.waypoints[0][1], required_capabilities=frozenset(), drones_needed=1,
+                on_scene_seconds=0, accepted_ms=now, type="routine_inspection",
+                department="airgrid", patrol_route=route.id,
+            )  # fmt: skip
+            self.seen_incidents.add(request.id)
+            entry = IncidentSlots(request, open_slots={0})
+            self.incidents[request.id] = entry
+            mission_id = mission_id_for(request.id, 0, 0)
+            self.missions[mission_id] = Mission(
+                mission_id, request.id, drone.id, 0, MissionStage.ASSIGNED, 0.0, now
+            )
+            self.busy[drone.id] = mission_id
+            self._unindex(drone.id)
+            entry.open_slots.clear()
+            entry.attempts = 1
+            assignment = Assignment(
+                mission_id, drone.id, 0, 0.0, drone.home_nest, route.waypoints, False
+            )
+            decisions.append(PatrolStarted(request, route.id))
+            decisions.append(Assigned(request.id, (assignment,), True))
+            decisions.append(self._order_to_scene(request, assignment))
+        return decisions
