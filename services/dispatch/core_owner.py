@@ -30,6 +30,7 @@ from services.dispatch.domain.core import DispatchCore
 from services.dispatch.domain.model import Decision, DroneOrder, DroneView, NestView, StageReached
 from services.dispatch.domain.nofly import NoFlyZone
 from services.dispatch.metrics import DECISIONS, OUT_OF_AREA, record_decisions
+from services.dispatch.off_loop import in_thread, run_job
 from services.dispatch.unit_of_work import UnitOfWork
 from services.dispatch.writer_lock import WriterLock
 
@@ -79,7 +80,8 @@ class CoreOwner:
         return new_core(self.reference, self.infra.settings)
 
     async def _restore_core(self) -> list[Decision]:
-        return self._with_waiting(await self._rebuild())
+        decisions = await self._rebuild()
+        return await in_thread(lambda: self._with_waiting(decisions))
 
     async def _failed(self) -> None:
         await self._failure.wait()
@@ -92,23 +94,23 @@ class CoreOwner:
             self._failure_error = error
             self._failure.set()
 
-    async def _restore(self) -> None:
-        await restore_from_database(self.core, self.infra.sessions)
-
     async def _rebuild(self) -> list[Decision]:
         """Start the core again from the database, then feed it what the views know. Feeding
         drones may already assign waiting incidents: those decisions are returned, to be
         stored like any other (dropping them would leave missions the database never saw)."""
-        self.core = self._new_core()
-        await self._restore()
-        decisions = feed_world(
-            self.core,
-            zones=self.zone_views.values(),
-            nests=self.nest_views.values(),
-            specs=self.specs,
-            states=self.states,
+        core = self._new_core()
+        await restore_from_database(core, self.infra.sessions)
+        # The views are copied here, on the loop; the feed runs in a worker thread.
+        zones, nests = list(self.zone_views.values()), list(self.nest_views.values())
+        specs, states = dict(self.specs), dict(self.states)
+        decisions = await in_thread(
+            lambda: feed_world(core, zones=zones, nests=nests, specs=specs, states=states)
         )
-        return decisions + end_orphans(self.core)
+        decisions += end_orphans(core)
+        # Readers on the loop (/metrics, GET /v1/coverage) keep the old core until the new
+        # one is whole.
+        self.core = core
+        return decisions
 
     def _with_waiting(self, decisions: list[Decision]) -> list[Decision]:
         return with_waiting(self.core, decisions)
@@ -135,9 +137,7 @@ class CoreOwner:
             ran: list[tuple[asyncio.Future[None] | None, Callable[[], None] | None]] = []
             for job, done, after in batch:
                 try:
-                    found = job()
-                    if not isinstance(found, list):
-                        found = await found
+                    found = await run_job(job)
                 except asyncio.CancelledError:
                     raise
                 except Exception as error:
@@ -228,7 +228,7 @@ class CoreOwner:
             try:
                 for _ in range(3):
                     try:
-                        await self._decide(self._with_waiting(await self._rebuild()))
+                        await self._decide(await self._restore_core())
                         break
                     except IntegrityError:
                         continue

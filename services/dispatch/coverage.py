@@ -75,8 +75,11 @@ class CoverageKeeper:
 
     @staticmethod
     def available(core: DispatchCore) -> list[DroneView]:
-        """The core's idle, healthy drones (its index holds exactly those)."""
-        return [core.drones[i] for i in sorted(core.index.where) if i in core.drones]
+        """The core's idle, healthy drones (its index holds exactly those). The core may be
+        changing in the worker's thread (services/dispatch/off_loop.py): its dicts are
+        copied, each in one step, before they are walked."""
+        drones = dict(core.drones)
+        return [drones[i] for i in sorted(core.index.where) if i in drones]
 
     def snapshot(self, core: DispatchCore) -> CoverageSnapshot:
         reachers = reachers_of(

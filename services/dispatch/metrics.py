@@ -212,7 +212,10 @@ class CoreCollector(Collector):
             labels=["priority"],
         )
         waiting = dict.fromkeys(PRIORITIES, 0)
-        for entry in core.queued_incidents():
+        # A copy taken in one step: the core may be changing in the worker's thread.
+        for entry in list(core.incidents.values()):
+            if not entry.open_slots:
+                continue
             labels = _labels(entry.request)
             if labels is not None:
                 waiting[labels[1]] += 1

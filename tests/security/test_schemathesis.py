@@ -9,6 +9,12 @@ no 5xx, documented status codes, content types and headers, answers matching the
 valid data accepted and invalid data refused, `Allow` on 405, auth not ignored, and a deleted
 resource no longer served.
 
+Then every string of INJECTIONS (SQL, shell, template, script, path traversal, NUL, RTL
+overrides, zalgo, emoji, CJK, 10,000 characters, CRLF, lone surrogates as JSON escapes) goes
+into every path, query and JSON body text field of every operation, one field at a time in a
+valid case drawn with the seed: never a 5xx, a documented status, content type, headers and
+schema, and a problem+json body on every 4xx.
+
 The run is random; its seed is printed at the end of the session and
 AIRGRID_SCHEMATHESIS_SEED=<seed> reproduces it.
 """
@@ -18,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
@@ -30,9 +37,18 @@ import schemathesis
 from fastapi import FastAPI
 from hypothesis import HealthCheck, Phase
 from hypothesis.errors import FlakyStrategyDefinition
+from schemathesis.checks import not_a_server_error
 from schemathesis.config._checks import NEGATIVE_DATA_REJECTION_EXPECTED_STATUSES
+from schemathesis.core import NotSet
+from schemathesis.generation import GenerationMode
 from schemathesis.python.asgi import shutdown_lifespans
 from schemathesis.schemas import BaseSchema
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from airgrid.config import Settings
 from tests.security.conftest import SERVICES, build, issue_keys, report
@@ -258,3 +274,218 @@ def print_figures() -> Iterator[None]:
             f"schemathesis {service}: {len(f.operations)} operations, {f.cases} cases, "
             f"{f.failures} failed"
         )
+
+
+# -- injection and odd unicode ------------------------------------------------------------
+
+# Each string goes into every path, query and body text field of every operation. Lone
+# surrogates travel in JSON bodies as \ud800-style escapes (the client's JSON encoder escapes
+# them); a URL cannot carry them, so path and query fields skip those.
+INJECTIONS = [
+    "' OR '1'='1",
+    "'; DROP TABLE incidents; --",
+    "1; SELECT pg_sleep(10)--",
+    "$(rm -rf /)",
+    "`reboot`; ls | cat /etc/passwd &",
+    "{{7*7}}${7*7}<%= 7*7 %>",
+    "<script>alert(1)</script>",
+    "../../../../etc/passwd",
+    "..%2F..%2F..%2Fetc%2Fpasswd",
+    "\x00",
+    "nul\x00byte",
+    "%00%27%22",
+    "\u202etxt.exe",
+    "\u200f\u202b\u2066rtl",
+    "Z\u0351\u0360\u0361a\u035b\u0362l\u0363g\u0364o",
+    "👩\u200d👩\u200d👧\u200d👦🚁🔥",
+    "火灾 消防救援",
+    "\ufeff\ufffe\uffff",
+    "a" * 10_000,
+    " ",
+    "",
+    "null",
+    "-1",
+    "9" * 40,
+    '{"$gt": ""}',
+    "\\",
+    "\r\nX-Injected: 1",
+    "\ud800",
+    "x\udfffy",
+]
+_SURROGATES = re.compile("[\ud800-\udfff]")
+INJECTION_CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
+
+FieldPath = tuple[str | int, ...]
+
+
+def _resolve(schema: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        node: Any = document
+        for part in schema["$ref"].removeprefix("#/").split("/"):
+            node = node[part]
+        schema = node
+    return schema
+
+
+def _is_text(schema: dict[str, Any], document: dict[str, Any]) -> bool:
+    schema = _resolve(schema, document)
+    if schema.get("type") == "string":
+        return True
+    return any(_is_text(s, document) for s in schema.get("anyOf", []) + schema.get("oneOf", []))
+
+
+def _text_paths(
+    schema: dict[str, Any], document: dict[str, Any], at: FieldPath = (), depth: int = 0
+) -> list[FieldPath]:
+    """Where a JSON body holds text: object properties at any depth, the first item of an
+    array, through anyOf/oneOf/allOf."""
+    schema = _resolve(schema, document)
+    if depth > 6:
+        return []
+    if _is_text(schema, document):
+        return [at]
+    found: list[FieldPath] = []
+    for sub in schema.get("anyOf", []) + schema.get("oneOf", []) + schema.get("allOf", []):
+        found += _text_paths(sub, document, at, depth + 1)
+    for name, prop in schema.get("properties", {}).items():
+        found += _text_paths(prop, document, (*at, name), depth + 1)
+    if "items" in schema and isinstance(schema["items"], dict):
+        found += _text_paths(schema["items"], document, (*at, 0), depth + 1)
+    return sorted(set(found), key=str)
+
+
+def _with_text(body: Any, path: FieldPath, text: str) -> Any:
+    """A copy of body with text at path; missing objects and arrays on the way are made."""
+    if not path:
+        return text
+    head, rest = path[0], path[1:]
+    if isinstance(head, int):
+        items = list(body) if isinstance(body, list) else []
+        first = items[0] if items else {}
+        return [_with_text(first, rest, text), *items[1:]]
+    fields = dict(body) if isinstance(body, dict) else {}
+    fields[head] = _with_text(fields.get(head), rest, text)
+    return fields
+
+
+def text_fields(case: schemathesis.Case[Any]) -> list[tuple[str, FieldPath]]:
+    """(location, path) of every path, query and JSON body text field of the operation."""
+    document = case.operation.schema.raw_schema
+    definition = case.operation.definition.raw
+    found: list[tuple[str, FieldPath]] = []
+    for parameter in definition.get("parameters", []):
+        parameter = _resolve(parameter, document)
+        if parameter["in"] in ("path", "query") and _is_text(parameter.get("schema", {}), document):
+            found.append((parameter["in"], (parameter["name"],)))
+    content = _resolve(definition.get("requestBody", {}), document).get("content", {})
+    body_schema = content.get("application/json", {}).get("schema")
+    if body_schema is not None:
+        found += [("body", path) for path in _text_paths(body_schema, document)]
+    return found
+
+
+def base_case(operation: Any) -> schemathesis.Case[Any]:
+    """One valid case of the operation, drawn with the run's seed: the others stay valid
+    while one field at a time carries an injection."""
+    drawn: list[schemathesis.Case[Any]] = []
+
+    @hypothesis.given(operation.as_strategy(generation_mode=GenerationMode.POSITIVE))
+    @hypothesis.settings(
+        max_examples=1,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @hypothesis.seed(SEED)
+    def draw(case: schemathesis.Case[Any]) -> None:
+        drawn.append(case)
+
+    draw()
+    return drawn[0]
+
+
+def injected(
+    base: schemathesis.Case[Any], location: str, path: FieldPath, text: str
+) -> schemathesis.Case[Any] | None:
+    """The base case with text in one field; None when the location cannot carry it."""
+    if location in ("path", "query") and _SURROGATES.search(text):
+        return None
+    if location == "path" and not text:
+        return None  # an empty segment is another URL, not a parameter value
+    name = str(path[0])
+    path_parameters = dict(base.path_parameters or {})
+    query = dict(base.query or {})
+    body, media_type = base.body, base.media_type
+    if location == "path":
+        path_parameters[name] = text
+    elif location == "query":
+        query[name] = text
+    else:
+        body = _with_text(None if isinstance(body, NotSet) else body, path, text)
+        media_type = "application/json"
+    case: schemathesis.Case[Any] = base.operation.Case(
+        method=base.method,
+        path_parameters=path_parameters,
+        headers=dict(base.headers or {}),
+        query=query,
+        body=body,
+        media_type=media_type,
+    )
+    return case
+
+
+def problem_failure(response: schemathesis.Response) -> str | None:
+    """A 4xx must carry an RFC 9457 problem body."""
+    if not 400 <= response.status_code < 500:
+        return None
+    found = response.headers.get("content-type") or [""]
+    kind = found[0] if isinstance(found, list) else str(found)
+    if not kind.startswith("application/problem+json"):
+        return f"{response.status_code} with content-type {kind!r}, not a problem"
+    body = response.json()
+    if not isinstance(body, dict) or body.get("status") != response.status_code:
+        return f"{response.status_code} problem without a matching status: {response.text[:200]}"
+    return None
+
+
+def test_injection_and_odd_unicode_in_every_text_field(
+    service_schema: BaseSchema, live: LiveServices
+) -> None:
+    """Every string of INJECTIONS in every path, query and body text field of every
+    operation: a documented answer, never a 5xx, a problem body on a 4xx, and the answer
+    conformant to the document."""
+    failures: list[str] = []
+    sent = 0
+    service = ""
+    for result in service_schema.get_all_operations():
+        operation = result.ok()  # type: ignore[union-attr]
+        base = base_case(operation)
+        service = service_of(base)
+        fields = text_fields(base)
+        for location, path in fields:
+            for text in INJECTIONS:
+                case = injected(base, location, path, text)
+                if case is None:
+                    continue
+                sent += 1
+                where = f"{operation.label} [{location} {'.'.join(map(str, path))}={text[:30]!r}]"
+                try:
+                    response = case.call_and_validate(
+                        headers=live.auth(case.method.upper(), case.path), checks=INJECTION_CHECKS
+                    )
+                except AssertionError as failure:
+                    failures.append(f"{where}: {str(failure)[:600]}")
+                    continue
+                problem = problem_failure(response)
+                if problem is not None:
+                    failures.append(f"{where}: {problem}")
+    report(f"injection {service}: {sent} cases, {len(failures)} failed")
+    assert sent > 0
+    assert not failures, f"{len(failures)} of {sent} cases failed:\n\n" + "\n\n".join(failures[:15])
