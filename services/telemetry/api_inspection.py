@@ -42,6 +42,7 @@ def _keeper(request: Request) -> FreshnessKeeper:
     "/inspection/freshness",
     summary="Share of inspection cells seen within their plan's interval",
     description=FRESHNESS_DESCRIPTION,
+    responses={200: {"description": "The shares now and the latest overdue cells."}},
 )
 async def freshness(
     principal: CurrentPrincipal,
