@@ -82,7 +82,10 @@ async def publish_plan(producer: Producer, plan_id: str, west: float, version: i
 
 
 async def fly_line(
-    producer: Producer, drone_id: str, alt_m: float, mode: int = telemetry_pb2.FLIGHT_MODE_CRUISING
+    producer: Producer,
+    drone_id: str,
+    alt_m: float,
+    mode: telemetry_pb2.FlightMode = telemetry_pb2.FLIGHT_MODE_CRUISING,
 ) -> int:
     """One pass west to east over the square at `alt_m`; returns the last seq sent."""
     points = int(SIZE / STEP_DEG) + 1
