@@ -52,6 +52,14 @@ def operations() -> dict[str, Any]:
             (promql("max(airgrid_coverage_ratio)", "coverage"),),
             thresholds=(("red", None), ("orange", 0.95), ("green", 0.99)),
         ),
+        stat_panel(
+            "Inspection freshness",
+            "Share of the cells inspection plans hold now that were seen within their "
+            "revisit interval (1 when nothing is due).",
+            "percentunit",
+            (promql("max(airgrid_inspection_freshness_overall_share)", "fresh"),),
+            thresholds=(("red", None), ("orange", 0.8), ("green", 0.95)),
+        ),
         timeseries_panel(
             "Incidents accepted",
             "Incidents accepted over HTTP per minute, by priority (1 = life-safety).",
@@ -317,6 +325,18 @@ def telemetry() -> dict[str, Any]:
                     'sum by (kind) (increase(airgrid_telemetry_alerts_total{active="true"}'
                     f"[{RATE}]))",
                     "{{kind}}",
+                ),
+            ),
+        ),
+        timeseries_panel(
+            "Inspection freshness by plan",
+            "Per inspection plan: share of its due cells seen within its revisit interval "
+            "(1 while the plan is outside its windows).",
+            "percentunit",
+            (
+                promql(
+                    "max by (plan, department) (airgrid_inspection_freshness_share)",
+                    "{{plan}} ({{department}})",
                 ),
             ),
         ),

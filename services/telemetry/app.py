@@ -11,12 +11,14 @@ from fastapi import FastAPI
 
 from airgrid.bus import now_ms
 from airgrid.config import Settings, get_settings
+from airgrid.reference import load_reference
 from airgrid.revocations import on_revocation
 from airgrid.service_app import Infrastructure, create_service_app
 from services.telemetry.api import router
 from services.telemetry.feed_routing import FeedRouting, incident_view, mission_view
 from services.telemetry.feed_stream import StreamSlots
 from services.telemetry.feeds import FeedHub
+from services.telemetry.freshness_keeper import FreshnessKeeper
 from services.telemetry.metrics import initialise_labels
 from services.telemetry.store import purge_older_than
 from services.telemetry.stream import TelemetryWorker
@@ -63,12 +65,15 @@ def build_app(settings: Settings | None = None) -> FastAPI:
                 lambda key_id: hub.close_streams_of(key_id, "credential revoked"),
             ),
         )
+        freshness = FreshnessKeeper(load_reference(settings.reference_data), settings)
+        freshness.follow(registry)
         states = state_view(settings)
         incidents, missions = incident_view(settings), mission_view(settings)
         initialise_labels()
         app.state.registry = registry
         app.state.states = states
         app.state.feeds = hub
+        app.state.freshness = freshness
         app.state.feed_slots = StreamSlots(settings.feed_max_streams_per_key)
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(infra.close)
@@ -82,6 +87,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
                 states=states,
                 engine=infra.engine,
                 routing=FeedRouting(incidents, missions),
+                on_accepted=freshness.observe,
             )
             commands = command_view(settings, on_update=worker.on_command)
             await commands.start()
@@ -100,6 +106,10 @@ def build_app(settings: Settings | None = None) -> FastAPI:
             watching = asyncio.create_task(recovery.run(), name="telemetry-view-recovery")
             stack.push_async_callback(cancel_and_wait, watching)
             infra.spawn(enforce_retention(infra, settings), "telemetry-retention")
+            # The stored sightings before the first answer; a last merge at shutdown.
+            await freshness.try_sync(infra.engine)
+            stack.push_async_callback(freshness.try_sync, infra.engine)
+            infra.spawn(freshness.run(infra.engine), "telemetry-freshness")
             yield
 
     app = create_service_app(

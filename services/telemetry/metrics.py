@@ -44,6 +44,17 @@ SSE_DROPPED = Counter(
     "airgrid_feed_sse_dropped_total", "SSE clients dropped because their queue was full."
 )
 
+# freshness_keeper.py (set every sync period)
+FRESHNESS_SHARE = Gauge(
+    "airgrid_inspection_freshness_share",
+    "Share of an inspection plan's due cells seen within its revisit interval (1: none due).",
+    ["plan", "department"],
+)
+FRESHNESS_OVERALL = Gauge(
+    "airgrid_inspection_freshness_overall_share",
+    "Share of the due cells of all active plans that are fresh for every plan holding them.",
+)
+
 # view_recovery.py
 VIEWS_REREAD = Counter(
     "airgrid_telemetry_views_reread_total",

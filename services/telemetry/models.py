@@ -1,4 +1,5 @@
-"""Telemetry tables: the track history and the durable alert state (SQLAlchemy Core)."""
+"""Telemetry tables: the track history, the durable alert state and the freshness snapshot
+(SQLAlchemy Core)."""
 
 from __future__ import annotations
 
@@ -34,4 +35,14 @@ drone_alert_state = sa.Table(
     sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("alert_id", sa.String(64), nullable=False),
     sa.Column("event_time_ms", sa.BigInteger, nullable=False),
+)
+
+# Per deployment (its topic prefix): every coverage cell's last-seen time, the encoded
+# airgrid.freshness snapshot, merged by all telemetry replicas (later time per cell).
+inspection_freshness = sa.Table(
+    "inspection_freshness",
+    Base.metadata,
+    sa.Column("stream", sa.String(64), primary_key=True),
+    sa.Column("saved_ms", sa.BigInteger, nullable=False),
+    sa.Column("snapshot", sa.LargeBinary, nullable=False),
 )

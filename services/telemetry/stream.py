@@ -92,6 +92,7 @@ class TelemetryWorker:
         engine: AsyncEngine,
         routing: FeedRouting,
         clock: Callable[[], int] = now_ms,
+        on_accepted: Callable[[list[telemetry_pb2.Telemetry]], None] | None = None,
     ) -> None:
         self.settings = settings
         self.producer = producer
@@ -99,6 +100,7 @@ class TelemetryWorker:
         self.states = states
         self.engine = engine
         self.routing = routing
+        self.on_accepted = on_accepted  # each batch's accepted fixes (freshness)
         self.track = TrackWriter(engine)
         # The registry view's drone ids, kept as a set by its update hook (validation asks for
         # every record; a set lookup is cheaper than reading the change each time).
@@ -342,6 +344,8 @@ class TelemetryWorker:
                 previous=self._previous,
                 max_speed_mps=self._max_speed_mps,
             )
+        if self.on_accepted is not None:
+            self.on_accepted(decided.accepted)
         if decided.redelivered:
             RECORDS_CONSUMED.labels(CONSUMER, "redelivered").inc(decided.redelivered)
         # The track is part of the batch: its offsets are committed only after the write, so a

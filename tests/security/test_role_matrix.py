@@ -31,6 +31,7 @@ REFUSED: dict[tuple[str, str, str], frozenset[str]] = {
     ("telemetry", "GET", "/v1/drones/{drone_id}/state"): EVERYONE,
     ("telemetry", "GET", "/v1/drones/{drone_id}/track"): frozenset({"gateway"}),
     ("telemetry", "GET", "/v1/feeds/{department}/stream"): frozenset({"police", "gateway"}),
+    ("telemetry", "GET", "/v1/inspection/freshness"): EVERYONE,
     ("telemetry", "POST", "/v1/telemetry"): frozenset({"operator", "fire", "police"}),
     ("dispatch", "POST", "/v1/incidents"): frozenset({"admin", "operator", "gateway"}),
     ("dispatch", "GET", "/v1/incidents"): frozenset({"gateway"}),
