@@ -1,13 +1,13 @@
 """Telemetry REST API: one router over its resources, each a thin module that calls
 service.py: drone state and track (api_drones), department feeds over SSE (api_feeds), batch
-ingest from gateways (api_ingest)."""
+ingest from gateways (api_ingest), detections from gateways (api_detections)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from services.telemetry import api_drones, api_feeds, api_ingest
+from services.telemetry import api_detections, api_drones, api_feeds, api_ingest
 
 router = APIRouter()
-for resource in (api_drones, api_feeds, api_ingest):
+for resource in (api_detections, api_drones, api_feeds, api_ingest):
     router.include_router(resource.router)
