@@ -63,6 +63,12 @@ DETECTIONS_REJECTED = Counter(
 )
 
 
+# case_keeper.py
+CASES_CHANGED = Counter(
+    "airgrid_cases_changed_total", "Case changes published, by kind (opened, updated).", ["kind"]
+)
+
+
 def initialise_labels() -> None:
     """Create every bounded label combination with a zero value."""
     for reason in Reason:
@@ -74,4 +80,6 @@ def initialise_labels() -> None:
         SSE_CLIENTS.labels(department)
     for detection_reason in DetectionReason:
         DETECTIONS_REJECTED.labels(detection_reason.value)
+    for change in ("opened", "updated"):
+        CASES_CHANGED.labels(change)
     SSE_DROPPED.inc(0)

@@ -7,8 +7,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
 
-from airgrid.bus import REASON_HEADER, Producer, client_options, now_ms, topic_name
+from airgrid.bus import (
+    REASON_HEADER,
+    Producer,
+    client_options,
+    now_ms,
+    topic_name,
+    topic_partitions,
+)
 from airgrid.config import Settings
 from airgrid.reference import load_reference
 from airgrid.topics import REGISTRY_CHANGES, Topic
@@ -120,3 +128,22 @@ async def read_topic(settings: Settings, topic: Topic, *, until: Any) -> list[Re
     finally:
         await consumer.stop()
     return rows
+
+
+async def topic_size(settings: Settings, topic: Topic) -> int:
+    """How many records the topic holds: the sum of its partitions' end offsets."""
+    consumer = AIOKafkaConsumer(**client_options(settings), group_id=None)
+    await consumer.start()
+    try:
+        name = topic_name(settings, topic)
+        partitions = await topic_partitions(consumer, name)
+
+        async def ends() -> int | None:
+            try:
+                return sum((await consumer.end_offsets(partitions)).values())
+            except KafkaError:  # the first request may go before the node is ready
+                return None
+
+        return await eventually(ends, DEADLINE_S, f"the end offsets of {topic.name}")
+    finally:
+        await consumer.stop()
