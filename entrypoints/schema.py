@@ -5,7 +5,7 @@ from airgrid.db import Base
 from airgrid.outbox import OutboxRecord
 from services.dispatch.models import IdempotencyKeyRow, IncidentRow, IncidentStageRow, MissionRow
 from services.registry.models import DepartmentRow, DroneRow, GeofenceRow, NestRow
-from services.telemetry.models import drone_alert_state, track_points
+from services.telemetry.models import case_detections, cases, drone_alert_state, track_points
 
 metadata = Base.metadata
 
@@ -20,6 +20,8 @@ __all__ = [
     "MissionRow",
     "NestRow",
     "OutboxRecord",
+    "case_detections",
+    "cases",
     "drone_alert_state",
     "metadata",
     "track_points",

@@ -15,6 +15,7 @@ from airgrid.reference import load_reference
 from airgrid.revocations import on_revocation
 from airgrid.service_app import Infrastructure, create_service_app
 from services.telemetry.api import router
+from services.telemetry.case_keeper import CaseKeeper
 from services.telemetry.feed_routing import FeedRouting, incident_view, mission_view
 from services.telemetry.feed_stream import StreamSlots
 from services.telemetry.feeds import FeedHub
@@ -96,6 +97,14 @@ def build_app(settings: Settings | None = None) -> FastAPI:
             stack.push_async_callback(hub.stop)
             app.state.worker = worker
             infra.spawn(worker.run(), "telemetry-worker")
+            keeper = CaseKeeper(
+                settings=settings,
+                producer=infra.producer,
+                registry=registry,
+                engine=infra.engine,
+                clock=now_ms,
+            )
+            infra.spawn(keeper.run(), "telemetry-case-keeper")
             # An empty broker on the same address leaves the views' positions past its end;
             # cancelled before the views stop (the stack unwinds in reverse).
             recovery = ViewRecovery(

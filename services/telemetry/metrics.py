@@ -8,6 +8,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from airgrid.topics import DEPARTMENT_CODES
 from services.telemetry.domain.anomalies import AlertKind
+from services.telemetry.domain.detections import DetectionReason
 from services.telemetry.domain.validation import Reason
 
 SSE_CLIENTS = Gauge(
@@ -62,6 +63,23 @@ VIEWS_REREAD = Counter(
 )
 
 
+# detection_ingest.py
+DETECTIONS_ACCEPTED = Counter(
+    "airgrid_detections_accepted_total", "Detections accepted onto airgrid.detections."
+)
+DETECTIONS_REJECTED = Counter(
+    "airgrid_detections_rejected_total",
+    "Detections sent to the detection DLQ, by reason.",
+    ["reason"],
+)
+
+
+# case_keeper.py
+CASES_CHANGED = Counter(
+    "airgrid_cases_changed_total", "Case changes published, by kind (opened, updated).", ["kind"]
+)
+
+
 def initialise_labels() -> None:
     """Create every bounded label combination with a zero value."""
     for reason in Reason:
@@ -71,4 +89,8 @@ def initialise_labels() -> None:
             ALERTS_RAISED.labels(kind.value, active)
     for department in DEPARTMENT_CODES:
         SSE_CLIENTS.labels(department)
+    for detection_reason in DetectionReason:
+        DETECTIONS_REJECTED.labels(detection_reason.value)
+    for change in ("opened", "updated"):
+        CASES_CHANGED.labels(change)
     SSE_DROPPED.inc(0)

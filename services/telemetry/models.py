@@ -46,3 +46,36 @@ inspection_freshness = sa.Table(
     sa.Column("saved_ms", sa.BigInteger, nullable=False),
     sa.Column("snapshot", sa.LargeBinary, nullable=False),
 )
+
+# The case keeper's cases (case_store.py): each case as it is after its latest change.
+cases = sa.Table(
+    "cases",
+    Base.metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("scenario", sa.String(64), nullable=False),
+    sa.Column("departments", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("lon", sa.Float, nullable=False),
+    sa.Column("lat", sa.Float, nullable=False),
+    sa.Column("first_seen_ms", sa.BigInteger, nullable=False),
+    sa.Column("last_seen_ms", sa.BigInteger, nullable=False),
+    sa.Column("detection_count", sa.Integer, nullable=False),
+    sa.Column("best_detection_id", sa.String(128), nullable=False),
+    sa.Column("best_confidence", sa.Float, nullable=False),
+    sa.Column("best_media_uri", sa.Text, nullable=False),
+    sa.Column("best_media_sha256", sa.String(64), nullable=False),
+    sa.Column("incident_id", sa.String(64), nullable=False),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Index("ix_cases_status_last_seen", "status", "last_seen_ms"),
+    sa.Index("ix_cases_scenario", "scenario"),
+)
+
+# Which case each detection counted in: a replayed detection is found here and not counted
+# twice, whatever became of its case.
+case_detections = sa.Table(
+    "case_detections",
+    Base.metadata,
+    sa.Column("detection_id", sa.String(128), primary_key=True),
+    sa.Column("case_id", sa.String(64), nullable=False),
+    sa.Index("ix_case_detections_case", "case_id"),
+)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -17,7 +17,7 @@ from airgrid.auth import Principal, Role
 from airgrid.bus import Producer, TopicView
 from airgrid.problems import Problem
 from airgrid.topics import TELEMETRY_RAW
-from airgrid.v1 import drone_state_pb2, registry_pb2, telemetry_pb2
+from airgrid.v1 import drone_state_pb2, inspection_pb2, registry_pb2, telemetry_pb2
 from services.telemetry.domain.validation import LastFix, Reason, Rejection, validate
 from services.telemetry.schemas import (
     MAX_BATCH_RECORDS,
@@ -245,7 +245,7 @@ async def ingest_batch(
 
 def foreign_drones(
     principal: Principal,
-    records: list[telemetry_pb2.Telemetry],
+    records: Sequence[telemetry_pb2.Telemetry | inspection_pb2.Detection],
     registry: TopicView,
     states: TopicView,
 ) -> list[str]:
