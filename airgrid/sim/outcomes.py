@@ -23,6 +23,16 @@ from airgrid.v1 import dispatch_pb2, mission_pb2
 
 
 @dataclass
+class MissionBreak:
+    """A mission ended by its drone's failure: when, why, and when the incident was next
+    assigned a drone (0: not yet)."""
+
+    at_ms: int
+    reason: str
+    reassigned_ms: int = 0
+
+
+@dataclass
 class IncidentOutcome:
     id: str
     department: str = ""
@@ -39,6 +49,14 @@ class IncidentOutcome:
     posted_here: bool = False
     # When the assigned drone is expected on scene (decided + the core's ETA), 0 unknown.
     expected_on_scene_ms: int = 0
+    # The expectation standing when a drone reached the scene (its ETA error's reference).
+    eta_at_arrival_ms: int = 0
+    # The first drone's launch for it (MISSION_STAGE_LAUNCHED: the drone reports taking off
+    # on the mission; the dock's launch delay and the climb are still ahead of it).
+    launched_ms: int = 0
+    # Missions of this incident that broke (their drone failed: link, fault, battery), in
+    # order: when, the reason, and when another drone was assigned in its place (0 not yet).
+    breaks: list[MissionBreak] = field(default_factory=list)
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -96,9 +114,14 @@ class Outcomes:
             if decision.assignments:
                 eta_s = min(a.eta_seconds for a in decision.assignments)
                 o.expected_on_scene_ms = decision.decided_time_ms + round(eta_s * 1000)
+            for broken in o.breaks:
+                if not broken.reassigned_ms:
+                    broken.reassigned_ms = decision.decided_time_ms
+        elif decision.kind == dispatch_pb2.DECISION_KIND_REDISPATCHED:
+            o.expected_on_scene_ms = 0
+            o.breaks.append(MissionBreak(decision.decided_time_ms, _break_reason(decision.reason)))
         elif decision.kind in (
             dispatch_pb2.DECISION_KIND_PREEMPTED,
-            dispatch_pb2.DECISION_KIND_REDISPATCHED,
             dispatch_pb2.DECISION_KIND_CANCELLED,
         ):
             o.expected_on_scene_ms = 0  # its drone was taken or failed: no ETA until re-assigned
@@ -109,8 +132,11 @@ class Outcomes:
 
     def on_mission(self, event: mission_pb2.MissionEvent) -> None:
         o = self._get(event.incident_id)
-        if event.stage == mission_pb2.MISSION_STAGE_ON_SCENE and not o.on_scene_ms:
+        if event.stage == mission_pb2.MISSION_STAGE_LAUNCHED and not o.launched_ms:
+            o.launched_ms = event.event_time_ms
+        elif event.stage == mission_pb2.MISSION_STAGE_ON_SCENE and not o.on_scene_ms:
             o.on_scene_ms = event.event_time_ms
+            o.eta_at_arrival_ms = o.expected_on_scene_ms
             o.queued = False
         elif event.stage == mission_pb2.MISSION_STAGE_COMPLETED:
             o.completed_ms = o.completed_ms or event.event_time_ms
@@ -215,6 +241,39 @@ class Outcomes:
             if o.first_decision_ms and o.accepted_ms
         ]
 
+    def launch_times_s(self) -> list[float]:
+        """Accepted to the first drone's launch, for the incidents a drone launched for; the
+        drone is off the dock its model's launch delay later."""
+        return [
+            max(0.0, (o.launched_ms - o.accepted_ms) / 1000.0)
+            for o in self.posted()
+            if o.launched_ms and o.accepted_ms
+        ]
+
+    def eta_errors_s(self) -> list[float]:
+        """Arrival minus the ETA the assignment promised (positive: late), for incidents
+        reached by their own mission with an ETA standing at arrival."""
+        return [
+            (o.on_scene_ms - o.eta_at_arrival_ms) / 1000.0
+            for o in self.posted()
+            if o.on_scene_ms and o.eta_at_arrival_ms
+        ]
+
+    def broken_missions(self, sla: float) -> dict[str, Any]:
+        """Missions broken by a failed drone, by reason, and how fast each incident got a
+        drone again (break to the next assignment); a break never re-assigned counts apart."""
+        breaks = [b for o in self.posted() for b in o.breaks]
+        waits = [(b.reassigned_ms - b.at_ms) / 1000.0 for b in breaks if b.reassigned_ms]
+        broken = [o for o in self.posted() if o.breaks]
+        return {
+            "missions_broken": len(breaks),
+            "incidents_affected": len(broken),
+            "by_reason": dict(sorted(Counter(b.reason for b in breaks).items())),
+            "not_redispatched": sum(1 for b in breaks if not b.reassigned_ms),
+            "time_to_redispatch": distribution(waits, sla),
+            "time_to_scene_of_affected": distribution(self.times(broken), sla),
+        }
+
     def summary(self, now_ms: int, sla: float) -> dict[str, Any]:
         posted = self.posted()
         times = self.times(posted)
@@ -239,6 +298,9 @@ class Outcomes:
             "time_to_scene_by_department": by_department,
             "time_to_scene_by_priority": by_priority,
             "decision_latency": distribution(self.decision_latencies_s(), sla),
+            "time_to_launch": distribution(self.launch_times_s(), sla),
+            "eta_error": _signed(self.eta_errors_s()),
+            "fault_impact": self.broken_missions(sla),
         }
 
     def _group(self, group: list[IncidentOutcome], now_ms: int, sla: float) -> dict[str, Any]:
@@ -255,6 +317,22 @@ class Outcomes:
             round(sum(1 for t in times if t <= sla) / total, 4) if total else None
         )
         return out
+
+
+def _signed(values: Sequence[float]) -> dict[str, Any]:
+    """Count, mean and percentiles of signed seconds (no SLA share: not a time to scene)."""
+    out: dict[str, Any] = {"count": len(values)}
+    if not values:
+        return out
+    out["mean_s"] = round(sum(values) / len(values), 2)
+    for q in (5, 50, 95):
+        out[f"p{q}_s"] = round(percentile(values, q) or 0.0, 2)
+    return out
+
+
+def _break_reason(reason: str) -> str:
+    """The failure without the drone: the worker publishes 'drone <id>: <failure>'."""
+    return reason.split(": ", 1)[1] if reason.startswith("drone ") and ": " in reason else reason
 
 
 def _round(value: float | None) -> float | None:

@@ -198,6 +198,7 @@ async def measure(
             "telemetry_failed": stats.telemetry_failed,
             "commands_applied": stats.commands_applied,
             "faults_injected": stats.faults_injected,
+            "faults_by_kind": dict(sorted(stats.faults_by_kind.items())),
         },
         **report,
         "coverage": {**series.summary(), "series": [list(p) for p in series.points]},
@@ -266,3 +267,86 @@ def headline(report: dict[str, Any]) -> str:
         f"coverage mean {coverage.get('mean', '-')}, min {coverage.get('min', '-')}",
     ]
     return " | ".join(parts)
+
+
+def _seconds(figures: dict[str, Any], *quantiles: int) -> str:
+    values = [figures.get(f"p{q}_s") for q in quantiles]
+    return " / ".join("-" if v is None else f"{v:.0f}" for v in values)
+
+
+def _share(figures: dict[str, Any]) -> str:
+    share = figures.get("within_sla_share")
+    return f"{100 * share:.1f} %" if isinstance(share, int | float) else "-"
+
+
+def comparison_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """The figures users compare between runs, as (row label, value) in a fixed order: the
+    SLA share and time to scene p50 / p90 / p95 overall, per priority and per department,
+    time to launch, ETA error, coverage, and what injected faults broke."""
+    sla = float(report.get("sla_seconds", 300.0))
+    tts = report.get("time_to_scene", {})
+    rows = [
+        ("incidents posted", str(report.get("incidents_posted", "-"))),
+        (f"on scene within {sla:.0f} s", _share(report)),
+        ("time to scene p50 / p90 / p95 s", _seconds(tts, 50, 90, 95)),
+    ]
+    for key, label in (
+        ("time_to_scene_by_priority", "priority"),
+        ("time_to_scene_by_department", "department"),
+    ):
+        for name, figures in report.get(key, {}).items():
+            rows.append(
+                (
+                    f"{label} {name}: n, within {sla:.0f} s, p50 / p90 / p95 s",
+                    f"{figures.get('count', 0)}, {_share(figures)}, "
+                    f"{_seconds(figures, 50, 90, 95)}",
+                )
+            )
+    launch = report.get("time_to_launch", {})
+    eta = report.get("eta_error", {})
+    coverage = report.get("coverage", {})
+    rows += [
+        ("time to launch p50 / p90 / p95 s", _seconds(launch, 50, 90, 95)),
+        ("ETA error (late +) p5 / p50 / p95 s", _seconds(eta, 5, 50, 95)),
+        ("coverage mean / min", f"{coverage.get('mean', '-')} / {coverage.get('min', '-')}"),
+    ]
+    simulator = report.get("simulator", {})
+    kinds = simulator.get("faults_by_kind", {})
+    injected = str(simulator.get("faults_injected", 0))
+    if kinds:
+        injected += " (" + ", ".join(f"{k} {n}" for k, n in kinds.items()) + ")"
+    impact = report.get("fault_impact", {})
+    redispatch = impact.get("time_to_redispatch", {})
+    rows += [
+        ("faults injected", injected),
+        (
+            "missions broken (not re-dispatched)",
+            f"{impact.get('missions_broken', 0)} ({impact.get('not_redispatched', 0)})",
+        ),
+        ("re-dispatch p50 / p95 / max s", _seconds(redispatch, 50, 95) + (
+            f" / {redispatch['max_s']:.0f}" if "max_s" in redispatch else " / -"
+        )),
+        (
+            "affected incidents within SLA",
+            _share(impact.get("time_to_scene_of_affected", {})),
+        ),
+    ]  # fmt: skip
+    return rows
+
+
+def comparison_table(runs: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """A Markdown table: one row per compared figure, one column per run."""
+    labels: list[str] = []
+    values: dict[str, list[str]] = {}
+    for i, (_, report) in enumerate(runs):
+        for label, value in comparison_rows(report):
+            if label not in values:
+                labels.append(label)
+                values[label] = ["-"] * len(runs)
+            values[label][i] = value
+    lines = [
+        "| figure | " + " | ".join(name for name, _ in runs) + " |",
+        "|---|" + "---|" * len(runs),
+    ]
+    lines += ["| " + label + " | " + " | ".join(values[label]) + " |" for label in labels]
+    return lines

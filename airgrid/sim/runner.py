@@ -292,8 +292,10 @@ async def _tick_loop(
         dt, last = min(MAX_STEP_S, now - last), now
         wall_ms = now_ms()
         while pending and pending[0].offset_s <= now - began:
-            fleet.inject(pending.popleft(), wall_ms)
+            fault = pending.popleft()
+            fleet.inject(fault, wall_ms)
             stats.faults_injected += 1
+            stats.faults_by_kind[fault.kind] = stats.faults_by_kind.get(fault.kind, 0) + 1
         records = fleet.tick(wall_ms, dt)
         stats.airborne = fleet.airborne
         stats.by_status = fleet.by_status()

@@ -22,6 +22,7 @@ class SimStats:
     airborne: int = 0
     drones: int = 0
     faults_injected: int = 0
+    faults_by_kind: dict[str, int] = field(default_factory=dict)
     by_status: dict[str, int] = field(default_factory=dict)
     # Monotonic times of recent posts, for the incidents-per-minute throughput.
     recent_posts: deque[float] = field(default_factory=lambda: deque(maxlen=5000))

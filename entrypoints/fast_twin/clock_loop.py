@@ -115,6 +115,7 @@ class FastRun:
     commands_applied: int = 0
     commands_ignored: int = 0
     faults_injected: int = 0
+    faults_by_kind: dict[str, int] = field(default_factory=dict)
     telemetry_records: int = 0
     telemetry_repeats: int = 0  # idle drones' unchanged reports, which change nothing
     wall_seconds: float = 0.0
@@ -294,6 +295,7 @@ class FastTwin:
     def _inject(self, event: FaultEvent, now: int) -> None:
         self.fleet.inject(event, now)
         self.run.faults_injected += 1
+        self.run.faults_by_kind[event.kind] = self.run.faults_by_kind.get(event.kind, 0) + 1
 
     def _sample_coverage(self, now: int) -> None:
         last = self.last_coverage_ms
@@ -385,6 +387,7 @@ class FastTwin:
             message.kind = dispatch_pb2.DECISION_KIND_PREEMPTED
         else:
             message.kind = dispatch_pb2.DECISION_KIND_REDISPATCHED
+            message.reason = f"drone {decision.drone_id}: {decision.reason}"  # as the worker
         self.run.outcomes.on_decision(message)
 
     def _command(self, order: DroneOrder) -> None:

@@ -43,6 +43,7 @@ def fast_report(run: FastRun, settings: Settings) -> dict[str, Any]:
             "commands_applied": run.commands_applied,
             "commands_ignored": run.commands_ignored,
             "faults_injected": run.faults_injected,
+            "faults_by_kind": dict(sorted(run.faults_by_kind.items())),
             "clock_steps": run.steps,
             "decisions": dict(sorted(run.decisions.items())),
             "sla_alerts": run.sla_alerts,

@@ -20,6 +20,7 @@ import orjson
 from airgrid.config import Settings
 from airgrid.geo import point_in_polygon
 from airgrid.reference import DroneSpec, NestSpec, ReferenceData
+from airgrid.sim.incidents import NO_FLY_KINDS
 from airgrid.v1 import registry_pb2
 from services.dispatch.core_feed import feed_world, nest_view, new_core, zone_of
 from services.dispatch.coverage import CoverageKeeper
@@ -67,17 +68,30 @@ def _ms(value: str | None) -> int:
 
 
 def with_layout(reference: ReferenceData, path: Path) -> ReferenceData:
-    """The reference zone with the nests of a layout file: a JSON list in the shape of the
-    zone's nests.json. A nest listed replaces the reference nest of that id (moved, or given
-    another status); a new id adds a nest. Every drone keeps its home nest, which must be in
-    the result, and every nest must lie inside the zone."""
+    """The reference zone with the nests of a layout file, in one of two shapes.
+
+    A JSON list in the shape of the zone's nests.json changes the reference nests: a nest
+    listed replaces the reference nest of that id (moved, or given another status); a new id
+    adds a nest. Every drone keeps its home nest, which must be in the result.
+
+    An object `{"nests": [...], "drones": [{"id", "home_nest"}, ...]}` is a whole layout:
+    its nests replace all of the zone's, and its drones re-home the same fleet (every
+    reference drone listed once, no other), within each nest's charging slots.
+
+    Either way every nest must lie inside the zone and outside its no-fly zones."""
     try:
-        entries = orjson.loads(path.read_bytes())
+        content = orjson.loads(path.read_bytes())
     except (OSError, orjson.JSONDecodeError) as error:
         raise LayoutError(f"{path}: not a readable JSON file ({error})") from error
+    whole = isinstance(content, dict)
+    entries = content.get("nests") if isinstance(content, dict) else content
     if not isinstance(entries, list):
-        raise LayoutError(f"{path}: expected a JSON list of nests, like nests.json")
-    nests = {n.id: n for n in reference.nests}
+        raise LayoutError(
+            f"{path}: expected a JSON list of nests like nests.json, or an object with "
+            "'nests' and 'drones'"
+        )
+    nests = {} if whole else {n.id: n for n in reference.nests}
+    no_fly = [g for g in reference.geofences if g.kind in NO_FLY_KINDS]
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
             raise LayoutError(f"{path}: entry {index} is not a nest object with an id")
@@ -98,8 +112,53 @@ def with_layout(reference: ReferenceData, path: Path) -> ReferenceData:
             raise LayoutError(f"{path}: nest {entry['id']}: {error}") from error
         if not point_in_polygon(nest.lon, nest.lat, reference.zone.boundary):
             raise LayoutError(f"{path}: nest {nest.id} lies outside the zone boundary")
+        for fence in no_fly:
+            if point_in_polygon(nest.lon, nest.lat, fence.ring):
+                raise LayoutError(f"{path}: nest {nest.id} lies in the no-fly zone {fence.id}")
         nests[nest.id] = nest
-    return replace(reference, nests=tuple(nests[i] for i in sorted(nests)))
+    drones = reference.drones
+    if isinstance(content, dict):
+        drones = _rehomed(reference, content.get("drones"), nests, path)
+    missing = sorted({d.home_nest for d in drones} - set(nests))
+    if missing:
+        raise LayoutError(f"{path}: drones are based at nests the layout lacks: {missing}")
+    return replace(reference, nests=tuple(nests[i] for i in sorted(nests)), drones=drones)
+
+
+def _rehomed(
+    reference: ReferenceData, entries: object, nests: dict[str, NestSpec], path: Path
+) -> tuple[DroneSpec, ...]:
+    """The reference fleet with the home nests of a whole layout's drone list."""
+    if not isinstance(entries, list):
+        raise LayoutError(f"{path}: a layout object needs 'drones': a list of id and home_nest")
+    fleet = {d.id: d for d in reference.drones}
+    homes: dict[str, str] = {}
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not all(
+            isinstance(entry.get(k), str) for k in ("id", "home_nest")
+        ):
+            raise LayoutError(f"{path}: drone entry {index} needs an id and a home_nest")
+        drone_id, home = entry["id"], entry["home_nest"]
+        if drone_id not in fleet:
+            raise LayoutError(f"{path}: drone {drone_id} is not in the zone's fleet")
+        if drone_id in homes:
+            raise LayoutError(f"{path}: drone {drone_id} is listed twice")
+        if home not in nests:
+            raise LayoutError(f"{path}: drone {drone_id}: no nest {home} in the layout")
+        homes[drone_id] = home
+    left_out = sorted(set(fleet) - set(homes))
+    if left_out:
+        raise LayoutError(f"{path}: the layout leaves out drones of the fleet: {left_out[:5]}")
+    based: dict[str, int] = {}
+    for home in homes.values():
+        based[home] = based.get(home, 0) + 1
+    for nest_id, count in sorted(based.items()):
+        if count > nests[nest_id].charging_slots:
+            raise LayoutError(
+                f"{path}: nest {nest_id} has {nests[nest_id].charging_slots} charging slots "
+                f"for {count} drones"
+            )
+    return tuple(replace(fleet[i], home_nest=homes[i]) for i in sorted(fleet))
 
 
 def nests_offline(reference: ReferenceData, offline: Sequence[str]) -> ReferenceData:

@@ -136,6 +136,9 @@ def test_sim_report_writes_the_json_and_the_png(settings: Settings, tmp_path: Pa
         "decision_latency",
         "coverage",
         "within_sla_share",
+        "time_to_launch",
+        "eta_error",
+        "fault_impact",
     ):
         assert key in body
     assert body["decision_latency"]["count"] > 0
