@@ -5,7 +5,6 @@ free. It must still become ready and decide new incidents."""
 
 from __future__ import annotations
 
-import asyncio
 import random
 import uuid
 from collections.abc import AsyncIterator
@@ -19,11 +18,11 @@ from sqlalchemy.engine import make_url
 from airgrid.auth import Role
 from airgrid.bus import ensure_topics
 from airgrid.config import Settings
-from airgrid.migrate import upgrade
 from airgrid.reference import load_reference
 from loadtests.bench_dispatch_posts import publish_fleet
 from loadtests.bench_dispatch_world import random_scene
 from services.dispatch.app import build_app
+from tests.databases import database_of_its_own
 from tests.eventually import eventually
 from tests.integration.test_dispatch_flow import credential
 from tests.integration.test_dispatch_flow import publish_fleet as publish_two_drones
@@ -38,20 +37,8 @@ OPEN_INCIDENTS = 500  # far more than the first deployment's two drones: they wa
 async def own_database(settings: Settings) -> AsyncIterator[Settings]:
     """A database of this test's own: the open incidents it leaves behind would be every
     later test's to restore."""
-    url = make_url(settings.sqlalchemy_url)
-    name = f"airgrid_restore_{uuid.uuid4().hex[:8]}"
-    connect: dict[str, Any] = {"host": url.host, "port": url.port or 5432, "user": url.username}
-    admin = await asyncpg.connect(database="postgres", **connect)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        s = settings.model_copy(
-            update={"database_url": url.set(database=name).render_as_string(hide_password=False)}
-        )
-        await asyncio.to_thread(upgrade, s)
-        yield s
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with database_of_its_own(settings, "restore") as own:
+        yield own
 
 
 def incident(rng: random.Random, n: int) -> dict[str, Any]:

@@ -11,6 +11,7 @@ department's webhooks, and no other department's, through Prometheus (its genera
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -32,6 +33,7 @@ from airgrid.db import create_engine
 from airgrid.reference import load_reference
 from entrypoints.stack import write_demo_credentials
 from tests.conftest import free_port
+from tests.databases import database_of_its_own
 from tests.eventually import eventually, until
 from tests.observability.promql import ROOT
 from tests.observability.test_alertmanager import CONFIG as ALERTMANAGER_CONFIG
@@ -76,10 +78,20 @@ async def _ready(url: str, process: subprocess.Popen[bytes], log: Path, what: st
 async def stack(
     settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[dict[str, Any]]:
-    """The three services as processes on free ports, with a 5 s SLA; their URLs and keys."""
+    """The three services as processes on free ports, with a 5 s SLA; their URLs and keys.
+    They run on a database of their own: dispatch restores every open incident it finds,
+    and other tests' incidents would breach the SLA too, paging their departments."""
     work = tmp_path_factory.mktemp("alerts-stack")
     prefix = f"a{uuid.uuid4().hex[:8]}."
-    s = settings.model_copy(update={"topic_prefix": prefix, "state_dir": work})
+    async with database_of_its_own(settings, "alerts") as own:
+        s = own.model_copy(update={"topic_prefix": prefix, "state_dir": work})
+        async with _stack_in(s, work) as running:
+            yield running
+
+
+@contextlib.asynccontextmanager
+async def _stack_in(s: Settings, work: Path) -> AsyncIterator[dict[str, Any]]:
+    """The three services as processes on `s`'s database and topics, stopped afterwards."""
     await ensure_topics(s)
     credentials = json.loads((await write_demo_credentials(s)).read_text())
     ports = {name: free_port() for name in SERVICES}
@@ -107,7 +119,7 @@ async def stack(
         urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
         for name in SERVICES:
             await _ready(f"{urls[name]}/readyz", children[name], work / f"{name}.log", name)
-        yield {"urls": urls, "credentials": credentials, "logs": work}
+        yield {"urls": urls, "credentials": credentials, "logs": work, "settings": s}
     finally:
         for child in children.values():
             _stop(child)
@@ -286,10 +298,11 @@ async def test_a_breach_the_stack_causes_reaches_operators_and_fire_through_prom
 
 
 async def test_the_map_holds_the_holes_the_dispatch_gauge_counts(
-    stack: dict[str, Any], prometheus: str, settings: Settings
+    stack: dict[str, Any], prometheus: str
 ) -> None:
     """Dispatch's writer keeps map_coverage_holes equal to its coverage pass: the row count
     matches the airgrid_coverage_holes_cells gauge Prometheus scrapes from it."""
+    settings: Settings = stack["settings"]
     engine = create_engine(settings)
     try:
         async with httpx.AsyncClient(base_url=prometheus, timeout=5.0) as client:
