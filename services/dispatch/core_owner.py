@@ -57,7 +57,7 @@ class CoreOwner:
         settings = infra.settings
         self.reference = load_reference(settings.reference_data)
         self.core = self._new_core()
-        # Coverage and rebalancing (issue 6): reads the core, emits RETURN-to-nest orders.
+        # Coverage and rebalancing: reads the core, emits RETURN-to-nest orders.
         self.coverage = CoverageKeeper(self.reference, settings)
         # What the views told earlier runs; kept across runs, so that a run after a broker
         # that lost its data still knows the fleet until the views tell it anew.
@@ -128,7 +128,7 @@ class CoreOwner:
         """Run the queued jobs' core calls, store all their decisions in one transaction,
         then tell the jobs' submitters. An incident arriving while a transaction is in
         flight waits for that one only, not for every job queued before it, each with a
-        transaction of its own (issue 5: an incident queued behind drone-state jobs)."""
+        transaction of its own (an incident would wait behind every drone-state job)."""
         while True:
             batch = [await self.jobs.get()]
             while not self.jobs.empty() and len(batch) < _BATCH_JOBS:

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Protocol
 
+from airgrid.nofly import NoFlyZone
 from airgrid.reference import ReferenceData
 from services.dispatch.core_owner import CoreOwner
 
@@ -39,11 +40,11 @@ class ReferenceFleet:
         for fence in self.reference.geofences:
             if fence.kind not in NO_FLY_KINDS:
                 continue
-            starts = _iso_ms(fence.active_from)
-            ends = _iso_ms(fence.active_until)
-            if (starts and now_ms < starts) or (ends and now_ms > ends):
-                continue
-            yield fence.id, fence.ring
+            zone = NoFlyZone(
+                fence.id, fence.ring, _iso_ms(fence.active_from), _iso_ms(fence.active_until)
+            )
+            if zone.active_at(now_ms):
+                yield zone.id, zone.ring
 
 
 class LiveFleet:

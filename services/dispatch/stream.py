@@ -61,7 +61,7 @@ class DispatchWorker(CoreOwner):
         # (one upsert per drone, not one per record of the log, each of which could re-try
         # the whole queue), as after a refusal by the database.
         self._replaying = True
-        # fetch_max_wait_ms (issue 5 part B, POST -> decision latency): the embedded broker
+        # fetch_max_wait_ms (POST -> decision latency): the embedded broker
         # holds an empty fetch for the whole wait even when an incident arrives meanwhile;
         # 10 ms keeps that delay far under the 50 ms target at ~100 idle fetches/s.
         self.spec = ConsumerSpec(
@@ -190,7 +190,7 @@ class DispatchWorker(CoreOwner):
             if time.monotonic() - swept >= _SWEEP_SECONDS:
                 swept = time.monotonic()
                 self._submit(self._decide_undecided)
-            # Coverage gauge and rebalancing (issue 6): idle drones move to close holes.
+            # Coverage gauge and rebalancing: idle drones move to close holes.
             self._submit(lambda: self.coverage.rebalance(self.core, now_ms()))
             await asyncio.wait([done])
 

@@ -18,8 +18,8 @@ pytestmark = pytest.mark.integration
 
 
 def _mapped_only(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
-    # Tables that no model maps (the telemetry service writes its own with plain SQL) are out
-    # of scope; everything a model maps is compared.
+    # Tables that no model maps (such as Alembic's own version table) are out of scope;
+    # everything a model maps is compared.
     return not (type_ == "table" and reflected and compare_to is None)
 
 
