@@ -3,20 +3,18 @@ validated and produced to airgrid.detections or, with its reason, airgrid.detect
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
 
 from airgrid.auth import CurrentPrincipal, Role, require_role
 from airgrid.bus import now_ms
 from airgrid.geo import Ring
-from airgrid.problems import Problem
 from airgrid.reference import load_reference
 from airgrid.topics import PROTOBUF
 from airgrid.v1 import inspection_pb2
 from services.telemetry.api_deps import ProducerDep, RegistryDep, StatesDep
+from services.telemetry.batch_bodies import decode_batch
 from services.telemetry.detection_ingest import ingest_detections
 from services.telemetry.detection_schemas import (
     BATCH_JSON_SCHEMA,
@@ -77,7 +75,15 @@ async def post_detections(
     boundary: BoundaryDep,
 ) -> DetectionsAccepted:
     require_role(principal, Role.GATEWAY, Role.ADMIN)
-    detections = _decode_batch(request.headers.get("content-type", ""), await request.body())
+    detections = decode_batch(
+        request.headers.get("content-type", ""),
+        await request.body(),
+        message="DetectionBatch",
+        from_protobuf=lambda body: list(inspection_pb2.DetectionBatch.FromString(body).detections),
+        from_json=lambda body: [
+            item.to_proto() for item in DetectionBatchIn.model_validate_json(body).detections
+        ],
+    )
     result = await ingest_detections(
         principal,
         detections,
@@ -99,33 +105,3 @@ async def post_detections(
             for r in result.rejected
         ],
     )
-
-
-def _decode_batch(content_type: str, body: bytes) -> list[inspection_pb2.Detection]:
-    media = content_type.split(";")[0].strip().lower()
-    if media in (PROTOBUF, "application/protobuf"):
-        try:
-            return list(inspection_pb2.DetectionBatch.FromString(body).detections)
-        except Exception as error:
-            raise Problem(
-                400,
-                "Malformed protobuf",
-                f"The body is not a DetectionBatch ({error}).",
-                kind="malformed-protobuf",
-            ) from error
-    if media in ("application/json", ""):
-        try:
-            batch = DetectionBatchIn.model_validate_json(body)
-        except ValidationError as error:
-            raise RequestValidationError(_at_body(error.errors())) from error
-        return [detection.to_proto() for detection in batch.detections]
-    raise Problem(
-        415,
-        "Unsupported media type",
-        f"Send application/json or {PROTOBUF}, not {media}.",
-        kind="unsupported-media-type",
-    )
-
-
-def _at_body(errors: list[Any]) -> list[Any]:
-    return [{**e, "loc": ("body", *e.get("loc", ()))} for e in errors]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from aiokafka.errors import KafkaError
 
-from airgrid.auth import Principal, Role
+from airgrid.auth import Principal
 from airgrid.bus import REASON_HEADER, Producer, TopicView
 from airgrid.geo import Ring
 from airgrid.problems import Problem
@@ -27,8 +27,8 @@ from services.telemetry.domain.detections import (
     DroneFlight,
     validate_detection,
 )
+from services.telemetry.gateway_scope import check_gateway_scope
 from services.telemetry.metrics import DETECTIONS_ACCEPTED, DETECTIONS_REJECTED
-from services.telemetry.service import foreign_drones
 from services.telemetry.topic_views import is_drone
 
 log = logging.getLogger("airgrid.telemetry")
@@ -89,7 +89,7 @@ async def ingest_detections(
             f"{len(detections)} detections exceed {MAX_BATCH_DETECTIONS}; split the batch.",
             kind="batch-too-large",
         )
-    _check_scope(principal, detections, registry, states)
+    check_gateway_scope(principal, detections, registry, states)
     known = {key for key, change in list(registry.items.items()) if is_drone(change)}
     scenarios = scenario_codes(registry)
     flights = {}
@@ -158,32 +158,3 @@ async def _produce(
             kind="broker-unavailable",
             headers={"Retry-After": "2"},
         ) from error
-
-
-def _check_scope(
-    principal: Principal,
-    detections: Sequence[inspection_pb2.Detection],
-    registry: TopicView,
-    states: TopicView,
-) -> None:
-    """Telemetry's rule: a gateway reports only drones the registry places at its nest (home
-    nest, or the nest its accepted state last docked at). Unknown drones go to the DLQ."""
-    if principal.role is not Role.GATEWAY:
-        return
-    if not principal.nest_id:
-        raise Problem(
-            403,
-            "Forbidden",
-            "This gateway credential is bound to no nest, so it may report no drone; ask an "
-            "admin for one with a nest_id.",
-            kind="forbidden",
-        )
-    foreign = foreign_drones(principal, detections, registry, states)
-    if foreign:
-        raise Problem(
-            403,
-            "Forbidden",
-            f"Gateway of nest {principal.nest_id} may report only drones the registry places "
-            f"at its nest (home or current nest), not: {', '.join(foreign)}.",
-            kind="forbidden",
-        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -13,12 +13,13 @@ from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from airgrid.auth import Principal, Role
+from airgrid.auth import Principal
 from airgrid.bus import Producer, TopicView
 from airgrid.problems import Problem
 from airgrid.topics import TELEMETRY_RAW
-from airgrid.v1 import drone_state_pb2, inspection_pb2, registry_pb2, telemetry_pb2
+from airgrid.v1 import drone_state_pb2, telemetry_pb2
 from services.telemetry.domain.validation import LastFix, Reason, Rejection, validate
+from services.telemetry.gateway_scope import check_gateway_scope
 from services.telemetry.schemas import (
     MAX_BATCH_RECORDS,
     DroneStateRead,
@@ -202,23 +203,7 @@ async def ingest_batch(
             f"{len(records)} records exceed {MAX_BATCH_RECORDS}; split the batch.",
             kind="batch-too-large",
         )
-    if principal.role is Role.GATEWAY and not principal.nest_id:
-        raise Problem(
-            403,
-            "Forbidden",
-            "This gateway credential is bound to no nest, so it may report no drone; ask an "
-            "admin for one with a nest_id.",
-            kind="forbidden",
-        )
-    foreign = foreign_drones(principal, records, registry, states)
-    if foreign:
-        raise Problem(
-            403,
-            "Forbidden",
-            f"Gateway of nest {principal.nest_id} may report only drones the registry places "
-            f"at its nest (home or current nest), not: {', '.join(foreign)}.",
-            kind="forbidden",
-        )
+    check_gateway_scope(principal, records, registry, states)
     try:
         futures = [
             await producer.send(
@@ -241,27 +226,3 @@ async def ingest_batch(
         ) from error
     log.info("telemetry ingested", extra={"records": len(records), "caller": principal.caller})
     return len(records)
-
-
-def foreign_drones(
-    principal: Principal,
-    records: Sequence[telemetry_pb2.Telemetry | inspection_pb2.Detection],
-    registry: TopicView,
-    states: TopicView,
-) -> list[str]:
-    """Drones a gateway may not report: neither registered to its nest nor last seen docked
-    there (the accepted state's nest). What a record claims about its own nest is never
-    trusted. Unknown drones are the stream's to reject."""
-    if principal.role is not Role.GATEWAY:
-        return []
-    foreign: set[str] = set()
-    for record in records:
-        change: registry_pb2.RegistryChange | None = registry.items.get(record.drone_id)
-        if change is None or not change.HasField("drone"):
-            continue
-        if change.drone.home_nest == principal.nest_id:
-            continue
-        state: drone_state_pb2.DroneState | None = states.items.get(record.drone_id)
-        if state is None or state.nest_id != principal.nest_id:
-            foreign.add(record.drone_id)
-    return sorted(foreign)
