@@ -22,11 +22,11 @@ from airgrid.topics import DETECTIONS, DETECTIONS_DLQ
 from airgrid.v1 import drone_state_pb2, inspection_pb2
 from services.telemetry.detection_schemas import MAX_BATCH_DETECTIONS
 from services.telemetry.domain.detections import (
-    AIRBORNE_MODES,
     DetectionRejection,
     DroneFlight,
     validate_detection,
 )
+from services.telemetry.domain.state import AIRBORNE_MODES
 from services.telemetry.gateway_scope import check_gateway_scope
 from services.telemetry.metrics import DETECTIONS_ACCEPTED, DETECTIONS_REJECTED
 from services.telemetry.topic_views import is_drone

@@ -32,7 +32,9 @@ class DetectionIn(BaseModel):
     confidence: float = Field(description="The algorithm's confidence, 0 … 1.")
     lon: float = Field(description="Where the detected thing is, degrees.")
     lat: float
-    observed_time_ms: int = Field(description="Milliseconds since the Unix epoch (UTC).")
+    observed_time_ms: int = Field(
+        ge=-(2**63), lt=2**63, description="Milliseconds since the Unix epoch (UTC)."
+    )
     media: MediaIn
     attributes: dict[str, str] = Field(default_factory=dict)
 

@@ -34,7 +34,9 @@ class TelemetryIn(BaseModel):
 
     drone_id: str = Field(min_length=1, max_length=64)
     seq: int = Field(ge=0, lt=2**64)
-    event_time_ms: int = Field(description="Milliseconds since the Unix epoch (UTC).")
+    event_time_ms: int = Field(
+        ge=-(2**63), lt=2**63, description="Milliseconds since the Unix epoch (UTC)."
+    )
     lon: float
     lat: float
     alt_m: float = 0.0

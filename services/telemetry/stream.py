@@ -23,10 +23,7 @@ from airgrid.bus import (
 )
 from airgrid.config import Settings
 from airgrid.observability import RECORDS_CONSUMED
-from airgrid.topics import (
-    TELEMETRY_DLQ,
-    TELEMETRY_RAW,
-)
+from airgrid.topics import TELEMETRY_DLQ, TELEMETRY_RAW
 from airgrid.v1 import drone_state_pb2, telemetry_pb2
 from airgrid.worker_runs import stop_quietly
 from services.telemetry import heap
@@ -53,17 +50,6 @@ from services.telemetry.track_writer import TrackWriter
 log = logging.getLogger("airgrid.telemetry")
 
 REJECTED_EVENT = "airgrid.telemetry.rejected"
-
-
-_AIRBORNE = frozenset(
-    {
-        telemetry_pb2.FLIGHT_MODE_TAKING_OFF,
-        telemetry_pb2.FLIGHT_MODE_CRUISING,
-        telemetry_pb2.FLIGHT_MODE_HOVERING,
-        telemetry_pb2.FLIGHT_MODE_RETURNING,
-        telemetry_pb2.FLIGHT_MODE_LANDING,
-    }
-)
 MAX_BATCHES_IN_FLIGHT = 16
 MAX_RECORDS_IN_FLIGHT = 32_000
 # Link lost is checked whenever event time moved on by this much (it fires after 15 s).
@@ -412,7 +398,7 @@ class TelemetryWorker:
                 record.lon,
                 record.lat,
                 record.battery_pct,
-                record.flight_mode in _AIRBORNE,
+                record.flight_mode in drone_state.AIRBORNE_MODES,
             )
             found = observe(position, zones)
             if found:

@@ -206,6 +206,10 @@ async def test_a_gateway_posts_only_for_its_nests_drones_and_bad_requests_are_re
         # type, a batch too large.
         r = await client.post("/v1/detections", json={"detections": [{"id": 1}]}, headers=gateway)
         assert r.status_code == 422, r.text
+        # A time past int64 (protobuf's range) is the JSON's fault, not the server's.
+        r = await post(gateway, {**detection(f"t-{run}", ours), "observed_time_ms": 2**63})
+        assert r.status_code == 422, r.text
+        assert "observed_time_ms" in r.text
         r = await client.post(
             "/v1/detections", content=b"\xff\xff", headers={**gateway, "Content-Type": PROTOBUF}
         )

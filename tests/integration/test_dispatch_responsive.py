@@ -32,6 +32,7 @@ from airgrid.topics import DRONE_STATE, REGISTRY_CHANGES
 from airgrid.v1 import drone_state_pb2, registry_pb2, telemetry_pb2
 from services.dispatch.app import build_app
 from tests.conftest import free_port
+from tests.databases import database_of_its_own
 from tests.eventually import eventually, until
 from tests.integration.test_dispatch_flow import credential
 
@@ -177,7 +178,15 @@ async def dispatch_server(settings: Settings) -> AsyncIterator[tuple[FastAPI, st
 async def test_probes_are_answered_while_dispatch_rebuilds_from_a_large_registry(
     settings: Settings,
 ) -> None:
-    s = settings.model_copy(update={"topic_prefix": f"resp{uuid.uuid4().hex[:8]}."})
+    # A database of its own: restored incidents of other tests would be drained again at
+    # every registry change, each drain sizing the run cards anew.
+    async with database_of_its_own(
+        settings.model_copy(update={"topic_prefix": f"resp{uuid.uuid4().hex[:8]}."}), "resp"
+    ) as s:
+        await _probe_through_a_rebuild(s)
+
+
+async def _probe_through_a_rebuild(s: Settings) -> None:
     await ensure_topics(s)
     key = await credential(s, Role.DEPARTMENT, "fire")
     auth = {"Authorization": f"Bearer {key}"}

@@ -182,6 +182,10 @@ async def test_raw_records_reach_state_and_rejects_reach_the_dlq(
         assert bad.headers["content-type"].startswith("application/problem+json")
         invalid = await client.post("/v1/telemetry", json={"records": [{}]}, headers=gateway)
         assert invalid.status_code == 422
+        # A time past int64 (protobuf's range) is the JSON's fault, not the server's.
+        huge = {"records": [{**ingest["records"][0], "event_time_ms": 2**63}]}
+        past_int64 = await client.post("/v1/telemetry", json=huge, headers=gateway)
+        assert past_int64.status_code == 422, past_int64.text
         oversized = telemetry_pb2.TelemetryBatch(
             records=[telemetry_pb2.Telemetry(drone_id=drone_b, seq=i) for i in range(10_001)]
         )

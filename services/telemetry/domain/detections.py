@@ -13,7 +13,8 @@ from collections.abc import Container, Mapping
 from dataclasses import dataclass
 
 from airgrid.geo import Ring, is_valid_lon_lat, point_in_polygon
-from airgrid.v1 import inspection_pb2, telemetry_pb2
+from airgrid.v1 import inspection_pb2
+from services.telemetry.domain.state import AIRBORNE_MODES
 from services.telemetry.domain.validation import MAX_AGE_MS, MAX_FUTURE_SKEW_MS
 
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -23,16 +24,6 @@ MAX_ID_CHARS = 128
 # A drone reports what its camera saw a moment ago; one that landed this long after the
 # sighting still counts as in flight when the sighting was made.
 FLIGHT_SLACK_MS = 10_000
-
-AIRBORNE_MODES = frozenset(
-    {
-        telemetry_pb2.FLIGHT_MODE_TAKING_OFF,
-        telemetry_pb2.FLIGHT_MODE_CRUISING,
-        telemetry_pb2.FLIGHT_MODE_HOVERING,
-        telemetry_pb2.FLIGHT_MODE_RETURNING,
-        telemetry_pb2.FLIGHT_MODE_LANDING,
-    }
-)
 
 
 class DetectionReason(enum.StrEnum):

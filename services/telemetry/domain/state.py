@@ -4,6 +4,17 @@ from __future__ import annotations
 
 from airgrid.v1 import drone_state_pb2, telemetry_pb2
 
+# The flight modes in which a drone is off its dock.
+AIRBORNE_MODES = frozenset(
+    {
+        telemetry_pb2.FLIGHT_MODE_TAKING_OFF,
+        telemetry_pb2.FLIGHT_MODE_CRUISING,
+        telemetry_pb2.FLIGHT_MODE_HOVERING,
+        telemetry_pb2.FLIGHT_MODE_RETURNING,
+        telemetry_pb2.FLIGHT_MODE_LANDING,
+    }
+)
+
 
 def apply(
     previous: drone_state_pb2.DroneState | None,
