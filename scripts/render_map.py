@@ -42,12 +42,12 @@ from airgrid.v1 import telemetry_pb2  # noqa: E402
 from deploy.map_queries import DRONES, HOLES, INCIDENTS, NESTS, ROLE  # noqa: E402
 from deploy.operator_map_dashboard import COLOURS  # noqa: E402
 from deploy.sql_macros import TimeRange, expand  # noqa: E402
+from services.dispatch.core_feed import core_settings  # noqa: E402
 from services.dispatch.coverage import CoverageKeeper  # noqa: E402
 from services.dispatch.domain.core import DispatchCore  # noqa: E402
 from services.dispatch.domain.model import DroneView, NestView  # noqa: E402
 from services.dispatch.holes_read_model import HolesReadModel  # noqa: E402
 from services.dispatch.models import IncidentRow, MissionRow  # noqa: E402
-from services.dispatch.core_feed import core_settings  # noqa: E402
 from services.dispatch.writer_lock import WriterLock  # noqa: E402
 from services.registry.models import DroneRow, NestRow  # noqa: E402
 from services.registry.seed import seed_reference  # noqa: E402
