@@ -12,7 +12,7 @@ from airgrid.bus import ensure_topics
 from airgrid.config import Settings
 from services.dispatch.app import build_app
 from tests.eventually import eventually
-from tests.integration.test_registry_api import issue_keys, running_registry
+from tests.integration.registry_rig import issue_keys, running_registry
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from airgrid.topics import REGISTRY_CHANGES
 from airgrid.v1 import registry_pb2
 from tests.eventually import until
 from tests.integration.conftest import ReplaceableBroker
-from tests.integration.test_registry_api import running_registry
+from tests.integration.registry_rig import running_registry
 
 pytestmark = pytest.mark.integration
 

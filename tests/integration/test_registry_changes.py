@@ -22,7 +22,7 @@ from airgrid.topics import REGISTRY_CHANGES
 from airgrid.v1 import registry_pb2
 from services.registry.service import Actor, delete
 from services.registry.transfer import ImportRejected, export_registry, import_registry
-from tests.integration.test_registry_api import (
+from tests.integration.registry_rig import (
     IN_ZONE,
     geofence_body,
     issue_keys,
