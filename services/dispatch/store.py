@@ -65,16 +65,16 @@ async def awaiting_decision(session: AsyncSession, incident_ids: list[str]) -> s
     return set(found)
 
 
-async def open_links(session: AsyncSession) -> dict[str, str]:
-    """Live duplicates and the incident each is linked to."""
+async def open_links(session: AsyncSession) -> dict[str, tuple[str, int]]:
+    """Live duplicates: the incident each is linked to, and the duplicate's priority."""
     rows = (
         await session.execute(
-            select(IncidentRow.id, IncidentRow.linked_to).where(
+            select(IncidentRow.id, IncidentRow.linked_to, IncidentRow.priority).where(
                 IncidentRow.linked_to.is_not(None), IncidentRow.status.in_(LIVE_STATUSES)
             )
         )
     ).all()
-    return {row[0]: str(row[1]) for row in rows}
+    return {row[0]: (str(row[1]), int(row[2])) for row in rows}
 
 
 async def mission_counts(session: AsyncSession) -> dict[str, int]:

@@ -52,7 +52,7 @@ def restarted(
         incidents=live,
         missions=[replace(m) for m in referee.active.values()],
         attempts=dict(referee.attempts),
-        links=dict(referee.linked),
+        links={d: (p, referee.requests[d].priority) for d, p in referee.linked.items()},
         done_slots={i: set(s) for i, s in referee.flown.items()},
     )
     fresh.now_ms = now

@@ -15,6 +15,7 @@ from services.dispatch.domain.model import (
     DroneOrder,
     DroneView,
     IncidentRequest,
+    Linked,
     MissionStage,
     NestView,
     Queued,
@@ -154,6 +155,23 @@ def test_restore_rebuilds_busy_drones_and_open_slots() -> None:
     assert isinstance(decision, Assigned)
     assert [a.drone_id for a in decision.assignments] == ["drone-002"]
     assert decision.assignments[0].slot == 1
+
+
+def test_a_restored_link_keeps_the_rank_its_duplicate_raised() -> None:
+    """A priority-3 incident linked to by a priority-1 duplicate ranks 1; after a restart it
+    still goes before an older priority-2 incident, as it did before."""
+    older = incident(1, priority=2, type="traffic")
+    raised = incident(2, priority=3, type="fire", department="fire")
+    before = core_with()  # no drones: everything waits
+    before.accept(older)
+    before.accept(raised)
+    [linked] = before.accept(incident(3, priority=1, type="fire", department="police"))
+    assert isinstance(linked, Linked) and linked.primary_id == "inc-2"
+    order = [e.request.id for e in before.queued_incidents()]
+    assert order == ["inc-2", "inc-1"]
+    after = core_with()
+    after.restore(incidents=[older, raised], missions=[], links={"inc-3": ("inc-2", 1)})
+    assert [e.request.id for e in after.queued_incidents()] == order
 
 
 def test_restored_missions_of_closed_incidents_end_and_free_their_drones() -> None:

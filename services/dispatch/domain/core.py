@@ -214,14 +214,16 @@ class DispatchCore(SlaAndPatrols):
         incidents: list[IncidentRequest],
         missions: list[tuple[str, str, str, int]] | list[Mission],
         attempts: dict[str, int] | None = None,
-        links: dict[str, str] | None = None,
+        links: dict[str, tuple[str, int]] | None = None,
         on_scene: Iterable[str] = (),
         done_slots: dict[str, set[int]] | None = None,
         alerted: Iterable[tuple[str, SlaAlertKind]] = (),
     ) -> None:
         """Rebuild after a restart from the database: live incidents, active missions, how
-        many missions each incident had (so new mission ids never collide), links, and the
-        slots whose mission was flown to the end (they are done, never flown again)."""
+        many missions each incident had (so new mission ids never collide), links (each
+        duplicate's primary and the duplicate's own priority, which raises the primary's rank
+        as it did when the link was made), and the slots whose mission was flown to the end
+        (they are done, never flown again)."""
         for incident in incidents:
             self.seen_incidents.add(incident.id)
             done = (done_slots or {}).get(incident.id, set())
@@ -246,9 +248,12 @@ class DispatchCore(SlaAndPatrols):
                     entry.attempts += 1
             if m.stage in (MissionStage.ON_SCENE, MissionStage.RETURNING):
                 self.on_scene.add(m.incident_id)
-        for duplicate, primary in (links or {}).items():
+        for duplicate, (primary, priority) in (links or {}).items():
             self.seen_incidents.add(duplicate)
             self.links[duplicate] = primary
+            linked = self.incidents.get(primary)
+            if linked is not None and priority < linked.rank:
+                linked.rank = priority
         self.on_scene.update(on_scene)
         self.alerted.update(alerted)  # SLA alerts raised before the restart are not raised again
         for incident_id in [i for i, e in self.incidents.items() if not self._live(e)]:
