@@ -1,7 +1,8 @@
 """A gateway's side of the air grid: who it may admit (registry over REST, as a gateway
 credential), the telemetry uplink (POST /v1/telemetry, with a bounded buffer that rides out
-outages), the drone commands it must deliver (airgrid.drone.commands) and the command
-outcomes it reports (airgrid.mission.events)."""
+outages), the detection uplink (POST /v1/detections, batched and retried the same way), the
+drone commands it must deliver (airgrid.drone.commands) and the command outcomes it reports
+(airgrid.mission.events)."""
 
 from __future__ import annotations
 
@@ -29,8 +30,15 @@ from airgrid.bus import (
 )
 from airgrid.config import Settings
 from airgrid.topics import DRONE_COMMANDS, MISSION_EVENTS
-from airgrid.v1 import command_pb2, mission_pb2, telemetry_pb2
-from gateways.metrics import BUFFERED, TELEMETRY_DROPPED, TELEMETRY_FORWARDED
+from airgrid.v1 import command_pb2, inspection_pb2, mission_pb2, telemetry_pb2
+from gateways.metrics import (
+    BUFFERED,
+    DETECTIONS_DROPPED,
+    DETECTIONS_FORWARDED,
+    DETECTIONS_REJECTED,
+    TELEMETRY_DROPPED,
+    TELEMETRY_FORWARDED,
+)
 
 log = logging.getLogger("airgrid.gateway")
 
@@ -41,6 +49,10 @@ MAX_COMMAND_AGE_S = 300.0
 UPLINK_BATCH = 1000
 UPLINK_INTERVAL_S = 0.1
 MAX_BACKOFF_S = 5.0
+# A detection batch goes when it is this large or its oldest detection waited this long.
+DETECTION_BATCH = 100
+DETECTION_WAIT_S = 1.0
+DETECTION_BUFFER = 2_000
 
 CommandHandler = Callable[[command_pb2.DroneCommand], Coroutine[Any, Any, None]]
 
@@ -76,6 +88,8 @@ class AirgridLink:
         self.config = config
         self.drones: dict[str, RegisteredDrone] = {}
         self.buffer: deque[telemetry_pb2.Telemetry] = deque()
+        self.detections: deque[inspection_pb2.Detection] = deque()
+        self._oldest_detection_at = 0.0
         self.serves: Callable[[str], bool] = lambda drone_id: drone_id in self.drones
         self.registry_changed = asyncio.Event()
         self._http = httpx.AsyncClient(
@@ -97,6 +111,8 @@ class AirgridLink:
     async def stop(self) -> None:
         with contextlib.suppress(Exception):
             await self.flush(timeout_s=2.0)
+        with contextlib.suppress(Exception):
+            await self.flush_detections(timeout_s=2.0)
         if self._consumer is not None:
             with contextlib.suppress(Exception):
                 await self._consumer.stop()
@@ -226,6 +242,111 @@ class AirgridLink:
             if not await self.send_once():
                 await asyncio.sleep(0.2)
 
+    # -- detection uplink ---------------------------------------------------------------------
+
+    def submit_detection(self, detection: inspection_pb2.Detection) -> None:
+        """Queue a decoded detection; bounded like telemetry (the oldest dropped, counted)."""
+        if not self.detections:
+            self._oldest_detection_at = asyncio.get_running_loop().time()
+        self.detections.append(detection)
+        while len(self.detections) > DETECTION_BUFFER:
+            dropped = self.detections.popleft()
+            DETECTIONS_DROPPED.labels(self.config.gateway, "buffer_full").inc()
+            log.warning(
+                "detection buffer full; oldest detection dropped",
+                extra={"drone_id": dropped.drone_id, "detection_id": dropped.id},
+            )
+
+    def detections_due(self, now: float) -> bool:
+        """A batch is due when it is full or its oldest detection waited DETECTION_WAIT_S."""
+        if not self.detections:
+            return False
+        full = len(self.detections) >= DETECTION_BATCH
+        return full or now - self._oldest_detection_at >= DETECTION_WAIT_S
+
+    async def _detections_forever(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        backoff = UPLINK_INTERVAL_S
+        while not stop.is_set():
+            if not self.detections_due(loop.time()):
+                await asyncio.sleep(UPLINK_INTERVAL_S)
+                continue
+            if await self.send_detections_once():
+                backoff = UPLINK_INTERVAL_S
+            else:
+                await asyncio.sleep(backoff)
+                backoff = min(MAX_BACKOFF_S, backoff * 2)
+
+    async def send_detections_once(self) -> bool:
+        """Post one batch of detections; False when the service could not take it (5xx, 401,
+        429 or no connection: it is kept for a retry). Any other 4xx is the batch's fault,
+        so it is dropped, counted, and the problem detail logged."""
+        count = min(DETECTION_BATCH, len(self.detections))
+        batch = [self.detections.popleft() for _ in range(count)]
+        if not batch:
+            return True
+        body = inspection_pb2.DetectionBatch(detections=batch).SerializeToString()
+        url = f"{self.config.telemetry_url.rstrip('/')}/v1/detections"
+        try:
+            response = await self._http.post(url, content=body, headers={"Content-Type": PROTOBUF})
+        except httpx.HTTPError as error:
+            self._put_back_detections(batch)
+            log.warning("detection uplink failed; kept for retry", extra={"error": repr(error)})
+            return False
+        if response.status_code == 202:
+            self._count_rejected(response)
+            DETECTIONS_FORWARDED.labels(**self._labels).inc(len(batch))
+            if self.detections:
+                self._oldest_detection_at = asyncio.get_running_loop().time()
+            return True
+        if response.status_code >= 500 or response.status_code in (401, 429):
+            self._put_back_detections(batch)
+            log.warning(
+                "telemetry service did not take the detections; kept for retry",
+                extra={"status": response.status_code, "detail": response.text[:200]},
+            )
+            return False
+        DETECTIONS_DROPPED.labels(self.config.gateway, f"http_{response.status_code}").inc(
+            len(batch)
+        )
+        log.warning(
+            "detection batch refused; dropped",
+            extra={"status": response.status_code, "problem": response.text[:500]},
+        )
+        return True
+
+    def _count_rejected(self, response: httpx.Response) -> None:
+        """Detections the service took but routed to the DLQ, by its reason."""
+        try:
+            rejected = response.json().get("rejected") or []
+        except ValueError:
+            return
+        for item in rejected:
+            reason = str(item.get("reason", "unknown"))
+            DETECTIONS_REJECTED.labels(self.config.gateway, reason).inc()
+            log.info(
+                "detection rejected by the air grid",
+                extra={"detection_id": item.get("id"), "reason": reason},
+            )
+
+    def _put_back_detections(self, batch: list[inspection_pb2.Detection]) -> None:
+        keep = [*batch, *self.detections]
+        overflow = len(keep) - DETECTION_BUFFER
+        if overflow > 0:
+            DETECTIONS_DROPPED.labels(self.config.gateway, "buffer_full").inc(overflow)
+            keep = keep[overflow:]
+        self.detections = deque(keep)
+
+    async def flush_detections(self, timeout_s: float) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while self.detections and asyncio.get_running_loop().time() < deadline:
+            if not await self.send_detections_once():
+                await asyncio.sleep(0.2)
+
+    async def run_uplinks(self, stop: asyncio.Event) -> None:
+        """Telemetry and detections to the telemetry service until `stop`."""
+        await asyncio.gather(self._uplink_forever(stop), self._detections_forever(stop))
+
     # -- commands -----------------------------------------------------------------------------
 
     async def run(self, on_command: CommandHandler, stop: asyncio.Event) -> None:
@@ -250,7 +371,7 @@ class AirgridLink:
                 task.add_done_callback(pending.discard)
 
         tasks = [
-            asyncio.create_task(self._uplink_forever(stop), name="uplink"),
+            asyncio.create_task(self.run_uplinks(stop), name="uplinks"),
             asyncio.create_task(self._refresh_forever(stop), name="registry"),
             asyncio.create_task(
                 run_batches(self._consumer, handle, spec=spec, name="gateway", stop=stop),

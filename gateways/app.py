@@ -85,6 +85,7 @@ async def run_mavlink(
         systems=systems,
         registered=lambda: link.drones,
         submit=link.submit,
+        submit_detection=link.submit_detection,
         outcome=outcome,
     )
     link.serves = gateway.serves
@@ -135,6 +136,7 @@ async def run_mqtt(
         aircraft=aircraft,
         registered=lambda: link.drones,
         submit=link.submit,
+        submit_detection=link.submit_detection,
         outcome=outcome,
         topic_prefix=topic_prefix,
     )

@@ -14,13 +14,17 @@ from typing import Any
 
 import orjson
 
-from airgrid.v1 import command_pb2
+from airgrid.v1 import command_pb2, inspection_pb2
 from airgrid.v1.telemetry_pb2 import FlightMode
 
 OSD = "osd"
 STATE = "state"
 SERVICES = "services"
 SERVICES_REPLY = "services_reply"
+EVENTS = "events"
+# The device event a dock relays for each sighting of its aircraft's onboard detector.
+DETECTION_METHOD = "ai_detection"
+SHA256_HEX_DIGITS = 64
 HOVER_SPEED_MPS = 0.5
 
 # Aircraft mode_code → flight mode; None: the aircraft is not connected (no record).
@@ -188,6 +192,69 @@ def dock_report(data: dict[str, Any]) -> DockReport:
 
 def is_dock_payload(data: dict[str, Any]) -> bool:
     return "drone_in_dock" in data
+
+
+# -- detection events ---------------------------------------------------------------------------
+
+
+def _text(data: dict[str, Any], name: str, *, required: bool = True) -> str:
+    value = data.get(name)
+    if value is None and not required:
+        return ""
+    if value is None:
+        raise PayloadError("detection_missing_field", f"detection data lacks `{name}`")
+    if not isinstance(value, str) or (required and not value):
+        raise PayloadError("detection_bad_field", f"detection `{name}` is not a non-empty string")
+    return value
+
+
+def _detection_number(data: dict[str, Any], name: str) -> float:
+    try:
+        return _number(data, name)
+    except PayloadError as error:
+        raise PayloadError(f"detection_{error.reason}", f"detection {error}") from error
+
+
+def detection_of(envelope: Envelope) -> tuple[str, inspection_pb2.Detection]:
+    """(aircraft serial, detection) of an `ai_detection` event; the detection's drone and
+    mission are the gateway's to fill in. Its id is the event's `bid`, which the device keeps
+    when it resends the event, so a resend is the same detection.
+
+    `data`: `sn` (aircraft), `scenario_code`, `confidence` (0 … 1), `longitude`, `latitude`
+    (of the thing seen), `observed_time` (ms), `media` {`url`, `sha256`}, optional
+    `attributes` (an object of strings)."""
+    data = envelope.data
+    if not envelope.bid:
+        raise PayloadError("detection_missing_field", "detection event has an empty `bid`")
+    sn = _text(data, "sn")
+    confidence = _detection_number(data, "confidence")
+    if not 0.0 <= confidence <= 1.0:
+        raise PayloadError("detection_bad_field", f"confidence {confidence} is outside 0 … 1")
+    lon, lat = _detection_number(data, "longitude"), _detection_number(data, "latitude")
+    if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0):
+        raise PayloadError("detection_bad_field", f"({lon}, {lat}) is not a position")
+    observed = data.get("observed_time")
+    if isinstance(observed, bool) or not isinstance(observed, int) or observed <= 0:
+        raise PayloadError("detection_bad_field", "`observed_time` is not epoch milliseconds")
+    media = data.get("media")
+    if not isinstance(media, dict):
+        raise PayloadError("detection_missing_field", "detection data lacks a `media` object")
+    sha256 = _text(media, "sha256").lower()
+    if len(sha256) != SHA256_HEX_DIGITS or any(c not in "0123456789abcdef" for c in sha256):
+        raise PayloadError("detection_bad_field", "media `sha256` is not 64 hex digits")
+    attributes = data.get("attributes") or {}
+    if not isinstance(attributes, dict) or not all(isinstance(v, str) for v in attributes.values()):
+        raise PayloadError("detection_bad_field", "`attributes` is not an object of strings")
+    return sn, inspection_pb2.Detection(
+        id=f"dji-{sn}-{envelope.bid}",
+        scenario=_text(data, "scenario_code"),
+        confidence=confidence,
+        lon=lon,
+        lat=lat,
+        observed_time_ms=observed,
+        media=inspection_pb2.MediaRef(uri=_text(media, "url"), sha256=sha256),
+        attributes={str(k): v for k, v in attributes.items()},
+    )
 
 
 # -- commands to services requests ------------------------------------------------------------

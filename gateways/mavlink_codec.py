@@ -8,12 +8,13 @@ a disarmed vehicle is docked.
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass, field
 from typing import Any
 
 from pymavlink.dialects.v20 import common as mavlink
 
-from airgrid.v1 import command_pb2, telemetry_pb2
+from airgrid.v1 import command_pb2, inspection_pb2, telemetry_pb2
 from airgrid.v1.telemetry_pb2 import FlightMode
 
 PX4_MAIN_AUTO = 4
@@ -253,4 +254,145 @@ def flight_command_of(items: list[MissionItem], *, airborne: bool) -> command_pb
         hold_seconds=int(hold),
         path_lon=[w.lon for w in waypoints[:-1]],
         path_lat=[w.lat for w in waypoints[:-1]],
+    )
+
+
+# -- detections ---------------------------------------------------------------------------------
+
+# TUNNEL payload_type of a detection note: 32768 and above are for private use (common.xml,
+# MAV_TUNNEL_PAYLOAD_TYPE), so no registered payload is mistaken for one.
+DETECTION_TUNNEL_TYPE = 0xA1D0
+DETECTION_NOTE_VERSION = 1
+# version (u8), image_index (i32), confidence in 1/10000 (u16), SHA-256 (32 bytes), scenario
+# length (u8); then the scenario (ASCII) and optional attributes (UTF-8 `key=value` lines).
+_NOTE_HEAD = struct.Struct("<BiH32sB")
+CONFIDENCE_SCALE = 10_000
+# Captures and notes waiting for their other half, per vehicle.
+PENDING_HALVES = 32
+
+
+class DetectionDecodeError(ValueError):
+    """A detection message the gateway cannot use; `reason` is the metrics label."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Capture:
+    """A CAMERA_IMAGE_CAPTURED: where and when one image was taken, and where it is kept."""
+
+    image_index: int
+    lon: float
+    lat: float
+    observed_time_ms: int
+    file_url: str
+
+
+@dataclass(frozen=True)
+class DetectionNote:
+    """A detection TUNNEL: what the onboard detector saw in the image of `image_index`."""
+
+    image_index: int
+    scenario: str
+    confidence: float
+    sha256: str
+    attributes: dict[str, str]
+
+
+def capture_of(message: Any) -> Capture | None:
+    """The capture a CAMERA_IMAGE_CAPTURED reports; None for a failed capture (no image)."""
+    if message.capture_result != 1:
+        return None
+    lat, lon = message.lat / 1e7, message.lon / 1e7
+    if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0) or (lat == 0 and lon == 0):
+        raise DetectionDecodeError("detection_bad_position", f"({lon}, {lat}) is not a position")
+    if message.time_utc <= 0:
+        raise DetectionDecodeError("detection_no_utc_time", "capture without time_utc")
+    url = message.file_url
+    if isinstance(url, bytes | bytearray):
+        url = bytes(url).split(b"\0", 1)[0].decode("utf-8", errors="replace")
+    if not url:
+        raise DetectionDecodeError("detection_no_file_url", "capture without file_url")
+    return Capture(message.image_index, lon, lat, message.time_utc // 1000, str(url))
+
+
+def note_of(message: Any) -> DetectionNote | None:
+    """The detection note a TUNNEL carries; None for a tunnel of another payload type."""
+    if message.payload_type != DETECTION_TUNNEL_TYPE:
+        return None
+    payload = bytes(message.payload[: message.payload_length])
+    if len(payload) < _NOTE_HEAD.size:
+        raise DetectionDecodeError("detection_short_note", f"{len(payload)} bytes")
+    version, index, confidence, digest, length = _NOTE_HEAD.unpack_from(payload)
+    if version != DETECTION_NOTE_VERSION:
+        raise DetectionDecodeError("detection_note_version", f"version {version}")
+    if confidence > CONFIDENCE_SCALE:
+        raise DetectionDecodeError("detection_bad_confidence", f"{confidence} / 10000")
+    end = _NOTE_HEAD.size + length
+    scenario = payload[_NOTE_HEAD.size : end]
+    if length == 0 or len(scenario) != length or not scenario.isascii():
+        raise DetectionDecodeError("detection_bad_scenario", "scenario missing or not ASCII")
+    try:
+        lines = payload[end:].decode("utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise DetectionDecodeError("detection_bad_attributes", str(error)) from error
+    attributes = dict(line.partition("=")[::2] for line in lines if "=" in line)
+    return DetectionNote(
+        image_index=index,
+        scenario=scenario.decode("ascii"),
+        confidence=confidence / CONFIDENCE_SCALE,
+        sha256=digest.hex(),
+        attributes=attributes,
+    )
+
+
+class DetectionPairing:
+    """Pairs each note with the capture of the same image_index, in either order. Bounded:
+    past PENDING_HALVES the oldest waiting half is dropped and counted in `unpaired_notes`
+    (a capture without a note is an ordinary photo, not a loss)."""
+
+    def __init__(self, bound: int = PENDING_HALVES) -> None:
+        self.bound = bound
+        self.captures: dict[int, Capture] = {}
+        self.notes: dict[int, DetectionNote] = {}
+        self.unpaired_notes = 0
+
+    def add_capture(self, capture: Capture) -> tuple[Capture, DetectionNote] | None:
+        note = self.notes.pop(capture.image_index, None)
+        if note is not None:
+            return capture, note
+        self.captures[capture.image_index] = capture
+        while len(self.captures) > self.bound:
+            del self.captures[next(iter(self.captures))]
+        return None
+
+    def add_note(self, note: DetectionNote) -> tuple[Capture, DetectionNote] | None:
+        capture = self.captures.pop(note.image_index, None)
+        if capture is not None:
+            return capture, note
+        self.notes[note.image_index] = note
+        while len(self.notes) > self.bound:
+            del self.notes[next(iter(self.notes))]
+            self.unpaired_notes += 1
+        return None
+
+
+def detection_of(
+    capture: Capture, note: DetectionNote, *, drone_id: str, mission_id: str
+) -> inspection_pb2.Detection:
+    """The detection of a paired capture and note; its id is stable for the image, so a
+    vehicle that resends both halves repeats the same detection."""
+    return inspection_pb2.Detection(
+        id=f"mav-{drone_id}-{capture.observed_time_ms}-{capture.image_index}",
+        drone_id=drone_id,
+        mission_id=mission_id,
+        scenario=note.scenario,
+        confidence=note.confidence,
+        lon=capture.lon,
+        lat=capture.lat,
+        observed_time_ms=capture.observed_time_ms,
+        media=inspection_pb2.MediaRef(uri=capture.file_url, sha256=note.sha256),
+        attributes=note.attributes,
     )

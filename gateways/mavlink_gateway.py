@@ -5,7 +5,9 @@ frame only costs that sender a resync). A vehicle is admitted once its system id
 drone the registry shows this gateway; until then its messages are counted and dropped. A
 vehicle whose heartbeats stop for 5 intervals is lost. Commands from airgrid.drone.commands
 become an uploaded mission + MISSION_START (launch, goto) or a COMMAND_LONG (hold, return),
-retried until acknowledged, and the outcome goes out as a mission event.
+retried until acknowledged, and the outcome goes out as a mission event. A detection is a
+CAMERA_IMAGE_CAPTURED paired with a detection TUNNEL of the same image index (see
+mavlink_codec), forwarded as a detection.
 """
 
 from __future__ import annotations
@@ -21,16 +23,21 @@ from typing import Any
 from pymavlink.dialects.v20 import common as mavlink
 
 from airgrid.bus import now_ms
-from airgrid.v1 import command_pb2, telemetry_pb2
+from airgrid.v1 import command_pb2, inspection_pb2, telemetry_pb2
 from gateways.airgrid_link import RegisteredDrone
 from gateways.command_outcome import Outcome, report_command
 from gateways.mavlink_codec import (
     TELEMETRY_MESSAGES,
     CommandLong,
+    DetectionDecodeError,
+    DetectionPairing,
     DroneReport,
     MissionItem,
+    capture_of,
+    detection_of,
     fold,
     mission_item_message,
+    note_of,
     plan_of,
     telemetry_of,
 )
@@ -52,6 +59,8 @@ RETRIES = 5
 LINK_LOST_FAULT = "mavlink_link_lost"
 
 Submit = Callable[[telemetry_pb2.Telemetry], None]
+SubmitDetection = Callable[[inspection_pb2.Detection], None]
+DETECTION_MESSAGES = ("CAMERA_IMAGE_CAPTURED", "TUNNEL")
 
 
 class CommandFailed(RuntimeError):
@@ -81,6 +90,7 @@ class Peer:
     airborne_on_mission: bool = False
     acks: dict[int, asyncio.Future[Any]] = field(default_factory=dict)
     upload: _Upload | None = None
+    pairing: DetectionPairing = field(default_factory=DetectionPairing)
 
 
 class MavlinkGateway(asyncio.DatagramProtocol):
@@ -92,6 +102,7 @@ class MavlinkGateway(asyncio.DatagramProtocol):
         systems: Mapping[int, str],
         registered: Callable[[], Mapping[str, RegisteredDrone]],
         submit: Submit,
+        submit_detection: SubmitDetection | None = None,
         outcome: Outcome | None = None,
         heartbeat_interval_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
@@ -99,6 +110,7 @@ class MavlinkGateway(asyncio.DatagramProtocol):
         self.systems = dict(systems)
         self.registered = registered
         self.submit = submit
+        self.submit_detection = submit_detection
         self.outcome = outcome
         self.heartbeat_interval_s = heartbeat_interval_s
         self.clock = clock
@@ -169,7 +181,31 @@ class MavlinkGateway(asyncio.DatagramProtocol):
             if fold(peer.report, message):
                 self._emit(peer)
             return
+        if kind in DETECTION_MESSAGES:
+            try:
+                self._detection_half(peer, kind, message)
+            except DetectionDecodeError as error:
+                self._reject(error.reason, f"{peer.drone.id}: {error}", addr=addr)
+            return
         self._handle_protocol(peer, kind, message)
+
+    def _detection_half(self, peer: Peer, kind: str, message: Any) -> None:
+        if kind == "CAMERA_IMAGE_CAPTURED":
+            capture = capture_of(message)
+            pair = peer.pairing.add_capture(capture) if capture else None
+        else:
+            note = note_of(message)
+            lost = peer.pairing.unpaired_notes
+            pair = peer.pairing.add_note(note) if note else None
+            if peer.pairing.unpaired_notes > lost:
+                raise DetectionDecodeError(
+                    "detection_unpaired", "a detection note never met its image capture"
+                )
+        if pair is None or self.submit_detection is None:
+            return
+        self.submit_detection(
+            detection_of(*pair, drone_id=peer.drone.id, mission_id=peer.mission_id)
+        )
 
     def _admit(self, system_id: int, component_id: int, addr: tuple[str, int]) -> Peer | None:
         drone_id = self.systems.get(system_id)

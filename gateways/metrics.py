@@ -29,6 +29,21 @@ TELEMETRY_DROPPED = Counter(
     "Telemetry records dropped: the bounded buffer overflowed, or the service refused them.",
     ["gateway", "reason"],
 )
+DETECTIONS_FORWARDED = Counter(
+    "airgrid_gateway_detections_forwarded_total",
+    "Detections the telemetry service took (valid ones and those it sent to the DLQ).",
+    ["gateway"],
+)
+DETECTIONS_REJECTED = Counter(
+    "airgrid_gateway_detections_rejected_total",
+    "Detections the telemetry service took but sent to the DLQ, by its reason.",
+    ["gateway", "reason"],
+)
+DETECTIONS_DROPPED = Counter(
+    "airgrid_gateway_detections_dropped_total",
+    "Detections dropped: the bounded buffer overflowed, or the service refused the batch.",
+    ["gateway", "reason"],
+)
 BUFFERED = Gauge(
     "airgrid_gateway_buffered_records", "Telemetry records waiting for the uplink.", ["gateway"]
 )

@@ -1,6 +1,7 @@
 """`airgrid gateway mqtt`: DJI-Cloud-API-style docks and aircraft over MQTT into the air grid.
 
-Subscribes to `{prefix}thing/product/+/osd`, `.../state` and `.../services_reply`. A dock's
+Subscribes to `{prefix}thing/product/+/osd`, `.../state`, `.../services_reply` and
+`.../events` (the `ai_detection` events of onboard detectors, forwarded as detections). A dock's
 OSD gives the nest's status (mode, wind, drone in dock) and, while the aircraft sits in the
 dock, its docked telemetry; an aircraft's OSD gives its flight telemetry. Devices are
 admitted once their serial number maps to a drone the registry shows this gateway (or a
@@ -26,19 +27,23 @@ import aiomqtt
 
 from airgrid.bus import now_ms
 from airgrid.geo import haversine_m
-from airgrid.v1 import command_pb2, telemetry_pb2
+from airgrid.v1 import command_pb2, inspection_pb2, telemetry_pb2
 from gateways.airgrid_link import RegisteredDrone
 from gateways.command_outcome import Outcome, report_command
 from gateways.dji_codec import (
+    DETECTION_METHOD,
+    EVENTS,
     OSD,
     SERVICES,
     SERVICES_REPLY,
     STATE,
     AircraftReport,
     DockReport,
+    Envelope,
     PayloadError,
     ServiceCall,
     aircraft_report,
+    detection_of,
     dock_report,
     end_point,
     is_dock_payload,
@@ -71,6 +76,7 @@ PENDING_PUBLISHES = 1000
 DOCK_SILENCE_S = 10.0
 
 Submit = Callable[[telemetry_pb2.Telemetry], None]
+SubmitDetection = Callable[[inspection_pb2.Detection], None]
 
 
 class CommandFailed(RuntimeError):
@@ -118,6 +124,7 @@ class MqttGateway:
         aircraft: Mapping[str, str],
         registered: Callable[[], Mapping[str, RegisteredDrone]],
         submit: Submit,
+        submit_detection: SubmitDetection | None = None,
         outcome: Outcome | None = None,
         topic_prefix: str = "",
         clock: Callable[[], float] = time.monotonic,
@@ -126,6 +133,7 @@ class MqttGateway:
         self.aircraft_drones = dict(aircraft)
         self.registered = registered
         self.submit = submit
+        self.submit_detection = submit_detection
         self.outcome = outcome
         self.prefix = topic_prefix
         self.clock = clock
@@ -138,7 +146,7 @@ class MqttGateway:
         self._errors: dict[str, int] = {}
         self._wake = asyncio.Event()
         self._in = {
-            kind: MESSAGES_IN.labels(GATEWAY, kind) for kind in (OSD, STATE, SERVICES_REPLY)
+            kind: MESSAGES_IN.labels(GATEWAY, kind) for kind in (OSD, STATE, SERVICES_REPLY, EVENTS)
         }
 
     # -- input --------------------------------------------------------------------------------
@@ -159,6 +167,8 @@ class MqttGateway:
                 self._reply(envelope.tid, reply_result(envelope))
             elif kind in (OSD, STATE):
                 self._device_data(sn, kind, envelope.data)
+            elif kind == EVENTS:
+                self._event(sn, envelope)
             else:
                 self._reject("unexpected_topic", f"kind {kind!r} of {sn} is not handled")
         except PayloadError as error:
@@ -198,6 +208,20 @@ class MqttGateway:
             flight_mode=mode,
             wind_mps=wind,
         )
+
+    def _event(self, gateway_sn: str, envelope: Envelope) -> None:
+        """A device event; `ai_detection` becomes a detection, other events are logged."""
+        if envelope.method != DETECTION_METHOD:
+            log.info("device event", extra={"sn": gateway_sn, "method": envelope.method[:60]})
+            return
+        sn, detection = detection_of(envelope)
+        craft = self._admit_aircraft(sn)
+        if craft is None:
+            return
+        detection.drone_id = craft.drone.id
+        detection.mission_id = craft.mission_id
+        if self.submit_detection is not None:
+            self.submit_detection(detection)
 
     def _dock(self, sn: str) -> Dock:
         dock = self.docks.get(sn)
@@ -417,7 +441,7 @@ class MqttGateway:
     async def run(self, host: str, port: int, stop: asyncio.Event, client_id: str) -> None:
         """Stay connected until `stop`: subscribe, read, publish; reconnect after a blip."""
         backoff = 0.5
-        topics = [topic_of("+", kind, self.prefix) for kind in (OSD, STATE, SERVICES_REPLY)]
+        topics = [topic_of("+", kind, self.prefix) for kind in (OSD, STATE, SERVICES_REPLY, EVENTS)]
         while not stop.is_set():
             try:
                 async with aiomqtt.Client(host, port, identifier=client_id, keepalive=15) as client:

@@ -1,7 +1,9 @@
 """A simulated DJI-style dock with its aircraft, over MQTT, flown by the twin's physics.
 
 The dock publishes its OSD (mode, position, wind, drone in dock, the aircraft's charge) every
-second; the aircraft publishes its OSD at 5 Hz while out of the dock. `services` requests on
+second; the aircraft publishes its OSD at 5 Hz while out of the dock, and now and then, at
+`detections_per_minute` of flight (seeded), an `ai_detection` event of its onboard detector on
+the dock's `events` topic. `services` requests on
 the dock's topic (takeoff_to_point, fly_to_point, fly_to_point_stop, return_home) are obeyed
 and answered on `services_reply`. `time_scale` runs the physics faster than the wall clock.
 
@@ -24,12 +26,15 @@ from airgrid.reference import DroneSpec, NestSpec
 from airgrid.sim.physics import SimDrone, apply_command
 from airgrid.v1 import command_pb2, telemetry_pb2
 from gateways.simulated_flight import flight_ticks
+from gateways.simulated_sightings import Sighting, SightingSource, catalogue_codes
 
 log = logging.getLogger("airgrid.sim.dock")
 
 # Cloud API topics: thing/product/{device_sn}/osd (device properties at a fixed rate),
 # .../services (cloud to device requests) and .../services_reply (their results).
 _OSD, _SERVICES, _SERVICES_REPLY = "osd", "services", "services_reply"
+# .../events carries device events: {tid, bid, timestamp, gateway, method, need_reply, data}.
+_EVENTS = "events"
 # Aircraft OSD mode_code (Cloud API device properties): 0 standby, 1 take-off preparation,
 # 4 automatic take-off, 5 wayline flight (a flight the dock runs), 9 automatic return to
 # home, 10 automatic landing.
@@ -68,6 +73,8 @@ class SimulatedDock:
         topic_prefix: str = "",
         time_scale: float = 1.0,
         wind_mps: float = 3.0,
+        detections_per_minute: float = 0.0,
+        seed: int = 0,
     ) -> None:
         self.drone = SimDrone.docked_at(spec, nest.id, nest.lon, nest.lat)
         self.nest = nest
@@ -78,6 +85,11 @@ class SimulatedDock:
         self.time_scale = time_scale
         self.wind_mps = wind_mps
         self.methods: list[str] = []  # the services methods received, in order
+        self.sightings = SightingSource(
+            per_minute=detections_per_minute, seed=seed, scenarios=catalogue_codes()
+        )
+        self.detections_sent = 0
+        self._run = f"{now_ms():x}"  # a restarted dock's image indexes start over
 
     def _envelope(self, data: dict[str, Any], **extra: Any) -> bytes:
         return orjson.dumps(
@@ -126,6 +138,29 @@ class SimulatedDock:
             "battery": {"capacity_percent": round(max(0.0, min(100.0, d.battery_pct)))},
             "wind_speed": round(self.wind_mps * 10),
         }
+
+    def detection_event(self, sighting: Sighting) -> bytes:
+        d = self.drone
+        return self._envelope(
+            {
+                "sn": self.aircraft_sn,
+                "scenario_code": sighting.scenario,
+                "confidence": sighting.confidence,
+                "longitude": d.lon,
+                "latitude": d.lat,
+                "observed_time": now_ms(),
+                "media": {
+                    "url": f"https://media.sim.invalid/{self.aircraft_sn}/{sighting.media_name}",
+                    "sha256": sighting.media_sha256,
+                },
+                "attributes": sighting.attributes,
+            },
+            bid=f"{self.aircraft_sn}-{self._run}-{sighting.image_index}",
+            tid=f"det-{sighting.image_index}",
+            gateway=self.dock_sn,
+            method="ai_detection",
+            need_reply=0,
+        )
 
     def obey(self, method: str, data: dict[str, Any]) -> bool:
         self.methods.append(method)
@@ -178,9 +213,15 @@ class SimulatedDock:
         ) as client:
             await client.subscribe(_topic(self.prefix, self.dock_sn, _SERVICES), qos=1)
             server = asyncio.create_task(self._serve(client))
-            next_dock = next_aircraft = loop.time()
+            next_dock = next_aircraft = last = loop.time()
             try:
                 async for now, changed in flight_ticks(self.drone, stop, self.time_scale):
+                    flown_s, last = (now - last) * self.time_scale, now
+                    sighting = self.sightings.next(flown_s) if self.drone.airborne else None
+                    if sighting is not None:
+                        topic = _topic(self.prefix, self.dock_sn, _EVENTS)
+                        await client.publish(topic, self.detection_event(sighting), qos=1)
+                        self.detections_sent += 1
                     if self.drone.airborne and (now >= next_aircraft or changed):
                         payload = self._envelope(self.aircraft_osd())
                         await client.publish(_topic(self.prefix, self.aircraft_sn, _OSD), payload)

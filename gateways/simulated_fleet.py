@@ -40,11 +40,13 @@ async def run_simulated(
     target: tuple[str, int],
     topic_prefix: str = "",
     time_scale: float = 1.0,
+    detections_per_minute: float = 0.0,
+    seed: int = 1,
     echo: Callable[[str], None] = print,
     stop: asyncio.Event | None = None,
 ) -> None:
     """Fly the drones until `stop` (or Ctrl-C); `target` is the gateway (MAVLink) or the
-    MQTT broker."""
+    MQTT broker. Each drone's detector is seeded from `seed` and its place in the list."""
     stop = stop or asyncio.Event()
     runs = []
     if protocol == "mavlink":
@@ -53,7 +55,8 @@ async def run_simulated(
         for system_id, (spec, nest) in enumerate(drones, start=1):
             device = SimulatedMavlinkDrone(
                 spec, nest, system_id=system_id, gateway=target, time_scale=time_scale,
-                nests=nests,
+                nests=nests, detections_per_minute=detections_per_minute,
+                seed=seed * 10_000 + system_id,
             )  # fmt: skip
             runs.append(device.run(stop))
             pairs.append(f"--system {system_id}={spec.id}")
@@ -61,7 +64,7 @@ async def run_simulated(
         echo("  " + " ".join(pairs))
     elif protocol == "mqtt":
         docks = []
-        for spec, nest in drones:
+        for index, (spec, nest) in enumerate(drones, start=1):
             dock = SimulatedDock(
                 spec,
                 nest,
@@ -71,6 +74,8 @@ async def run_simulated(
                 port=target[1],
                 topic_prefix=topic_prefix,
                 time_scale=time_scale,
+                detections_per_minute=detections_per_minute,
+                seed=seed * 10_000 + index,
             )
             runs.append(dock.run(stop))
             docks.append(f"--dock DOCK-{spec.id}={nest.id}")

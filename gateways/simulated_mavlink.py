@@ -1,9 +1,11 @@
 """A simulated PX4-style drone speaking MAVLink 2 over UDP, flown by the twin's physics.
 
 It sends HEARTBEAT (1 Hz), GLOBAL_POSITION_INT (5 Hz airborne, 1 Hz docked), SYS_STATUS,
-BATTERY_STATUS and Remote ID OPEN_DRONE_ID_LOCATION (1 Hz), and answers the mission protocol
-and COMMAND_LONG as an autopilot does. `time_scale` runs the physics faster than the wall
-clock (for tests); the speeds it reports stay the physical ones.
+BATTERY_STATUS and Remote ID OPEN_DRONE_ID_LOCATION (1 Hz); while airborne, at
+`detections_per_minute` of flight (seeded), an image capture (CAMERA_IMAGE_CAPTURED) and its
+detection note (a TUNNEL of payload type 0xA1D0, laid out as docs/gateways.md says). It
+answers the mission protocol and COMMAND_LONG as an autopilot does. `time_scale` runs the
+physics faster than the wall clock (for tests); the speeds it reports stay the physical ones.
 
 It is meant to check the gateway's codec, so it shares none of it: its flight modes and its
 reading of a mission come from PX4's documents (below), pymavlink only frames the messages.
@@ -16,6 +18,8 @@ import asyncio
 import contextlib
 import logging
 import math
+import struct
+import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -26,6 +30,7 @@ from airgrid.reference import DroneSpec, NestSpec
 from airgrid.sim.physics import SimDrone, apply_command
 from airgrid.v1 import command_pb2, telemetry_pb2
 from gateways.simulated_flight import flight_ticks
+from gateways.simulated_sightings import Sighting, SightingSource, catalogue_codes
 
 log = logging.getLogger("airgrid.sim.mavlink")
 
@@ -43,6 +48,8 @@ _AUTO_SUB_MODE: dict[int, int] = {
 }
 _AUTO_LOITER = 3
 _AT_NEST_M = 50.0  # a NAV_LAND this close to a nest lands in it
+# The detection note: a private TUNNEL payload type (32768 and above are not registered).
+_DETECTION_TUNNEL = 0xA1D0
 
 
 class _Item(NamedTuple):
@@ -70,6 +77,8 @@ class SimulatedMavlinkDrone(asyncio.DatagramProtocol):
         time_scale: float = 1.0,
         battery_pct: float = 100.0,
         nests: Mapping[str, tuple[float, float]] | None = None,
+        detections_per_minute: float = 0.0,
+        seed: int = 0,
     ) -> None:
         """nests: (lon, lat) of the nests a mission may end landing in (a move between
         nests); the vehicle's own nest is always one."""
@@ -87,6 +96,10 @@ class SimulatedMavlinkDrone(asyncio.DatagramProtocol):
         self.commands: list[int] = []  # the MAV_CMD of each COMMAND_LONG, in order
         self.silent = False  # True: stop sending anything (a link loss)
         self._boot = asyncio.get_running_loop().time()
+        self.sightings = SightingSource(
+            per_minute=detections_per_minute, seed=seed, scenarios=catalogue_codes()
+        )
+        self.detections_sent = 0
 
     # -- wire ---------------------------------------------------------------------------------
 
@@ -282,15 +295,59 @@ class SimulatedMavlinkDrone(asyncio.DatagramProtocol):
             )
         )
 
+    def detection(self, sighting: Sighting, now: float, time_utc_us: int) -> None:
+        """The image capture, then the note of what the detector saw in it."""
+        d = self.drone
+        url = f"mavlink://sim/{self.system_id}/{sighting.media_name}".encode()
+        self.send(
+            self.mav.camera_image_captured_encode(
+                int((now - self._boot) * 1000) & 0xFFFFFFFF,
+                time_utc_us,
+                0,
+                round(d.lat * 1e7),
+                round(d.lon * 1e7),
+                round((d.alt_m + 20.0) * 1000),
+                round(d.alt_m * 1000),
+                [1.0, 0.0, 0.0, 0.0],
+                sighting.image_index,
+                1,
+                url,
+            )
+        )
+        scenario = sighting.scenario.encode("ascii")
+        attributes = "\n".join(f"{k}={v}" for k, v in sighting.attributes.items()).encode()
+        payload = (
+            struct.pack(
+                "<BiH32sB",
+                1,
+                sighting.image_index,
+                round(sighting.confidence * 10_000),
+                bytes.fromhex(sighting.media_sha256),
+                len(scenario),
+            )
+            + scenario
+            + attributes
+        )[:128]
+        self.send(
+            self.mav.tunnel_encode(
+                0, 0, _DETECTION_TUNNEL, len(payload), list(payload.ljust(128, b"\0"))
+            )
+        )
+        self.detections_sent += 1
+
     async def run(self, stop: asyncio.Event) -> None:
         """Fly and report until `stop`."""
         loop = asyncio.get_running_loop()
         self.transport, _ = await loop.create_datagram_endpoint(
             lambda: self, local_addr=("127.0.0.1", 0)
         )
-        next_heartbeat = next_status = next_position = loop.time()
+        next_heartbeat = next_status = next_position = last = loop.time()
         try:
             async for now, changed in flight_ticks(self.drone, stop, self.time_scale):
+                flown_s, last = (now - last) * self.time_scale, now
+                sighting = self.sightings.next(flown_s) if self.drone.airborne else None
+                if sighting is not None:
+                    self.detection(sighting, now, time.time_ns() // 1000)
                 if now >= next_heartbeat or changed:
                     self._heartbeat()
                     next_heartbeat = now + 1.0

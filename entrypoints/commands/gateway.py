@@ -139,6 +139,10 @@ def gateway_simulate(
     ] = None,
     topic_prefix: Annotated[str, typer.Option(help="MQTT topic prefix.")] = "",
     time_scale: Annotated[float, typer.Option(help="Physics speed-up (1 = real time).")] = 1.0,
+    detections_per_minute: Annotated[
+        float, typer.Option(help="Detections per drone per minute of flight (0: none).")
+    ] = 0.5,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated detectors.")] = 1,
 ) -> None:
     """The twin's drones speaking MAVLink or the DJI Cloud API, for a demo through a gateway."""
     from gateways.simulated_fleet import drones_of, run_simulated
@@ -161,6 +165,8 @@ def gateway_simulate(
                 target=address,
                 topic_prefix=topic_prefix,
                 time_scale=time_scale,
+                detections_per_minute=detections_per_minute,
+                seed=seed,
                 echo=typer.echo,
             )
         )
