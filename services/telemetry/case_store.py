@@ -1,12 +1,12 @@
 """Cases in the database: the case keeper's writes and reads (each case as it is after its
 latest change, and which case each detection counted in), the scoped reads of the REST API,
-and a status write guarded by the version column."""
+a status write guarded by the version column, and the counts behind the precision gauge."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from airgrid.auth import Principal, Role
 from airgrid.problems import Problem
-from services.telemetry.domain.cases import JOINABLE, Case, CaseStatus
+from services.telemetry.domain.cases import JOINABLE, Case, CaseStatus, ScenarioPrecision
 from services.telemetry.models import case_detections, cases
 
 
@@ -183,3 +183,14 @@ async def write_if_unchanged(engine: AsyncEngine, case: Case, *, read_version: i
             .values(status=case.status.value, incident_id=case.incident_id, version=case.version)
         )
     return bool(result.rowcount == 1)
+
+
+async def precision_counts(engine: AsyncEngine) -> dict[str, ScenarioPrecision]:
+    """Per scenario, all cases and the dismissed ones, counted by the database."""
+    dismissed = sa.func.count().filter(cases.c.status == CaseStatus.DISMISSED.value)
+    async with engine.connect() as connection:
+        result = await connection.execute(
+            sa.select(cases.c.scenario, sa.func.count(), dismissed).group_by(cases.c.scenario)
+        )
+        rows = cast(list[tuple[str, int, int]], result.tuples().all())
+    return {scenario: ScenarioPrecision(scenario, n, d) for scenario, n, d in rows}

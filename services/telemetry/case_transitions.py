@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from airgrid.auth import Principal
 from airgrid.bus import Producer, now_ms
 from airgrid.problems import Problem
+from services.telemetry.case_precision import refresh_precision
 from services.telemetry.case_publisher import CaseChange, publish_case_changes
 from services.telemetry.case_store import visible_case, write_if_unchanged
 from services.telemetry.domain.cases import Action, Case, Outcome, transition
@@ -50,6 +51,7 @@ async def take_action(
             return case
         if await write_if_unchanged(engine, result.case, read_version=case.version):
             await _publish(producer, result.case, action, principal)
+            await refresh_precision(engine)
             return result.case
     raise Problem(
         409,

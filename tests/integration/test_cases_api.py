@@ -1,7 +1,7 @@
 """Integration: cases over REST against the real database and broker: a department sees and
 acts on only the cases of scenarios it owns (others are 404), a repeat is 200 with the same
 body, a disallowed action is 409, two conflicting actions never both win, filters and pages,
-and each change reaching exactly its owner departments' feeds."""
+the precision gauge, and each change reaching exactly its owner departments' feeds."""
 
 from __future__ import annotations
 
@@ -206,6 +206,20 @@ async def test_filters_and_pages(stack: Stack) -> None:
     assert is_problem(r, 422), r.text
     r = await stack.client.get("/v1/cases", headers=stack.keys["gateway"])
     assert is_problem(r, 403), r.text
+
+
+async def test_the_precision_gauge_is_dismissed_over_all(stack: Stack) -> None:
+    scenario = f"prec-{stack.run}"
+    stored = [stack.case(f"p{n}", scenario, "fire") for n in range(4)]
+    await stack.store(*stored)
+    await stack.act("fire", stored[0].id, "acknowledge")
+    assert (await stack.act("fire", stored[1].id, "dismiss")).status_code == 200
+    assert (await stack.act("fire", stored[2].id, "dismiss")).status_code == 200
+
+    r = await stack.client.get("/metrics")
+    line = f'airgrid_case_dismissed_share{{scenario="{scenario}"}} '
+    values = [float(row[len(line) :]) for row in r.text.splitlines() if row.startswith(line)]
+    assert values == [0.5], r.text[-2000:]
 
 
 async def test_a_change_reaches_only_its_owner_departments_feeds(stack: Stack) -> None:
