@@ -25,6 +25,8 @@ from airgrid.v1 import inspection_pb2
 from services.telemetry.app import build_app
 from services.telemetry.case_store import save_cases, write_if_unchanged
 from services.telemetry.domain.cases import Case, CaseStatus
+from tests.eventually import until
+from tests.integration.feed_rig import DEADLINE_S, FeedReader, issue_keys, telemetry_server
 from tests.integration.inspection_rig import CENTRE, SHA, read_topic, topic_size
 
 pytestmark = pytest.mark.integration
@@ -246,3 +248,57 @@ async def test_a_change_reaches_only_its_owner_departments_feeds(stack: Stack) -
             ("case.updated", "acknowledge")
         }
         assert all(item["case"]["status"] == "acknowledged" for item in items)
+
+
+async def test_every_department_stream_shows_only_its_own_cases(fresh_prefix: Settings) -> None:
+    """The SSE streams of all 11 departments at once, filtered to case items inside a box
+    around the cases: each shows exactly the changes of the cases it owns."""
+    settings = fresh_prefix
+    await ensure_topics(settings)
+    keys = await issue_keys(settings, list(DEPARTMENT_CODES))
+    engine = create_engine(settings)
+    async with session_factory(engine)() as session, session.begin():
+        _, operator_key = issue_credential(session, role=Role.OPERATOR)
+    stack = Stack(settings, httpx.AsyncClient(), engine, {}, uuid.uuid4().hex[:8])
+    own = {code: stack.case(f"sse-{code}", f"only-{code}-{stack.run}", code) for code in keys}
+    shared = stack.case("sse-shared", f"smoke-{stack.run}", "fire", "environment")
+    await stack.store(shared, *own.values())
+    box = f"{CENTRE[0] - 0.01},{CENTRE[1] - 0.01},{CENTRE[0] + 0.01},{CENTRE[1] + 0.01}"
+    async with (
+        telemetry_server(settings) as url,
+        httpx.AsyncClient(base_url=url) as client,
+    ):
+        readers = {
+            code: await FeedReader(
+                client, code, keys[code][1], params={"types": "case.updated", "bbox": box}
+            )
+            .start()
+            .connected()
+            for code in DEPARTMENT_CODES
+        }
+        try:
+            for case in (shared, *own.values()):
+                r = await client.post(
+                    f"/v1/cases/{case.id}/transitions",
+                    json={"action": "acknowledge"},
+                    headers={"Authorization": f"Bearer {operator_key}"},
+                )
+                assert r.status_code == 200, r.text
+            expected = {
+                code: {own[code].id} | ({shared.id} if code in ("fire", "environment") else set())
+                for code in DEPARTMENT_CODES
+            }
+            await until(
+                lambda: all(
+                    len(readers[code].events) >= len(ids) for code, ids in expected.items()
+                ),
+                DEADLINE_S,
+                "every department's case items",
+            )
+            for code, reader in readers.items():
+                assert {e.data["case"]["id"] for e in reader.events} == expected[code], code
+                assert {e.event for e in reader.events} == {"case.updated"}
+        finally:
+            for reader in readers.values():
+                await reader.stop()
+    await engine.dispose()
