@@ -26,7 +26,7 @@ from airgrid.reference import EscalationSpec, ScenarioSpec
 from airgrid.topics import DETECTIONS
 from airgrid.v1 import inspection_pb2, registry_pb2
 from services.telemetry.case_publisher import CaseChange, publish_case_changes
-from services.telemetry.case_store import counted, joinable_cases, save_cases
+from services.telemetry.case_store import counted, joinable_cases, save_cases, stored_cases
 from services.telemetry.detection_ingest import SCENARIO_PREFIX
 from services.telemetry.domain.cases import CaseIndex, Merge, Sighting
 from services.telemetry.domain.validation import MAX_AGE_MS
@@ -126,6 +126,10 @@ class CaseKeeper:
                 log.warning("undecodable detection skipped", extra={"offset": record.offset})
         done = await counted(self.engine, [d.id for d in detections])
         self.index.scenarios.update(catalogue(self.registry))
+        # Statuses change over REST too: merge into the cases as stored now, so a joining
+        # detection neither reopens an acknowledged case nor reuses its version.
+        for case in await stored_cases(self.engine, list(self.index.cases)):
+            self.index.update(case)
         merges: list[tuple[Merge, str]] = []
         newest = 0
         for detection in detections:

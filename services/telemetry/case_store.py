@@ -92,6 +92,15 @@ async def counted(engine: AsyncEngine, detection_ids: Collection[str]) -> set[st
         return {row[0] for row in result}
 
 
+async def stored_cases(engine: AsyncEngine, case_ids: Collection[str]) -> list[Case]:
+    """These cases as stored now."""
+    if not case_ids:
+        return []
+    async with engine.connect() as connection:
+        result = await connection.execute(sa.select(cases).where(cases.c.id.in_(list(case_ids))))
+        return [case_of(row) for row in result]
+
+
 async def joinable_cases(
     engine: AsyncEngine, *, seen_since_ms: int
 ) -> tuple[list[Case], dict[str, str]]:

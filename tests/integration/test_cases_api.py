@@ -1,7 +1,8 @@
 """Integration: cases over REST against the real database and broker: a department sees and
 acts on only the cases of scenarios it owns (others are 404), a repeat is 200 with the same
 body, a disallowed action is 409, two conflicting actions never both win, filters and pages,
-the precision gauge, and each change reaching exactly its owner departments' feeds."""
+the precision gauge, each change reaching exactly its owner departments' feeds, and a
+detection joining a case after a transition."""
 
 from __future__ import annotations
 
@@ -17,15 +18,15 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from airgrid.auth import Role, issue_credential
-from airgrid.bus import ensure_topics, now_ms
+from airgrid.bus import Producer, ensure_topics, now_ms
 from airgrid.config import Settings
 from airgrid.db import create_engine, session_factory
-from airgrid.topics import CASES, DEPARTMENT_CODES, feed_topic
-from airgrid.v1 import inspection_pb2
+from airgrid.topics import CASES, DEPARTMENT_CODES, DETECTIONS, REGISTRY_CHANGES, feed_topic
+from airgrid.v1 import inspection_pb2, registry_pb2
 from services.telemetry.app import build_app
 from services.telemetry.case_store import save_cases, write_if_unchanged
-from services.telemetry.domain.cases import Case, CaseStatus
-from tests.eventually import until
+from services.telemetry.domain.cases import Case, CaseStatus, case_id_for
+from tests.eventually import eventually, until
 from tests.integration.feed_rig import DEADLINE_S, FeedReader, issue_keys, telemetry_server
 from tests.integration.inspection_rig import CENTRE, SHA, read_topic, topic_size
 
@@ -302,3 +303,62 @@ async def test_every_department_stream_shows_only_its_own_cases(fresh_prefix: Se
             for reader in readers.values():
                 await reader.stop()
     await engine.dispose()
+
+
+async def test_a_detection_joining_an_acknowledged_case_keeps_its_status(stack: Stack) -> None:
+    """The case keeper merges into the case as stored: a transition made over REST is
+    neither undone nor lost when the next detection joins."""
+    scenario = f"join-{stack.run}"
+    producer = Producer(stack.settings, source="airgrid/test")
+    await producer.start()
+    try:
+        change = registry_pb2.RegistryChange(
+            entity_id=f"scenario:{scenario}",
+            version=1,
+            scenario=registry_pb2.Scenario(
+                code=scenario,
+                name=scenario,
+                departments=["fire"],
+                severity="low",
+                merge_radius_m=300.0,
+                merge_window_s=600,
+            ),
+        )
+        await producer.send_and_wait(
+            REGISTRY_CHANGES,
+            change.SerializeToString(),
+            key=f"scenario:{scenario}",
+            ce_type="test.registry",
+        )
+
+        async def detect(detection_id: str) -> None:
+            found = inspection_pb2.Detection(
+                id=detection_id,
+                drone_id="dr-join",
+                scenario=scenario,
+                confidence=0.6,
+                lon=CENTRE[0],
+                lat=CENTRE[1],
+                observed_time_ms=now_ms(),
+                media=inspection_pb2.MediaRef(uri="s3://media/j.jpg", sha256=SHA),
+            )
+            await producer.send_and_wait(
+                DETECTIONS, found.SerializeToString(), key="dr-join", ce_type="test.detection"
+            )
+
+        async def case_with(count: int) -> dict[str, object] | None:
+            r = await stack.client.get(f"/v1/cases/{case_id}", headers=stack.keys["fire"])
+            if r.status_code != 200 or r.json()["detection_count"] != count:
+                return None
+            body: dict[str, object] = r.json()
+            return body
+
+        case_id = case_id_for(f"j1-{stack.run}")
+        await detect(f"j1-{stack.run}")
+        await eventually(lambda: case_with(1), DEADLINE_S, "the opened case")
+        assert (await stack.act("fire", case_id, "acknowledge")).json()["version"] == 2
+        await detect(f"j2-{stack.run}")
+        joined = await eventually(lambda: case_with(2), DEADLINE_S, "the joined case")
+        assert joined["status"] == "acknowledged" and joined["version"] == 3
+    finally:
+        await producer.stop()
