@@ -3,6 +3,7 @@ hub as dependencies, and the bounding-box query parameter."""
 
 from __future__ import annotations
 
+import enum
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
@@ -11,8 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from airgrid.auth import Authenticator
 from airgrid.bus import Producer, TopicView, now_ms
 from airgrid.problems import Problem
+from airgrid.topics import DEPARTMENT_CODES
 from services.telemetry.feed_stream import StreamSlots
 from services.telemetry.feeds import FeedHub
+
+# The departments as an enum of the document, so a filter names one of them or is refused.
+DepartmentCode = enum.StrEnum("DepartmentCode", {code: code for code in DEPARTMENT_CODES})  # type: ignore[misc]
 
 # Four decimal numbers; what they mean is the parser's (parse_bbox) to check.
 BBOX_PATTERN = r"^-?[0-9]+(\.[0-9]+)?(,-?[0-9]+(\.[0-9]+)?){3}$"

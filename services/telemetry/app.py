@@ -16,6 +16,7 @@ from airgrid.revocations import on_revocation
 from airgrid.service_app import Infrastructure, create_service_app
 from services.telemetry.api import router
 from services.telemetry.case_keeper import CaseKeeper
+from services.telemetry.case_precision import keep_precision
 from services.telemetry.feed_routing import FeedRouting, incident_view, mission_view
 from services.telemetry.feed_stream import StreamSlots
 from services.telemetry.feeds import FeedHub
@@ -105,6 +106,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
                 clock=now_ms,
             )
             infra.spawn(keeper.run(), "telemetry-case-keeper")
+            infra.spawn(keep_precision(infra.engine), "telemetry-case-precision")
             # An empty broker on the same address leaves the views' positions past its end;
             # cancelled before the views stop (the stack unwinds in reverse).
             recovery = ViewRecovery(

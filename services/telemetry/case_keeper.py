@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from aiokafka import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -24,35 +23,24 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from airgrid.bus import ConsumerSpec, Producer, TopicView, run_batches, start_group_consumer
 from airgrid.config import Settings
 from airgrid.reference import EscalationSpec, ScenarioSpec
-from airgrid.topics import CASES, DEPARTMENT_CODES, DETECTIONS, feed_topic
+from airgrid.topics import DETECTIONS
 from airgrid.v1 import inspection_pb2, registry_pb2
-from services.telemetry.case_store import counted, joinable_cases, save_cases
+from services.telemetry.case_publisher import CaseChange, publish_case_changes
+from services.telemetry.case_store import counted, joinable_cases, save_cases, stored_cases
 from services.telemetry.detection_ingest import SCENARIO_PREFIX
-from services.telemetry.domain.cases import Case, CaseIndex, Merge, Sighting
+from services.telemetry.domain.cases import CaseIndex, Merge, Sighting
 from services.telemetry.domain.validation import MAX_AGE_MS
-from services.telemetry.feed_routing import encode_item
 from services.telemetry.metrics import CASES_CHANGED
 
 log = logging.getLogger("airgrid.telemetry")
 
 CONSUMER = "airgrid-case-keeper"
-CASE_EVENT = "airgrid.case"
-OPENED_ITEM = "case.opened"
-UPDATED_ITEM = "case.updated"
 # Detections older than this were refused at ingest, so no later one joins a case whose
 # window closed before the newest sighting less this much.
 LATENESS_MS = MAX_AGE_MS
 # Cases seen within this long are loaded at start whatever their scenario's window (windows
 # are minutes to hours); the index expires the rest with the first batch.
 RELOAD_SPAN_MS = 24 * 3_600_000
-
-_STATUS = {
-    "open": inspection_pb2.CASE_STATUS_OPEN,
-    "acknowledged": inspection_pb2.CASE_STATUS_ACKNOWLEDGED,
-    "resolved": inspection_pb2.CASE_STATUS_RESOLVED,
-    "dismissed": inspection_pb2.CASE_STATUS_DISMISSED,
-    "escalated": inspection_pb2.CASE_STATUS_ESCALATED,
-}
 
 
 def scenario_spec(scenario: registry_pb2.Scenario) -> ScenarioSpec:
@@ -82,45 +70,6 @@ def catalogue(registry: TopicView) -> dict[str, ScenarioSpec]:
             if change.HasField("scenario"):
                 specs[change.scenario.code] = scenario_spec(change.scenario)
     return specs
-
-
-def case_message(case: Case) -> inspection_pb2.Case:
-    return inspection_pb2.Case(
-        id=case.id,
-        scenario=case.scenario,
-        departments=list(case.departments),
-        status=_STATUS[case.status.value],
-        lon=case.lon,
-        lat=case.lat,
-        first_seen_ms=case.first_seen_ms,
-        last_seen_ms=case.last_seen_ms,
-        detection_count=case.count,
-        best_media=inspection_pb2.MediaRef(uri=case.best_media_uri, sha256=case.best_media_sha256),
-        best_confidence=case.best_confidence,
-        best_detection_id=case.best_detection_id,
-        incident_id=case.incident_id,
-        version=case.version,
-    )
-
-
-def case_body(case: Case) -> dict[str, Any]:
-    """A case as feeds and REST show it."""
-    return {
-        "id": case.id,
-        "scenario": case.scenario,
-        "departments": list(case.departments),
-        "status": case.status.value,
-        "lon": case.lon,
-        "lat": case.lat,
-        "first_seen_ms": case.first_seen_ms,
-        "last_seen_ms": case.last_seen_ms,
-        "detection_count": case.count,
-        "best_detection_id": case.best_detection_id,
-        "best_confidence": case.best_confidence,
-        "best_media": {"uri": case.best_media_uri, "sha256": case.best_media_sha256},
-        "incident_id": case.incident_id,
-        "version": case.version,
-    }
 
 
 class CaseKeeper:
@@ -177,6 +126,10 @@ class CaseKeeper:
                 log.warning("undecodable detection skipped", extra={"offset": record.offset})
         done = await counted(self.engine, [d.id for d in detections])
         self.index.scenarios.update(catalogue(self.registry))
+        # Statuses change over REST too: merge into the cases as stored now, so a joining
+        # detection neither reopens an acknowledged case nor reuses its version.
+        for case in await stored_cases(self.engine, list(self.index.cases)):
+            self.index.update(case)
         merges: list[tuple[Merge, str]] = []
         newest = 0
         for detection in detections:
@@ -195,7 +148,11 @@ class CaseKeeper:
             newest = max(newest, detection.observed_time_ms)
         if not merges:
             return
-        await self._publish(merges)
+        changes = [
+            CaseChange(merge.case, opened=merge.opened, detection_id=detection_id)
+            for merge, detection_id in merges
+        ]
+        await publish_case_changes(self.producer, changes, now_ms=self.clock())
         changed = {m.case.id: m.case for m, _ in merges}
         async with self.engine.begin() as connection:
             await save_cases(
@@ -210,52 +167,6 @@ class CaseKeeper:
                 extra={"case_id": merge.case.id, "detection_id": detection_id},
             )
         self.index.expire(newest - LATENESS_MS)
-
-    async def _publish(self, merges: list[tuple[Merge, str]]) -> None:
-        now = self.clock()
-        futures = []
-        for merge, detection_id in merges:
-            case = merge.case
-            event_id = f"{case.id}:{case.version}"
-            kind = (
-                inspection_pb2.CASE_CHANGE_KIND_OPENED
-                if merge.opened
-                else inspection_pb2.CASE_CHANGE_KIND_UPDATED
-            )
-            event = inspection_pb2.CaseEvent(
-                event_id=event_id,
-                kind=kind,
-                case=case_message(case),
-                detection_id=detection_id,
-                event_time_ms=now,
-            )
-            futures.append(
-                await self.producer.send(
-                    CASES,
-                    event.SerializeToString(),
-                    key=case.id,
-                    ce_type=CASE_EVENT,
-                    ce_id=event_id,
-                )
-            )
-            item_type = OPENED_ITEM if merge.opened else UPDATED_ITEM
-            item = encode_item(
-                item_type,
-                {"case": case_body(case), "detection_id": detection_id, "time_ms": now},
-            )
-            for code in case.departments:
-                if code not in DEPARTMENT_CODES:
-                    continue
-                futures.append(
-                    await self.producer.send(
-                        feed_topic(code),
-                        item,
-                        key=case.id,
-                        ce_type=f"airgrid.feed.{item_type}",
-                        ce_id=event_id,
-                    )
-                )
-        await asyncio.gather(*futures)
 
 
 def _sighting(detection: inspection_pb2.Detection) -> Sighting:

@@ -1,15 +1,20 @@
-"""The case keeper's writes and reads in PostgreSQL: cases as they are after their latest
-change, and which case each detection counted in."""
+"""Cases in the database: the case keeper's writes and reads (each case as it is after its
+latest change, and which case each detection counted in), the scoped reads of the REST API,
+a status write guarded by the version column, and the counts behind the precision gauge."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.telemetry.domain.cases import JOINABLE, Case, CaseStatus
+from airgrid.auth import Principal, Role
+from airgrid.problems import Problem
+from services.telemetry.domain.cases import JOINABLE, Case, CaseStatus, ScenarioPrecision
 from services.telemetry.models import case_detections, cases
 
 
@@ -87,6 +92,15 @@ async def counted(engine: AsyncEngine, detection_ids: Collection[str]) -> set[st
         return {row[0] for row in result}
 
 
+async def stored_cases(engine: AsyncEngine, case_ids: Collection[str]) -> list[Case]:
+    """These cases as stored now."""
+    if not case_ids:
+        return []
+    async with engine.connect() as connection:
+        result = await connection.execute(sa.select(cases).where(cases.c.id.in_(list(case_ids))))
+        return [case_of(row) for row in result]
+
+
 async def joinable_cases(
     engine: AsyncEngine, *, seen_since_ms: int
 ) -> tuple[list[Case], dict[str, str]]:
@@ -108,3 +122,84 @@ async def joinable_cases(
             )
             members = {row.detection_id: row.case_id for row in rows}
     return held, members
+
+
+def visible_to(query: sa.Select[Any], principal: Principal) -> sa.Select[Any]:
+    """Operators and admins see every case; a department the cases whose scenario it owns (the
+    owners stored with the case, the same departments whose feeds carried it)."""
+    if principal.role in (Role.OPERATOR, Role.ADMIN):
+        return query
+    if principal.role != Role.DEPARTMENT or not principal.department:
+        raise Problem(403, "Forbidden", "Only departments, operators and admins read cases.")
+    return query.where(owned_by(principal.department))
+
+
+def owned_by(department: str) -> sa.ColumnElement[bool]:
+    return sa.cast(cases.c.departments, sa.String).like(f'%"{department}"%')
+
+
+@dataclass(frozen=True)
+class CaseFilter:
+    status: CaseStatus | None = None
+    scenario: str | None = None
+    department: str | None = None
+    seen_since_ms: int | None = None
+    """last_seen at or after"""
+    seen_until_ms: int | None = None
+    """last_seen before"""
+
+
+async def list_cases(
+    engine: AsyncEngine, principal: Principal, where: CaseFilter, *, limit: int, offset: int
+) -> tuple[list[Case], int]:
+    """One page of the cases the principal may see, latest sighting first, and their total."""
+    query = visible_to(sa.select(cases), principal)
+    if where.status is not None:
+        query = query.where(cases.c.status == where.status.value)
+    if where.scenario is not None:
+        query = query.where(cases.c.scenario == where.scenario)
+    if where.department is not None:
+        query = query.where(owned_by(where.department))
+    if where.seen_since_ms is not None:
+        query = query.where(cases.c.last_seen_ms >= where.seen_since_ms)
+    if where.seen_until_ms is not None:
+        query = query.where(cases.c.last_seen_ms < where.seen_until_ms)
+    async with engine.connect() as connection:
+        total = await connection.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+        result = await connection.execute(
+            query.order_by(cases.c.last_seen_ms.desc(), cases.c.id).limit(limit).offset(offset)
+        )
+        return [case_of(row) for row in result], int(total or 0)
+
+
+async def visible_case(engine: AsyncEngine, case_id: str, principal: Principal) -> Case:
+    """The case, or 404 when there is none the principal may see (so ids do not leak)."""
+    async with engine.connect() as connection:
+        query = visible_to(sa.select(cases).where(cases.c.id == case_id), principal)
+        row = (await connection.execute(query)).first()
+    if row is None:
+        raise Problem(404, "Not found", f"No case {case_id} that you may see.")
+    return case_of(row)
+
+
+async def write_if_unchanged(engine: AsyncEngine, case: Case, *, read_version: int) -> bool:
+    """Write the case's new status over the version it was read at; False when another write
+    got there first (the caller reads again and decides again)."""
+    async with engine.begin() as connection:
+        result = await connection.execute(
+            sa.update(cases)
+            .where(cases.c.id == case.id, cases.c.version == read_version)
+            .values(status=case.status.value, incident_id=case.incident_id, version=case.version)
+        )
+    return bool(result.rowcount == 1)
+
+
+async def precision_counts(engine: AsyncEngine) -> dict[str, ScenarioPrecision]:
+    """Per scenario, all cases and the dismissed ones, counted by the database."""
+    dismissed = sa.func.count().filter(cases.c.status == CaseStatus.DISMISSED.value)
+    async with engine.connect() as connection:
+        result = await connection.execute(
+            sa.select(cases.c.scenario, sa.func.count(), dismissed).group_by(cases.c.scenario)
+        )
+        rows = cast(list[tuple[str, int, int]], result.tuples().all())
+    return {scenario: ScenarioPrecision(scenario, n, d) for scenario, n, d in rows}

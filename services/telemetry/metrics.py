@@ -4,10 +4,13 @@ than missing series."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from prometheus_client import Counter, Gauge, Histogram
 
 from airgrid.topics import DEPARTMENT_CODES
 from services.telemetry.domain.anomalies import AlertKind
+from services.telemetry.domain.cases import ScenarioPrecision
 from services.telemetry.domain.detections import DetectionReason
 from services.telemetry.domain.validation import Reason
 
@@ -78,6 +81,22 @@ DETECTIONS_REJECTED = Counter(
 CASES_CHANGED = Counter(
     "airgrid_cases_changed_total", "Case changes published, by kind (opened, updated).", ["kind"]
 )
+
+# case_precision.py (after each case transition and every period)
+CASE_DISMISSED_SHARE = Gauge(
+    "airgrid_case_dismissed_share",
+    "Per scenario, dismissed cases over all cases: the false-alarm share (precision is one "
+    "minus it). No series before a scenario's first case.",
+    ["scenario"],
+)
+
+
+def record_precision(precision: Mapping[str, ScenarioPrecision]) -> None:
+    """Set the dismissed share of every scenario with cases (cases are kept, never deleted,
+    so a scenario's series, once there, stays)."""
+    for scenario, tally in precision.items():
+        if tally.dismissed_share is not None:
+            CASE_DISMISSED_SHARE.labels(scenario).set(tally.dismissed_share)
 
 
 def initialise_labels() -> None:

@@ -151,9 +151,12 @@ async def test_detections_merge_into_cases_once_and_reach_only_their_owners_feed
             1,
         ) in seen
 
+        # The database is shared with other tests: this run's cases are those of its detections.
+        of_this_run = cases.c.best_detection_id.like(f"%-{run}")
+
         async def stored() -> dict[str, Any] | None:
             async with engine.connect() as connection:
-                result = await connection.execute(sa.select(cases))
+                result = await connection.execute(sa.select(cases).where(of_this_run))
                 found = {row.id: row for row in result}
             return found if len(found) == 13 and found[first].version == 2 else None
 
@@ -191,7 +194,7 @@ async def test_detections_merge_into_cases_once_and_reach_only_their_owners_feed
         await registry.stop()
     assert await topic_size(settings, CASES) == 14
     async with engine.connect() as connection:
-        result = await connection.execute(sa.select(cases.c.id, cases.c.version))
+        result = await connection.execute(sa.select(cases.c.id, cases.c.version).where(of_this_run))
         assert dict(result.tuples().all()) == {
             case_id: row.version for case_id, row in table.items()
         }

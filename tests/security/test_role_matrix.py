@@ -32,7 +32,11 @@ REFUSED: dict[tuple[str, str, str], frozenset[str]] = {
     ("telemetry", "GET", "/v1/drones/{drone_id}/track"): frozenset({"gateway"}),
     ("telemetry", "GET", "/v1/feeds/{department}/stream"): frozenset({"police", "gateway"}),
     ("telemetry", "GET", "/v1/inspection/freshness"): EVERYONE,
+    ("telemetry", "GET", "/v1/cases"): frozenset({"gateway"}),
+    ("telemetry", "GET", "/v1/cases/{case_id}"): frozenset({"gateway"}),
+    ("telemetry", "POST", "/v1/cases/{case_id}/transitions"): frozenset({"gateway"}),
     ("telemetry", "POST", "/v1/telemetry"): frozenset({"operator", "fire", "police"}),
+    ("telemetry", "POST", "/v1/detections"): frozenset({"operator", "fire", "police"}),
     ("dispatch", "POST", "/v1/incidents"): frozenset({"admin", "operator", "gateway"}),
     ("dispatch", "GET", "/v1/incidents"): frozenset({"gateway"}),
     ("dispatch", "GET", "/v1/incidents/{incident_id}"): frozenset({"gateway"}),
@@ -115,6 +119,8 @@ def request_for(
         kwargs["json"] = {"records": []}
     elif (service, method, path) == ("dispatch", "POST", "/v1/incidents"):
         kwargs["json"] = incident_body(priority=3, description="role matrix probe")
+    elif (service, method, path) == ("telemetry", "POST", "/v1/cases/{case_id}/transitions"):
+        kwargs["json"] = {"action": "acknowledge"}
     elif method in ("POST", "PUT", "PATCH"):
         kwargs["json"] = {}
     if path.endswith("/track"):

@@ -163,6 +163,22 @@ def test_a_closed_case_takes_no_more_detections() -> None:
     assert again is not None and again.opened and again.case.id != opened.case.id
 
 
+def test_a_newer_stored_version_replaces_the_held_case() -> None:
+    smoke = SCENARIOS["smoke"]
+    index = CaseIndex(dict(SCENARIOS))
+    opened = index.add(_sighting(1, smoke))
+    assert opened is not None
+    acknowledged = transition(opened.case, Action.ACKNOWLEDGE).case
+    index.update(opened.case)  # not newer: nothing changes
+    assert index.cases[opened.case.id] == opened.case
+    index.update(acknowledged)
+    joined = index.add(_sighting(2, smoke, offset_s=10))
+    assert joined is not None and not joined.opened
+    assert joined.case.status is CaseStatus.ACKNOWLEDGED and joined.case.version == 3
+    index.update(transition(joined.case, Action.DISMISS).case)  # closed elsewhere: let go
+    assert opened.case.id not in index.cases and "det-0001" not in index.members
+
+
 def test_expiry_keeps_the_index_bounded() -> None:
     smoke = SCENARIOS["smoke"]
     index = CaseIndex(dict(SCENARIOS))

@@ -323,6 +323,12 @@ class CaseIndex:
             self._keep(result.case)
         return result
 
+    def update(self, case: Case) -> None:
+        """Take a newer version of a held case, changed elsewhere (a transition over REST)."""
+        held = self.cases.get(case.id)
+        if held is not None and case.version > held.version:
+            self._keep(case)
+
     def _keep(self, case: Case) -> None:
         if case.joinable:
             self.cases[case.id] = case
