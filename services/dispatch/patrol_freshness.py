@@ -5,6 +5,7 @@ altitude sees the cells in its camera footprint), handed to the pure core as pla
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -60,6 +61,11 @@ class PatrolFreshness:
             except ValueError:  # the registry validates plans; a bad one is skipped
                 log.exception("inspection plan not usable for patrols", extra={"key": key})
                 self._plans.pop(key, None)
+        self._plans_changed = True
+
+    def use_plans(self, plans: Iterable[PlanArea]) -> None:
+        """Replace every plan at once (the accelerated twin's plans from the zone data)."""
+        self._plans = {f"{PLAN_KEY_PREFIX}{plan.id}": plan for plan in plans}
         self._plans_changed = True
 
     def observe(self, state: drone_state_pb2.DroneState) -> None:

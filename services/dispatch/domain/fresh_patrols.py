@@ -89,6 +89,10 @@ class FreshPatrols(IncidentQueue):
         """Sorties over overdue cells, nest by nest (by id), while the budget lasts. A cell on
         a sortie in flight, or sent within the patrol interval, is not sent again."""
         assert self.projection is not None
+        keep = self.settings.patrol_keep_docked
+        pools = self._docked_pools()
+        if budget == 0 or all(len(pool) <= keep for pool in pools.values()):
+            return []  # no sortie can start: spare the weighing of every cell
         interval_ms = self.settings.patrol_interval_s * 1000
         self.cell_sent_ms = {c: t for c, t in self.cell_sent_ms.items() if now - t < interval_ms}
         flying = {e.request.patrol_route for e in self.incidents.values() if e.request.patrol_route}
@@ -103,13 +107,13 @@ class FreshPatrols(IncidentQueue):
         }
         decisions: list[Decision] = []
         started = 0
-        for nest_id, pool in sorted(self._docked_pools().items()):
+        for nest_id, pool in sorted(pools.items()):
             nest = self.nests.get(nest_id)
             if nest is None or not nest.online or nest.weather_hold:
                 continue
             pool.sort(key=most_battery_first)
             home = self.projection.to_xy(nest.lon, nest.lat)
-            while cells and len(pool) > self.settings.patrol_keep_docked:
+            while cells and len(pool) > keep:
                 if budget is not None and started >= budget:
                     return decisions
                 drone = pool[0]
