@@ -312,6 +312,11 @@ class FreshnessGrid:
             active.append((plan, self._masks[plan.id], reference))
         return active
 
+    def due_references(self, now_ms: int) -> list[tuple[PlanArea, BoolArray, IntArray]]:
+        """Per plan active at now_ms: its cell mask and each cell's reference time, the later
+        of its last sighting and the current window's opening (NEVER when neither)."""
+        return self._deadlines(now_ms)
+
     def _fresh(self, plan: PlanArea, reference: IntArray, now_ms: int) -> BoolArray:
         fresh: BoolArray = (reference != NEVER) & (
             now_ms - reference <= plan.revisit_interval_s * 1000

@@ -63,6 +63,9 @@ ZONE_TZ = timezone(timedelta(hours=8))
 # zones active in a run are those of a live run of this year.
 SIM_DAY = (2026, 6, 1)
 COVERAGE_EVERY_S = 5.0  # the live report samples GET /v1/coverage this often
+# How often the patrols' freshness view is rebuilt: stale by seconds against revisit
+# intervals of 20 minutes and more, and the rebuild weighs every due cell.
+VIEW_EVERY_MS = 10_000
 
 
 @dataclass(frozen=True)
@@ -192,6 +195,7 @@ class FastTwin:
         self._last_report: dict[str, tuple[object, ...]] = {}
         self.idle_drone_moved = False
         self.last_tick_ms = self.now_ms
+        self.last_view_ms = self.now_ms - VIEW_EVERY_MS
         self.last_coverage_ms: int | None = None
         self.incident_seq = 0
         self._by_id: dict[str, Assignment] = {}
@@ -279,6 +283,8 @@ class FastTwin:
                 self._last_report.pop(drone_id, None)
             state = fold_state(self.states.get(drone_id), record, now)
             self.states[drone_id] = state
+            if side.freshness is not None:
+                side.freshness.observe(state)
             view = drone_view(side.specs[drone_id], state)
             self._decide(core.upsert_drone(view, record.event_time_ms))
             waiting = None
@@ -287,6 +293,9 @@ class FastTwin:
         tick_ms = round(self.settings.dispatch_tick_seconds * 1000)
         if now - self.last_tick_ms >= tick_ms:
             self.last_tick_ms = now
+            if side.freshness is not None and now - self.last_view_ms >= VIEW_EVERY_MS:
+                self.last_view_ms = now
+                side.core.set_freshness(side.freshness.view(now))
             moved, self.idle_drone_moved = self.idle_drone_moved, False
             self._decide(core_feed.tick(side.core, now, idle_drone_moved=moved))
             self._decide(side.coverage.rebalance(side.core, now))

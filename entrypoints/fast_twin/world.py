@@ -18,6 +18,7 @@ from pathlib import Path
 import orjson
 
 from airgrid.config import Settings
+from airgrid.freshness import PlanArea
 from airgrid.geo import point_in_polygon
 from airgrid.reference import DroneSpec, NestSpec, ReferenceData
 from airgrid.sim.incidents import NO_FLY_KINDS
@@ -26,6 +27,7 @@ from services.dispatch.core_feed import feed_world, nest_view, new_core, zone_of
 from services.dispatch.coverage import CoverageKeeper
 from services.dispatch.domain.core import DispatchCore
 from services.dispatch.domain.model import Decision
+from services.dispatch.patrol_freshness import PatrolFreshness
 
 
 class LayoutError(ValueError):
@@ -181,6 +183,8 @@ class DispatchSide:
     core: DispatchCore
     coverage: CoverageKeeper
     specs: dict[str, registry_pb2.Drone]
+    freshness: PatrolFreshness | None = None
+    """The worker's freshness view for patrols, its plans from the zone data."""
 
 
 def dispatch_side(
@@ -209,4 +213,9 @@ def dispatch_side(
     nests = [nest_view(nest_record(nest)) for nest in reference.nests]
     decisions = feed_world(core, zones=zones, nests=nests, specs={}, states={})
     specs = {d.id: spec_record(d) for d in reference.drones}
-    return DispatchSide(core, CoverageKeeper(reference, settings), specs), decisions
+    freshness = None
+    if settings.patrol_enabled and reference.inspection_plans:
+        freshness = PatrolFreshness(reference, settings)
+        freshness.use_plans(PlanArea.from_spec(plan) for plan in reference.inspection_plans)
+    side = DispatchSide(core, CoverageKeeper(reference, settings), specs, freshness)
+    return side, decisions

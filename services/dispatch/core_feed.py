@@ -114,6 +114,7 @@ def new_core(reference: ReferenceData, settings: Settings) -> DispatchCore:
         origin=reference.zone.centre,
         area=reference.zone.boundary,
     )
+    core.patrol_budget = 0  # until the coverage keeper's first budget
     if settings.patrol_enabled:
         projection = LocalProjection(*reference.zone.centre)
         nests = [(n.id, n.lon, n.lat) for n in reference.nests]

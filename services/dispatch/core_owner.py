@@ -27,10 +27,12 @@ from services.dispatch.core_rebuild import (
 from services.dispatch.coverage import CoverageKeeper
 from services.dispatch.decision_store import log_fields, store_decision, traced
 from services.dispatch.domain.core import DispatchCore
+from services.dispatch.domain.fresh_sorties import FreshnessView
 from services.dispatch.domain.model import Decision, DroneOrder, DroneView, NestView, StageReached
 from services.dispatch.domain.nofly import NoFlyZone
 from services.dispatch.metrics import DECISIONS, OUT_OF_AREA, record_decisions
 from services.dispatch.off_loop import in_thread, run_job
+from services.dispatch.patrol_freshness import PatrolFreshness
 from services.dispatch.unit_of_work import UnitOfWork
 from services.dispatch.writer_lock import WriterLock
 
@@ -59,6 +61,10 @@ class CoreOwner:
         self.core = self._new_core()
         # Coverage and rebalancing: reads the core, emits RETURN-to-nest orders.
         self.coverage = CoverageKeeper(self.reference, settings)
+        # Inspection freshness for the patrols: built on the loop, handed to the core per tick.
+        self.patrol_freshness = (
+            PatrolFreshness(self.reference, settings) if settings.patrol_enabled else None
+        )
         # What the views told earlier runs; kept across runs, so that a run after a broker
         # that lost its data still knows the fleet until the views tell it anew.
         self.specs: dict[str, registry_pb2.Drone] = {}
@@ -114,6 +120,10 @@ class CoreOwner:
 
     def _with_waiting(self, decisions: list[Decision]) -> list[Decision]:
         return with_waiting(self.core, decisions)
+
+    def _set_freshness(self, view: FreshnessView) -> list[Decision]:
+        self.core.set_freshness(view)
+        return []
 
     def _tick(self) -> list[Decision]:
         moved, self._idle_drone_moved = self._idle_drone_moved, False

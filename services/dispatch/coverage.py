@@ -222,6 +222,7 @@ class CoverageKeeper:
             self._routes_of = core
             self._routes = dict(core.routes)
         if not self._routes:
+            core.patrol_budget = 0
             return 0
         flying = {e.request.patrol_route for e in core.incidents.values()}
         flying.discard("")
@@ -238,6 +239,7 @@ class CoverageKeeper:
         )
         allowed = [self._routes[i] for i in sorted(flying) if i in self._routes]
         core.set_patrol_routes([*allowed, *due[:budget]])
+        core.patrol_budget = budget  # freshness-driven sorties start within the same budget
         PATROL_BUDGET.set(budget)
         return budget
 

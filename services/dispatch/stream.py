@@ -186,6 +186,9 @@ class DispatchWorker(CoreOwner):
         swept = time.monotonic()
         while True:
             await asyncio.sleep(period)
+            if self.patrol_freshness is not None:
+                view = self.patrol_freshness.view(now_ms())
+                self._submit(functools.partial(self._set_freshness, view))
             done = self._submit(self._tick)
             if time.monotonic() - swept >= _SWEEP_SECONDS:
                 swept = time.monotonic()
@@ -197,6 +200,8 @@ class DispatchWorker(CoreOwner):
     # -- inputs ----------------------------------------------------------------------------
 
     def _on_registry(self, key: str, change: registry_pb2.RegistryChange | None) -> None:
+        if self.patrol_freshness is not None:
+            self.patrol_freshness.on_registry_change(key, change)
         if change is None:
             return
         which = change.WhichOneof("entity")
@@ -239,6 +244,8 @@ class DispatchWorker(CoreOwner):
         if state is None:
             return
         self.states[state.drone_id] = state
+        if self.patrol_freshness is not None:
+            self.patrol_freshness.observe(state)
         spec = self.specs.get(state.drone_id)
         if spec is None or self._replaying:
             return

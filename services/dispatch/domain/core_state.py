@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from airgrid.geo import LocalProjection
 from services.dispatch.domain.drone_index import DroneGrid, IdleDrones
+from services.dispatch.domain.fresh_sorties import FreshnessView
 from services.dispatch.domain.model import (
     DroneView,
     IncidentSlots,
@@ -99,6 +100,14 @@ class CoreState:
         self.zones: dict[str, NoFlyZone] = {}
         self.routes: dict[str, PatrolRoute] = {}
         self.route_flown_ms: dict[str, int] = {}
+        # Freshness-driven patrols: the view, each sortie's route and cells by route id (one
+        # id per nest and concurrent sortie, reused), when each cell was last sent to, and
+        # how many patrols may start at a tick (None: no limit).
+        self.freshness = FreshnessView()
+        self.fresh_routes: dict[str, PatrolRoute] = {}
+        self.fresh_cells: dict[str, tuple[int, ...]] = {}
+        self.cell_sent_ms: dict[int, int] = {}
+        self.patrol_budget: int | None = None
         self.now_ms = 0
         # Idle drones: docked ones at their nests by run card, the others (in the air, or
         # docked away from their nest) in a live grid searched ring by ring.

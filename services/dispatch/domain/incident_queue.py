@@ -126,7 +126,9 @@ class IncidentQueue(DroneSearch):
 
     def _order_to_scene(self, incident: IncidentRequest, a: Assignment) -> DroneOrder:
         if incident.patrol_route:
-            route = self.routes.get(incident.patrol_route)
+            route = self.routes.get(incident.patrol_route) or self.fresh_routes.get(
+                incident.patrol_route
+            )
             path = route.waypoints if route is not None else ()
             return DroneOrder(
                 incident.id, a.mission_id, a.drone_id, OrderKind.LAUNCH,

@@ -1,31 +1,23 @@
 """What a clock tick decides: SLA at-risk and breach alerts, then patrol sorties for idle
-drones."""
+drones: freshness-driven once inspection plans are known, the lawn-mower routes before."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import replace
 
-from services.dispatch.domain.eta import launch_overhead_s
-from services.dispatch.domain.incident_queue import IncidentQueue
+from services.dispatch.domain.fresh_patrols import FreshPatrols, battery_after_pct
 from services.dispatch.domain.model import (
-    Assigned,
-    Assignment,
     Decision,
-    DroneView,
-    IncidentRequest,
-    IncidentSlots,
     Mission,
     MissionStage,
-    PatrolStarted,
     SlaAlert,
     SlaAlertKind,
-    mission_id_for,
 )
 from services.dispatch.domain.selection import most_battery_first
 
 
-class SlaAndPatrols(IncidentQueue):
+class SlaAndPatrols(FreshPatrols):
     """The clock's work: alerts once per incident and kind, patrols only when nothing waits."""
 
     def tick(self, now_ms: int) -> list[Decision]:
@@ -69,6 +61,10 @@ class SlaAndPatrols(IncidentQueue):
         return best
 
     def _start_patrols(self, now: int) -> list[Decision]:
+        if self.freshness.planned:
+            if any(e.open_slots for e in self.incidents.values()):
+                return []  # incidents wait: idle drones are theirs, not the patrols'
+            return self._start_fresh_patrols(now, self.patrol_budget)
         if not self.routes:
             return []
         flying = {e.request.patrol_route for e in self.incidents.values() if e.request.patrol_route}
@@ -80,11 +76,7 @@ class SlaAndPatrols(IncidentQueue):
             return []
         if any(e.open_slots for e in self.incidents.values()):
             return []  # incidents wait: idle drones are theirs, not the patrols'
-        docked: dict[str, list[DroneView]] = {}
-        for drone_id in sorted([*self.live.where, *self.cards.where]):
-            drone = self.drones[drone_id]
-            if not drone.airborne:
-                docked.setdefault(drone.home_nest, []).append(drone)
+        docked = self._docked_pools()
         decisions: list[Decision] = []
         interval_ms = self.settings.patrol_interval_s * 1000
         for route in due:
@@ -99,31 +91,8 @@ class SlaAndPatrols(IncidentQueue):
                 continue
             pool.sort(key=most_battery_first)
             drone = pool[0]
-            flight_s = launch_overhead_s(drone) * 2 + route.length_m / drone.cruise_speed_mps
-            if drone.battery_pct - 100.0 * flight_s / drone.endurance_s < self.reserve_pct:
+            if battery_after_pct(drone, route.length_m) < self.reserve_pct:
                 continue
             pool.pop(0)
-            request = IncidentRequest(
-                id=f"patrol-{route.id}-{now}", priority=4, lon=route.waypoints[0][0],
-                lat=route.waypoints[0][1], required_capabilities=frozenset(), drones_needed=1,
-                on_scene_seconds=0, accepted_ms=now, type="routine_inspection",
-                department="airgrid", patrol_route=route.id,
-            )  # fmt: skip
-            self.seen_incidents.add(request.id)
-            entry = IncidentSlots(request, open_slots={0})
-            self.incidents[request.id] = entry
-            mission_id = mission_id_for(request.id, 0, 0)
-            self.missions[mission_id] = Mission(
-                mission_id, request.id, drone.id, 0, MissionStage.ASSIGNED, 0.0, now
-            )
-            self.busy[drone.id] = mission_id
-            self._unindex(drone.id)
-            entry.open_slots.clear()
-            entry.attempts = 1
-            assignment = Assignment(
-                mission_id, drone.id, 0, 0.0, drone.home_nest, route.waypoints, False
-            )
-            decisions.append(PatrolStarted(request, route.id))
-            decisions.append(Assigned(request.id, (assignment,), True))
-            decisions.append(self._order_to_scene(request, assignment))
+            decisions.extend(self._launch_patrol(route, drone, now))
         return decisions
