@@ -1,5 +1,5 @@
-"""What a clock tick decides: SLA at-risk and breach alerts, then patrol sorties for idle
-drones."""
+"""What a clock tick decides: SLA at-risk and breach alerts, reliefs of relay chains, then
+patrol sorties for idle drones."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import math
 from dataclasses import replace
 
 from services.dispatch.domain.eta import launch_overhead_s
-from services.dispatch.domain.incident_queue import IncidentQueue
 from services.dispatch.domain.model import (
     Assigned,
     Assignment,
@@ -22,14 +21,16 @@ from services.dispatch.domain.model import (
     SlaAlertKind,
     mission_id_for,
 )
+from services.dispatch.domain.relays import Relays
 from services.dispatch.domain.selection import most_battery_first
 
 
-class SlaAndPatrols(IncidentQueue):
+class SlaAndPatrols(Relays):
     """The clock's work: alerts once per incident and kind, patrols only when nothing waits."""
 
     def tick(self, now_ms: int) -> list[Decision]:
-        """Clock tick: SLA at-risk and breach alerts, then patrols for idle drones."""
+        """Clock tick: SLA at-risk and breach alerts, reliefs due, then patrols for idle
+        drones."""
         now = self._advance(now_ms)
         decisions: list[Decision] = []
         flying: dict[str, list[Mission]] = {}
@@ -53,6 +54,7 @@ class SlaAndPatrols(IncidentQueue):
             if eta > left:
                 self.alerted.add((incident_id, SlaAlertKind.AT_RISK))
                 decisions.append(SlaAlert(incident_id, SlaAlertKind.AT_RISK, eta, left, now))
+        decisions.extend(self._plan_reliefs(now))
         decisions.extend(self._start_patrols(now))
         return decisions
 
