@@ -7,6 +7,8 @@ using only those below it:
 - mission_book.py: missions ending and incidents closing;
 - drone_search.py: the drones that could serve an incident, best first;
 - incident_queue.py: the waiting incidents, assignment, preemption and re-dispatch;
+- relays.py: the chain of drones over an incident longer than one drone can stay;
+- fresh_patrols.py: sorties over the cells the inspection plans find overdue;
 - sla_and_patrols.py: what a clock tick decides;
 - core.py (here): the inputs (registry changes, drone reports, incidents, a restore).
 """
@@ -149,6 +151,10 @@ class DispatchCore(SlaAndPatrols):
         ]
         if stage == MissionStage.ON_SCENE:
             self.on_scene.add(mission.incident_id)
+            if entry is not None and entry.scene_since_ms < 0:
+                entry.scene_since_ms = now
+            if mission.relieves:
+                decisions.extend(self._hand_over(mission, now))
         if stage == MissionStage.COMPLETED:
             self._release(mission)
             if entry is not None and entry.request.patrol_route:

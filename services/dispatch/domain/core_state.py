@@ -49,6 +49,14 @@ class CoreSettings:
     # Nests, no-fly zones and idle drones farther than this outside the zone's bounding box
     # are kept out: every grid and card is sized from their positions.
     area_margin_m: float = 10_000.0
+    # Relays: an incident asking for at least relay_from_s on scene may be covered by a
+    # chain of drones, each staying at least relay_min_on_scene_s; a relief is launched when
+    # its time to scene plus relay_lead_s reaches the time the drone on scene must turn
+    # home, and relay_at_risk is raised relay_alert_s before that time if none can go.
+    relay_from_s: float = 1200.0
+    relay_min_on_scene_s: float = 300.0
+    relay_lead_s: float = 180.0
+    relay_alert_s: float = 600.0
 
 
 @dataclass(frozen=True)

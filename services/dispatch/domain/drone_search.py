@@ -49,6 +49,15 @@ class DroneSearch(MissionBook):
         target, back_m = self._prepare(incident)
         return self._estimate(drone, incident, target, back_m)[0]
 
+    def _min_stay(self, incident: IncidentRequest) -> float | None:
+        """The least useful stay of a relay link, for incidents long enough to be relayed
+        (judged by the time on scene first asked for: a relief is asked for what is left)."""
+        entry = self.incidents.get(incident.id)
+        asked = (entry.request if entry is not None else incident).on_scene_seconds
+        if incident.patrol_route or asked < self.settings.relay_from_s:
+            return None
+        return self.settings.relay_min_on_scene_s
+
     def _prepare(self, incident: IncidentRequest) -> tuple[Target, float]:
         """The scene's target and the return leg to the online nest nearest to it (the scene
         cell's run card names the few nests that can be the nearest)."""
@@ -75,12 +84,17 @@ class DroneSearch(MissionBook):
         self, drone: DroneView, incident: IncidentRequest, target: Target, back_m: float
     ) -> tuple[Estimate, float]:
         if not drone.has_position:
-            return estimate(drone, incident, self.nests, reserve_pct=self.reserve_pct), math.inf
+            found = estimate(
+                drone, incident, self.nests, reserve_pct=self.reserve_pct,
+                min_on_scene_s=self._min_stay(incident),
+            )  # fmt: skip
+            return found, math.inf
         assert drone.lon is not None and drone.lat is not None
         path_m = self.planner().length_m(self._xy(drone.lon, drone.lat), target)
         found = estimate(
-            drone, incident, self.nests, reserve_pct=self.reserve_pct, path_m=path_m, back_m=back_m
-        )
+            drone, incident, self.nests, reserve_pct=self.reserve_pct, path_m=path_m,
+            back_m=back_m, min_on_scene_s=self._min_stay(incident),
+        )  # fmt: skip
         return found, path_m
 
     def _search(
@@ -206,6 +220,7 @@ class DroneSearch(MissionBook):
                             estimate(
                                 drone, incident, self.nests, reserve_pct=self.reserve_pct,
                                 path_m=path_m, back_m=back_m,
+                                min_on_scene_s=self._min_stay(incident),
                             )
                         )  # fmt: skip
         return feasible, infeasible
@@ -231,13 +246,14 @@ class DroneSearch(MissionBook):
         else:
             path_m = self.planner().length_m(group.xy, target)
         needs = incident.required_capabilities
+        min_stay = self._min_stay(incident)
         taken = 0
         for i, drone in enumerate(group.ordered()):
             if not needs <= drone.capabilities:
                 continue
             found = estimate(
                 drone, incident, self.nests, reserve_pct=self.reserve_pct,
-                path_m=path_m, back_m=back_m,
+                path_m=path_m, back_m=back_m, min_on_scene_s=min_stay,
             )  # fmt: skip
             if not found.feasible:
                 deferred.append((group, i, path_m))

@@ -15,6 +15,9 @@ class Estimate:
     battery_after_pct: float
     feasible: bool
     reason: str = ""
+    # How long the drone can stay on scene: the whole time asked for, or less when it is
+    # one link of a relay chain.
+    stay_seconds: float = 0.0
 
 
 def path_length_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
@@ -58,9 +61,14 @@ def estimate(
     reserve_pct: float,
     path_m: float | None = None,
     back_m: float | None = None,
+    min_on_scene_s: float | None = None,
 ) -> Estimate:
     """Feasible when the battery covers trip, time on scene and the return to the nearest
-    nest, with a reserve; a docked drone under a nest's weather hold cannot launch."""
+    nest, with a reserve; a docked drone under a nest's weather hold cannot launch.
+
+    min_on_scene_s (a relay link): enough when the battery covers the trip, at least this
+    long on scene and the return with the reserve; the stay is then what the battery allows
+    and another drone relieves this one before it must turn home."""
     if not drone.has_position:
         return Estimate(drone.id, float("inf"), 0.0, False, "no position")
     if not incident.required_capabilities <= drone.capabilities:
@@ -79,6 +87,11 @@ def estimate(
     back = back_m / drone.cruise_speed_mps + drone.cruise_altitude_m / drone.climb_rate_mps
     flight_s = eta + incident.on_scene_seconds + back
     battery_after = drone.battery_pct - 100.0 * flight_s / drone.endurance_s
-    if battery_after < reserve_pct:
-        return Estimate(drone.id, eta, battery_after, False, "battery does not cover the trip")
-    return Estimate(drone.id, eta, battery_after, True)
+    if battery_after >= reserve_pct:
+        return Estimate(drone.id, eta, battery_after, True, stay_seconds=incident.on_scene_seconds)
+    if min_on_scene_s is not None and min_on_scene_s < incident.on_scene_seconds:
+        stay = (drone.battery_pct - reserve_pct) / 100.0 * drone.endurance_s - eta - back
+        if stay >= min_on_scene_s:
+            after = drone.battery_pct - 100.0 * (eta + stay + back) / drone.endurance_s
+            return Estimate(drone.id, eta, after, True, stay_seconds=stay)
+    return Estimate(drone.id, eta, battery_after, False, "battery does not cover the trip")

@@ -11,7 +11,6 @@ from services.dispatch.domain.fresh_sorties import (
     overdue_weights,
     plan_sortie,
 )
-from services.dispatch.domain.incident_queue import IncidentQueue
 from services.dispatch.domain.model import (
     Assigned,
     Assignment,
@@ -25,6 +24,7 @@ from services.dispatch.domain.model import (
     mission_id_for,
 )
 from services.dispatch.domain.patrols import PatrolRoute
+from services.dispatch.domain.relays import Relays
 from services.dispatch.domain.selection import most_battery_first
 
 XY = tuple[float, float]
@@ -43,7 +43,7 @@ def battery_after_pct(drone: DroneView, length_m: float) -> float:
     return drone.battery_pct - 100.0 * flight_s / drone.endurance_s
 
 
-class FreshPatrols(IncidentQueue):
+class FreshPatrols(Relays):
     """Launching a patrol sortie, and choosing freshness-driven ones."""
 
     def set_freshness(self, view: FreshnessView) -> None:

@@ -73,6 +73,7 @@ class IncidentQueue(DroneSearch):
         decisions: list[Decision] = []
         chosen = choose(slots, available, takeable, left_s=left, may_preempt=may_preempt)
         assignments: list[Assignment] = []
+        holds: dict[str, int] = {}  # mission -> seconds on scene, for relay links
         victims: list[str] = []
         for slot, pick in chosen:
             drone = self.drones[pick.estimate.drone_id]
@@ -89,6 +90,7 @@ class IncidentQueue(DroneSearch):
             self.missions[mission_id] = mission
             self.busy[drone.id] = mission_id
             self._unindex(drone.id)
+            holds[mission_id] = hold_seconds(incident, pick.estimate)
             if pick.straight:
                 assert self.projection is not None
                 xy = self._xy(incident.lon, incident.lat)
@@ -112,7 +114,7 @@ class IncidentQueue(DroneSearch):
             entry.reason = ""
             decisions.append(Assigned(incident.id, tuple(assignments), not entry.open_slots))
             for a in assignments:
-                decisions.append(self._order_to_scene(incident, a))
+                decisions.append(self._order_to_scene(incident, a, holds[a.mission_id]))
         if entry.open_slots:
             entry.reason = _why(incident, seen, len(assignments))
             if report_queued or assignments:
@@ -124,7 +126,9 @@ class IncidentQueue(DroneSearch):
                 decisions.extend(self._serve(victim, now, report_queued=False))
         return decisions
 
-    def _order_to_scene(self, incident: IncidentRequest, a: Assignment) -> DroneOrder:
+    def _order_to_scene(
+        self, incident: IncidentRequest, a: Assignment, hold_s: int | None = None
+    ) -> DroneOrder:
         if incident.patrol_route:
             route = self.routes.get(incident.patrol_route) or self.fresh_routes.get(
                 incident.patrol_route
@@ -137,7 +141,7 @@ class IncidentQueue(DroneSearch):
         kind = OrderKind.GOTO if a.airborne else OrderKind.LAUNCH
         return DroneOrder(
             incident.id, a.mission_id, a.drone_id, kind, (incident.lon, incident.lat), a.path,
-            incident.on_scene_seconds, a.from_nest_id,
+            incident.on_scene_seconds if hold_s is None else hold_s, a.from_nest_id,
         )  # fmt: skip
 
     def _preempt(self, mission: Mission, by_incident: str, now: int) -> list[Decision]:
@@ -154,7 +158,9 @@ class IncidentQueue(DroneSearch):
         if owner.request.patrol_route:
             self._drop(mission.incident_id)
             return decisions
-        owner.open_slots.add(mission.slot)
+        if self._slot_still_covered(mission):
+            return decisions  # a relief: the drone on scene still holds the slot
+        owner.open_slots.add(mission.slot % owner.request.drones_needed)
         if not self._missions_of(mission.incident_id):
             self.on_scene.discard(mission.incident_id)
         owner.reason = "preempted: waiting for another drone"
@@ -188,9 +194,31 @@ class IncidentQueue(DroneSearch):
         if entry.request.patrol_route:
             self._drop(mission.incident_id)
             return decisions
-        entry.open_slots.add(mission.slot)
+        if self._slot_still_covered(mission):
+            return decisions  # the next tick plans another relief when one is due
+        entry.open_slots.add(mission.slot % entry.request.drones_needed)
         decisions.extend(self._serve(entry, now, report_queued=True))
         return decisions
+
+    def _slot_still_covered(self, ended: Mission) -> bool:
+        """After a mission of a relay chain ends early: whether another mission still holds
+        its place (the drone on scene when a relief ends, the relief when the drone on scene
+        ends, which then becomes the holder). A relief has a slot number of its own (the
+        base slot plus a multiple of drones_needed)."""
+        for other in self.missions.values():
+            if other.incident_id != ended.incident_id:
+                continue
+            if other.relieves == ended.id:
+                other.relieves = ""
+                return True
+            if ended.relieves == other.id:
+                return True
+        return False
+
+
+def hold_seconds(incident: IncidentRequest, found: Estimate) -> int:
+    """The time on scene a drone is ordered to hold: the whole stay, or a relay link's."""
+    return min(incident.on_scene_seconds, max(0, int(found.stay_seconds)))
 
 
 def _queue_key(entry: IncidentSlots) -> tuple[int, int, str]:

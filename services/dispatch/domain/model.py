@@ -107,6 +107,7 @@ class Assignment:
     from_nest_id: str
     path: tuple[tuple[float, float], ...] = ()  # lon/lat waypoints after the start
     airborne: bool = False
+    relieves: str = ""  # a relief: the mission on scene it takes over from
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,7 @@ class StageReached:
 class SlaAlertKind(enum.StrEnum):
     AT_RISK = "at_risk"
     BREACHED = "breached"
+    RELAY_AT_RISK = "relay_at_risk"  # no drone can relieve the one on scene before it leaves
 
 
 @dataclass(frozen=True)
@@ -246,6 +248,7 @@ class IncidentSlots:
     reason: str = ""  # why the open slots wait
     rank: int = 0  # may rise when a more urgent duplicate links to it
     tried_at: int = -1  # the core's quiet-change count when a search last left it waiting
+    scene_since_ms: int = -1  # when a drone first reached the scene (core time)
 
     def __post_init__(self) -> None:
         self.rank = self.rank or self.request.rank
@@ -262,3 +265,4 @@ class Mission:
     stage: MissionStage
     eta_seconds: float
     assigned_ms: int
+    relieves: str = ""  # a relief: the mission on scene it takes over from

@@ -1,5 +1,6 @@
-"""What a clock tick decides: SLA at-risk and breach alerts, then patrol sorties for idle
-drones: freshness-driven once inspection plans are known, the lawn-mower routes before."""
+"""What a clock tick decides: SLA at-risk and breach alerts, reliefs of relay chains, then
+patrol sorties for idle drones: freshness-driven once inspection plans are known, the
+lawn-mower routes before."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ class SlaAndPatrols(FreshPatrols):
     """The clock's work: alerts once per incident and kind, patrols only when nothing waits."""
 
     def tick(self, now_ms: int) -> list[Decision]:
-        """Clock tick: SLA at-risk and breach alerts, then patrols for idle drones."""
+        """Clock tick: SLA at-risk and breach alerts, reliefs due, then patrols for idle
+        drones."""
         now = self._advance(now_ms)
         decisions: list[Decision] = []
         flying: dict[str, list[Mission]] = {}
@@ -45,6 +47,7 @@ class SlaAndPatrols(FreshPatrols):
             if eta > left:
                 self.alerted.add((incident_id, SlaAlertKind.AT_RISK))
                 decisions.append(SlaAlert(incident_id, SlaAlertKind.AT_RISK, eta, left, now))
+        decisions.extend(self._plan_reliefs(now))
         decisions.extend(self._start_patrols(now))
         return decisions
 
