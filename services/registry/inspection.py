@@ -26,7 +26,7 @@ from services.registry.changes import (
 from services.registry.domain.inspection_rules import corridor_width_problems, zone_problems
 from services.registry.inspection_schemas import PlanRead, ScenarioRead, WindowRead
 from services.registry.models import AuditRow, DepartmentRow, InspectionPlanRow, ScenarioRow
-from services.registry.service import Actor, audit, etag
+from services.registry.service import Actor, audit, etag, patched_fields
 
 PLAN = "inspection-plan"
 SCENARIO = "scenario"
@@ -278,16 +278,7 @@ async def update(
 ) -> InspectionRow:
     row = await find(session, kind, key, lock=True)
     check_version(if_match, row)
-    fields = body.model_dump(mode="json", exclude_unset=True)
-    nulls = sorted(name for name, value in fields.items() if value is None and name not in NULLABLE)
-    if nulls:
-        raise Problem(
-            422,
-            "Invalid request",
-            f"{', '.join(nulls)} cannot be null; leave a field out to keep its value.",
-            kind="invalid-request",
-            errors=[{"field": name, "message": "cannot be null"} for name in nulls],
-        )
+    fields = patched_fields(body, NULLABLE)
     before = _document(row, context)
     # No flush before the checks: a bad reference must answer 4xx, not fail in the database.
     with session.no_autoflush:

@@ -7,7 +7,7 @@ RegistryChange outbox record commit together or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -301,6 +301,21 @@ async def _next_life_version(session: AsyncSession, kind: str, key: str) -> int:
     return int(last.before.get("version", 0)) + 2
 
 
+def patched_fields(body: BaseModel, nullable: Collection[str]) -> dict[str, Any]:
+    """The fields a PATCH sets; 422 naming each one set to null that may not be."""
+    fields = body.model_dump(mode="json", exclude_unset=True)
+    nulls = sorted(name for name, value in fields.items() if value is None and name not in nullable)
+    if nulls:
+        raise Problem(
+            422,
+            "Invalid request",
+            f"{', '.join(nulls)} cannot be null; leave a field out to keep its value.",
+            kind="invalid-request",
+            errors=[{"field": name, "message": "cannot be null"} for name in nulls],
+        )
+    return fields
+
+
 async def find(session: AsyncSession, kind: str, key: str, *, lock: bool = False) -> Row:
     row: Row | None = await session.get(ROWS[kind], key, with_for_update=lock)
     if row is None:
@@ -320,16 +335,7 @@ async def update(
 ) -> Row:
     row = await find(session, kind, key, lock=True)
     check_if_match(if_match, row)
-    fields = body.model_dump(mode="json", exclude_unset=True)
-    nulls = sorted(name for name, value in fields.items() if value is None and name not in NULLABLE)
-    if nulls:
-        raise Problem(
-            422,
-            "Invalid request",
-            f"{', '.join(nulls)} cannot be null; leave a field out to keep its value.",
-            kind="invalid-request",
-            errors=[{"field": name, "message": "cannot be null"} for name in nulls],
-        )
+    fields = patched_fields(body, NULLABLE)
     if kind == "geofence":
         for name in ("active_from", "active_until"):
             if name in fields:
