@@ -16,6 +16,7 @@ from airgrid.topics import DRONE_COMMANDS, REGISTRY_CHANGES
 from airgrid.v1 import command_pb2, registry_pb2
 from services.dispatch.app import build_app
 from services.dispatch.domain.rebalance import PatrolPolicy
+from tests.databases import database_of_its_own
 from tests.eventually import eventually
 from tests.integration.test_dispatch_flow import FLEET, NEST, publish_fleet
 
@@ -75,15 +76,24 @@ async def first_patrol_launch(settings: Settings) -> command_pb2.DroneCommand:
                         return command
             return None
 
-        return await eventually(check, 30, "a patrol LAUNCH command")
+        return await eventually(check, 90, "a patrol LAUNCH command")
     finally:
         await consumer.stop()
 
 
 async def test_a_patrol_flies_over_the_overdue_plan_area(settings: Settings) -> None:
-    s = settings.model_copy(
-        update={"topic_prefix": f"fp{uuid.uuid4().hex[:8]}.", "patrol_keep_docked": 1}
-    )
+    # A database of its own: no patrol starts while an incident waits, and dispatch restores
+    # every open incident it finds, other tests' too.
+    async with database_of_its_own(
+        settings.model_copy(
+            update={"topic_prefix": f"fp{uuid.uuid4().hex[:8]}.", "patrol_keep_docked": 1}
+        ),
+        "patrols",
+    ) as s:
+        await _patrol_over_the_plan(s)
+
+
+async def _patrol_over_the_plan(s: Settings) -> None:
     await ensure_topics(s)
     await publish_fleet(s)
     await publish_plan(s)
