@@ -54,6 +54,11 @@ FRESHNESS_SHARE = Gauge(
     "Share of an inspection plan's due cells seen within its revisit interval (1: none due).",
     ["plan", "department"],
 )
+OVERDUE_CELLS = Gauge(
+    "airgrid_inspection_overdue_cells",
+    "Cells of an inspection plan that are due and not seen within its revisit interval.",
+    ["plan"],
+)
 FRESHNESS_OVERALL = Gauge(
     "airgrid_inspection_freshness_overall_share",
     "Share of the due cells of all active plans that are fresh for every plan holding them.",
