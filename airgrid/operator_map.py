@@ -1,11 +1,11 @@
 """The operator map's read model in PostgreSQL: the views Grafana's live map reads and the
-role that may read them (migrations 0007_operator_map and 0009_coverage_holes; SQLite has
-neither)."""
+role that may read them (migrations 0007_operator_map, 0009_coverage_holes and
+0013_map_overdue_cells; SQLite has neither)."""
 
 from __future__ import annotations
 
 ROLE = "airgrid_grafana"
-VIEWS = ("map_drones", "map_incidents", "map_nests", "map_coverage_holes")
+VIEWS = ("map_drones", "map_incidents", "map_nests", "map_coverage_holes", "map_overdue_cells")
 DASHBOARDS_DIR = "deploy/grafana/dashboards/"
 
 

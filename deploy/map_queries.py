@@ -15,7 +15,7 @@ from grafana_foundation_sdk.models import dashboard as dashboard_models
 
 from airgrid.operator_map import ROLE, VIEWS
 
-__all__ = ["HOLES", "LAYERS", "POSTGRES", "ROLE", "VIEWS", "Layer", "SqlTarget"]
+__all__ = ["HOLES", "LAYERS", "OVERDUE", "POSTGRES", "ROLE", "VIEWS", "Layer", "SqlTarget"]
 
 POSTGRES = dashboard_models.DataSourceRef(
     type_val="grafana-postgresql-datasource", uid="airgrid-postgres"
@@ -112,5 +112,20 @@ HOLES = Layer(
     symbol="square",
     opacity=0.35,
 )
+# The most overdue cells of each active inspection plan, from telemetry's read model
+# (migration 0013): squares coloured by how late (never seen, late, a whole interval or more
+# past the deadline), over the holes and under the markers. Current cells only, like the holes.
+OVERDUE = Layer(
+    "Overdue inspection cells",
+    "E",
+    "SELECT plan, department, cell, overdue, overdue_s, lateness, last_seen, cell_m,\n"
+    "  latitude, longitude, computed_at AS time\n"
+    "FROM map_overdue_cells\n"
+    "ORDER BY plan, cell",
+    colour_by="overdue",
+    label=None,
+    symbol="square",
+    opacity=0.4,
+)
 # Drawing order: the first layer lies at the bottom.
-LAYERS = (HOLES, DRONES, INCIDENTS, NESTS)
+LAYERS = (HOLES, OVERDUE, DRONES, INCIDENTS, NESTS)

@@ -1,5 +1,6 @@
-"""The live map dashboard: drones, open incidents and nests as markers on a geomap, read from
-the operator map views (migration 0007) in PostgreSQL as the read-only `airgrid_grafana` role."""
+"""The live map dashboard: drones, open incidents, nests, coverage holes and overdue inspection
+cells as markers on a geomap, read from the operator map views (migrations 0007, 0009, 0013)
+in PostgreSQL as the read-only `airgrid_grafana` role."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ COLOURS = {
         "maintenance": "text",
     },
     "coverage": {"hole": "red"},
+    "overdue": {"late": "yellow", "very_late": "red", "never_seen": "purple"},
 }
 
 
@@ -88,8 +90,10 @@ def operator_map() -> dict[str, Any]:
         .title("Live map")
         .description(
             "Drones by status (last fix in the time range), open incidents by priority with "
-            "their stage, nests with weather holds, and the coverage holes: cells no available "
-            "drone reaches within the 300 s SLA now. Read from the operator map views."
+            "their stage, nests with weather holds, the coverage holes: cells no available "
+            "drone reaches within the 300 s SLA now, and the most overdue inspection cells "
+            "of each active plan (yellow: late, red: an interval or more past the deadline, "
+            "purple: never seen). Read from the operator map views."
         )
         .datasource(POSTGRES)
         .unit("none")
@@ -108,8 +112,8 @@ def operator_map() -> dict[str, Any]:
     return dashboard_json(
         "airgrid-operator-map",
         "airgrid — live map",
-        "Where the drones, open incidents, held nests and coverage holes are now (PostgreSQL, "
-        "read-only role).",
+        "Where the drones, open incidents, held nests, coverage holes and overdue inspection "
+        "cells are now (PostgreSQL, read-only role).",
         [panel],
         refresh="10s",
         time_from="now-15m",

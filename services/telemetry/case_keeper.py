@@ -30,7 +30,7 @@ from services.telemetry.case_store import counted, joinable_cases, save_cases, s
 from services.telemetry.detection_ingest import SCENARIO_PREFIX
 from services.telemetry.domain.cases import CaseIndex, Merge, Sighting
 from services.telemetry.domain.validation import MAX_AGE_MS
-from services.telemetry.metrics import CASES_CHANGED
+from services.telemetry.metrics import CASES_CHANGED, count_case_opened, initialise_case_labels
 
 log = logging.getLogger("airgrid.telemetry")
 
@@ -94,6 +94,7 @@ class CaseKeeper:
     async def run(self, stop: asyncio.Event | None = None) -> None:
         # A detection of a scenario the view does not know yet would be dropped.
         await self.registry.caught_up.wait()
+        initialise_case_labels(catalogue(self.registry).values())
         consumer = await start_group_consumer(self.settings, self.spec)
         try:
             await run_batches(consumer, self.handle, spec=self.spec, name=CONSUMER, stop=stop)
@@ -162,6 +163,8 @@ class CaseKeeper:
             )
         for merge, detection_id in merges:
             CASES_CHANGED.labels("opened" if merge.opened else "updated").inc()
+            if merge.opened:
+                count_case_opened(merge.case.scenario, merge.case.departments)
             log.info(
                 "case opened" if merge.opened else "case updated",
                 extra={"case_id": merge.case.id, "detection_id": detection_id},

@@ -6,7 +6,9 @@ with the stored snapshot every `sync_seconds`: it takes the later time per cell 
 writes the merge back, in one transaction that locks the row. So every replica's grid holds
 every replica's sightings at most two sync periods late, a restart starts from the snapshot,
 and sightings are never lost by a merge (later time per cell, in any order). A crash loses
-at most the sightings of the last sync period of the crashed replica.
+at most the sightings of the last sync period of the crashed replica. In the same
+transaction, the replica that has just merged writes the most overdue cells of each plan for
+the operators' map (overdue_read_model.py).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from airgrid.bus import TopicView, now_ms
@@ -26,8 +29,9 @@ from airgrid.freshness import FreshnessGrid, FreshnessReport, FreshnessSnapshot,
 from airgrid.geo import LocalProjection
 from airgrid.reference import DEFAULT_CAMERA_FOV_DEG, ReferenceData
 from airgrid.v1 import telemetry_pb2
-from services.telemetry.metrics import FRESHNESS_OVERALL, FRESHNESS_SHARE
+from services.telemetry.metrics import FRESHNESS_OVERALL, FRESHNESS_SHARE, OVERDUE_CELLS
 from services.telemetry.models import inspection_freshness
+from services.telemetry.overdue_read_model import OverdueCellsReadModel
 
 log = logging.getLogger("airgrid.telemetry")
 
@@ -72,6 +76,10 @@ class FreshnessKeeper:
         # One snapshot row per deployment: its topics hold the plans and the fixes.
         self.stream = settings.topic_prefix or "-"
         self.clock = clock
+        # Replaced at most every half sync period, whatever the number of replicas.
+        self.overdue_cells = OverdueCellsReadModel(
+            self.stream, min_interval_ms=int(SYNC_SECONDS * 1000 / 2)
+        )
         self._plans: dict[str, PlanArea] = {}
         self._plans_changed = False
         self._gauged: set[tuple[str, str]] = set()
@@ -148,16 +156,19 @@ class FreshnessKeeper:
             labels = (plan.plan_id, plan.department)
             current.add(labels)
             FRESHNESS_SHARE.labels(*labels).set(plan.share)
+            OVERDUE_CELLS.labels(plan.plan_id).set(plan.due_cells - plan.fresh_cells)
         for gone in self._gauged - current:  # a deleted or moved plan leaves no stale series
             FRESHNESS_SHARE.remove(*gone)
+            if gone[0] not in {plan_id for plan_id, _ in current}:
+                OVERDUE_CELLS.remove(gone[0])
         self._gauged = current
         return report
 
     # --- the snapshot --------------------------------------------------------------------------
 
     async def sync(self, engine: AsyncEngine) -> None:
-        """Merges the grid with the stored snapshot (later time per cell) and stores the
-        merge."""
+        """Merges the grid with the stored snapshot (later time per cell), stores the merge and,
+        unless another replica just did, the overdue cells of the merged grid."""
         table = inspection_freshness
         async with engine.begin() as connection:
             row = (
@@ -173,13 +184,19 @@ class FreshnessKeeper:
                 except ValueError:  # another zone or cell size: this grid replaces it
                     log.warning("stored freshness snapshot is of another grid; replacing it")
             data = self.grid.snapshot().encode()
-            values = {"snapshot": data, "saved_ms": self.clock()}
+            at_ms = self.clock()
+            values = {"snapshot": data, "saved_ms": at_ms}
             if row is None:
                 await connection.execute(sa.insert(table).values(stream=self.stream, **values))
             else:
                 await connection.execute(
                     sa.update(table).where(table.c.stream == self.stream).values(**values)
                 )
+            try:  # the map's rows never cost the merge: a failure rolls back only them
+                async with connection.begin_nested():
+                    await self.overdue_cells.write(connection, self._current(), at_ms)
+            except SQLAlchemyError:
+                log.exception("overdue cells not written; the next merge retries")
 
     async def run(self, engine: AsyncEngine, sync_seconds: float = SYNC_SECONDS) -> None:
         """Never returns: the gauges and the snapshot, every sync period."""

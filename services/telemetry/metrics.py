@@ -4,10 +4,11 @@ than missing series."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from airgrid.reference import ScenarioSpec
 from airgrid.topics import DEPARTMENT_CODES
 from services.telemetry.domain.anomalies import AlertKind
 from services.telemetry.domain.cases import ScenarioPrecision
@@ -54,6 +55,11 @@ FRESHNESS_SHARE = Gauge(
     "Share of an inspection plan's due cells seen within its revisit interval (1: none due).",
     ["plan", "department"],
 )
+OVERDUE_CELLS = Gauge(
+    "airgrid_inspection_overdue_cells",
+    "Cells of an inspection plan that are due and not seen within its revisit interval.",
+    ["plan"],
+)
 FRESHNESS_OVERALL = Gauge(
     "airgrid_inspection_freshness_overall_share",
     "Share of the due cells of all active plans that are fresh for every plan holding them.",
@@ -82,6 +88,12 @@ CASES_CHANGED = Counter(
     "airgrid_cases_changed_total", "Case changes published, by kind (opened, updated).", ["kind"]
 )
 
+CASES_OPENED = Counter(
+    "airgrid_cases_opened_total",
+    "Cases opened, by scenario and owner department: one count per owner department.",
+    ["scenario", "department"],
+)
+
 # case_precision.py (after each case transition and every period)
 CASE_DISMISSED_SHARE = Gauge(
     "airgrid_case_dismissed_share",
@@ -97,6 +109,22 @@ def record_precision(precision: Mapping[str, ScenarioPrecision]) -> None:
     for scenario, tally in precision.items():
         if tally.dismissed_share is not None:
             CASE_DISMISSED_SHARE.labels(scenario).set(tally.dismissed_share)
+
+
+def count_case_opened(scenario: str, departments: Iterable[str]) -> None:
+    """One count per owner department of the opened case (each department's alert fires)."""
+    for department in dict.fromkeys(departments):
+        if department in DEPARTMENT_CODES:
+            CASES_OPENED.labels(scenario, department).inc()
+
+
+def initialise_case_labels(scenarios: Iterable[ScenarioSpec]) -> None:
+    """Every (scenario, owner department) of the catalogue at zero, so the first case of a
+    pair is an increase that the alert sees."""
+    for scenario in scenarios:
+        for department in dict.fromkeys(scenario.departments):
+            if department in DEPARTMENT_CODES:
+                CASES_OPENED.labels(scenario.code, department)
 
 
 def initialise_labels() -> None:

@@ -1,11 +1,11 @@
-"""Telemetry tables: the track history, the durable alert state and the freshness snapshot
-(SQLAlchemy Core)."""
+"""Telemetry tables: the track history, the durable alert state, the freshness snapshot and
+its overdue cells for the operators' map, and the cases (SQLAlchemy Core)."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-from airgrid.db import Base
+from airgrid.db import Base, UTCDateTime
 
 track_points = sa.Table(
     "track_points",
@@ -45,6 +45,26 @@ inspection_freshness = sa.Table(
     sa.Column("stream", sa.String(64), primary_key=True),
     sa.Column("saved_ms", sa.BigInteger, nullable=False),
     sa.Column("snapshot", sa.LargeBinary, nullable=False),
+)
+
+# The read model of the operators' map (view map_overdue_cells): per deployment, the most
+# overdue cells of each active plan, as the replica that last merged the snapshot computed
+# them (overdue_read_model.py). lateness is overdue_s over the plan's interval; it and
+# overdue_s are NULL for a cell never seen with no window opening to count from.
+inspection_overdue_cells = sa.Table(
+    "inspection_overdue_cells",
+    Base.metadata,
+    sa.Column("stream", sa.String(64), primary_key=True),
+    sa.Column("plan", sa.String(64), primary_key=True),
+    sa.Column("cell", sa.Integer, primary_key=True),
+    sa.Column("department", sa.String(32), nullable=False),
+    sa.Column("lon", sa.Float, nullable=False),
+    sa.Column("lat", sa.Float, nullable=False),
+    sa.Column("cell_m", sa.Float, nullable=False),
+    sa.Column("last_seen_ms", sa.BigInteger, nullable=True),
+    sa.Column("overdue_s", sa.Float, nullable=True),
+    sa.Column("lateness", sa.Float, nullable=True),
+    sa.Column("computed_at", UTCDateTime(), nullable=False),
 )
 
 # The case keeper's cases (case_store.py): each case as it is after its latest change.

@@ -14,6 +14,7 @@ import httpx
 import orjson
 import pytest
 import sqlalchemy as sa
+from prometheus_client import REGISTRY
 
 from airgrid.auth import Role, issue_credential
 from airgrid.bus import Producer, ensure_topics, now_ms
@@ -76,6 +77,12 @@ def metres_east(metres: float) -> float:
     return CENTRE[0] + metres / (111_320.0 * math.cos(math.radians(CENTRE[1])))
 
 
+def opened(scenario: str, department: str) -> float:
+    """airgrid_cases_opened_total of one scenario and owner department (0 before any)."""
+    labels = {"scenario": scenario, "department": department}
+    return REGISTRY.get_sample_value("airgrid_cases_opened_total", labels) or 0.0
+
+
 def events(rows: list[Any]) -> list[inspection_pb2.CaseEvent]:
     return [inspection_pb2.CaseEvent.FromString(row.value) for row in rows]
 
@@ -94,6 +101,7 @@ async def test_detections_merge_into_cases_once_and_reach_only_their_owners_feed
         _, gateway_key = issue_credential(session, role=Role.GATEWAY, nest_id=NEST)
     gateway = {"Authorization": f"Bearer {gateway_key}"}
 
+    smoke_before = {code: opened("smoke", code) for code in ("fire", "environment", "urban")}
     app = build_app(settings)
     async with (
         app.router.lifespan_context(app),
@@ -163,6 +171,13 @@ async def test_detections_merge_into_cases_once_and_reach_only_their_owners_feed
         table = await eventually(stored, DEADLINE_S, "13 stored cases")
         assert table[first].detection_count == 2 and table[first].best_detection_id == f"s2-{run}"
 
+    # Each opened case counts once for each of its owners (the alert's series), and only then.
+    smoke_opened = {code: opened("smoke", code) - smoke_before[code] for code in smoke_before}
+    assert smoke_opened == {"fire": 2, "environment": 2, "urban": 0}
+    for code in DEPARTMENT_CODES:
+        assert opened(f"only-{code}-{run}", code) == 1, code
+        assert opened(f"only-{code}-{run}", "urban" if code != "urban" else "fire") == 0
+
     # Every department's feed holds exactly the cases of the scenarios it owns.
     for code in DEPARTMENT_CODES:
         mine = {case_id_for(f"o-{code}-{run}")}
@@ -193,6 +208,9 @@ async def test_detections_merge_into_cases_once_and_reach_only_their_owners_feed
     finally:
         await registry.stop()
     assert await topic_size(settings, CASES) == 14
+    assert {code: opened("smoke", code) - smoke_before[code] for code in smoke_before} == (
+        smoke_opened
+    ), "a replay opens nothing and counts nothing"
     async with engine.connect() as connection:
         result = await connection.execute(sa.select(cases.c.id, cases.c.version).where(of_this_run))
         assert dict(result.tuples().all()) == {

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,22 @@ def test_a_departments_sla_breach_goes_to_it_and_the_operators_only(code: str) -
         assert receivers_of(*labels) == ["operators", f"department-{code}"]
 
 
+@pytest.mark.parametrize(
+    ("scenario", "code"),
+    [
+        ("waterlogging", "water"),
+        ("waterlogging", "urban"),
+        ("waterlogging", "emergency"),
+        ("illegal_construction", "resources"),
+    ],
+)
+def test_a_case_alert_goes_to_its_owner_department_and_the_operators_only(
+    scenario: str, code: str
+) -> None:
+    labels = ("alertname=AirgridCaseOpened", f"department={code}", f"scenario={scenario}")
+    assert receivers_of(*labels, "severity=warning") == ["operators", f"department-{code}"]
+
+
 def test_traffic_breach_does_not_reach_fire() -> None:
     receivers = receivers_of("alertname=AirgridSlaBreached", "department=traffic")
     assert "department-fire" not in receivers
@@ -98,6 +115,9 @@ class Webhooks:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def has_alerts_at(self, path: str) -> bool:
+        return bool(self.alerts_at(path))
 
     def alerts_at(self, path: str) -> list[dict[str, str]]:
         return [
@@ -207,4 +227,43 @@ async def test_a_real_alertmanager_routes_to_the_webhooks_and_inhibits_per_drone
         "/operators",
         "/departments/fire",
         "/departments/traffic",
+    }
+
+
+async def test_a_case_of_two_owners_pages_each_owner_once_and_no_other_department(
+    alertmanager: str, webhooks: Webhooks
+) -> None:
+    """Prometheus raises one AirgridCaseOpened per owner department of the case's scenario
+    (deploy/prometheus/alerts_test.yaml); each reaches its own department and the operators."""
+    async with httpx.AsyncClient(base_url=alertmanager, timeout=5.0) as client:
+
+        async def ready() -> bool | None:
+            try:
+                return (await client.get("/-/ready")).status_code == 200 or None
+            except httpx.HTTPError:
+                return None
+
+        await eventually(ready, DEADLINE_S, "alertmanager ready")
+        posted = [
+            alert(alertname="AirgridCaseOpened", department=code, scenario="smoke")
+            for code in ("fire", "environment")
+        ]
+        r = await client.post("/api/v2/alerts", json=posted)
+        assert r.status_code == 200, r.text
+        for path in ("/departments/fire", "/departments/environment"):
+            await until(partial(webhooks.has_alerts_at, path), DEADLINE_S, path)
+        await until(
+            lambda: len(webhooks.alerts_at("/operators")) >= 2, DEADLINE_S, "operators' pages"
+        )
+
+    for code in ("fire", "environment"):
+        pages = webhooks.alerts_at(f"/departments/{code}")
+        assert {(a["alertname"], a["department"], a["scenario"]) for a in pages} == {
+            ("AirgridCaseOpened", code, "smoke")
+        }
+    assert {a["department"] for a in webhooks.alerts_at("/operators")} == {"fire", "environment"}
+    assert {path for path, _ in webhooks.received} == {
+        "/operators",
+        "/departments/fire",
+        "/departments/environment",
     }

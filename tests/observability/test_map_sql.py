@@ -22,7 +22,7 @@ from airgrid.config import Settings
 from airgrid.db import create_engine, session_factory
 from airgrid.reference import load_reference
 from airgrid.v1 import telemetry_pb2
-from deploy.map_queries import DRONES, HOLES, LAYERS, ROLE, VIEWS
+from deploy.map_queries import DRONES, HOLES, LAYERS, OVERDUE, ROLE, VIEWS
 from deploy.sql_macros import TimeRange, expand
 from services.dispatch.core_feed import core_settings
 from services.dispatch.coverage import CoverageKeeper
@@ -43,8 +43,9 @@ NEEDED = {
     | ({layer.label} if layer.label else set())
     for layer in LAYERS
 }
-# The layers the `world` fixture fills; the holes layer has a test of its own.
-ENTITY_LAYERS = {layer.ref_id for layer in LAYERS} - {HOLES.ref_id}
+# The layers the `world` fixture fills; the holes layer has a test of its own, the overdue
+# cells layer a file of its own (test_map_overdue_sql.py).
+ENTITY_LAYERS = {layer.ref_id for layer in LAYERS} - {HOLES.ref_id, OVERDUE.ref_id}
 
 
 @pytest.fixture(scope="module")
