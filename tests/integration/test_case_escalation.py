@@ -9,7 +9,6 @@ the incident count must be this test's alone."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
@@ -18,7 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from airgrid.auth import Role
@@ -28,15 +26,15 @@ from airgrid.db import create_engine
 from airgrid.reference import load_reference
 from airgrid.topics import DETECTIONS
 from airgrid.v1 import inspection_pb2
-from services.dispatch.app import build_app as dispatch_app
 from services.telemetry.app import build_app as telemetry_app
 from services.telemetry.case_store import save_cases, stored_cases
 from services.telemetry.domain.cases import CaseStatus, case_id_for
 from tests.conftest import free_port
 from tests.databases import database_of_its_own
-from tests.eventually import eventually, until
+from tests.eventually import eventually
 from tests.integration.inspection_rig import SHA, register_scenarios
 from tests.integration.test_dispatch_flow import credential
+from tests.integration.test_dispatch_responsive import dispatch_server
 
 pytestmark = pytest.mark.integration
 
@@ -111,22 +109,12 @@ async def rig(settings: Settings, dispatch_port: int) -> AsyncIterator[Rig]:
 
 @contextlib.asynccontextmanager
 async def dispatch_on(settings: Settings, port: int) -> AsyncIterator[httpx.AsyncClient]:
-    """The dispatch service served by uvicorn on `port`; yields a client of it."""
-    config = uvicorn.Config(
-        dispatch_app(settings), host="127.0.0.1", port=port, log_level="warning",
-        lifespan="on", timeout_graceful_shutdown=5,
-    )  # fmt: skip
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        await until(lambda: server.started or task.done(), 90, "dispatch serving")
-        if task.done():
-            raise AssertionError(f"dispatch did not start: {task.exception()!r}")
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            yield client
-    finally:
-        server.should_exit = True
-        await asyncio.gather(task, return_exceptions=True)
+    """The dispatch service served on `port`; yields a client of it."""
+    async with (
+        dispatch_server(settings, port) as (_, url),
+        httpx.AsyncClient(base_url=url, timeout=30) as client,
+    ):
+        yield client
 
 
 @contextlib.asynccontextmanager
