@@ -172,7 +172,7 @@ class CaseEscalator:
         for code in scenarios:  # zeros rather than missing series
             for outcome in ESCALATION_OUTCOMES:
                 CASE_ESCALATIONS.labels(code, outcome)
-        CASE_ESCALATIONS_PENDING.set(0)
+        CASE_ESCALATIONS_PENDING.set(len(self.pending))
         for case in stored:
             self.consider(case, scenarios[case.scenario])
         if self.pending:
