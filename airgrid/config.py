@@ -80,6 +80,17 @@ class Settings(BaseSettings):
         default=DEFAULT_ZONE_TIMEZONE,
         description="IANA time zone in which inspection plans' daily active windows are read.",
     )
+    dispatch_url: str | None = Field(
+        default=None,
+        description="Telemetry: dispatch's base URL for case escalations; unset turns them off.",
+    )
+    dispatch_key: str | None = Field(
+        default=None,
+        description="Telemetry: the department key case escalations post incidents with.",
+    )
+    escalation_retry_max_s: float = Field(
+        default=30.0, gt=0, description="Telemetry: longest wait between escalation retries."
+    )
     host: str = "127.0.0.1"
     registry_port: int = 8001
     telemetry_port: int = 8002

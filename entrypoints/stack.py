@@ -79,6 +79,33 @@ async def write_demo_credentials(settings: Settings) -> Path:
     return path
 
 
+# The department whose key posts the incidents that inspection cases escalate to (each is
+# shared with the case's owner departments): emergency management coordinates them all.
+ESCALATING_DEPARTMENT = "emergency"
+
+
+async def with_escalation_key(settings: Settings) -> Settings:
+    """The settings with telemetry's case escalation pointed at this stack's dispatch and a
+    department key issued for it, unless both were configured already. Before the services
+    start: telemetry reads them once, at start."""
+    if settings.dispatch_url and settings.dispatch_key:
+        return settings
+    engine = create_engine(settings)
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            _, key = issue_credential(
+                session,
+                role=Role.DEPARTMENT,
+                department=ESCALATING_DEPARTMENT,
+                label="telemetry case escalations",
+            )
+    finally:
+        await engine.dispose()
+    return settings.model_copy(
+        update={"dispatch_url": settings.url_of("dispatch"), "dispatch_key": key}
+    )
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -97,6 +124,9 @@ def child_env(settings: Settings) -> dict[str, str]:
             **{f"AIRGRID_{n.upper()}_PORT": str(settings.port_of(n)) for n in SERVICES},
         }
     )
+    if settings.dispatch_url and settings.dispatch_key:
+        env["AIRGRID_DISPATCH_URL"] = settings.dispatch_url
+        env["AIRGRID_DISPATCH_KEY"] = settings.dispatch_key
     if settings.database_url:
         env["AIRGRID_DATABASE_URL"] = settings.database_url
     else:
@@ -182,6 +212,7 @@ async def bring_up(
     if stack.broker is not None:
         settings = settings.model_copy(update={"kafka_bootstrap": stack.broker.bootstrap})
     await ensure_topics(settings)
+    settings = await with_escalation_key(settings)
     say(f"[bold]topics[/] and schema ready {took()}")
     ports = ", ".join(f"{name} :{settings.port_of(name)}" for name in SERVICES)
     say(f"[bold]services[/] starting {ports}")

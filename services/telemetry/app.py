@@ -9,12 +9,13 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from airgrid.bus import now_ms
+from airgrid.bus import TopicView, now_ms
 from airgrid.config import Settings, get_settings
-from airgrid.reference import load_reference
+from airgrid.reference import ReferenceData, load_reference
 from airgrid.revocations import on_revocation
 from airgrid.service_app import Infrastructure, create_service_app
 from services.telemetry.api import router
+from services.telemetry.case_escalator import CaseEscalator
 from services.telemetry.case_keeper import CaseKeeper
 from services.telemetry.case_precision import keep_precision
 from services.telemetry.feed_routing import FeedRouting, incident_view, mission_view
@@ -51,6 +52,27 @@ async def cancel_and_wait(task: asyncio.Task[None]) -> None:
         await task
 
 
+def case_escalator(
+    settings: Settings, infra: Infrastructure, registry: TopicView, reference: ReferenceData
+) -> CaseEscalator | None:
+    """The escalator when dispatch's URL and a key are configured; otherwise escalation is
+    off, and the log says so once."""
+    if not settings.dispatch_url or not settings.dispatch_key:
+        log.warning(
+            "case escalation off: set AIRGRID_DISPATCH_URL and AIRGRID_DISPATCH_KEY to post "
+            "the incidents that cases ask for"
+        )
+        return None
+    log.info("case escalation on", extra={"dispatch_url": settings.dispatch_url})
+    return CaseEscalator(
+        settings=settings,
+        engine=infra.engine,
+        producer=infra.producer,
+        registry=registry,
+        capabilities={t.code: t.required_capabilities for t in reference.incident_types},
+    )
+
+
 def build_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -67,7 +89,8 @@ def build_app(settings: Settings | None = None) -> FastAPI:
                 lambda key_id: hub.close_streams_of(key_id, "credential revoked"),
             ),
         )
-        freshness = FreshnessKeeper(load_reference(settings.reference_data), settings)
+        reference = load_reference(settings.reference_data)
+        freshness = FreshnessKeeper(reference, settings)
         freshness.follow(registry)
         states = state_view(settings)
         incidents, missions = incident_view(settings), mission_view(settings)
@@ -98,13 +121,17 @@ def build_app(settings: Settings | None = None) -> FastAPI:
             stack.push_async_callback(hub.stop)
             app.state.worker = worker
             infra.spawn(worker.run(), "telemetry-worker")
+            escalator = case_escalator(settings, infra, registry, reference)
             keeper = CaseKeeper(
                 settings=settings,
                 producer=infra.producer,
                 registry=registry,
                 engine=infra.engine,
                 clock=now_ms,
+                escalate=escalator.consider if escalator else None,
             )
+            if escalator is not None:
+                infra.spawn(escalator.run(), "telemetry-case-escalator")
             infra.spawn(keeper.run(), "telemetry-case-keeper")
             infra.spawn(keep_precision(infra.engine), "telemetry-case-precision")
             # An empty broker on the same address leaves the views' positions past its end;

@@ -28,7 +28,7 @@ from airgrid.v1 import inspection_pb2, registry_pb2
 from services.telemetry.case_publisher import CaseChange, publish_case_changes
 from services.telemetry.case_store import counted, joinable_cases, save_cases, stored_cases
 from services.telemetry.detection_ingest import SCENARIO_PREFIX
-from services.telemetry.domain.cases import CaseIndex, Merge, Sighting
+from services.telemetry.domain.cases import Case, CaseIndex, Merge, Sighting
 from services.telemetry.domain.validation import MAX_AGE_MS
 from services.telemetry.metrics import CASES_CHANGED, count_case_opened, initialise_case_labels
 
@@ -81,8 +81,11 @@ class CaseKeeper:
         registry: TopicView,
         engine: AsyncEngine,
         clock: Callable[[], int],
+        escalate: Callable[[Case, ScenarioSpec], None] | None = None,
     ) -> None:
+        """escalate: handed every stored change (the escalator's `consider`); must not block."""
         self.settings = settings
+        self.escalate = escalate
         self.producer = producer
         self.registry = registry
         self.engine = engine
@@ -161,6 +164,9 @@ class CaseKeeper:
                 changed.values(),
                 [(detection_id, m.case.id) for m, detection_id in merges],
             )
+        if self.escalate is not None:
+            for case in changed.values():
+                self.escalate(case, self.index.scenarios[case.scenario])
         for merge, detection_id in merges:
             CASES_CHANGED.labels("opened" if merge.opened else "updated").inc()
             if merge.opened:

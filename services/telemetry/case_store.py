@@ -124,6 +124,22 @@ async def joinable_cases(
     return held, members
 
 
+async def escalation_candidates(engine: AsyncEngine, scenarios: Collection[str]) -> list[Case]:
+    """The open or acknowledged cases of these scenarios (those with an escalation rule):
+    the escalator's pending work is what the rule asks of them, so it is derived from the
+    stored cases at start and needs no column of its own."""
+    if not scenarios:
+        return []
+    async with engine.connect() as connection:
+        result = await connection.execute(
+            sa.select(cases).where(
+                cases.c.status.in_([CaseStatus.OPEN.value, CaseStatus.ACKNOWLEDGED.value]),
+                cases.c.scenario.in_(list(scenarios)),
+            )
+        )
+        return [case_of(row) for row in result]
+
+
 def visible_to(query: sa.Select[Any], principal: Principal) -> sa.Select[Any]:
     """Operators and admins see every case; a department the cases whose scenario it owns (the
     owners stored with the case, the same departments whose feeds carried it)."""

@@ -94,6 +94,21 @@ CASES_OPENED = Counter(
     ["scenario", "department"],
 )
 
+# case_escalator.py
+CASE_ESCALATIONS = Counter(
+    "airgrid_case_escalations_total",
+    "Case escalations tried, by scenario and outcome: posted (dispatch made the incident), "
+    "replayed (it answered the first incident again), retried (down, 5xx, 409 or 429: tried "
+    "again later), refused (another 4xx: given up, logged with the problem), superseded (the "
+    "case was closed or escalated elsewhere before the escalation landed).",
+    ["scenario", "outcome"],
+)
+CASE_ESCALATIONS_PENDING = Gauge(
+    "airgrid_case_escalations_pending",
+    "Cases whose escalation waits for dispatch (queued or between retries).",
+)
+ESCALATION_OUTCOMES = ("posted", "replayed", "retried", "refused", "superseded")
+
 # case_precision.py (after each case transition and every period)
 CASE_DISMISSED_SHARE = Gauge(
     "airgrid_case_dismissed_share",

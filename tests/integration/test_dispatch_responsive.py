@@ -154,11 +154,13 @@ class Prober:
 
 
 @contextlib.asynccontextmanager
-async def dispatch_server(settings: Settings) -> AsyncIterator[tuple[FastAPI, str]]:
-    """The dispatch service served by uvicorn on this test's event loop; yields the app and
-    its URL."""
+async def dispatch_server(
+    settings: Settings, port: int | None = None
+) -> AsyncIterator[tuple[FastAPI, str]]:
+    """The dispatch service served by uvicorn on this test's event loop (on `port`, or a free
+    one); yields the app and its URL."""
     app = build_app(settings)
-    port = free_port()
+    port = port or free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
         timeout_graceful_shutdown=5,
