@@ -9,6 +9,7 @@ only runs the graph when the leg is blocked.
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,6 +57,39 @@ def _proper_cross(a: XY, b: XY, c: XY, d: XY) -> bool:
     d1, d2 = _cross(a, b, c), _cross(a, b, d)
     d3, d4 = _cross(c, d, a), _cross(c, d, b)
     return ((d1 > 0 > d2) or (d1 < 0 < d2)) and ((d3 > 0 > d4) or (d3 < 0 < d4))
+
+
+def _runs_inside(a: XY, b: XY, points: Sequence[XY]) -> bool:
+    """Without a proper crossing, the leg can still run inside the polygon between points
+    where it only touches the boundary (through vertices, along edges). Between consecutive
+    touches the leg is wholly inside or wholly outside, so one midpoint each decides."""
+    dx, dy = b[0] - a[0], b[1] - a[1]
+    touches = [0.0, 1.0]
+    n = len(points)
+    for k in range(n):
+        c, d = points[k], points[(k + 1) % n]
+        ex, ey = d[0] - c[0], d[1] - c[1]
+        denominator = dx * ey - dy * ex
+        if denominator != 0.0:
+            t = ((c[0] - a[0]) * ey - (c[1] - a[1]) * ex) / denominator
+            u = ((c[0] - a[0]) * dy - (c[1] - a[1]) * dx) / denominator
+            if 0.0 <= t <= 1.0 and 0.0 <= u <= 1.0:
+                touches.append(t)
+        elif _cross(a, b, c) == 0.0 and (dx or dy):
+            # Collinear: where the edge's ends lie along the leg.
+            length2 = dx * dx + dy * dy
+            for p in (c, d):
+                t = ((p[0] - a[0]) * dx + (p[1] - a[1]) * dy) / length2
+                if 0.0 <= t <= 1.0:
+                    touches.append(t)
+    touches.sort()
+    for t0, t1 in itertools.pairwise(touches):
+        if t1 - t0 <= 1e-12:
+            continue
+        t = (t0 + t1) / 2
+        if point_in_polygon(a[0] + t * dx, a[1] + t * dy, points):
+            return True
+    return False
 
 
 def _distance(a: XY, b: XY) -> float:
@@ -119,8 +153,7 @@ class DetourPlanner:
             for k in range(n):
                 if _proper_cross(a, b, points[k], points[(k + 1) % n]):
                     return True
-            mid = ((a[0] + b[0]) / 2, (a[1] + b[1]) / 2)
-            if point_in_polygon(mid[0], mid[1], points):
+            if _runs_inside(a, b, points):
                 return True
         return False
 
