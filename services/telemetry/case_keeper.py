@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable
 
 from aiokafka import ConsumerRecord
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from airgrid.bus import ConsumerSpec, Producer, TopicView, run_batches, start_group_consumer
 from airgrid.config import Settings
@@ -26,7 +26,7 @@ from airgrid.reference import EscalationSpec, ScenarioSpec
 from airgrid.topics import DETECTIONS
 from airgrid.v1 import inspection_pb2, registry_pb2
 from services.telemetry.case_publisher import CaseChange, publish_case_changes
-from services.telemetry.case_store import counted, joinable_cases, save_cases, stored_cases
+from services.telemetry.case_store import counted, joinable_cases, locked_cases, save_cases
 from services.telemetry.detection_ingest import SCENARIO_PREFIX
 from services.telemetry.domain.cases import Case, CaseIndex, Merge, Sighting
 from services.telemetry.domain.validation import MAX_AGE_MS
@@ -130,9 +130,35 @@ class CaseKeeper:
                 log.warning("undecodable detection skipped", extra={"offset": record.offset})
         done = await counted(self.engine, [d.id for d in detections])
         self.index.scenarios.update(catalogue(self.registry))
-        # Statuses change over REST too: merge into the cases as stored now, so a joining
-        # detection neither reopens an acknowledged case nor reuses its version.
-        for case in await stored_cases(self.engine, list(self.index.cases)):
+        async with self.engine.begin() as connection:
+            merges, newest = await self._merge(connection, detections, done)
+        if not merges:
+            return
+        changed = {m.case.id: m.case for m, _ in merges}
+        if self.escalate is not None:
+            for case in changed.values():
+                self.escalate(case, self.index.scenarios[case.scenario])
+        for merge, detection_id in merges:
+            CASES_CHANGED.labels("opened" if merge.opened else "updated").inc()
+            if merge.opened:
+                count_case_opened(merge.case.scenario, merge.case.departments)
+            log.info(
+                "case opened" if merge.opened else "case updated",
+                extra={"case_id": merge.case.id, "detection_id": detection_id},
+            )
+        self.index.expire(newest - LATENESS_MS)
+
+    async def _merge(
+        self,
+        connection: AsyncConnection,
+        detections: list[inspection_pb2.Detection],
+        done: set[str],
+    ) -> tuple[list[tuple[Merge, str]], int]:
+        """Merge the batch into the cases as stored now, held locked until the changes are
+        published and saved: statuses change over REST too, and a joining detection must
+        neither reopen an acknowledged case nor reuse a version a transition wrote. Also
+        the newest observed time merged."""
+        for case in await locked_cases(connection, list(self.index.cases)):
             self.index.update(case)
         merges: list[tuple[Merge, str]] = []
         newest = 0
@@ -150,32 +176,18 @@ class CaseKeeper:
                 continue
             merges.append((result, detection.id))
             newest = max(newest, detection.observed_time_ms)
-        if not merges:
-            return
-        changes = [
-            CaseChange(merge.case, opened=merge.opened, detection_id=detection_id)
-            for merge, detection_id in merges
-        ]
-        await publish_case_changes(self.producer, changes, now_ms=self.clock())
-        changed = {m.case.id: m.case for m, _ in merges}
-        async with self.engine.begin() as connection:
+        if merges:
+            changes = [
+                CaseChange(merge.case, opened=merge.opened, detection_id=detection_id)
+                for merge, detection_id in merges
+            ]
+            await publish_case_changes(self.producer, changes, now_ms=self.clock())
             await save_cases(
                 connection,
-                changed.values(),
+                {m.case.id: m.case for m, _ in merges}.values(),
                 [(detection_id, m.case.id) for m, detection_id in merges],
             )
-        if self.escalate is not None:
-            for case in changed.values():
-                self.escalate(case, self.index.scenarios[case.scenario])
-        for merge, detection_id in merges:
-            CASES_CHANGED.labels("opened" if merge.opened else "updated").inc()
-            if merge.opened:
-                count_case_opened(merge.case.scenario, merge.case.departments)
-            log.info(
-                "case opened" if merge.opened else "case updated",
-                extra={"case_id": merge.case.id, "detection_id": detection_id},
-            )
-        self.index.expire(newest - LATENESS_MS)
+        return merges, newest
 
 
 def _sighting(detection: inspection_pb2.Detection) -> Sighting:

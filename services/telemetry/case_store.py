@@ -101,6 +101,20 @@ async def stored_cases(engine: AsyncEngine, case_ids: Collection[str]) -> list[C
         return [case_of(row) for row in result]
 
 
+async def locked_cases(connection: AsyncConnection, case_ids: Collection[str]) -> list[Case]:
+    """These cases as stored now, locked until the connection's transaction ends: a status
+    write over REST waits for it, then finds the new version and decides again."""
+    if not case_ids:
+        return []
+    result = await connection.execute(
+        sa.select(cases)
+        .where(cases.c.id.in_(sorted(case_ids)))
+        .order_by(cases.c.id)
+        .with_for_update()
+    )
+    return [case_of(row) for row in result]
+
+
 async def joinable_cases(
     engine: AsyncEngine, *, seen_since_ms: int
 ) -> tuple[list[Case], dict[str, str]]:

@@ -4,6 +4,7 @@ each of the 11 department feeds carrying only its own cases."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import uuid
 from collections.abc import AsyncIterator
@@ -16,15 +17,17 @@ import pytest
 import sqlalchemy as sa
 from prometheus_client import REGISTRY
 
-from airgrid.auth import Role, issue_credential
+from airgrid.auth import Principal, Role, issue_credential
 from airgrid.bus import Producer, ensure_topics, now_ms
 from airgrid.config import Settings
 from airgrid.db import create_engine, session_factory
 from airgrid.topics import CASES, DEPARTMENT_CODES, DETECTIONS, REGISTRY_CHANGES, feed_topic
 from airgrid.v1 import inspection_pb2, registry_pb2
+from services.telemetry import case_keeper, case_publisher
 from services.telemetry.app import build_app
 from services.telemetry.case_keeper import CaseKeeper
-from services.telemetry.domain.cases import case_id_for
+from services.telemetry.case_transitions import take_action
+from services.telemetry.domain.cases import Action, case_id_for
 from services.telemetry.models import cases
 from services.telemetry.topic_views import registry_view
 from tests.eventually import eventually
@@ -217,3 +220,59 @@ async def test_detections_merge_into_cases_once_and_reach_only_their_owners_feed
             case_id: row.version for case_id, row in table.items()
         }
     await engine.dispose()
+
+
+async def test_a_transition_during_a_keeper_batch_loses_neither_write(
+    own_topics: tuple[Settings, Producer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An acknowledge over REST lands while the keeper merges a joining detection into the
+    same case: the stored case ends with both (two sightings, acknowledged, version 3)."""
+    settings, producer = own_topics
+    run = uuid.uuid4().hex[:6]
+    await register_scenarios(producer)
+    engine = create_engine(settings)
+    registry = registry_view(settings)
+    await registry.start()
+    try:
+        await registry.caught_up.wait()
+        keeper = CaseKeeper(
+            settings=settings, producer=producer, registry=registry, engine=engine, clock=now_ms
+        )
+
+        def record(detection_id: str, lon: float) -> SimpleNamespace:
+            d = inspection_pb2.Detection(
+                id=detection_id, drone_id=f"dr-r-{run}", scenario="smoke", confidence=0.7,
+                lon=lon, lat=CENTRE[1], observed_time_ms=now_ms(),
+            )  # fmt: skip
+            return SimpleNamespace(value=d.SerializeToString(), offset=0)
+
+        # 4 km from the other test's cases, which the keeper loads from the shared database.
+        await keeper.handle([record(f"r1-{run}", metres_east(4_000))])
+        case_id = case_id_for(f"r1-{run}")
+        admin = Principal(credential_id="test-admin", role=Role.ADMIN)
+        publish = case_publisher.publish_case_changes
+        acknowledged: list[asyncio.Task[Any]] = []
+
+        async def publish_while_a_transition_lands(*args: Any, **kwargs: Any) -> None:
+            # The keeper has read and merged the case; the transition is taken now, and
+            # given time to land before the keeper saves.
+            action = take_action(
+                engine=engine,
+                producer=producer,
+                principal=admin,
+                case_id=case_id,
+                action=Action.ACKNOWLEDGE,
+            )
+            acknowledged.append(asyncio.create_task(action))
+            await asyncio.sleep(1.0)
+            await publish(*args, **kwargs)
+
+        monkeypatch.setattr(case_keeper, "publish_case_changes", publish_while_a_transition_lands)
+        await keeper.handle([record(f"r2-{run}", metres_east(4_050))])
+        await acknowledged[0]
+    finally:
+        await registry.stop()
+    async with engine.connect() as connection:
+        row = (await connection.execute(sa.select(cases).where(cases.c.id == case_id))).one()
+    await engine.dispose()
+    assert (row.detection_count, row.status, row.version) == (2, "acknowledged", 3)

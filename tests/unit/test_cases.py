@@ -190,6 +190,14 @@ def test_expiry_keeps_the_index_bounded() -> None:
     assert len(gone) == 49 and len(index.cases) == 1 and len(index.members) == 1
 
 
+def test_a_case_of_a_scenario_removed_from_the_catalogue_expires() -> None:
+    smoke = SCENARIOS["smoke"]
+    index = CaseIndex(dict(SCENARIOS))
+    index.add(_sighting(1, smoke))
+    del index.scenarios["smoke"]  # an admin removed it while the case was open
+    assert len(index.expire(T0)) == 1 and index.cases == {} and index.members == {}
+
+
 STATUSES = list(CaseStatus)
 ACTIONS = list(Action)
 ALLOWED = {

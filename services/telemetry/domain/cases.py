@@ -337,11 +337,13 @@ class CaseIndex:
         self.members = {d: c for d, c in self.members.items() if c != case.id}
 
     def expire(self, watermark_ms: int) -> list[str]:
-        """Drop the cases no sighting at or after watermark_ms can join; returns their ids."""
+        """Drop the cases no sighting at or after watermark_ms can join (also those of a
+        scenario gone from the catalogue, which takes no sightings); returns their ids."""
         gone = [
             c.id
             for c in self.cases.values()
-            if c.last_seen_ms + self.scenarios[c.scenario].merge_window_s * 1000 < watermark_ms
+            if (scenario := self.scenarios.get(c.scenario)) is None
+            or c.last_seen_ms + scenario.merge_window_s * 1000 < watermark_ms
         ]
         for case_id in gone:
             del self.cases[case_id]
