@@ -108,6 +108,22 @@ async def flown_slots(session: AsyncSession) -> dict[str, set[int]]:
     return done
 
 
+async def scene_arrivals(session: AsyncSession) -> dict[str, int]:
+    """When a drone first reached the scene of each live incident (epoch ms): the timeline's
+    on_scene stage, recorded once at the core's time of the first arrival."""
+    rows = (
+        await session.execute(
+            select(IncidentStageRow.incident_id, IncidentStageRow.at)
+            .join(IncidentRow, IncidentRow.id == IncidentStageRow.incident_id)
+            .where(
+                IncidentRow.status.in_(LIVE_STATUSES),
+                IncidentStageRow.stage == IncidentStatus.ON_SCENE.value,
+            )
+        )
+    ).all()
+    return {incident_id: int(at.timestamp() * 1000) for incident_id, at in rows}
+
+
 async def raised_sla_alerts(session: AsyncSession) -> set[tuple[str, SlaAlertKind]]:
     """SLA alerts already in the outbox (ce_id "sla:<incident>:<kind>"), not to raise again."""
     ce_ids = (

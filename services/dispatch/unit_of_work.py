@@ -371,6 +371,7 @@ class DecisionRows:
                 from_nest_id=a.from_nest_id,
                 eta_seconds=a.eta_seconds,
                 stage=MissionStage.ASSIGNED.value,
+                relieves=a.relieves or None,
                 created_at=at,
             )
             self.session.add(mission)
