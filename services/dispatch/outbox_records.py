@@ -78,6 +78,7 @@ def add_assignments(message: dispatch_pb2.DispatchDecision, assigned: Assigned) 
             slot=a.slot,
             eta_seconds=a.eta_seconds,
             from_nest_id=a.from_nest_id,
+            relieves=a.relieves,
         )
 
 
@@ -129,6 +130,7 @@ def mission_event(
     stage: MissionStage,
     reason: str,
 ) -> None:
+    row = rows.missions.get(mission_id)
     event = mission_pb2.MissionEvent(
         mission_id=mission_id,
         incident_id=incident_id,
@@ -136,6 +138,7 @@ def mission_event(
         stage=STAGE_PROTO[stage],
         event_time_ms=now_ms(),
         reason=reason,
+        relieves=(row.relieves or "") if row is not None else "",
     )
     ce_id = f"{mission_id}:{stage.value}"
     rows.enqueued(ce_id)
