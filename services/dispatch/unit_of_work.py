@@ -27,6 +27,7 @@ from services.dispatch.domain.model import (
     SlaAlert,
     StageReached,
 )
+from services.dispatch.domain.relays import RELAY_AT_RISK_REASON
 from services.dispatch.models import ACTIVE_STAGES, IncidentRow, IncidentStageRow, MissionRow
 
 # How far an incident has come; its status only ever moves forward.
@@ -377,6 +378,8 @@ class DecisionRows:
             self.session.add(mission)
             self.missions[mission.id] = mission
             missions.append(mission)
+        if any(a.relieves for a in fresh) and incident.status_reason == RELAY_AT_RISK_REASON:
+            incident.status_reason = None  # a relief goes: the chain holds again
         self.advance_incident(incident=incident, status=IncidentStatus.ASSIGNED, at=at)
         return True
 
