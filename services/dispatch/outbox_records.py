@@ -20,7 +20,7 @@ from services.dispatch.domain.model import (
 )
 from services.dispatch.domain.relays import RELAY_AT_RISK_REASON
 from services.dispatch.models import IncidentRow
-from services.dispatch.unit_of_work import DecisionRows
+from services.dispatch.unit_of_work import DecisionRows, alert_ce_id
 
 # The wire enums of mission stages and order kinds, shared with the fast twin.
 STAGE_PROTO = {
@@ -163,7 +163,7 @@ def sla_alert(rows: DecisionRows, alert: SlaAlert) -> None:
     incident = rows.incident(alert.incident_id)
     if alert.kind == SlaAlertKind.RELAY_AT_RISK and incident is not None:
         incident.status_reason = RELAY_AT_RISK_REASON  # until a relief goes
-    ce_id = f"sla:{alert.incident_id}:{alert.kind.value}"
+    ce_id = alert_ce_id(alert)
     if rows.in_outbox(ce_id):
         return  # raised before a restart
     rows.enqueued(ce_id)

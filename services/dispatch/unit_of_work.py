@@ -71,6 +71,15 @@ async def _add_stage(
     return True
 
 
+def alert_ce_id(alert: SlaAlert) -> str:
+    """The outbox id of an SLA alert: once per incident and kind, and for relay_at_risk once
+    per mission on scene ("relay:<mission>", within the 64 characters of an outbox id),
+    since each link of a chain may need its own warning."""
+    if alert.holder_id:
+        return f"relay:{alert.holder_id}"
+    return f"sla:{alert.incident_id}:{alert.kind.value}"
+
+
 def move_status(incident: IncidentRow, status: IncidentStatus, reason: str | None) -> bool:
     """Set the incident's status (with this reason) when it changes: forward only, never out
     of completed or cancelled. True when it moved and, unless it now waits in the queue, the
@@ -226,7 +235,7 @@ class DecisionRows:
                 mission_ids.add(d.mission_id)
                 ce_ids.add(f"{d.mission_id}:{d.stage.value}")
             elif isinstance(d, SlaAlert):
-                ce_ids.add(f"sla:{d.incident_id}:{d.kind.value}")
+                ce_ids.add(alert_ce_id(d))
         if not incident_ids:
             return rows
         # Incidents first, then missions: the order the API's cancel takes its locks in.

@@ -342,3 +342,67 @@ async def test_a_chain_nobody_can_relieve_says_so_before_the_drone_must_leave(
         lambda a: a.incident_id == fire_id and a.kind == alert_pb2.ALERT_KIND_RELAY_AT_RISK,
     )
     assert alert.severity == alert_pb2.SEVERITY_WARNING and alert.active
+
+
+async def test_each_link_of_a_chain_gets_its_own_relay_at_risk(own_database: Settings) -> None:
+    """Two drones, the second one low at first: the drone on scene is at risk (alert, reason);
+    the second one charged relieves it (the reason clears); on scene with a third of its
+    battery, nobody can relieve it either (the first one is low, heading home): a second
+    alert, for the second link, and the reason again."""
+    s = own_database
+    await ensure_topics(s)
+    first_spec, second_spec = FLEET[:2]
+    await publish_fleet(s, [first_spec, second_spec])
+    await report(s, second_spec.id, (NEST.lon, NEST.lat), 25.0, "docked")
+    auth = {"Authorization": f"Bearer {await credential(s, Role.DEPARTMENT, 'fire')}"}
+
+    async def reason(client: httpx.AsyncClient, fire_id: str) -> str:
+        r = await client.get(f"/v1/incidents/{fire_id}", headers=auth)
+        return str(r.json()["status_reason"] or "")
+
+    async with dispatch_running(s) as client:
+        fire_id = await post_fire(client, auth)
+
+        async def mission_of(drone_id: str) -> dict[str, Any] | None:
+            r = await client.get(f"/v1/incidents/{fire_id}", headers=auth)
+            found = [m for m in r.json()["missions"] if m["drone_id"] == drone_id]
+            return found[0] if found else None
+
+        holder = await eventually(lambda: mission_of(first_spec.id), 30, "the first link")
+        await report(s, first_spec.id, SCENE, HOLDER_BATTERY_PCT, "hovering", holder["mission_id"])
+
+        async def at_risk() -> bool | None:
+            return True if (await reason(client, fire_id)).startswith("relay at risk") else None
+
+        await eventually(at_risk, 60, "relay at risk for the first link")
+        await report(s, second_spec.id, (NEST.lon, NEST.lat), 100.0, "docked")
+        relief = await eventually(lambda: mission_of(second_spec.id), 60, "the second link")
+        assert relief["relieves"] == holder["mission_id"]
+        assert not (await reason(client, fire_id)).startswith("relay at risk")
+        await report(s, second_spec.id, SCENE, HOLDER_BATTERY_PCT, "hovering", relief["mission_id"])
+        await eventually(at_risk, 60, "relay at risk for the second link")
+
+    # A restart restores the raised alert of the link on scene (its outbox id names it).
+    async with dispatch_running(s) as client:
+        assert (await reason(client, fire_id)).startswith("relay at risk")
+
+    consumer = AIOKafkaConsumer(**client_options(s), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = await topic_partitions(consumer, topic_name(s, ALERTS))
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        alerts: list[alert_pb2.Alert] = []
+
+        async def two_alerts() -> bool | None:
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                for record in records:
+                    a = alert_pb2.Alert.FromString(record.value or b"")
+                    if a.incident_id == fire_id and a.kind == alert_pb2.ALERT_KIND_RELAY_AT_RISK:
+                        alerts.append(a)
+            return True if len(alerts) >= 2 else None
+
+        await eventually(two_alerts, 30, "a relay_at_risk alert per link")
+        assert len(alerts) == 2, [a.message for a in alerts]
+    finally:
+        await consumer.stop()

@@ -99,9 +99,8 @@ class Relays(IncidentQueue):
                 entry.reason = RELAY_AT_RISK_REASON
                 if alert_key not in self.alerted:
                     self.alerted.add(alert_key)
-                    decisions.append(
-                        SlaAlert(incident.id, SlaAlertKind.RELAY_AT_RISK, eta, time_left_s, now)
-                    )
+                    kind = SlaAlertKind.RELAY_AT_RISK
+                    decisions.append(SlaAlert(incident.id, kind, eta, time_left_s, now, holder.id))
             if not pool:
                 return decisions
         pick = pool[0]
