@@ -163,6 +163,24 @@ class Settings(BaseSettings):
     patrol_interval_s: float = Field(
         default=1800.0, ge=0, description="Dispatch: least time between sorties of one route."
     )
+    relay_from_s: float = Field(
+        default=1200.0,
+        gt=0,
+        description="Dispatch: incidents asking this long on scene may be held by a relay chain.",
+    )
+    relay_min_on_scene_s: float = Field(
+        default=300.0, gt=0, description="Dispatch: least time on scene of a relay chain's link."
+    )
+    relay_lead_s: float = Field(
+        default=180.0,
+        ge=0,
+        description="Dispatch: a relief arrives this long before the drone on scene must leave.",
+    )
+    relay_alert_s: float = Field(
+        default=600.0,
+        ge=0,
+        description="Dispatch: relay_at_risk this long before the drone on scene must leave.",
+    )
     coverage_cell_m: float = Field(
         default=250.0, gt=0, le=250.0, description="Coverage: side of the grid cells, metres."
     )

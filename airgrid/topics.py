@@ -117,7 +117,7 @@ MISSION_EVENTS = Topic(
 ALERTS = Topic(
     "airgrid.alerts",
     key="subject id",
-    carries="low battery, link lost, geofence breach, SLA at risk or breached",
+    carries="low battery, link lost, geofence breach, SLA at risk or breached, relay at risk",
     content_type=PROTOBUF,
     message="airgrid.v1.Alert",
     partitions=3,

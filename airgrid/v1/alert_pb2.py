@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61irgrid/v1/alert.proto\x12\nairgrid.v1\"\xf3\x01\n\x05\x41lert\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\x12#\n\x04kind\x18\x02 \x01(\x0e\x32\x15.airgrid.v1.AlertKind\x12&\n\x08severity\x18\x03 \x01(\x0e\x32\x14.airgrid.v1.Severity\x12\x12\n\nsubject_id\x18\x04 \x01(\t\x12\x10\n\x08\x64rone_id\x18\x05 \x01(\t\x12\x13\n\x0bincident_id\x18\x06 \x01(\t\x12\x0f\n\x07message\x18\x07 \x01(\t\x12\x15\n\revent_time_ms\x18\x08 \x01(\x03\x12\x0e\n\x06\x61\x63tive\x18\t \x01(\x08\x12\x0b\n\x03lon\x18\n \x01(\x01\x12\x0b\n\x03lat\x18\x0b \x01(\x01*\xd0\x01\n\tAlertKind\x12\x1a\n\x16\x41LERT_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x41LERT_KIND_LOW_BATTERY\x10\x01\x12\x18\n\x14\x41LERT_KIND_LINK_LOST\x10\x02\x12\x1e\n\x1a\x41LERT_KIND_GEOFENCE_BREACH\x10\x03\x12\x18\n\x14\x41LERT_KIND_OFF_ROUTE\x10\x04\x12\x1a\n\x16\x41LERT_KIND_SLA_AT_RISK\x10\x05\x12\x1b\n\x17\x41LERT_KIND_SLA_BREACHED\x10\x06*d\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x11\n\rSEVERITY_INFO\x10\x01\x12\x14\n\x10SEVERITY_WARNING\x10\x02\x12\x15\n\x11SEVERITY_CRITICAL\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x61irgrid/v1/alert.proto\x12\nairgrid.v1\"\xf3\x01\n\x05\x41lert\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\x12#\n\x04kind\x18\x02 \x01(\x0e\x32\x15.airgrid.v1.AlertKind\x12&\n\x08severity\x18\x03 \x01(\x0e\x32\x14.airgrid.v1.Severity\x12\x12\n\nsubject_id\x18\x04 \x01(\t\x12\x10\n\x08\x64rone_id\x18\x05 \x01(\t\x12\x13\n\x0bincident_id\x18\x06 \x01(\t\x12\x0f\n\x07message\x18\x07 \x01(\t\x12\x15\n\revent_time_ms\x18\x08 \x01(\x03\x12\x0e\n\x06\x61\x63tive\x18\t \x01(\x08\x12\x0b\n\x03lon\x18\n \x01(\x01\x12\x0b\n\x03lat\x18\x0b \x01(\x01*\xee\x01\n\tAlertKind\x12\x1a\n\x16\x41LERT_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x41LERT_KIND_LOW_BATTERY\x10\x01\x12\x18\n\x14\x41LERT_KIND_LINK_LOST\x10\x02\x12\x1e\n\x1a\x41LERT_KIND_GEOFENCE_BREACH\x10\x03\x12\x18\n\x14\x41LERT_KIND_OFF_ROUTE\x10\x04\x12\x1a\n\x16\x41LERT_KIND_SLA_AT_RISK\x10\x05\x12\x1b\n\x17\x41LERT_KIND_SLA_BREACHED\x10\x06\x12\x1c\n\x18\x41LERT_KIND_RELAY_AT_RISK\x10\x07*d\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x11\n\rSEVERITY_INFO\x10\x01\x12\x14\n\x10SEVERITY_WARNING\x10\x02\x12\x15\n\x11SEVERITY_CRITICAL\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,9 +32,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'airgrid.v1.alert_pb2', _glo
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ALERTKIND']._serialized_start=285
-  _globals['_ALERTKIND']._serialized_end=493
-  _globals['_SEVERITY']._serialized_start=495
-  _globals['_SEVERITY']._serialized_end=595
+  _globals['_ALERTKIND']._serialized_end=523
+  _globals['_SEVERITY']._serialized_start=525
+  _globals['_SEVERITY']._serialized_end=625
   _globals['_ALERT']._serialized_start=39
   _globals['_ALERT']._serialized_end=282
 # @@protoc_insertion_point(module_scope)

@@ -14,6 +14,7 @@ class AlertKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ALERT_KIND_OFF_ROUTE: _ClassVar[AlertKind]
     ALERT_KIND_SLA_AT_RISK: _ClassVar[AlertKind]
     ALERT_KIND_SLA_BREACHED: _ClassVar[AlertKind]
+    ALERT_KIND_RELAY_AT_RISK: _ClassVar[AlertKind]
 
 class Severity(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -28,6 +29,7 @@ ALERT_KIND_GEOFENCE_BREACH: AlertKind
 ALERT_KIND_OFF_ROUTE: AlertKind
 ALERT_KIND_SLA_AT_RISK: AlertKind
 ALERT_KIND_SLA_BREACHED: AlertKind
+ALERT_KIND_RELAY_AT_RISK: AlertKind
 SEVERITY_UNSPECIFIED: Severity
 SEVERITY_INFO: Severity
 SEVERITY_WARNING: Severity

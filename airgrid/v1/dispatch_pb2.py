@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61irgrid/v1/dispatch.proto\x12\nairgrid.v1\"k\n\nAssignment\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x10\n\x08\x64rone_id\x18\x02 \x01(\t\x12\x0c\n\x04slot\x18\x03 \x01(\x05\x12\x13\n\x0b\x65ta_seconds\x18\x04 \x01(\x01\x12\x14\n\x0c\x66rom_nest_id\x18\x05 \x01(\t\"\xef\x01\n\x10\x44ispatchDecision\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12\x13\n\x0bincident_id\x18\x02 \x01(\t\x12&\n\x04kind\x18\x03 \x01(\x0e\x32\x18.airgrid.v1.DecisionKind\x12+\n\x0b\x61ssignments\x18\x04 \x03(\x0b\x32\x16.airgrid.v1.Assignment\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x10\n\x08priority\x18\x06 \x01(\x05\x12!\n\x19incident_accepted_time_ms\x18\x07 \x01(\x03\x12\x17\n\x0f\x64\x65\x63ided_time_ms\x18\x08 \x01(\x03*\xd7\x01\n\x0c\x44\x65\x63isionKind\x12\x1d\n\x19\x44\x45\x43ISION_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44\x45\x43ISION_KIND_ASSIGNED\x10\x01\x12\x18\n\x14\x44\x45\x43ISION_KIND_QUEUED\x10\x02\x12\x1b\n\x17\x44\x45\x43ISION_KIND_PREEMPTED\x10\x03\x12\x1e\n\x1a\x44\x45\x43ISION_KIND_REDISPATCHED\x10\x04\x12\x1b\n\x17\x44\x45\x43ISION_KIND_CANCELLED\x10\x05\x12\x18\n\x14\x44\x45\x43ISION_KIND_LINKED\x10\x06\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61irgrid/v1/dispatch.proto\x12\nairgrid.v1\"}\n\nAssignment\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x10\n\x08\x64rone_id\x18\x02 \x01(\t\x12\x0c\n\x04slot\x18\x03 \x01(\x05\x12\x13\n\x0b\x65ta_seconds\x18\x04 \x01(\x01\x12\x14\n\x0c\x66rom_nest_id\x18\x05 \x01(\t\x12\x10\n\x08relieves\x18\x06 \x01(\t\"\xef\x01\n\x10\x44ispatchDecision\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12\x13\n\x0bincident_id\x18\x02 \x01(\t\x12&\n\x04kind\x18\x03 \x01(\x0e\x32\x18.airgrid.v1.DecisionKind\x12+\n\x0b\x61ssignments\x18\x04 \x03(\x0b\x32\x16.airgrid.v1.Assignment\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x10\n\x08priority\x18\x06 \x01(\x05\x12!\n\x19incident_accepted_time_ms\x18\x07 \x01(\x03\x12\x17\n\x0f\x64\x65\x63ided_time_ms\x18\x08 \x01(\x03*\xd7\x01\n\x0c\x44\x65\x63isionKind\x12\x1d\n\x19\x44\x45\x43ISION_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44\x45\x43ISION_KIND_ASSIGNED\x10\x01\x12\x18\n\x14\x44\x45\x43ISION_KIND_QUEUED\x10\x02\x12\x1b\n\x17\x44\x45\x43ISION_KIND_PREEMPTED\x10\x03\x12\x1e\n\x1a\x44\x45\x43ISION_KIND_REDISPATCHED\x10\x04\x12\x1b\n\x17\x44\x45\x43ISION_KIND_CANCELLED\x10\x05\x12\x18\n\x14\x44\x45\x43ISION_KIND_LINKED\x10\x06\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'airgrid.v1.dispatch_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DECISIONKIND']._serialized_start=393
-  _globals['_DECISIONKIND']._serialized_end=608
+  _globals['_DECISIONKIND']._serialized_start=411
+  _globals['_DECISIONKIND']._serialized_end=626
   _globals['_ASSIGNMENT']._serialized_start=41
-  _globals['_ASSIGNMENT']._serialized_end=148
-  _globals['_DISPATCHDECISION']._serialized_start=151
-  _globals['_DISPATCHDECISION']._serialized_end=390
+  _globals['_ASSIGNMENT']._serialized_end=166
+  _globals['_DISPATCHDECISION']._serialized_start=169
+  _globals['_DISPATCHDECISION']._serialized_end=408
 # @@protoc_insertion_point(module_scope)

@@ -25,18 +25,20 @@ DECISION_KIND_CANCELLED: DecisionKind
 DECISION_KIND_LINKED: DecisionKind
 
 class Assignment(_message.Message):
-    __slots__ = ("mission_id", "drone_id", "slot", "eta_seconds", "from_nest_id")
+    __slots__ = ("mission_id", "drone_id", "slot", "eta_seconds", "from_nest_id", "relieves")
     MISSION_ID_FIELD_NUMBER: _ClassVar[int]
     DRONE_ID_FIELD_NUMBER: _ClassVar[int]
     SLOT_FIELD_NUMBER: _ClassVar[int]
     ETA_SECONDS_FIELD_NUMBER: _ClassVar[int]
     FROM_NEST_ID_FIELD_NUMBER: _ClassVar[int]
+    RELIEVES_FIELD_NUMBER: _ClassVar[int]
     mission_id: str
     drone_id: str
     slot: int
     eta_seconds: float
     from_nest_id: str
-    def __init__(self, mission_id: _Optional[str] = ..., drone_id: _Optional[str] = ..., slot: _Optional[int] = ..., eta_seconds: _Optional[float] = ..., from_nest_id: _Optional[str] = ...) -> None: ...
+    relieves: str
+    def __init__(self, mission_id: _Optional[str] = ..., drone_id: _Optional[str] = ..., slot: _Optional[int] = ..., eta_seconds: _Optional[float] = ..., from_nest_id: _Optional[str] = ..., relieves: _Optional[str] = ...) -> None: ...
 
 class DispatchDecision(_message.Message):
     __slots__ = ("decision_id", "incident_id", "kind", "assignments", "reason", "priority", "incident_accepted_time_ms", "decided_time_ms")

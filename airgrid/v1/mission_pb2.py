@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61irgrid/v1/mission.proto\x12\nairgrid.v1\"\x99\x01\n\x0cMissionEvent\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x13\n\x0bincident_id\x18\x02 \x01(\t\x12\x10\n\x08\x64rone_id\x18\x03 \x01(\t\x12\'\n\x05stage\x18\x04 \x01(\x0e\x32\x18.airgrid.v1.MissionStage\x12\x15\n\revent_time_ms\x18\x05 \x01(\x03\x12\x0e\n\x06reason\x18\x06 \x01(\t*\x8c\x02\n\x0cMissionStage\x12\x1d\n\x19MISSION_STAGE_UNSPECIFIED\x10\x00\x12\x1a\n\x16MISSION_STAGE_ASSIGNED\x10\x01\x12\x1a\n\x16MISSION_STAGE_LAUNCHED\x10\x02\x12\x1a\n\x16MISSION_STAGE_ON_SCENE\x10\x03\x12\x1b\n\x17MISSION_STAGE_RETURNING\x10\x04\x12\x18\n\x14MISSION_STAGE_DOCKED\x10\x05\x12\x1b\n\x17MISSION_STAGE_COMPLETED\x10\x06\x12\x1b\n\x17MISSION_STAGE_CANCELLED\x10\x07\x12\x18\n\x14MISSION_STAGE_FAILED\x10\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61irgrid/v1/mission.proto\x12\nairgrid.v1\"\xab\x01\n\x0cMissionEvent\x12\x12\n\nmission_id\x18\x01 \x01(\t\x12\x13\n\x0bincident_id\x18\x02 \x01(\t\x12\x10\n\x08\x64rone_id\x18\x03 \x01(\t\x12\'\n\x05stage\x18\x04 \x01(\x0e\x32\x18.airgrid.v1.MissionStage\x12\x15\n\revent_time_ms\x18\x05 \x01(\x03\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x10\n\x08relieves\x18\x07 \x01(\t*\x8c\x02\n\x0cMissionStage\x12\x1d\n\x19MISSION_STAGE_UNSPECIFIED\x10\x00\x12\x1a\n\x16MISSION_STAGE_ASSIGNED\x10\x01\x12\x1a\n\x16MISSION_STAGE_LAUNCHED\x10\x02\x12\x1a\n\x16MISSION_STAGE_ON_SCENE\x10\x03\x12\x1b\n\x17MISSION_STAGE_RETURNING\x10\x04\x12\x18\n\x14MISSION_STAGE_DOCKED\x10\x05\x12\x1b\n\x17MISSION_STAGE_COMPLETED\x10\x06\x12\x1b\n\x17MISSION_STAGE_CANCELLED\x10\x07\x12\x18\n\x14MISSION_STAGE_FAILED\x10\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'airgrid.v1.mission_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MISSIONSTAGE']._serialized_start=197
-  _globals['_MISSIONSTAGE']._serialized_end=465
+  _globals['_MISSIONSTAGE']._serialized_start=215
+  _globals['_MISSIONSTAGE']._serialized_end=483
   _globals['_MISSIONEVENT']._serialized_start=41
-  _globals['_MISSIONEVENT']._serialized_end=194
+  _globals['_MISSIONEVENT']._serialized_end=212
 # @@protoc_insertion_point(module_scope)

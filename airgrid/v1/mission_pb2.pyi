@@ -27,17 +27,19 @@ MISSION_STAGE_CANCELLED: MissionStage
 MISSION_STAGE_FAILED: MissionStage
 
 class MissionEvent(_message.Message):
-    __slots__ = ("mission_id", "incident_id", "drone_id", "stage", "event_time_ms", "reason")
+    __slots__ = ("mission_id", "incident_id", "drone_id", "stage", "event_time_ms", "reason", "relieves")
     MISSION_ID_FIELD_NUMBER: _ClassVar[int]
     INCIDENT_ID_FIELD_NUMBER: _ClassVar[int]
     DRONE_ID_FIELD_NUMBER: _ClassVar[int]
     STAGE_FIELD_NUMBER: _ClassVar[int]
     EVENT_TIME_MS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    RELIEVES_FIELD_NUMBER: _ClassVar[int]
     mission_id: str
     incident_id: str
     drone_id: str
     stage: MissionStage
     event_time_ms: int
     reason: str
-    def __init__(self, mission_id: _Optional[str] = ..., incident_id: _Optional[str] = ..., drone_id: _Optional[str] = ..., stage: _Optional[_Union[MissionStage, str]] = ..., event_time_ms: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+    relieves: str
+    def __init__(self, mission_id: _Optional[str] = ..., incident_id: _Optional[str] = ..., drone_id: _Optional[str] = ..., stage: _Optional[_Union[MissionStage, str]] = ..., event_time_ms: _Optional[int] = ..., reason: _Optional[str] = ..., relieves: _Optional[str] = ...) -> None: ...

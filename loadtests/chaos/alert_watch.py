@@ -30,6 +30,7 @@ KIND_NAMES = {
     alert_pb2.ALERT_KIND_OFF_ROUTE: "off_route",
     alert_pb2.ALERT_KIND_SLA_AT_RISK: "sla_at_risk",
     alert_pb2.ALERT_KIND_SLA_BREACHED: "sla_breached",
+    alert_pb2.ALERT_KIND_RELAY_AT_RISK: "relay_at_risk",
 }
 
 

@@ -210,6 +210,7 @@ async def list_missions(
             eta_seconds=m.eta_seconds,
             stage=m.stage,
             from_nest_id=m.from_nest_id,
+            relieves=m.relieves,
             created_at=m.created_at,
             updated_at=m.updated_at,
         )

@@ -104,6 +104,10 @@ def core_settings(settings: Settings) -> CoreSettings:
         preempt_max_priority=settings.preempt_max_priority,
         patrol_keep_docked=settings.patrol_keep_docked,
         patrol_interval_s=settings.patrol_interval_s,
+        relay_from_s=settings.relay_from_s,
+        relay_min_on_scene_s=settings.relay_min_on_scene_s,
+        relay_lead_s=settings.relay_lead_s,
+        relay_alert_s=settings.relay_alert_s,
     )
 
 

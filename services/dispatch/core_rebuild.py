@@ -20,8 +20,9 @@ log = logging.getLogger("airgrid.dispatch")
 async def restore_from_database(
     core: DispatchCore, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    """Give an empty core the database's open work: live incidents, active missions, mission
-    counts, links, flown slots and the SLA alerts raised already."""
+    """Give an empty core the database's open work: live incidents, active missions (a
+    relief with the mission it relieves), mission counts, links, flown slots, the SLA alerts
+    raised already and when each incident's first drone reached the scene."""
     async with sessions() as session:
         incidents = await store.open_incidents(session)
         missions = await store.active_missions(session)
@@ -29,6 +30,7 @@ async def restore_from_database(
         links = await store.open_links(session)
         flown = await store.flown_slots(session)
         alerted = await store.raised_sla_alerts(session)
+        arrivals = await store.scene_arrivals(session)
     core.restore(
         incidents=[request_of_row(row) for row in incidents],
         missions=[
@@ -40,6 +42,7 @@ async def restore_from_database(
                 MissionStage(m.stage),
                 m.eta_seconds,
                 int(m.created_at.timestamp() * 1000),
+                relieves=m.relieves or "",
             )
             # All of them, also those of incidents no longer live: they hold their
             # drones in the database; end_orphans (after the feed) closes them.
@@ -49,6 +52,7 @@ async def restore_from_database(
         links=links,
         done_slots=flown,
         alerted=alerted,
+        scene_since_ms=arrivals,
     )
     live = {i.id for i in incidents}
     orphans = sum(1 for m in missions if m.incident_id not in live)

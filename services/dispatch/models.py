@@ -79,6 +79,8 @@ class MissionRow(Base):
     from_nest_id: Mapped[str] = mapped_column(String(64), default="")
     eta_seconds: Mapped[float] = mapped_column(Float)
     stage: Mapped[str] = mapped_column(String(16))
+    # A relief of a relay chain: the mission on scene it takes over from.
+    relieves: Mapped[str | None] = mapped_column(String(40), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

@@ -18,8 +18,9 @@ from services.dispatch.domain.model import (
     SlaAlert,
     SlaAlertKind,
 )
+from services.dispatch.domain.relays import RELAY_AT_RISK_REASON
 from services.dispatch.models import IncidentRow
-from services.dispatch.unit_of_work import DecisionRows
+from services.dispatch.unit_of_work import DecisionRows, alert_ce_id
 
 # The wire enums of mission stages and order kinds, shared with the fast twin.
 STAGE_PROTO = {
@@ -30,6 +31,11 @@ STAGE_PROTO = {
     MissionStage.COMPLETED: mission_pb2.MISSION_STAGE_COMPLETED,
     MissionStage.CANCELLED: mission_pb2.MISSION_STAGE_CANCELLED,
     MissionStage.FAILED: mission_pb2.MISSION_STAGE_FAILED,
+}
+ALERT_PROTO = {
+    SlaAlertKind.AT_RISK: alert_pb2.ALERT_KIND_SLA_AT_RISK,
+    SlaAlertKind.BREACHED: alert_pb2.ALERT_KIND_SLA_BREACHED,
+    SlaAlertKind.RELAY_AT_RISK: alert_pb2.ALERT_KIND_RELAY_AT_RISK,
 }
 ORDER_PROTO = {
     OrderKind.LAUNCH: command_pb2.COMMAND_KIND_LAUNCH,
@@ -78,6 +84,7 @@ def add_assignments(message: dispatch_pb2.DispatchDecision, assigned: Assigned) 
             slot=a.slot,
             eta_seconds=a.eta_seconds,
             from_nest_id=a.from_nest_id,
+            relieves=a.relieves,
         )
 
 
@@ -129,6 +136,7 @@ def mission_event(
     stage: MissionStage,
     reason: str,
 ) -> None:
+    row = rows.missions.get(mission_id)
     event = mission_pb2.MissionEvent(
         mission_id=mission_id,
         incident_id=incident_id,
@@ -136,6 +144,7 @@ def mission_event(
         stage=STAGE_PROTO[stage],
         event_time_ms=now_ms(),
         reason=reason,
+        relieves=(row.relieves or "") if row is not None else "",
     )
     ce_id = f"{mission_id}:{stage.value}"
     rows.enqueued(ce_id)
@@ -151,28 +160,35 @@ def mission_event(
 
 
 def sla_alert(rows: DecisionRows, alert: SlaAlert) -> None:
-    ce_id = f"sla:{alert.incident_id}:{alert.kind.value}"
+    incident = rows.incident(alert.incident_id)
+    if alert.kind == SlaAlertKind.RELAY_AT_RISK and incident is not None:
+        incident.status_reason = RELAY_AT_RISK_REASON  # until a relief goes
+    ce_id = alert_ce_id(alert)
     if rows.in_outbox(ce_id):
         return  # raised before a restart
     rows.enqueued(ce_id)
-    incident = rows.incident(alert.incident_id)
     breached = alert.kind == SlaAlertKind.BREACHED
     eta = (
         "no drone on the way"
         if alert.eta_seconds == float("inf")
         else (f"ETA {alert.eta_seconds:.0f} s")
     )
+    if alert.kind == SlaAlertKind.RELAY_AT_RISK:
+        text = (
+            f"Relay at risk: {'no drone can relieve' if eta == 'no drone on the way' else eta},"
+            f" the drone on scene must turn home in {alert.seconds_left:.0f} s"
+        )
+    elif breached:
+        text = f"SLA breached: no drone on scene {-alert.seconds_left:.0f} s past the deadline"
+    else:
+        text = f"SLA at risk: {eta}, {alert.seconds_left:.0f} s left"
     message = alert_pb2.Alert(
         alert_id=uuid.uuid4().hex,
-        kind=alert_pb2.ALERT_KIND_SLA_BREACHED if breached else alert_pb2.ALERT_KIND_SLA_AT_RISK,
+        kind=ALERT_PROTO[alert.kind],
         severity=alert_pb2.SEVERITY_CRITICAL if breached else alert_pb2.SEVERITY_WARNING,
         subject_id=alert.incident_id,
         incident_id=alert.incident_id,
-        message=(
-            f"SLA breached: no drone on scene {-alert.seconds_left:.0f} s past the deadline"
-            if breached
-            else f"SLA at risk: {eta}, {alert.seconds_left:.0f} s left"
-        ),
+        message=text,
         event_time_ms=alert.at_ms,
         active=True,
         lon=incident.lon if incident is not None else 0.0,

@@ -90,6 +90,12 @@ class IncidentCreate(BaseModel):
     )
 
 
+_RELIEVES = (
+    "A relief of a relay chain: the id of the mission on scene it takes over from (that drone "
+    "is sent home when the relief arrives); null for a first arrival."
+)
+
+
 class MissionRead(BaseModel):
     id: str
     incident_id: str
@@ -98,6 +104,7 @@ class MissionRead(BaseModel):
     eta_seconds: float
     stage: str
     from_nest_id: str
+    relieves: str | None = Field(default=None, description=_RELIEVES)
     created_at: datetime
     updated_at: datetime
 
@@ -107,6 +114,7 @@ class IncidentMission(BaseModel):
     drone_id: str
     eta_seconds: float
     stage: str
+    relieves: str | None = Field(default=None, description=_RELIEVES)
 
 
 class StageRead(BaseModel):

@@ -233,7 +233,11 @@ async def read_incident(session: Any, row: IncidentRow) -> IncidentRead:
         accepted_at=row.accepted_at,
         missions=[
             IncidentMission(
-                mission_id=m.id, drone_id=m.drone_id, eta_seconds=m.eta_seconds, stage=m.stage
+                mission_id=m.id,
+                drone_id=m.drone_id,
+                eta_seconds=m.eta_seconds,
+                stage=m.stage,
+                relieves=m.relieves,
             )
             for m in missions
         ],

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from airgrid.outbox import OutboxRecord
@@ -108,21 +108,60 @@ async def flown_slots(session: AsyncSession) -> dict[str, set[int]]:
     return done
 
 
+async def scene_arrivals(session: AsyncSession) -> dict[str, int]:
+    """When a drone first reached the scene of each live incident (epoch ms): the timeline's
+    on_scene stage, recorded once at the core's time of the first arrival."""
+    rows = (
+        await session.execute(
+            select(IncidentStageRow.incident_id, IncidentStageRow.at)
+            .join(IncidentRow, IncidentRow.id == IncidentStageRow.incident_id)
+            .where(
+                IncidentRow.status.in_(LIVE_STATUSES),
+                IncidentStageRow.stage == IncidentStatus.ON_SCENE.value,
+            )
+        )
+    ).all()
+    return {incident_id: int(at.timestamp() * 1000) for incident_id, at in rows}
+
+
 async def raised_sla_alerts(session: AsyncSession) -> set[tuple[str, SlaAlertKind]]:
-    """SLA alerts already in the outbox (ce_id "sla:<incident>:<kind>"), not to raise again."""
+    """SLA alerts already in the outbox (ce_id "sla:<incident>:<kind>"), not to raise again.
+    A relay_at_risk (ce_id "relay:<mission on scene>") counts while that mission is still on
+    scene and no active mission relieves it, as the core keeps it."""
     ce_ids = (
         await session.scalars(
             select(OutboxRecord.ce_id).where(
-                OutboxRecord.service == "dispatch", OutboxRecord.ce_id.like("sla:%")
+                OutboxRecord.service == "dispatch",
+                or_(OutboxRecord.ce_id.like("sla:%"), OutboxRecord.ce_id.like("relay:%")),
             )
         )
     ).all()
     raised: set[tuple[str, SlaAlertKind]] = set()
     kinds = {k.value: k for k in SlaAlertKind}
+    holders: list[str] = []
     for ce_id in ce_ids:
-        _, incident_id, kind = ce_id.rsplit(":", 2) if ce_id.count(":") >= 2 else ("", "", "")
-        if kind in kinds:
-            raised.add((incident_id, kinds[kind]))
+        parts = ce_id.split(":")
+        if parts[0] == "relay" and len(parts) == 2:
+            holders.append(parts[1])
+        elif len(parts) == 3 and parts[2] in kinds:
+            raised.add((parts[1], kinds[parts[2]]))
+    if holders:
+        rows = await session.execute(
+            select(MissionRow.id, MissionRow.incident_id).where(
+                MissionRow.id.in_(holders), MissionRow.stage == MissionStage.ON_SCENE.value
+            )
+        )
+        on_scene = {str(mission_id): str(incident_id) for mission_id, incident_id in rows}
+        relieved = set(
+            await session.scalars(
+                select(MissionRow.relieves).where(
+                    MissionRow.relieves.in_(list(on_scene)), MissionRow.stage.in_(ACTIVE_STAGES)
+                )
+            )
+        )
+        for mission_id, incident_id in on_scene.items():
+            if mission_id not in relieved:
+                raised.add((incident_id, SlaAlertKind.RELAY_AT_RISK))
     return raised
 
 

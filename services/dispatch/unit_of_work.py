@@ -27,6 +27,7 @@ from services.dispatch.domain.model import (
     SlaAlert,
     StageReached,
 )
+from services.dispatch.domain.relays import RELAY_AT_RISK_REASON
 from services.dispatch.models import ACTIVE_STAGES, IncidentRow, IncidentStageRow, MissionRow
 
 # How far an incident has come; its status only ever moves forward.
@@ -68,6 +69,15 @@ async def _add_stage(
         return False
     session.add(IncidentStageRow(incident_id=incident_id, stage=stage, at=at, detail=detail))
     return True
+
+
+def alert_ce_id(alert: SlaAlert) -> str:
+    """The outbox id of an SLA alert: once per incident and kind, and for relay_at_risk once
+    per mission on scene ("relay:<mission>", within the 64 characters of an outbox id),
+    since each link of a chain may need its own warning."""
+    if alert.holder_id:
+        return f"relay:{alert.holder_id}"
+    return f"sla:{alert.incident_id}:{alert.kind.value}"
 
 
 def move_status(incident: IncidentRow, status: IncidentStatus, reason: str | None) -> bool:
@@ -225,7 +235,7 @@ class DecisionRows:
                 mission_ids.add(d.mission_id)
                 ce_ids.add(f"{d.mission_id}:{d.stage.value}")
             elif isinstance(d, SlaAlert):
-                ce_ids.add(f"sla:{d.incident_id}:{d.kind.value}")
+                ce_ids.add(alert_ce_id(d))
         if not incident_ids:
             return rows
         # Incidents first, then missions: the order the API's cancel takes its locks in.
@@ -371,11 +381,14 @@ class DecisionRows:
                 from_nest_id=a.from_nest_id,
                 eta_seconds=a.eta_seconds,
                 stage=MissionStage.ASSIGNED.value,
+                relieves=a.relieves or None,
                 created_at=at,
             )
             self.session.add(mission)
             self.missions[mission.id] = mission
             missions.append(mission)
+        if any(a.relieves for a in fresh) and incident.status_reason == RELAY_AT_RISK_REASON:
+            incident.status_reason = None  # a relief goes: the chain holds again
         self.advance_incident(incident=incident, status=IncidentStatus.ASSIGNED, at=at)
         return True
 

@@ -224,19 +224,24 @@ class DispatchCore(SlaAndPatrols):
         on_scene: Iterable[str] = (),
         done_slots: dict[str, set[int]] | None = None,
         alerted: Iterable[tuple[str, SlaAlertKind]] = (),
+        scene_since_ms: dict[str, int] | None = None,
     ) -> None:
         """Rebuild after a restart from the database: live incidents, active missions, how
         many missions each incident had (so new mission ids never collide), links (each
         duplicate's primary and the duplicate's own priority, which raises the primary's rank
-        as it did when the link was made), and the slots whose mission was flown to the end
-        (they are done, never flown again)."""
+        as it did when the link was made), the slots whose mission was flown to the end
+        (they are done, never flown again) and when a drone first reached each incident's
+        scene (a relay chain's end is counted from it). A relief (Mission.relieves) keeps
+        its link while it is on its way and the mission it relieves is still active; one
+        on scene has handed over already."""
         for incident in incidents:
             self.seen_incidents.add(incident.id)
-            done = (done_slots or {}).get(incident.id, set())
+            done = {s % incident.drones_needed for s in (done_slots or {}).get(incident.id, ())}
             self.incidents[incident.id] = IncidentSlots(
                 incident,
                 open_slots=set(range(incident.drones_needed)) - done,
                 attempts=(attempts or {}).get(incident.id, 0),
+                scene_since_ms=(scene_since_ms or {}).get(incident.id, -1),
             )
         for item in missions:
             m = (
@@ -249,11 +254,15 @@ class DispatchCore(SlaAndPatrols):
             self._unindex(m.drone_id)
             entry = self.incidents.get(m.incident_id)
             if entry is not None:
-                entry.open_slots.discard(m.slot)
+                entry.open_slots.discard(m.slot % entry.request.drones_needed)
                 if attempts is None:
                     entry.attempts += 1
             if m.stage in (MissionStage.ON_SCENE, MissionStage.RETURNING):
                 self.on_scene.add(m.incident_id)
+        for m in self.missions.values():
+            on_its_way = m.stage in (MissionStage.ASSIGNED, MissionStage.LAUNCHED)
+            if m.relieves and (not on_its_way or m.relieves not in self.missions):
+                m.relieves = ""
         for duplicate, (primary, priority) in (links or {}).items():
             self.seen_incidents.add(duplicate)
             self.links[duplicate] = primary

@@ -183,6 +183,7 @@ class SlaAlert:
     eta_seconds: float  # best known time to scene; inf when nothing is on its way
     seconds_left: float
     at_ms: int
+    holder_id: str = ""  # relay_at_risk: the mission on scene no drone can relieve in time
 
 
 class OrderKind(enum.StrEnum):

@@ -26,6 +26,9 @@ from services.dispatch.domain.model import (
 )
 from services.dispatch.domain.selection import Candidate, best_first, kth_best
 
+# The incident's reason while no drone can relieve the one on scene in time.
+RELAY_AT_RISK_REASON = "relay at risk: no drone can relieve the one on scene in time"
+
 
 class Relays(IncidentQueue):
     """Reliefs planned on the clock, handed over on scene."""
@@ -93,12 +96,11 @@ class Relays(IncidentQueue):
         if not pool or pool[0].estimate.eta_seconds > time_left_s:
             eta = pool[0].estimate.eta_seconds if pool else math.inf
             if time_left_s <= self.settings.relay_alert_s + (0.0 if not pool else eta):
-                entry.reason = "relay at risk: no drone can relieve the one on scene in time"
+                entry.reason = RELAY_AT_RISK_REASON
                 if alert_key not in self.alerted:
                     self.alerted.add(alert_key)
-                    decisions.append(
-                        SlaAlert(incident.id, SlaAlertKind.RELAY_AT_RISK, eta, time_left_s, now)
-                    )
+                    kind = SlaAlertKind.RELAY_AT_RISK
+                    decisions.append(SlaAlert(incident.id, kind, eta, time_left_s, now, holder.id))
             if not pool:
                 return decisions
         pick = pool[0]
@@ -135,7 +137,7 @@ class Relays(IncidentQueue):
             mission_id, drone.id, slot, mission.eta_seconds, drone.home_nest, path,
             drone.airborne, relieves=holder.id,
         )  # fmt: skip
-        if entry.reason.startswith("relay at risk"):
+        if entry.reason == RELAY_AT_RISK_REASON:
             entry.reason = ""
         self.alerted.discard((incident.id, SlaAlertKind.RELAY_AT_RISK))
         decisions.append(Assigned(incident.id, (a,), True))
