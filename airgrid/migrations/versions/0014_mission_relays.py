@@ -1,7 +1,7 @@
 """missions of relay chains name the mission they relieve
 
-Revision ID: 0013_mission_relays
-Revises: 0012_cases
+Revision ID: 0014_mission_relays
+Revises: 0013_map_overdue_cells
 Create Date: 2026-12-05 12:00:00
 
 A relief mission names the mission on scene it takes over from, so the chain is visible
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013_mission_relays"
-down_revision = "0012_cases"
+revision = "0014_mission_relays"
+down_revision = "0013_map_overdue_cells"
 branch_labels = None
 depends_on = None
 
