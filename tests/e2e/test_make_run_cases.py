@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +16,7 @@ import orjson
 import pytest
 
 from airgrid.reference import load_reference
-from airgrid.servers.ports import free_port
+from tests.e2e.airgrid_up import airgrid_up
 from tests.eventually import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -31,47 +27,11 @@ FIRST_CASE_DEADLINE_S = 360
 
 
 async def test_make_run_shows_a_case_from_a_patrol_on_a_department_feed(tmp_path: Path) -> None:
-    ports = {name: free_port() for name in ("registry", "telemetry", "dispatch", "broker")}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRGRID_")}
-    env.update(
-        {
-            "AIRGRID_STATE_DIR": str(tmp_path / "state"),
-            "AIRGRID_REGISTRY_PORT": str(ports["registry"]),
-            "AIRGRID_TELEMETRY_PORT": str(ports["telemetry"]),
-            "AIRGRID_DISPATCH_PORT": str(ports["dispatch"]),
-            "AIRGRID_EMBEDDED_KAFKA_PORT": str(ports["broker"]),
-        }
-    )
-    log = tmp_path / "up.log"
-    up = subprocess.Popen(
-        [sys.executable, "-m", "entrypoints", "up", "--rate", "0", "--start", "docked"],
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
-    telemetry = f"http://127.0.0.1:{ports['telemetry']}"
-    credentials = tmp_path / "state" / "credentials.json"
     received: list[tuple[str, dict[str, Any]]] = []
-    listeners: list[asyncio.Task[None]] = []
-    try:
-
-        def alive() -> None:
-            assert up.poll() is None, f"airgrid up exited:\n{log.read_text()[-3000:]}"
-
-        async with httpx.AsyncClient(base_url=telemetry, timeout=5.0) as client:
-
-            async def ready() -> bool | None:
-                alive()
-                if not credentials.exists():
-                    return None
-                try:
-                    return True if (await client.get("/readyz")).status_code == 200 else None
-                except httpx.HTTPError:
-                    return None
-
-            await eventually(ready, 120, "airgrid up ready with its demo credentials")
-            keys = orjson.loads(credentials.read_bytes())["department"]
+    with airgrid_up(tmp_path, "--rate", "0", "--start", "docked") as up:
+        await up.ready("telemetry")
+        keys = orjson.loads(up.credentials.read_bytes())["department"]
+        async with httpx.AsyncClient(base_url=up.url("telemetry"), timeout=5.0) as client:
 
             async def listen(department: str) -> None:
                 headers = {"Authorization": f"Bearer {keys[department]}"}
@@ -87,12 +47,11 @@ async def test_make_run_shows_a_case_from_a_patrol_on_a_department_feed(tmp_path
                                     received.append((department, orjson.loads(line[6:])))
                     await asyncio.sleep(1.0)
 
-            listeners = [asyncio.create_task(listen(code)) for code in sorted(keys)]
-
             async def first_case() -> tuple[str, dict[str, Any]] | None:
-                alive()
+                up.alive()
                 return received[0] if received else None
 
+            listeners = [asyncio.create_task(listen(code)) for code in sorted(keys)]
             try:
                 department, item = await eventually(
                     first_case, FIRST_CASE_DEADLINE_S, "a case.opened item on a department feed"
@@ -112,13 +71,4 @@ async def test_make_run_shows_a_case_from_a_patrol_on_a_department_feed(tmp_path
         drone, mission = case["best_media"]["uri"].removeprefix("sim://").split("/")[:2]
         assert drone in item["detection_id"], item
         assert mission != "no-mission", item
-        up.send_signal(signal.SIGINT)
-        assert up.wait(timeout=60) == 0, log.read_text()[-3000:]
-    finally:
-        if up.poll() is None:  # a failed test still lets `up` stop what it started
-            up.send_signal(signal.SIGINT)
-            try:
-                up.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                up.kill()
-                up.wait(timeout=10)
+        assert up.stop() == 0, up.log.read_text()[-3000:]
