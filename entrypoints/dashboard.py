@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from typing import Any
 
+import httpx
 from rich.columns import Columns
 from rich.console import Group
 from rich.table import Table
 
+from airgrid.config import Settings
 from airgrid.sim.outcomes import Outcomes
 from airgrid.sim.report import CoverageSeries
 from airgrid.sim.sim_stats import SimStats
+
+FRESHNESS_POLL_S = 5.0
 
 
 class Milestones:
@@ -65,6 +71,8 @@ class Dashboard:
         self.started = time.monotonic() if started is None else started
         self.outcomes = Outcomes()
         self.coverage = CoverageSeries()
+        self.freshness: float | None = None
+        """The overall inspection freshness share, from GET /v1/inspection/freshness."""
 
     def _summary(self) -> dict[str, Any]:
         return self.outcomes.summary(now_ms(), self.sla)
@@ -83,6 +91,7 @@ class Dashboard:
             (f"open on track (ETA ≤ {self.sla:.0f} s)", _on_track(*self.outcomes.on_track(
                 now_ms(), self.sla))),
             ("coverage (zone within SLA)", pct(coverage)),
+            ("inspection freshness (due cells in interval)", pct(self.freshness)),
             ("decision latency p50 / p95", f"{_ms(latency.get('p50_s'))} / "
              f"{_ms(latency.get('p95_s'))}"),
         ]  # fmt: skip
@@ -90,6 +99,10 @@ class Dashboard:
             rows += [
                 ("incidents / min (last min)", f"{sim.posts_per_minute():.1f}"),
                 ("telemetry records sent", str(sim.telemetry_sent)),
+                (
+                    "detections posted (rejected)",
+                    f"{sim.detections_sent} ({sim.detections_rejected})",
+                ),
                 ("drones airborne", f"{sim.airborne} of {sim.drones}"),
             ]
         return rows
@@ -129,6 +142,21 @@ class Dashboard:
 
     def line(self, sim: SimStats | None) -> str:
         return " | ".join(f"{what}: {value}" for what, value in self.rows(sim))
+
+
+async def poll_freshness(
+    settings: Settings, dashboard: Dashboard, *, key: str | None, every_s: float = FRESHNESS_POLL_S
+) -> None:
+    """Keep the dashboard's freshness share from GET /v1/inspection/freshness until cancelled."""
+    url = f"{settings.url_of('telemetry').rstrip('/')}/v1/inspection/freshness"
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        while True:
+            with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
+                response = await client.get(url, params={"limit": 0}, headers=headers)
+                if response.status_code == 200:
+                    dashboard.freshness = float(response.json()["share"])
+            await asyncio.sleep(every_s)
 
 
 def _on_track(good: int, open_: int) -> str:

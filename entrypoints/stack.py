@@ -41,7 +41,7 @@ from airgrid.sim.runner import run_sim
 from airgrid.sim.sim_stats import SimStats
 from airgrid.sim.start_state import MID_OPERATION
 from airgrid.topics import DEPARTMENT_CODES
-from entrypoints.dashboard import Dashboard, Milestones, now_ms
+from entrypoints.dashboard import Dashboard, Milestones, now_ms, poll_freshness
 
 console = Console(stderr=False)
 
@@ -254,6 +254,9 @@ async def _run(
         asyncio.create_task(
             poll_coverage(settings, dashboard.coverage, key=operator_key(settings)),
             name="coverage",
+        ),
+        asyncio.create_task(
+            poll_freshness(settings, dashboard, key=operator_key(settings)), name="freshness"
         ),
     ]
     stats = None

@@ -266,7 +266,18 @@ def headline(report: dict[str, Any]) -> str:
         f"time to scene p50 {tts.get('p50_s', '-')} s, p95 {tts.get('p95_s', '-')} s",
         f"coverage mean {coverage.get('mean', '-')}, min {coverage.get('min', '-')}",
     ]
+    inspection = report.get("inspection")
+    if inspection:
+        fresh = inspection.get("freshness", {})
+        parts += [
+            f"recall (events > 30 min) {_percent(inspection.get('recall'))}",
+            f"freshness mean {_percent(fresh.get('mean'))}",
+        ]
     return " | ".join(parts)
+
+
+def _percent(value: object) -> str:
+    return f"{100 * value:.1f} %" if isinstance(value, int | float) else "-"
 
 
 def _seconds(figures: dict[str, Any], *quantiles: int) -> str:
@@ -331,7 +342,30 @@ def comparison_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
             _share(impact.get("time_to_scene_of_affected", {})),
         ),
     ]  # fmt: skip
-    return rows
+    return rows + inspection_rows(report)
+
+
+def inspection_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """The accelerated twin's ground truth against what became cases, and freshness; none for
+    a report without them (the live report)."""
+    inspection = report.get("inspection")
+    if not inspection:
+        return []
+    fresh = inspection.get("freshness", {})
+    to_case = inspection.get("time_to_case_s", {})
+    return [
+        ("events (over 30 min)", f"{inspection.get('events_total', '-')} "
+         f"({inspection.get('events_over_30_min', '-')})"),
+        ("recall: events over 30 min with a case before their end",
+         f"{_percent(inspection.get('recall'))} ({inspection.get('events_over_30_min_caught', '-')}"
+         f" of {inspection.get('events_over_30_min_counted', '-')})"),
+        ("event start to first case p50 / p95 s", _seconds(to_case, 50, 95)),
+        ("detections, cases opened",
+         f"{inspection.get('detections', '-')}, {inspection.get('cases_opened', '-')}"),
+        ("freshness share mean / min / second-half mean",
+         f"{_percent(fresh.get('mean'))} / {_percent(fresh.get('min'))} / "
+         f"{_percent(fresh.get('second_half_mean'))}"),
+    ]  # fmt: skip
 
 
 def comparison_table(runs: list[tuple[str, dict[str, Any]]]) -> list[str]:

@@ -28,8 +28,9 @@ from airgrid.bus import (
     start_group_consumer,
 )
 from airgrid.config import Settings
-from airgrid.reference import load_reference
+from airgrid.reference import ReferenceData, load_reference
 from airgrid.sim.command_handler import CommandHandler
+from airgrid.sim.detection_sender import DetectionSender
 from airgrid.sim.faults import FaultEvent, fault_schedule, weather_of
 from airgrid.sim.fleet import Fleet, ReportRates
 from airgrid.sim.incident_poster import fleet_known, incident_loop
@@ -188,6 +189,10 @@ async def run_sim(
                 incident_loop(load, url, keys, load_s, stats, stop, outcomes, known),
                 "incidents",
             )
+        spawn(
+            _post_detections(settings, reference, path, telemetry_url, seed, fleet, stats, stop),
+            "detections",
+        )
         spec = ConsumerSpec(
             topics=[DRONE_COMMANDS],
             group_id=CONSUMER_GROUP,
@@ -248,6 +253,41 @@ async def _until_done(
     for task in done:
         if task is not stopped and not task.cancelled() and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]
+
+
+async def _post_detections(
+    settings: Settings,
+    reference: ReferenceData,
+    path: Path,
+    telemetry_url: str | None,
+    seed: int,
+    fleet: Fleet,
+    stats: SimStats,
+    stop: asyncio.Event,
+) -> None:
+    """What the cameras see of the run's ground truth, posted with the nest gateways' keys;
+    nothing (said once) without the keys."""
+    try:
+        gateway_keys = _read_keys(path, "gateway")
+    except (OSError, ValueError, orjson.JSONDecodeError) as error:
+        log.warning(
+            "no gateway keys; the drones post no detections",
+            extra={"path": str(path), "error": str(error)},
+        )
+        await stop.wait()  # a loop that ends stops the run (`_until_done`)
+        return
+    url = f"{(telemetry_url or settings.url_of('telemetry')).rstrip('/')}/v1/detections"
+    # A day of ground truth takes about 0.3 s to draw: off the loop, and not in the way of
+    # the command consumer's start.
+    sender = await asyncio.to_thread(
+        DetectionSender,
+        reference,
+        url=url,
+        gateway_keys=gateway_keys,
+        seed=seed,
+        start_ms=now_ms(),
+    )
+    await sender.run(fleet, stats, stop)
 
 
 def _department_keys(path: Path) -> dict[str, str]:

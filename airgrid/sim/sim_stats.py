@@ -16,6 +16,9 @@ class SimStats:
     incidents_failed: int = 0
     telemetry_sent: int = 0
     telemetry_failed: int = 0
+    detections_sent: int = 0  # taken by the API (to airgrid.detections)
+    detections_rejected: int = 0  # taken, but to the DLQ with a reason
+    detections_failed: int = 0  # not taken: no gateway key, refused or not reached
     commands_received: int = 0
     commands_applied: int = 0
     commands_ignored: int = 0

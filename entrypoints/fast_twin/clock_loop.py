@@ -10,7 +10,9 @@ Each step of the clock (STEP_S, and also at every incident's acceptance instant)
    `airgrid.incidents`;
 4. once per dispatch tick: the core's clock tick (SLA alerts, patrols), the queue re-tried
    after an idle drone moved, and the coverage keeper's pass (gauge, patrol budget,
-   rebalancing), as the worker's clock does.
+   rebalancing), as the worker's clock does;
+5. the cameras look at the ground truth and their detections are merged into cases
+   (`inspection.py`), which only watches: nothing of it reaches the core.
 
 The core's decisions go back at once: its drone orders become the commands the worker would
 publish, applied to the fleet; its assignments, queueing, links and mission stages are fed
@@ -37,6 +39,7 @@ from airgrid.sim.outcomes import Outcomes
 from airgrid.sim.physics import SimDrone
 from airgrid.sim.start_state import MID_OPERATION, START_STATES, PastLoad, mid_operation
 from airgrid.v1 import dispatch_pb2, drone_state_pb2, mission_pb2, telemetry_pb2
+from entrypoints.fast_twin.inspection import InspectionTrack
 from entrypoints.fast_twin.world import DispatchSide, dispatch_side, nests_offline
 from services.dispatch import core_feed
 from services.dispatch.core_feed import drone_view
@@ -124,6 +127,8 @@ class FastRun:
     wall_seconds: float = 0.0
     cpu_seconds: float = 0.0  # the process's CPU time: the figure on a shared machine
     steps: int = 0
+    inspection: InspectionTrack | None = None
+    """Ground truth, detections, cases, recall and freshness (`inspection.py`)."""
 
     @property
     def simulated_s(self) -> float:
@@ -200,6 +205,13 @@ class FastTwin:
         self.incident_seq = 0
         self._by_id: dict[str, Assignment] = {}
         self._decide(decisions)
+        self.inspection = self.run.inspection = InspectionTrack(
+            self.reference,
+            request.seed,
+            self.now_ms,
+            self.now_ms + round(request.load_s * 1000),
+            self.side.freshness,
+        )
 
     def _max_drain_s(self) -> float:
         drain = self.request.max_drain_s
@@ -300,6 +312,7 @@ class FastTwin:
             self._decide(core_feed.tick(side.core, now, idle_drone_moved=moved))
             self._decide(side.coverage.rebalance(side.core, now))
             self._sample_coverage(now)
+        self.inspection.step(self.fleet, now)
 
     def _inject(self, event: FaultEvent, now: int) -> None:
         self.fleet.inject(event, now)

@@ -50,6 +50,7 @@ def fast_report(run: FastRun, settings: Settings) -> dict[str, Any]:
         },
         **run.outcomes.summary(run.ended_ms, settings.sla_seconds),
         "coverage": {**coverage.summary(), "series": [list(p) for p in coverage.points]},
+        "inspection": run.inspection.summary() if run.inspection is not None else None,
         "time_to_scene_samples_s": sorted(
             round(t, 2) for t in run.outcomes.times(run.outcomes.posted())
         ),

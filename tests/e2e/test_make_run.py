@@ -5,10 +5,6 @@ and completed by the twin, and Ctrl-C stops the whole stack."""
 from __future__ import annotations
 
 import math
-import os
-import signal
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,7 +14,7 @@ import orjson
 import pytest
 
 from airgrid.reference import NestSpec, load_reference
-from airgrid.servers.ports import free_port
+from tests.e2e.airgrid_up import airgrid_up
 from tests.eventually import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(480)]
@@ -42,50 +38,15 @@ def scene_near(nest: NestSpec) -> list[float]:
 
 
 async def test_airgrid_up_on_sqlite_flies_an_incident_to_completion(tmp_path: Path) -> None:
-    ports = {name: free_port() for name in ("registry", "telemetry", "dispatch", "broker")}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRGRID_")}
-    env.update(
-        {
-            "AIRGRID_STATE_DIR": str(tmp_path / "state"),
-            "AIRGRID_REGISTRY_PORT": str(ports["registry"]),
-            "AIRGRID_TELEMETRY_PORT": str(ports["telemetry"]),
-            "AIRGRID_DISPATCH_PORT": str(ports["dispatch"]),
-            "AIRGRID_EMBEDDED_KAFKA_PORT": str(ports["broker"]),
-        }
-    )
-    log = tmp_path / "up.log"
-    up = subprocess.Popen(
-        [sys.executable, "-m", "entrypoints", "up", "--rate", "0", "--start", "docked"],
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
-    dispatch = f"http://127.0.0.1:{ports['dispatch']}"
-    credentials = tmp_path / "state" / "credentials.json"
-    try:
-
-        def alive() -> None:
-            assert up.poll() is None, f"airgrid up exited:\n{log.read_text()[-3000:]}"
-
-        async with httpx.AsyncClient(base_url=dispatch, timeout=5.0) as client:
-
-            async def ready() -> bool | None:
-                alive()
-                if not credentials.exists():
-                    return None
-                try:
-                    return True if (await client.get("/readyz")).status_code == 200 else None
-                except httpx.HTTPError:
-                    return None
-
-            await eventually(ready, 120, "airgrid up ready with its demo credentials")
-            key = orjson.loads(credentials.read_bytes())["department"]["fire"]
+    with airgrid_up(tmp_path, "--rate", "0", "--start", "docked") as up:
+        await up.ready("dispatch")
+        async with httpx.AsyncClient(base_url=up.url("dispatch"), timeout=5.0) as client:
+            key = orjson.loads(up.credentials.read_bytes())["department"]["fire"]
             headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": uuid.uuid4().hex}
 
             async def fleet_known() -> bool | None:
                 # As a user who waits for the dashboard: dispatch has heard from the fleet.
-                alive()
+                up.alive()
                 r = await client.get("/v1/coverage", headers=headers)
                 return True if r.status_code == 200 and r.json()["available_drones"] > 90 else None
 
@@ -106,7 +67,7 @@ async def test_airgrid_up_on_sqlite_flies_an_incident_to_completion(tmp_path: Pa
             last: dict[str, Any] = {}
 
             async def completed() -> dict[str, Any] | None:
-                alive()
+                up.alive()
                 r = await client.get(f"/v1/incidents/{incident_id}", headers=headers)
                 assert r.status_code == 200, r.text
                 last.update(r.json())
@@ -122,13 +83,4 @@ async def test_airgrid_up_on_sqlite_flies_an_incident_to_completion(tmp_path: Pa
             assert done["missions"] and done["missions"][0]["stage"] == "completed"
 
         assert (tmp_path / "state" / "airgrid.db").exists(), "the embedded SQLite file is missing"
-        up.send_signal(signal.SIGINT)
-        assert up.wait(timeout=60) == 0, log.read_text()[-3000:]
-    finally:
-        if up.poll() is None:  # a failed test still lets `up` stop what it started
-            up.send_signal(signal.SIGINT)
-            try:
-                up.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                up.kill()
-                up.wait(timeout=10)
+        assert up.stop() == 0, up.log.read_text()[-3000:]

@@ -12,6 +12,7 @@ import pytest
 from airgrid.config import Settings
 from airgrid.reference import ReferenceData, load_reference
 from entrypoints.fast_twin.clock_loop import FastRequest, FastRun, run_fast
+from entrypoints.fast_twin.inspection import InspectionTrack
 from entrypoints.fast_twin.report import comparable, fast_report
 from entrypoints.fast_twin.world import LayoutError, with_layout
 
@@ -106,3 +107,25 @@ def test_a_layout_moves_a_nest_and_refuses_one_outside_the_zone(
     outside.write_text(json.dumps([{"id": nest.id, "lon": 0.0, "lat": 0.0}]))
     with pytest.raises(LayoutError, match="outside the zone"):
         with_layout(reference, outside)
+
+
+def test_the_cameras_only_watch_no_decision_changes_without_them(
+    reference: ReferenceData, settings: Settings, first: FastRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ground truth, seeing and case merge read the fleet and nothing else: a run whose
+    cameras see nothing decides the same, so the emergency figures are a run's without them."""
+    assert first.inspection is not None and first.inspection.detections > 0
+    summary = fast_report(first, settings)["inspection"]
+    assert summary["events_total"] > 0 and summary["freshness"]["samples"] > 0
+    monkeypatch.setattr(InspectionTrack, "step", lambda self, fleet, now_ms: None)
+    blind = run_fast(reference, settings, SHORT)
+    assert blind.inspection is not None and blind.inspection.detections == 0
+    assert _trail(blind) == _trail(first)
+    assert blind.decisions == first.decisions
+    seen, unseen = (
+        comparable(fast_report(first, settings)),
+        comparable(fast_report(blind, settings)),
+    )
+    assert {k: v for k, v in seen.items() if k != "inspection"} == {
+        k: v for k, v in unseen.items() if k != "inspection"
+    }
