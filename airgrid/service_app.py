@@ -25,6 +25,7 @@ from airgrid.migrate import require_schema_at_head
 from airgrid.observability import http_metrics_middleware, metrics_response
 from airgrid.problems import BodySizeLimit, install_problem_handlers, problem_response
 from airgrid.rate_limit import RateLimit
+from airgrid.worker_runs import cancel_within
 
 log = logging.getLogger("airgrid.service")
 
@@ -72,11 +73,7 @@ class Infrastructure:
         self.tasks.append(asyncio.create_task(guarded(), name=name))
 
     async def close(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_within(self.tasks, self.service)
         await self.producer.stop()
         await self.engine.dispose()
 
