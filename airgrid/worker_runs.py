@@ -31,14 +31,16 @@ def cancelled_by_owner() -> bool:
 STOP_TIMEOUT_S = 10.0
 
 
-async def cancel_within(tasks: Collection[asyncio.Task[Any]], what: str) -> None:
-    """Cancel the tasks and wait for them, at most STOP_TIMEOUT_S in all; those still running
-    then are logged and left behind, so a shutdown always ends."""
+async def cancel_within(
+    tasks: Collection[asyncio.Task[Any]], what: str, timeout_s: float | None = None
+) -> None:
+    """Cancel the tasks and wait for them, at most `timeout_s` (STOP_TIMEOUT_S unless given)
+    in all; those still running then are logged and left behind, so a shutdown always ends."""
     for task in tasks:
         task.cancel()
     if not tasks:
         return
-    _, pending = await asyncio.wait(tasks, timeout=STOP_TIMEOUT_S)
+    _, pending = await asyncio.wait(tasks, timeout=timeout_s or STOP_TIMEOUT_S)
     for task in tasks:
         if task.done() and not task.cancelled():
             task.exception()  # retrieved: a crash was logged where it happened

@@ -4,7 +4,6 @@ consumer) feed the core's owner (core_owner.py); its runs are supervised and fen
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
@@ -27,7 +26,7 @@ from airgrid.outbox import OutboxRelay
 from airgrid.service_app import Infrastructure
 from airgrid.topics import DRONE_STATE, INCIDENTS, REGISTRY_CHANGES
 from airgrid.v1 import drone_state_pb2, incident_pb2, registry_pb2
-from airgrid.worker_runs import RunEnded, stop_quietly
+from airgrid.worker_runs import RunEnded, cancel_within, stop_quietly
 from services.dispatch import store
 from services.dispatch.core_feed import drone_view, nest_view, now_ms, zone_of
 from services.dispatch.core_owner import CoreOwner
@@ -35,6 +34,9 @@ from services.dispatch.holes_read_model import HolesReadModel
 from services.dispatch.incident_records import decode_incident_events, rewind_offsets_past_the_end
 from services.dispatch.metrics import ACCEPT_TO_DECISION_SECONDS, DECISION_SECONDS, WRITING
 from services.dispatch.supervisor import WorkerStatus, supervise
+
+# How long a stopping run waits for its tasks, the core call in flight among them.
+CORE_STOP_TIMEOUT_S = 120.0
 
 log = logging.getLogger("airgrid.dispatch")
 
@@ -149,10 +151,9 @@ class DispatchWorker(CoreOwner):
         finally:
             WRITING.set(0)
             self.status.set("stopping", ready=False)
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                await _settle(task)
+            # A core call in flight is waited for (no two calls overlap on a core), longer
+            # than other tasks: a rebuild from a large registry takes seconds.
+            await cancel_within(tasks, "dispatch-worker", CORE_STOP_TIMEOUT_S)
             await self.registry_view.stop()
             await self.state_view.stop()
 
@@ -176,8 +177,7 @@ class DispatchWorker(CoreOwner):
             log.info("dispatch worker consuming incidents")
             await run_batches(consumer, self._handle_incidents, spec=self.spec, name="dispatch")
         finally:
-            ticker.cancel()
-            await _settle(ticker)
+            await cancel_within([ticker], "dispatch-incidents")
             if consumer is not None:
                 await stop_quietly(consumer.stop, "incident consumer")
 
@@ -287,12 +287,6 @@ class DispatchWorker(CoreOwner):
 _WATCHED_TOPICS = (INCIDENTS, REGISTRY_CHANGES, DRONE_STATE)
 # How often incidents without a decision are taken from the database (core_owner.py).
 _SWEEP_SECONDS = 10.0
-
-
-async def _settle(task: asyncio.Task[None]) -> None:
-    """Wait for a cancelled task to finish; why it ended was reported already or is moot."""
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
 
 
 async def run_worker(settings: Settings) -> None:

@@ -14,6 +14,7 @@ from airgrid.config import Settings, get_settings
 from airgrid.reference import ReferenceData, load_reference
 from airgrid.revocations import on_revocation
 from airgrid.service_app import Infrastructure, create_service_app
+from airgrid.worker_runs import cancel_within
 from services.telemetry.api import router
 from services.telemetry.case_escalator import CaseEscalator
 from services.telemetry.case_keeper import CaseKeeper
@@ -47,9 +48,7 @@ async def enforce_retention(infra: Infrastructure, settings: Settings) -> None:
 
 
 async def cancel_and_wait(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
+    await cancel_within([task], "telemetry")
 
 
 def case_escalator(
