@@ -3,7 +3,8 @@ seeded run.
 
 The live side is the SLA report's own run (`measure`) against the three services on the
 test broker and PostgreSQL; the accelerated side is the same seed, rate, start hour and
-docked start on the simulated clock. Patrols and rebalancing are off on both sides: when they
+docked start on the simulated clock. Case escalation is off on the live side (the fast twin
+does not escalate). Patrols and rebalancing are off on both sides: when they
 start depends on the phase of the live worker's clock against the fleet's first reports, so
 with them the two runs would see different fleets and be compared on the clock's phase, not
 on dispatch.
@@ -75,6 +76,11 @@ async def test_the_fast_twin_decides_as_the_live_twin_on_a_short_seeded_run(
                 "database_url": database,
                 "patrol_enabled": False,
                 "rebalance_enabled": False,
+                # The fast twin's cameras only watch; live, an escalated case would post an
+                # incident the fast side never sees. Escalations here go nowhere (refused
+                # connections, retried in the background), so both sides get the same load.
+                "dispatch_url": "http://127.0.0.1:9",
+                "dispatch_key": "escalation-off",
             }
         ),
         run_dir=tmp_path / "live",
