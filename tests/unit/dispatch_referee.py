@@ -169,9 +169,11 @@ class Referee:
         for incident_id, request in self.requests.items():
             if incident_id in self.cancelled or incident_id in self.linked:
                 continue
-            covered = {m.slot for m in self.active.values() if m.incident_id == incident_id}
+            # A relay relief holds slot s + k·drones_needed of the slot s it keeps covered.
+            n = request.drones_needed
+            covered = {m.slot % n for m in self.active.values() if m.incident_id == incident_id}
             waits, reason = self.waiting.get(incident_id, ((), ""))
-            flown = self.flown.get(incident_id, set())
+            flown = {s % n for s in self.flown.get(incident_id, set())}
             assert not (covered & set(waits)), f"{incident_id}: a slot both covered and queued"
             assert covered | set(waits) | flown == set(range(request.drones_needed)), (
                 f"{incident_id}: a slot without an outcome"
